@@ -1,0 +1,193 @@
+//! The command line: what the user typed, parsed and validated into [`Options`].
+//!
+//! Cargo runs an external subcommand as `cargo-safeclean safeclean ARGS…`; [`Options::parse_from_env`] drops that
+//! word so the binary works both as `cargo safeclean` and when run directly.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// Kill what holds a cargo target dir, recreate it, and verify the build.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "cargo-safeclean",
+    bin_name = "cargo safeclean",
+    version,
+    about = "Stop the processes that hold a workspace's target dir, recreate it atomically, and run a verifying `cargo check`",
+    after_help = "Exit codes: 0 done, 1 unexpected error, 2 usage, 3 refused by the guard, 4 holders remain, \
+                  5 removing failed, 6 cargo check failed, 130 interrupted."
+)]
+pub struct Options {
+    /// Path to the workspace's Cargo.toml (default: found as cargo does).
+    #[arg(long, value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
+
+    /// Clean this directory instead of the target dir cargo reports.
+    #[arg(long, value_name = "DIR")]
+    pub target_dir: Option<PathBuf>,
+
+    /// Scan and print the plan; signal nothing, delete nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+
+    /// Time between SIGTERM and SIGKILL (e.g. 500ms, 2s, 1m).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub grace: Duration,
+
+    /// How long to wait for a process to exit after SIGKILL.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub kill_timeout: Duration,
+
+    /// Signal nothing; if a holder would be terminated, change nothing and exit 4.
+    #[arg(long, conflicts_with = "all_holders")]
+    pub no_kill: bool,
+
+    /// Also terminate holders that are spared by default (rust-analyzer, shells, anything else).
+    #[arg(long)]
+    pub all_holders: bool,
+
+    /// Do nothing (exit 0) unless something holds the target or build dir.
+    #[arg(long)]
+    pub only_if_held: bool,
+
+    /// Skip the verifying `cargo check`.
+    #[arg(long)]
+    pub no_verify: bool,
+
+    /// Clean a dir that does not look like a cargo target dir (never /, $HOME, the workspace or its ancestors).
+    #[arg(long)]
+    pub force: bool,
+
+    /// Output format: human text on stderr, or JSON lines on stdout.
+    #[arg(long, value_name = "FMT", value_enum, default_value_t = MessageFormat::Human)]
+    pub message_format: MessageFormat,
+
+    /// Coloring: auto, always, never.
+    #[arg(long, value_name = "WHEN", value_enum, default_value_t = Color::Auto)]
+    pub color: Color,
+
+    /// Print only warnings and errors.
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Print more: every handle of every holder.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Holder scanner: `proc` (Linux /proc) or `lsof` (portable). For testing the portable path.
+    #[arg(long, hide = true, env = "SAFECLEAN_SCAN_BACKEND", value_enum, default_value_t = ScanBackend::Auto)]
+    pub scan_backend: ScanBackend,
+
+    /// Process handles: `pidfd` or `kill` (start-time check, then kill(2) and polling). For testing the fallback.
+    #[arg(long, hide = true, env = "SAFECLEAN_SIGNAL_BACKEND", value_enum, default_value_t = SignalBackend::Auto)]
+    pub signal_backend: SignalBackend,
+
+    /// Arguments passed to `cargo check`.
+    #[arg(last = true, value_name = "CHECK_ARGS")]
+    pub check_args: Vec<OsString>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MessageFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScanBackend {
+    Auto,
+    Proc,
+    Lsof,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SignalBackend {
+    Auto,
+    Pidfd,
+    Kill,
+}
+
+impl Options {
+    /// Parses the process arguments, accepting the `safeclean` word that cargo passes first.
+    pub fn parse_from_env() -> Self {
+        Self::parse_from(strip_subcommand_word(std::env::args_os()))
+    }
+
+    /// Parses `args` (program name first) as [`Self::parse_from_env`] does, returning clap's error.
+    pub fn try_parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Self, clap::Error> {
+        Self::try_parse_from(strip_subcommand_word(args))
+    }
+}
+
+fn strip_subcommand_word<I: IntoIterator<Item = OsString>>(args: I) -> Vec<OsString> {
+    let mut args: Vec<OsString> = args.into_iter().collect();
+    if args.get(1).is_some_and(|a| a == "safeclean") {
+        args.remove(1);
+    }
+    args
+}
+
+/// Parses `500ms`, `2s`, `1m`, `1.5s` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 =
+        number.parse().map_err(|_| format!("`{text}` is not a duration; write it like 500ms, 2s or 1m"))?;
+    let scale = match unit.trim() {
+        "ms" => 0.001,
+        "" | "s" => 1.0,
+        "m" | "min" => 60.0,
+        other => return Err(format!("unknown unit `{other}` in `{text}`; use ms, s or m")),
+    };
+    Duration::try_from_secs_f64(value * scale).map_err(|e| format!("`{text}` is out of range: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_mins(1)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("5h").is_err());
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn accepts_the_word_cargo_passes() {
+        let direct = Options::try_parse_args(["cargo-safeclean", "-n"].map(OsString::from)).unwrap();
+        let via_cargo = Options::try_parse_args(["cargo-safeclean", "safeclean", "-n"].map(OsString::from)).unwrap();
+        assert!(direct.dry_run && via_cargo.dry_run);
+    }
+
+    #[test]
+    fn check_args_pass_through() {
+        let o = Options::try_parse_args(
+            ["cargo-safeclean", "--grace", "1s", "--", "--all-targets", "-p", "x"].map(OsString::from),
+        )
+        .unwrap();
+        assert_eq!(o.grace, Duration::from_secs(1));
+        assert_eq!(o.check_args, ["--all-targets", "-p", "x"].map(OsString::from));
+    }
+
+    #[test]
+    fn clap_definition_is_valid() {
+        use clap::CommandFactory;
+        Options::command().debug_assert();
+    }
+}

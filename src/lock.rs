@@ -1,0 +1,100 @@
+//! Advisory locks: the lock that serialises runs on one target dir, and probing cargo's own build locks.
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rustix::fs::{FlockOperation, flock};
+use rustix::io::Errno;
+
+use crate::interrupt::Interrupt;
+
+/// Held for a whole run; released on drop or when the process dies (even by SIGKILL).
+#[derive(Debug)]
+pub struct RunLock {
+    _dir: File,
+}
+
+/// Takes the run lock for `target_dir`: an `flock` on its parent directory, which survives the target dir being
+/// renamed and leaves no file behind. Concurrent runs on one target dir would otherwise stop each other's
+/// verifying `cargo check` and sweep each other's trash. `on_wait` is called once if another run holds it.
+pub fn run_lock(target_dir: &Path, interrupt: &Interrupt, on_wait: impl FnOnce()) -> io::Result<Option<RunLock>> {
+    let Some(parent) = target_dir.parent() else { return Ok(None) };
+    let dir = match File::open(parent) {
+        Ok(d) => d,
+        // No parent to lock (it will be created by cargo later): nothing can race on it either.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut on_wait = Some(on_wait);
+    loop {
+        match flock(&dir, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(Some(RunLock { _dir: dir })),
+            Err(Errno::WOULDBLOCK) => {
+                if let Some(f) = on_wait.take() {
+                    f();
+                }
+                if interrupt.is_set() {
+                    return Err(io::Error::from(io::ErrorKind::Interrupted));
+                }
+                // Short naps: a blocking flock would not notice Ctrl-C (signal-hook restarts syscalls).
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Cargo's lock files in `dir`: `<profile>/.cargo-lock` (and cargo 1.96's build and artifact locks), also under
+/// `<triple>/<profile>/`.
+#[must_use]
+pub fn cargo_locks(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    collect_locks(dir, 3, &mut out);
+    out.sort();
+    out
+}
+
+fn collect_locks(dir: &Path, depth: u32, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Ok(t) = e.file_type() else { continue };
+        if t.is_file() && matches!(name.to_str(), Some(".cargo-lock" | ".cargo-build-lock" | ".cargo-artifact-lock")) {
+            out.push(e.path());
+        } else if t.is_dir() && depth > 1 && !name.to_string_lossy().starts_with(".safeclean-trash-") {
+            collect_locks(&e.path(), depth - 1, out);
+        }
+    }
+}
+
+/// Whether some process holds `lock` right now: a non-blocking exclusive `flock`, released at once.
+#[must_use]
+pub fn is_held(lock: &Path) -> bool {
+    let Ok(file) = File::open(lock) else { return false };
+    matches!(flock(&file, FlockOperation::NonBlockingLockExclusive), Err(Errno::WOULDBLOCK))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probes_locks() {
+        let d = std::env::temp_dir().join(format!("safeclean-lock-{}", std::process::id()));
+        std::fs::create_dir_all(d.join("debug")).unwrap();
+        std::fs::create_dir_all(d.join("x86_64-unknown-linux-gnu/release")).unwrap();
+        std::fs::write(d.join("debug/.cargo-lock"), "").unwrap();
+        std::fs::write(d.join("x86_64-unknown-linux-gnu/release/.cargo-lock"), "").unwrap();
+        let locks = cargo_locks(&d);
+        assert_eq!(locks.len(), 2);
+        assert!(!is_held(&locks[0]));
+        let held = File::open(&locks[0]).unwrap();
+        flock(&held, FlockOperation::LockExclusive).unwrap();
+        assert!(is_held(&locks[0]));
+        drop(held);
+        assert!(!is_held(&locks[0]));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}

@@ -1,0 +1,255 @@
+//! Who a holder is and what happens to it: pure functions over scanned data, no I/O.
+//!
+//! A process is a holder only because of what it holds; its name decides only its kind. `build-child` is the one
+//! kind that reaches beyond the holders: the descendants of a holder to terminate, and the members of a process
+//! group that such a holder leads.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::Path;
+
+use crate::model::{Holder, Kind, Process, Relation, SpareReason, Verdict};
+use crate::process::Table;
+use crate::scan::{Found, Roots};
+
+/// What the policy needs besides the scan.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub all_holders: bool,
+    /// Never signalled: this process, its ancestors, pid 1.
+    pub protected: HashSet<u32>,
+}
+
+impl Policy {
+    /// The policy for this process: it protects itself and its ancestors.
+    #[must_use]
+    pub fn for_self(table: &Table, all_holders: bool) -> Self {
+        let me = std::process::id();
+        let mut protected: HashSet<u32> = table.ancestors(me).into_iter().collect();
+        protected.extend([me, 1]);
+        Policy { all_holders, protected }
+    }
+}
+
+/// The kind of a process that holds something under `roots`.
+#[must_use]
+pub fn kind_of(p: &Process, roots: &Roots) -> Kind {
+    if let Some(exe) = &p.exe
+        && roots.contains(exe)
+    {
+        return if is_build_script(exe) { Kind::BuildScript } else { Kind::TargetBinary };
+    }
+    let name = p.display_name();
+    let arg0 = p.cmdline.first().map_or("", |a| a.rsplit('/').next().unwrap_or(a));
+    match name {
+        "cargo" => Kind::Cargo,
+        "rustc" | "rustdoc" | "clippy-driver" => Kind::Rustc,
+        n if n.starts_with("rust-analyzer") => Kind::Ide,
+        // rustup proxies keep the toolchain binary's name in argv[0].
+        _ if arg0 == "cargo" => Kind::Cargo,
+        _ if matches!(arg0, "rustc" | "rustdoc" | "clippy-driver") => Kind::Rustc,
+        _ if arg0.starts_with("rust-analyzer") => Kind::Ide,
+        _ => Kind::Other,
+    }
+}
+
+/// `…/build/<pkg>-<hash>/build-script-<name>`.
+fn is_build_script(exe: &Path) -> bool {
+    let named = exe.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("build-script-"));
+    let in_build = exe.parent().and_then(Path::parent).and_then(Path::file_name).is_some_and(|n| n == "build");
+    named && in_build
+}
+
+/// Turns scan results into holders with kinds and verdicts, adds the build children, and says how each relates
+/// to its parent. Computed once, before anything is signalled, so a dying parent cannot hide a child.
+#[must_use]
+pub fn decide(found: Vec<Found>, table: &Table, roots: &Roots, policy: &Policy) -> Vec<Holder> {
+    let mut holders: Vec<Holder> = found
+        .into_iter()
+        .map(|f| {
+            let kind = kind_of(&f.process, roots);
+            holder(f.process, f.handles, kind, None, policy)
+        })
+        .collect();
+    let children = build_children(&holders, table, policy);
+    holders.extend(children);
+    for h in &mut holders {
+        h.relation = relation(&h.process, table);
+    }
+    holders.sort_by_key(|h| h.process.pid);
+    holders
+}
+
+fn holder(
+    process: Process,
+    handles: Vec<crate::model::Handle>,
+    kind: Kind,
+    via: Option<u32>,
+    policy: &Policy,
+) -> Holder {
+    let (verdict, spare_reason) = if policy.protected.contains(&process.pid) {
+        (Verdict::Spare, Some(SpareReason::Protected))
+    } else if matches!(kind, Kind::Ide | Kind::Other) && !policy.all_holders {
+        (Verdict::Spare, Some(SpareReason::Policy))
+    } else {
+        (Verdict::Terminate, None)
+    };
+    Holder { process, handles, kind, verdict, spare_reason, relation: None, via, outcome: None, note: None }
+}
+
+/// Descendants of holders to terminate, and members of process groups they lead, that are not holders themselves.
+fn build_children(holders: &[Holder], table: &Table, policy: &Policy) -> Vec<Holder> {
+    let known: HashSet<u32> = holders.iter().map(|h| h.process.pid).collect();
+    let children = table.children();
+    let mut groups: HashMap<u32, Vec<u32>> = HashMap::new();
+    for p in table.procs.values() {
+        groups.entry(p.pgid).or_default().push(p.pid);
+    }
+    let mut via: HashMap<u32, u32> = HashMap::new();
+    let roots: Vec<&Holder> = holders.iter().filter(|h| h.verdict == Verdict::Terminate).collect();
+    // Trees first, so that a process is shown as its parent's child; then the groups those holders lead.
+    let mut seen: HashSet<u32> = HashSet::new();
+    descend(roots.iter().map(|h| h.process.pid), &children, &mut via, &mut seen);
+    for h in roots.iter().filter(|h| h.process.pgid == h.process.pid) {
+        let members: Vec<u32> = groups.get(&h.process.pid).into_iter().flatten().copied().collect();
+        for &m in &members {
+            via.entry(m).or_insert(h.process.pid);
+        }
+        descend(members.into_iter(), &children, &mut via, &mut seen);
+    }
+    let mut out: Vec<Holder> = via
+        .into_iter()
+        .filter(|(pid, _)| !known.contains(pid) && !policy.protected.contains(pid))
+        .filter_map(|(pid, parent)| {
+            let mut p = table.procs.get(&pid)?.clone();
+            crate::process::fill_details(&mut p);
+            Some(holder(p, Vec::new(), Kind::BuildChild, Some(parent), policy))
+        })
+        .collect();
+    out.sort_by_key(|h| h.process.pid);
+    out
+}
+
+/// Walks down from `starts`, recording for each descendant the parent it was reached from.
+fn descend(
+    starts: impl Iterator<Item = u32>,
+    children: &HashMap<u32, Vec<u32>>,
+    via: &mut HashMap<u32, u32>,
+    seen: &mut HashSet<u32>,
+) {
+    let mut queue: VecDeque<u32> = starts.collect();
+    while let Some(pid) = queue.pop_front() {
+        if !seen.insert(pid) {
+            continue;
+        }
+        for &kid in children.get(&pid).into_iter().flatten() {
+            via.entry(kid).or_insert(pid);
+            queue.push_back(kid);
+        }
+    }
+}
+
+/// `child of NAME pid N` while the parent lives; orphaned once reparented to init or a subreaper.
+fn relation(p: &Process, table: &Table) -> Option<Relation> {
+    if p.ppid == 1 {
+        return Some(Relation::Orphaned);
+    }
+    let parent = table.procs.get(&p.ppid)?;
+    let leader_gone = p.pgid != p.pid && !table.procs.contains_key(&p.pgid);
+    if leader_gone && parent.pgid != p.pgid {
+        return Some(Relation::Orphaned);
+    }
+    Some(Relation::ChildOf { pid: parent.pid, name: parent.display_name().to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Handle, HandleKind};
+    use std::path::PathBuf;
+
+    fn proc(pid: u32, parent: u32, group: u32, name: &str, exe: &str) -> Process {
+        Process {
+            pid,
+            ppid: parent,
+            pgid: group,
+            start_time: 1,
+            name: name.into(),
+            cmdline: vec![name.into()],
+            exe: Some(PathBuf::from(exe)),
+            uid: None,
+        }
+    }
+
+    fn roots() -> Roots {
+        Roots::new([Path::new("/w/target")])
+    }
+
+    fn found(p: &Process) -> Found {
+        Found { process: p.clone(), handles: vec![Handle { kind: HandleKind::Cwd, path: "/w/target".into() }] }
+    }
+
+    #[test]
+    fn kinds() {
+        let r = roots();
+        let k = |name: &str, exe: &str| kind_of(&proc(9, 1, 9, name, exe), &r);
+        assert_eq!(k("cargo", "/home/u/.rustup/toolchains/x/bin/cargo"), Kind::Cargo);
+        assert_eq!(k("rustc", "/opt/rustc"), Kind::Rustc);
+        assert_eq!(k("clippy-driver", "/opt/clippy-driver"), Kind::Rustc);
+        assert_eq!(k("build-script-bu", "/w/target/debug/build/a-1/build-script-build"), Kind::BuildScript);
+        assert_eq!(k("a-1", "/w/target/debug/deps/a-1"), Kind::TargetBinary);
+        assert_eq!(k("rust-analyzer-p", "/opt/rust-analyzer-proc-macro-srv"), Kind::Ide);
+        assert_eq!(k("bash", "/bin/bash"), Kind::Other);
+        // A program named cargo that lives in target/ is a target binary: where it runs from wins.
+        assert_eq!(k("cargo", "/w/target/debug/cargo"), Kind::TargetBinary);
+    }
+
+    #[test]
+    fn verdicts_and_protection() {
+        let table = Table::default();
+        let p = Policy { all_holders: false, protected: [5].into() };
+        let mk = |pid, name: &str, exe: &str| found(&proc(pid, 1, pid, name, exe));
+        let hs = decide(
+            vec![mk(5, "cargo", "/bin/cargo"), mk(6, "bash", "/bin/bash"), mk(7, "rustc", "/bin/rustc")],
+            &table,
+            &roots(),
+            &p,
+        );
+        let v: Vec<(u32, Verdict)> = hs.iter().map(|h| (h.process.pid, h.verdict)).collect();
+        assert_eq!(v, vec![(5, Verdict::Spare), (6, Verdict::Spare), (7, Verdict::Terminate)]);
+        assert_eq!(hs[0].spare_reason, Some(SpareReason::Protected));
+        let all = Policy { all_holders: true, ..p };
+        let hs = decide(vec![mk(5, "cargo", "/bin/cargo"), mk(6, "bash", "/bin/bash")], &table, &roots(), &all);
+        assert_eq!(hs.iter().map(|h| h.verdict).collect::<Vec<_>>(), [Verdict::Spare, Verdict::Terminate]);
+    }
+
+    #[test]
+    fn build_children_follow_trees_and_led_groups_only() {
+        // 10 cargo (group leader) → 11 build script → 12 cc; 13 in group 10 reparented to 1;
+        // 20 a shell leading group 20 with 21 (a holder-less sibling), 22 holder started by the shell.
+        let procs = [
+            proc(10, 2, 10, "cargo", "/bin/cargo"),
+            proc(11, 10, 10, "build-script-build", "/w/target/debug/build/a-1/build-script-build"),
+            proc(12, 11, 10, "cc", "/usr/bin/cc"),
+            proc(13, 1, 10, "server", "/usr/bin/server"),
+            proc(20, 2, 20, "bash", "/bin/bash"),
+            proc(21, 20, 20, "vim", "/usr/bin/vim"),
+            proc(22, 20, 20, "rustc", "/bin/rustc"),
+        ];
+        let table = Table { procs: procs.iter().map(|p| (p.pid, p.clone())).collect() };
+        let policy = Policy { all_holders: false, protected: HashSet::new() };
+        let hs = decide(vec![found(&procs[0]), found(&procs[1]), found(&procs[6])], &table, &roots(), &policy);
+        let got: Vec<(u32, Kind, Option<u32>)> = hs.iter().map(|h| (h.process.pid, h.kind, h.via)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (10, Kind::Cargo, None),
+                (11, Kind::BuildScript, None),
+                (12, Kind::BuildChild, Some(11)),
+                (13, Kind::BuildChild, Some(10)),
+                (22, Kind::Rustc, None),
+            ]
+        );
+        assert_eq!(hs[3].relation, Some(Relation::Orphaned));
+        assert_eq!(hs[1].relation, Some(Relation::ChildOf { pid: 10, name: "cargo".into() }));
+    }
+}

@@ -1,0 +1,458 @@
+//! Deleting a trash tree fast and safely.
+//!
+//! Every operation is relative to an open directory fd (`openat`/`unlinkat` with `O_NOFOLLOW`), so no path is
+//! trusted twice and no symlink is ever followed — the class of bug behind CVE-2022-21658. Work is split into
+//! tasks (list a dir, unlink a chunk of its files) on a bounded pool; a dir is removed from its parent when its
+//! last task ends. It never crosses into another filesystem, makes read-only dirs writable, handles names that are
+//! not UTF-8 and trees deeper than `PATH_MAX`, and tolerates entries that vanish underneath it.
+
+use std::ffi::{CStr, CString, OsStr};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Instant;
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use rustix::io::Errno;
+
+use crate::interrupt::Interrupt;
+use crate::model::Removed;
+
+/// How many names one unlink task takes, so that one huge directory is shared among all workers.
+const CHUNK: usize = 256;
+
+/// Counters that the reporter reads while the purge runs.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub files: AtomicU64,
+    pub bytes: AtomicU64,
+}
+
+/// What a purge could not do.
+#[derive(Debug, Default)]
+pub struct Problems {
+    /// Mount points found inside the trash and left alone.
+    pub skipped_mounts: Vec<PathBuf>,
+    /// Entries that could not be removed, with why.
+    pub errors: Vec<(PathBuf, std::io::Error)>,
+}
+
+/// The purge's result.
+#[derive(Debug, Default)]
+pub struct Purged {
+    pub removed: Removed,
+    pub problems: Problems,
+    pub interrupted: bool,
+}
+
+/// The number of workers: unlinks wait on the disk (a discard per file here), so more in flight than cores pays.
+#[must_use]
+pub fn default_workers() -> usize {
+    if let Some(n) = std::env::var("SAFECLEAN_PURGE_THREADS").ok().and_then(|v| v.parse().ok()) {
+        return std::cmp::max(n, 1);
+    }
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    (cores * 4).clamp(4, 32)
+}
+
+/// Removes each of `roots` (directories; a symlink is removed, not followed) and everything below it.
+pub fn purge(roots: &[PathBuf], workers: usize, progress: &Progress, interrupt: &Interrupt) -> Purged {
+    raise_fd_limit();
+    let start = Instant::now();
+    let pool = Pool { queue: Mutex::new((Vec::new(), 0)), ready: Condvar::new(), problems: Mutex::default() };
+    for root in roots {
+        pool.start_root(root);
+    }
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for _ in 0..workers.max(1) {
+            s.spawn(|| pool.work(progress, interrupt, &stop));
+        }
+    });
+    Purged {
+        removed: Removed {
+            files: progress.files.load(Ordering::Relaxed),
+            bytes: progress.bytes.load(Ordering::Relaxed),
+            duration_ms: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
+        },
+        problems: pool.problems.into_inner().unwrap_or_default(),
+        interrupted: stop.load(Ordering::Relaxed),
+    }
+}
+
+/// An open directory being emptied.
+struct Dir {
+    fd: OwnedFd,
+    dev: u64,
+    path: PathBuf,
+    /// The dir to remove this one from when it is empty; `None` for a dir we only empty (a root's parent).
+    parent: Option<(Arc<Dir>, CString)>,
+    /// Tasks that still refer to this dir, plus one for its own listing.
+    pending: AtomicUsize,
+    /// A mount point or an error below: this dir cannot become empty, so do not try to remove it.
+    blocked: AtomicBool,
+    made_writable: AtomicBool,
+}
+
+enum Task {
+    /// Open `name` in `parent` and list it.
+    Open { parent: Arc<Dir>, name: CString },
+    /// Unlink these non-directory entries of `dir`.
+    Unlink { dir: Arc<Dir>, names: Vec<CString> },
+}
+
+struct Pool {
+    /// The task stack (LIFO keeps the number of open dirs near the tree depth) and the count of tasks in flight.
+    queue: Mutex<(Vec<Task>, usize)>,
+    ready: Condvar,
+    problems: Mutex<Problems>,
+}
+
+impl Pool {
+    fn push(&self, task: Task) {
+        let mut q = self.queue.lock().expect("purge queue poisoned");
+        q.0.push(task);
+        q.1 += 1;
+        drop(q);
+        self.ready.notify_one();
+    }
+
+    fn error(&self, path: PathBuf, e: impl Into<std::io::Error>) {
+        self.problems.lock().expect("purge problems poisoned").errors.push((path, e.into()));
+    }
+
+    fn start_root(&self, root: &Path) {
+        let (Some(parent), Some(name)) = (root.parent(), root.file_name()) else {
+            self.error(root.to_path_buf(), std::io::Error::other("not a removable path"));
+            return;
+        };
+        let fd = match rustix::fs::open(parent, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return,
+            Err(e) => return self.error(parent.to_path_buf(), e),
+        };
+        let dev = rustix::fs::fstat(&fd).map(|s| s.st_dev).unwrap_or_default();
+        let holder = Arc::new(Dir {
+            fd,
+            dev,
+            path: parent.to_path_buf(),
+            parent: None,
+            pending: AtomicUsize::new(1),
+            blocked: AtomicBool::new(false),
+            made_writable: AtomicBool::new(false),
+        });
+        self.push(Task::Open { parent: holder, name: cstring(name) });
+    }
+
+    fn work(&self, progress: &Progress, interrupt: &Interrupt, stop: &AtomicBool) {
+        loop {
+            let task = {
+                let mut q = self.queue.lock().expect("purge queue poisoned");
+                loop {
+                    if interrupt.is_set() || stop.load(Ordering::Relaxed) {
+                        stop.store(true, Ordering::Relaxed);
+                        self.ready.notify_all();
+                        return;
+                    }
+                    if let Some(t) = q.0.pop() {
+                        break t;
+                    }
+                    if q.1 == 0 {
+                        self.ready.notify_all();
+                        return;
+                    }
+                    q = self.ready.wait(q).expect("purge queue poisoned");
+                }
+            };
+            match task {
+                Task::Open { parent, name } => self.open_and_list(&parent, &name, progress),
+                Task::Unlink { dir, names } => {
+                    for name in &names {
+                        self.unlink(&dir, name, progress);
+                    }
+                    self.release(&dir);
+                }
+            }
+            let mut q = self.queue.lock().expect("purge queue poisoned");
+            q.1 -= 1;
+            if q.1 == 0 {
+                self.ready.notify_all();
+            }
+        }
+    }
+
+    fn open_and_list(&self, parent: &Arc<Dir>, name: &CStr, progress: &Progress) {
+        let path = parent.path.join(OsStr::from_bytes(name.to_bytes()));
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let mut opened = rustix::fs::openat(&parent.fd, name, flags, Mode::empty());
+        if matches!(opened, Err(Errno::ACCESS | Errno::PERM)) && make_dir_accessible(&parent.fd, name).is_ok() {
+            opened = rustix::fs::openat(&parent.fd, name, flags, Mode::empty());
+        }
+        let fd = match opened {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return self.release(parent),
+            // It turned out not to be a directory (a symlink, or swapped under us): unlink it as a file.
+            Err(Errno::NOTDIR | Errno::LOOP) => {
+                self.unlink(parent, name, progress);
+                return self.release(parent);
+            }
+            Err(e) => {
+                self.error(path, e);
+                parent.blocked.store(true, Ordering::Relaxed);
+                return self.release(parent);
+            }
+        };
+        let dev = match rustix::fs::fstat(&fd) {
+            Ok(st) => st.st_dev,
+            Err(e) => {
+                self.error(path, e);
+                parent.blocked.store(true, Ordering::Relaxed);
+                return self.release(parent);
+            }
+        };
+        if dev != parent.dev && parent.parent.is_some() {
+            self.problems.lock().expect("purge problems poisoned").skipped_mounts.push(path);
+            parent.blocked.store(true, Ordering::Relaxed);
+            return self.release(parent);
+        }
+        let dir = Arc::new(Dir {
+            fd,
+            dev,
+            path,
+            parent: Some((Arc::clone(parent), name.to_owned())),
+            pending: AtomicUsize::new(1),
+            blocked: AtomicBool::new(false),
+            made_writable: AtomicBool::new(false),
+        });
+        self.list(&dir, progress);
+        self.release(&dir);
+    }
+
+    fn list(&self, dir: &Arc<Dir>, progress: &Progress) {
+        let listing = match rustix::fs::Dir::read_from(&dir.fd) {
+            Ok(d) => d,
+            Err(e) => {
+                self.error(dir.path.clone(), e);
+                dir.blocked.store(true, Ordering::Relaxed);
+                return;
+            }
+        };
+        let mut files = Vec::new();
+        for entry in listing {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    self.error(dir.path.clone(), e);
+                    dir.blocked.store(true, Ordering::Relaxed);
+                    break;
+                }
+            };
+            let name = entry.file_name();
+            if name == c"." || name == c".." {
+                continue;
+            }
+            match entry.file_type() {
+                FileType::Directory => {
+                    dir.pending.fetch_add(1, Ordering::AcqRel);
+                    self.push(Task::Open { parent: Arc::clone(dir), name: name.to_owned() });
+                }
+                _ => files.push(name.to_owned()),
+            }
+            if files.len() == CHUNK {
+                dir.pending.fetch_add(1, Ordering::AcqRel);
+                self.push(Task::Unlink { dir: Arc::clone(dir), names: std::mem::take(&mut files) });
+            }
+        }
+        for name in &files {
+            self.unlink(dir, name, progress);
+        }
+    }
+
+    /// Unlinks one non-directory entry (or, if it turns out to be a directory, queues it).
+    fn unlink(&self, dir: &Arc<Dir>, name: &CStr, progress: &Progress) {
+        let stat = rustix::fs::statat(&dir.fd, name, AtFlags::SYMLINK_NOFOLLOW);
+        if let Ok(st) = &stat
+            && FileType::from_raw_mode(st.st_mode) == FileType::Directory
+        {
+            dir.pending.fetch_add(1, Ordering::AcqRel);
+            return self.push(Task::Open { parent: Arc::clone(dir), name: name.to_owned() });
+        }
+        let mut result = rustix::fs::unlinkat(&dir.fd, name, AtFlags::empty());
+        if matches!(result, Err(Errno::ACCESS | Errno::PERM)) && make_writable(dir) {
+            result = rustix::fs::unlinkat(&dir.fd, name, AtFlags::empty());
+        }
+        match result {
+            Ok(()) => {
+                progress.files.fetch_add(1, Ordering::Relaxed);
+                let size = stat.map_or(0, |s| u64::try_from(s.st_size).unwrap_or(0));
+                progress.bytes.fetch_add(size, Ordering::Relaxed);
+            }
+            Err(Errno::NOENT) => {}
+            Err(Errno::ISDIR) => {
+                dir.pending.fetch_add(1, Ordering::AcqRel);
+                self.push(Task::Open { parent: Arc::clone(dir), name: name.to_owned() });
+            }
+            Err(e) => {
+                self.error(dir.path.join(OsStr::from_bytes(name.to_bytes())), e);
+                dir.blocked.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Drops one reference to `dir`; the last one removes it from its parent, and so on upwards.
+    fn release(&self, dir: &Arc<Dir>) {
+        if dir.pending.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return;
+        }
+        let Some((parent, name)) = &dir.parent else { return };
+        if dir.blocked.load(Ordering::Relaxed) {
+            parent.blocked.store(true, Ordering::Relaxed);
+        } else {
+            let mut result = rustix::fs::unlinkat(&parent.fd, name.as_c_str(), AtFlags::REMOVEDIR);
+            if matches!(result, Err(Errno::ACCESS | Errno::PERM)) && make_writable(parent) {
+                result = rustix::fs::unlinkat(&parent.fd, name.as_c_str(), AtFlags::REMOVEDIR);
+            }
+            match result {
+                Ok(()) | Err(Errno::NOENT) => {}
+                Err(e) => {
+                    self.error(dir.path.clone(), e);
+                    parent.blocked.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+        self.release(parent);
+    }
+}
+
+/// Gives the owner rwx on `dir` so its entries can be unlinked; true if it changed something.
+fn make_writable(dir: &Dir) -> bool {
+    !dir.made_writable.swap(true, Ordering::AcqRel) && rustix::fs::fchmod(&dir.fd, Mode::RWXU).is_ok()
+}
+
+/// Gives the owner rwx on the directory `name` in `parent` without following a symlink: it is opened with
+/// `O_PATH | O_NOFOLLOW`, and changed through `/proc/self/fd`, which names exactly that inode.
+fn make_dir_accessible(parent: &OwnedFd, name: &CStr) -> rustix::io::Result<()> {
+    let fd = rustix::fs::openat(
+        parent.as_fd(),
+        name,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let link = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
+    rustix::fs::chmod(link.as_str(), Mode::RWXU)
+}
+
+fn cstring(name: &OsStr) -> CString {
+    CString::new(name.as_bytes()).unwrap_or_default()
+}
+
+/// Deep trees keep one fd per level open; lift the soft limit to the hard one.
+fn raise_fd_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let _ = setrlimit(Resource::Nofile, rustix::process::Rlimit { current: limit.maximum, maximum: limit.maximum });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{PermissionsExt, symlink};
+
+    fn tmp(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("safeclean-purge-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn run(root: &Path) -> Purged {
+        let interrupt = Interrupt::manual().unwrap();
+        purge(&[root.to_path_buf()], 4, &Progress::default(), &interrupt)
+    }
+
+    #[test]
+    fn removes_a_tree_counting_files_and_bytes_and_keeps_symlink_targets() {
+        let d = tmp("tree");
+        let outside = d.join("outside");
+        std::fs::create_dir_all(outside.join("keep")).unwrap();
+        std::fs::write(outside.join("keep/file"), "precious").unwrap();
+        let t = d.join("trash");
+        for i in 0..10 {
+            std::fs::create_dir_all(t.join(format!("d{i}/e"))).unwrap();
+            for j in 0..300 {
+                std::fs::write(t.join(format!("d{i}/e/f{j}")), "12345").unwrap();
+            }
+        }
+        symlink(&outside, t.join("link-dir")).unwrap();
+        symlink(outside.join("keep/file"), t.join("d0/link-file")).unwrap();
+        let p = run(&t);
+        assert!(p.problems.errors.is_empty(), "{:?}", p.problems.errors);
+        assert!(!t.exists());
+        assert_eq!(p.removed.files, 3002);
+        assert!(p.removed.bytes >= 15_000);
+        assert_eq!(std::fs::read_to_string(outside.join("keep/file")).unwrap(), "precious");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn removes_read_only_and_unreadable_dirs() {
+        let d = tmp("ro");
+        let t = d.join("trash");
+        std::fs::create_dir_all(t.join("ro/inner")).unwrap();
+        std::fs::write(t.join("ro/inner/f"), "x").unwrap();
+        std::fs::set_permissions(t.join("ro/inner"), std::fs::Permissions::from_mode(0o000)).unwrap();
+        std::fs::set_permissions(t.join("ro"), std::fs::Permissions::from_mode(0o500)).unwrap();
+        let p = run(&t);
+        assert!(p.problems.errors.is_empty(), "{:?}", p.problems.errors);
+        assert!(!t.exists());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn removes_non_utf8_names_and_very_deep_trees() {
+        let d = tmp("deep");
+        let t = d.join("trash");
+        std::fs::create_dir_all(&t).unwrap();
+        std::fs::write(t.join(OsStr::from_bytes(b"bad-\xff-name")), "x").unwrap();
+        // Deeper than PATH_MAX (4096): built with relative mkdirs from inside the tree.
+        let mut fd = rustix::fs::open(&t, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        let name = "d".repeat(200);
+        for _ in 0..30 {
+            rustix::fs::mkdirat(&fd, name.as_str(), Mode::RWXU).unwrap();
+            fd = rustix::fs::openat(&fd, name.as_str(), OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        }
+        drop(rustix::fs::openat(&fd, "leaf", OFlags::CREATE | OFlags::WRONLY, Mode::RUSR).unwrap());
+        let p = run(&t);
+        assert!(p.problems.errors.is_empty(), "{:?}", p.problems.errors);
+        assert!(!t.exists());
+        assert_eq!(p.removed.files, 2);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_missing_root_is_nothing_to_do() {
+        let d = tmp("missing");
+        let p = run(&d.join("nope"));
+        assert!(p.problems.errors.is_empty());
+        assert_eq!(p.removed.files, 0);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn an_interrupted_purge_stops_and_leaves_the_rest() {
+        let d = tmp("intr");
+        let t = d.join("trash");
+        std::fs::create_dir_all(t.join("a")).unwrap();
+        std::fs::write(t.join("a/f"), "x").unwrap();
+        let interrupt = Interrupt::manual().unwrap();
+        interrupt.trigger();
+        let p = purge(std::slice::from_ref(&t), 2, &Progress::default(), &interrupt);
+        assert!(p.interrupted);
+        assert!(t.join("a/f").exists());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}

@@ -1,0 +1,256 @@
+//! One run of the pipeline, from options to a filled-in [`Summary`].
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::cli::{Color, MessageFormat, Options};
+use crate::error::{Error, Result};
+use crate::interrupt::Interrupt;
+use crate::model::{Holder, Outcome, Verdict};
+use crate::policy::{self, Policy};
+use crate::purge::{self, Progress};
+use crate::report::{Reporter, Summary};
+use crate::scan::{self, Roots};
+use crate::terminate::{self, Event, Settings, Target};
+use crate::{guard, lock, swap, verify, workspace};
+
+/// How many times to scan, stop and re-scan before giving up on holders that keep appearing.
+const ROUNDS: usize = 3;
+
+/// Runs `cargo safeclean` with `opts`, telling `reporter` as it goes and recording into `summary`.
+pub fn run(opts: &Options, reporter: &dyn Reporter, interrupt: &Interrupt, summary: &mut Summary) -> Result<()> {
+    if !cfg!(target_os = "linux") {
+        return Err(Error::Other(anyhow::anyhow!(
+            "cargo-safeclean runs on Linux only for now: the process table and pidfd handles have no backend for \
+             this platform yet (see the README)"
+        )));
+    }
+    summary.dry_run = opts.dry_run;
+    let dirs = workspace::resolve(opts.manifest_path.as_deref(), opts.target_dir.as_deref())?;
+    summary.dirs = Some(dirs.clone());
+    guard::check(&dirs, opts.force)?;
+    reporter.dirs(&dirs);
+
+    let _run_lock = if opts.dry_run {
+        None
+    } else {
+        lock::run_lock(&dirs.target_dir, interrupt, || reporter.waiting_for_other_run(&dirs.target_dir)).map_err(
+            |e| match e.kind() {
+                std::io::ErrorKind::Interrupted => Error::Interrupted("while waiting for another run"),
+                _ => Error::Other(anyhow::anyhow!("failed to lock the parent of {}: {e}", dirs.target_dir.display())),
+            },
+        )?
+    };
+
+    let roots = Roots::new(dirs.roots());
+    let mut holders = find_holders(opts, &roots)?;
+    summary.uninspectable = holders.1;
+    let mut holders = std::mem::take(&mut holders.0);
+
+    if opts.only_if_held && holders.is_empty() {
+        reporter.holders(&holders, &summary.uninspectable);
+        return Ok(());
+    }
+    if opts.dry_run {
+        for h in &mut holders {
+            h.outcome =
+                Some(if h.verdict == Verdict::Terminate { Outcome::WouldTerminate } else { Outcome::WouldSpare });
+        }
+        reporter.holders(&holders, &summary.uninspectable);
+        summary.holders = holders;
+        return Ok(());
+    }
+    reporter.holders(&holders, &summary.uninspectable);
+    for h in holders.iter_mut().filter(|h| h.verdict == Verdict::Spare) {
+        h.outcome = Some(Outcome::Spared);
+    }
+    summary.holders = holders;
+
+    if opts.no_kill {
+        let doomed: Vec<&mut Holder> = summary.holders.iter_mut().filter(|h| h.verdict == Verdict::Terminate).collect();
+        if !doomed.is_empty() {
+            let pids = doomed.iter().map(|h| h.process.pid.to_string()).collect::<Vec<_>>().join(", ");
+            for h in doomed {
+                h.outcome = Some(Outcome::WouldTerminate);
+            }
+            return Err(Error::HoldersRemain(format!(
+                "--no-kill was given and processes hold {} (pids {pids}); nothing was changed. Stop them, or run \
+                 without --no-kill",
+                dirs.target_dir.display()
+            )));
+        }
+    }
+    stop_until_free(opts, &roots, reporter, interrupt, summary)?;
+
+    // Swap every dir before purging any, so the tree is usable again as early as possible.
+    let id = swap::run_id();
+    let mut trash: Vec<PathBuf> = Vec::new();
+    for dir in dirs.roots() {
+        trash.extend(swap::swap(dir, &id)?);
+    }
+    purge_and_verify(opts, &dirs, &trash, reporter, interrupt, summary)
+}
+
+/// Scans and applies the policy.
+fn find_holders(opts: &Options, roots: &Roots) -> Result<(Vec<Holder>, scan::Uninspectable)> {
+    let scan = scan::scan(roots, opts.scan_backend, std::process::id())?;
+    let policy = Policy::for_self(&scan.table, opts.all_holders);
+    Ok((policy::decide(scan.found, &scan.table, roots, &policy), scan.uninspectable))
+}
+
+/// Terminates the holders in `summary`, re-scans, and repeats while new ones appear (a build started meanwhile)
+/// or a cargo lock is still taken. Fails with exit code 4 if any remain.
+fn stop_until_free(
+    opts: &Options,
+    roots: &Roots,
+    reporter: &dyn Reporter,
+    interrupt: &Interrupt,
+    summary: &mut Summary,
+) -> Result<()> {
+    let settings = Settings { grace: opts.grace, kill_timeout: opts.kill_timeout, backend: opts.signal_backend };
+    let mut pending: Vec<usize> = pending_indices(&summary.holders);
+    for round in 0..ROUNDS {
+        stop(&pending, settings, reporter, interrupt, summary)?;
+        let survivors: Vec<String> = summary
+            .holders
+            .iter()
+            .filter(|h| h.outcome == Some(Outcome::Survived))
+            .map(|h| {
+                format!("pid {} {} ({})", h.process.pid, h.process.display_name(), h.note.as_deref().unwrap_or(""))
+            })
+            .collect();
+        if !survivors.is_empty() {
+            return Err(Error::HoldersRemain(format!(
+                "{} still alive, so nothing was deleted: {}",
+                if survivors.len() == 1 { "a holder is" } else { "holders are" },
+                survivors.join("; ")
+            )));
+        }
+        let (again, _) = find_holders(opts, roots)?;
+        let again: Vec<Holder> = again.into_iter().filter(|h| h.verdict == Verdict::Terminate).collect();
+        let busy: Vec<PathBuf> =
+            roots.paths().iter().flat_map(|r| lock::cargo_locks(r)).filter(|l| lock::is_held(l)).collect();
+        if again.is_empty() && busy.is_empty() {
+            return Ok(());
+        }
+        if round + 1 == ROUNDS {
+            let who = again.iter().map(|h| format!("pid {} {}", h.process.pid, h.process.display_name()));
+            let locks =
+                busy.iter().map(|l| format!("{} is locked by a process that could not be inspected", l.display()));
+            return Err(Error::HoldersRemain(format!(
+                "processes keep taking hold of the target dir, so nothing was deleted: {}; stop what starts them \
+                 (an editor's cargo check, a watcher) and run again",
+                who.chain(locks).collect::<Vec<_>>().join("; ")
+            )));
+        }
+        reporter.holders(&again, &summary.uninspectable);
+        let start = summary.holders.len();
+        summary.holders.extend(again);
+        pending = (start..summary.holders.len()).collect();
+    }
+    Ok(())
+}
+
+fn pending_indices(holders: &[Holder]) -> Vec<usize> {
+    holders.iter().enumerate().filter(|(_, h)| h.verdict == Verdict::Terminate).map(|(i, _)| i).collect()
+}
+
+/// Stops the holders at `indices` of `summary.holders` together.
+fn stop(
+    indices: &[usize],
+    settings: Settings,
+    reporter: &dyn Reporter,
+    interrupt: &Interrupt,
+    summary: &mut Summary,
+) -> Result<()> {
+    if indices.is_empty() {
+        return Ok(());
+    }
+    let targets: Vec<Target> = indices
+        .iter()
+        .map(|&i| Target { pid: summary.holders[i].process.pid, start_time: summary.holders[i].process.start_time })
+        .collect();
+    let holders = &summary.holders;
+    let by_pid = |pid: u32| indices.iter().map(|&i| &holders[i]).find(|h| h.process.pid == pid);
+    let done = terminate::terminate(&targets, settings, interrupt, &mut |event| match event {
+        Event::Signal { pid, sig } => {
+            if let Some(h) = by_pid(pid) {
+                reporter.signal(h, sig);
+            }
+        }
+        Event::Ended { pid, ended } => {
+            if let Some(h) = by_pid(pid) {
+                reporter.ended(h, ended);
+            }
+        }
+    });
+    for (&i, ended) in indices.iter().zip(done.ended) {
+        summary.holders[i].outcome = Some(ended.outcome);
+        summary.holders[i].note = ended.note;
+    }
+    if done.interrupted {
+        return Err(Error::Interrupted("while stopping holders; nothing was deleted"));
+    }
+    Ok(())
+}
+
+/// Purges the trash while `cargo check` runs; the run ends when both have.
+fn purge_and_verify(
+    opts: &Options,
+    dirs: &workspace::Dirs,
+    trash: &[PathBuf],
+    reporter: &dyn Reporter,
+    interrupt: &Interrupt,
+    summary: &mut Summary,
+) -> Result<()> {
+    let progress = Arc::new(Progress::default());
+    reporter.purge_started(&progress);
+    let req = verify::Request {
+        args: &opts.check_args,
+        explicit_target_dir: opts.target_dir.is_some(),
+        color: if crate::report::Style::resolve(opts).color && opts.color != Color::Never { "always" } else { "never" },
+        stdout_to_stderr: opts.message_format == MessageFormat::Json,
+        backend: opts.signal_backend,
+    };
+    let (purged, verified) = std::thread::scope(|s| {
+        let purge = s.spawn(|| purge::purge(trash, purge::default_workers(), &progress, interrupt));
+        let verified = (!opts.no_verify).then(|| {
+            let cmd = verify::command(dirs, &req);
+            let shown: Vec<String> = std::iter::once(cmd.get_program())
+                .chain(cmd.get_args())
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            reporter.verify_started(&crate::report::shell_words(&shown));
+            verify::run(dirs, &req, interrupt, &|line| reporter.verify_line(line))
+        });
+        (purge.join().expect("the purge thread panicked"), verified)
+    });
+    summary.removed = Some(purged.removed);
+    reporter.removed(&purged.removed, &purged.problems);
+    let verified = match verified {
+        Some(Ok(v)) => {
+            summary.verify = Some(v);
+            reporter.verify_finished(&v);
+            Some(v)
+        }
+        Some(Err(e)) => {
+            return Err(Error::Verify(format!(
+                "failed to run `cargo check`: {e}; install cargo or set CARGO to its path"
+            )));
+        }
+        None => None,
+    };
+    if purged.interrupted || verified.is_some_and(|v| v.interrupted) || interrupt.is_set() {
+        return Err(Error::Interrupted("the rest of the old tree stays in the trash; the next run removes it"));
+    }
+    if let Some((path, e)) = purged.problems.errors.into_iter().next() {
+        return Err(Error::remove("remove", path, e));
+    }
+    match verified {
+        Some(v) if !v.success() => Err(Error::Verify(format!(
+            "`cargo check` failed ({}); the target dir was cleaned, so this is a real build error",
+            v.exit_code.map_or("killed by a signal".into(), |c| format!("exit code {c}"))
+        ))),
+        _ => Ok(()),
+    }
+}

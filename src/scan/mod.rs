@@ -1,0 +1,119 @@
+//! Finding the processes that hold something inside the target or build dir, by what they hold.
+//!
+//! Two backends behind one seam: `/proc` (Linux) and `lsof -F` (the portable path, used on macOS). Both produce
+//! the same [`Scan`]; process metadata always comes from [`crate::process`].
+
+mod locks;
+mod lsof;
+mod proc;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use crate::cli::ScanBackend;
+use crate::model::{Handle, Process};
+use crate::process::Table;
+
+pub use locks::{LockedFile, parse_locks};
+
+/// The directories whose holders we look for, each under its given and its resolved path.
+#[derive(Debug, Clone, Default)]
+pub struct Roots {
+    paths: Vec<PathBuf>,
+}
+
+impl Roots {
+    /// Every dir under both its spelling and what it resolves to (a target dir that is a symlink is matched both
+    /// by its own path and by what it points to).
+    #[must_use]
+    pub fn new<'a>(dirs: impl IntoIterator<Item = &'a Path>) -> Self {
+        let mut paths = Vec::new();
+        for d in dirs {
+            paths.push(d.to_path_buf());
+            if let Ok(real) = d.canonicalize()
+                && real != d
+            {
+                paths.push(real);
+            }
+        }
+        Roots { paths }
+    }
+
+    /// Whether `path` is one of the roots or lies under one, compared by whole components.
+    #[must_use]
+    pub fn contains(&self, path: &Path) -> bool {
+        self.paths.iter().any(|r| path.starts_with(r))
+    }
+
+    #[must_use]
+    pub fn paths(&self) -> &[PathBuf] {
+        &self.paths
+    }
+}
+
+/// A process and what it holds under the roots.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub process: Process,
+    pub handles: Vec<Handle>,
+}
+
+/// Processes that exist but could not be inspected.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Uninspectable {
+    /// Owned by other users (not root, or `hidepid`).
+    pub other_users: usize,
+    /// Our own, but access was denied anyway (e.g. a setuid program, or `ptrace` restrictions).
+    pub own: usize,
+}
+
+/// The result of one scan.
+#[derive(Debug, Clone, Default)]
+pub struct Scan {
+    pub found: Vec<Found>,
+    pub table: Table,
+    pub uninspectable: Uninspectable,
+}
+
+/// Scans with the backend asked for (`auto`: `/proc` on Linux, `lsof` elsewhere). `exclude` is never reported
+/// (this process, whose own handles are not a reason to stop anything).
+pub fn scan(roots: &Roots, backend: ScanBackend, exclude: u32) -> anyhow::Result<Scan> {
+    let mut scan = proc::scan(roots, exclude)?;
+    if backend == ScanBackend::Lsof || (backend == ScanBackend::Auto && !cfg!(target_os = "linux")) {
+        // The process table still comes from the platform; lsof only says who holds what.
+        scan.found = lsof::scan(roots, exclude, &scan.table)?;
+        scan.uninspectable = Uninspectable::default();
+    }
+    for f in &mut scan.found {
+        crate::process::fill_details(&mut f.process);
+        f.handles = dedup(std::mem::take(&mut f.handles), f.process.exe.as_deref());
+    }
+    scan.found.sort_by_key(|f| f.process.pid);
+    Ok(scan)
+}
+
+/// Sorted, unique handles; a mapping of the process's own exe is not reported twice.
+fn dedup(handles: Vec<Handle>, exe: Option<&Path>) -> Vec<Handle> {
+    let set: BTreeSet<Handle> = handles.into_iter().collect();
+    let exe_handle = set.iter().find(|h| h.kind == crate::model::HandleKind::Exe).map(|h| h.path.clone());
+    set.into_iter()
+        .filter(|h| {
+            h.kind != crate::model::HandleKind::Mmap
+                || (Some(h.path.as_path()) != exe_handle.as_deref() && Some(h.path.as_path()) != exe)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_whole_components() {
+        let roots = Roots { paths: vec![PathBuf::from("/x/target")] };
+        assert!(roots.contains(Path::new("/x/target")));
+        assert!(roots.contains(Path::new("/x/target/debug/a")));
+        assert!(!roots.contains(Path::new("/x/target2/debug")));
+        assert!(!roots.contains(Path::new("/x")));
+    }
+}

@@ -1,0 +1,363 @@
+//! Shared fixtures for the integration tests: temporary workspaces, a rendezvous socket for readiness, and a
+//! reaper that kills by pid everything a test started, pass or fail.
+
+#![allow(dead_code, reason = "each test binary uses a different part of the fixtures")]
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::fd::AsFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use rustix::event::{PollFd, PollFlags, Timespec, poll};
+use rustix::process::{Pid, PidfdFlags, Signal, pidfd_open, pidfd_send_signal};
+
+/// How long any readiness or exit may take before the test fails (not a sleep: an upper bound on a wait).
+pub const PATIENCE: Duration = Duration::from_mins(2);
+
+/// The environment variable that makes the fixture build script hang.
+pub const HANG: &str = "SAFECLEAN_TEST_HANG";
+
+/// The tool under test.
+pub fn safeclean_exe() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_cargo-safeclean"))
+}
+
+/// The holder fixture (`tests/support/holder.rs`), built by `cargo test` as an example.
+pub fn holder_exe() -> PathBuf {
+    let exe = safeclean_exe();
+    let path = exe.parent().unwrap().join("examples/safeclean-test-holder");
+    assert!(path.is_file(), "{} is missing: run the tests with `cargo test`", path.display());
+    path
+}
+
+/// A command with cargo's environment for a nested build removed, so the workspace decides its own dirs.
+pub fn clean_env(cmd: &mut Command) -> &mut Command {
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().into_owned();
+        if k.starts_with("CARGO_") && k != "CARGO_HOME" || k == "RUSTFLAGS" || k == "GITHUB_ACTIONS" || k == "CI" {
+            cmd.env_remove(&k);
+        }
+    }
+    cmd.env("CARGO", env!("CARGO")).env_remove("GITHUB_STEP_SUMMARY")
+}
+
+/// A temporary cargo workspace.
+pub struct Ws {
+    pub dir: tempfile::TempDir,
+}
+
+impl Ws {
+    /// A package `app` with a library and, with `build_script`, a build script that hangs when [`HANG`] names
+    /// a socket: it connects, says `ready PID`, and blocks forever.
+    pub fn new(build_script: bool) -> Self {
+        let dir = tempfile::Builder::new().prefix("safeclean-ws-").tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("src")).unwrap();
+        std::fs::write(
+            root.join("Cargo.toml"),
+            "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[workspace]\n",
+        )
+        .unwrap();
+        std::fs::write(root.join("src/lib.rs"), "pub fn answer() -> u32 { 42 }\n").unwrap();
+        if build_script {
+            std::fs::write(root.join("build.rs"), BUILD_RS).unwrap();
+        }
+        Ws { dir }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn target(&self) -> PathBuf {
+        self.root().join("target")
+    }
+
+    /// `cargo ARGS` in the workspace, in a process group of its own as a shell would start it.
+    pub fn cargo(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO"));
+        clean_env(&mut cmd).args(args).current_dir(self.root()).stdin(Stdio::null());
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        cmd
+    }
+
+    /// Builds once so that target/ exists and looks like cargo's.
+    pub fn build(&self) {
+        let out = self.cargo(&["build", "-q"]).output().unwrap();
+        assert!(out.status.success(), "cargo build failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// `cargo safeclean ARGS` in the workspace.
+    pub fn safeclean(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(safeclean_exe());
+        clean_env(&mut cmd).arg("safeclean").args(args).current_dir(self.root()).stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs `cargo safeclean ARGS` to the end.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.safeclean(args).output().unwrap()
+    }
+
+    /// Copies the holder fixture to `rel` inside the workspace (e.g. `target/debug/server`).
+    pub fn install_holder(&self, rel: &str) -> PathBuf {
+        let dest = self.root().join(rel);
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(holder_exe(), &dest).unwrap();
+        dest
+    }
+}
+
+const BUILD_RS: &str = r#"
+use std::io::Write;
+fn main() {
+    println!("cargo:rerun-if-env-changed=SAFECLEAN_TEST_HANG");
+    if let Ok(sock) = std::env::var("SAFECLEAN_TEST_HANG") {
+        let mut s = std::os::unix::net::UnixStream::connect(sock).expect("connect");
+        writeln!(s, "ready {}", std::process::id()).expect("notify");
+        loop { std::thread::park(); }
+    }
+}
+"#;
+
+/// A process that said it was ready; its connection stays open until it dies.
+pub struct Ready {
+    pub pid: u32,
+    pub child: Option<u32>,
+    stream: UnixStream,
+}
+
+impl Ready {
+    /// Waits for the process to die (EOF on its connection); false if it is still alive after `limit`.
+    pub fn dies_within(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            let mut fds = [PollFd::new(&self.stream, PollFlags::IN)];
+            let ts = Timespec { tv_sec: left.as_secs().try_into().unwrap(), tv_nsec: left.subsec_nanos().into() };
+            match poll(&mut fds, Some(&ts)) {
+                Ok(0) => return false,
+                Ok(_) => {
+                    let mut buf = [0u8; 64];
+                    if matches!(self.stream.read(&mut buf), Ok(0) | Err(_)) {
+                        return true;
+                    }
+                }
+                Err(_) => {}
+            }
+        }
+    }
+}
+
+/// Where fixtures say they are ready, and a record of every process to kill when the test ends.
+pub struct Rendezvous {
+    listener: UnixListener,
+    pub path: PathBuf,
+    _dir: tempfile::TempDir,
+    reaper: Reaper,
+}
+
+impl Rendezvous {
+    pub fn new() -> Self {
+        let dir = tempfile::Builder::new().prefix("safeclean-sock-").tempdir().unwrap();
+        let path = dir.path().join("ready.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        Rendezvous { listener, path, _dir: dir, reaper: Reaper::default() }
+    }
+
+    /// Spawns `cmd` (kept for killing at the end) and waits until something connects and says ready.
+    pub fn spawn(&mut self, cmd: &mut Command) -> Ready {
+        let child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        let pid = child.id();
+        self.reaper.children.push(child);
+        self.accept(Some(pid))
+    }
+
+    /// Spawns the holder fixture at `exe` with `args` and `--notify`.
+    pub fn holder(&mut self, exe: &Path, args: &[&str]) -> Ready {
+        let mut cmd = Command::new(exe);
+        cmd.args(args).arg("--notify").arg(&self.path).stdin(Stdio::null());
+        self.spawn(&mut cmd)
+    }
+
+    /// Waits for a connection; fails early if the process `watch` (our child) exits first.
+    pub fn accept(&mut self, watch: Option<u32>) -> Ready {
+        self.listener.set_nonblocking(true).unwrap();
+        let pidfd = watch.map(|p| pidfd_open(pid_of(p), PidfdFlags::empty()).unwrap());
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            match self.listener.accept() {
+                Ok((stream, _)) => {
+                    stream.set_nonblocking(false).unwrap();
+                    let mut line = String::new();
+                    BufReader::new(&stream).read_line(&mut line).unwrap();
+                    let words: Vec<&str> = line.split_whitespace().collect();
+                    assert_eq!(words.first(), Some(&"ready"), "unexpected greeting {line:?}");
+                    let pid: u32 = words[1].parse().unwrap();
+                    let child = (words.get(2) == Some(&"child")).then(|| words[3].parse().unwrap());
+                    self.reaper.remember(pid);
+                    if let Some(c) = child {
+                        self.reaper.remember(c);
+                    }
+                    return Ready { pid, child, stream };
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("accept: {e}"),
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "nothing became ready within {PATIENCE:?}");
+            let mut fds = vec![PollFd::new(&self.listener, PollFlags::IN)];
+            if let Some(fd) = &pidfd {
+                fds.push(PollFd::new(fd, PollFlags::IN));
+            }
+            let ts = Timespec { tv_sec: left.as_secs().try_into().unwrap(), tv_nsec: 0 };
+            let _ = poll(&mut fds, Some(&ts));
+            if fds.get(1).is_some_and(|f| !f.revents().is_empty()) && !fds[0].revents().contains(PollFlags::IN) {
+                let child = self.reaper.children.iter_mut().find(|c| Some(c.id()) == watch).unwrap();
+                let mut err = String::new();
+                if let Some(e) = child.stderr.as_mut() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                panic!("process {watch:?} exited before it was ready: {:?}\n{err}", child.try_wait());
+            }
+        }
+    }
+
+    /// Registers a process to be killed when the test ends.
+    pub fn remember(&mut self, pid: u32) {
+        self.reaper.remember(pid);
+    }
+
+    /// Registers a child to be killed and reaped when the test ends.
+    pub fn adopt(&mut self, child: Child) {
+        self.reaper.children.push(child);
+    }
+}
+
+/// Kills, by pid and never by name, every process a test started.
+#[derive(Default)]
+pub struct Reaper {
+    children: Vec<Child>,
+    /// (pid, start time) of processes that are not our children (build scripts, grandchildren).
+    pids: Vec<(u32, u64)>,
+}
+
+impl Reaper {
+    pub fn remember(&mut self, pid: u32) {
+        if let Some(start) = start_time(pid) {
+            self.pids.push((pid, start));
+        }
+    }
+}
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        for &(pid, start) in &self.pids {
+            if let Ok(fd) = pidfd_open(pid_of(pid), PidfdFlags::empty()) {
+                // Only the process we saw: a reused pid has another start time.
+                if start_time(pid) == Some(start) {
+                    let _ = pidfd_send_signal(fd.as_fd(), Signal::KILL);
+                }
+            }
+        }
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A pid as rustix takes it.
+pub fn pid_of(pid: u32) -> Pid {
+    Pid::from_raw(i32::try_from(pid).unwrap()).unwrap()
+}
+
+/// Sends `sig` to our own child or a process the test just saw alive.
+pub fn send(pid: u32, sig: Signal) {
+    rustix::process::kill_process(pid_of(pid), sig).unwrap();
+}
+
+/// The start time of `pid` (field 22 of `/proc/PID/stat`), if it is alive and not a zombie.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest: Vec<&str> = text[text.rfind(')')? + 1..].split_whitespace().collect();
+    if rest[0] == "Z" || rest[0] == "X" {
+        return None;
+    }
+    rest.get(19)?.parse().ok()
+}
+
+pub fn alive(pid: u32) -> bool {
+    start_time(pid).is_some()
+}
+
+/// The JSON lines of a `--message-format json` run.
+pub fn json_lines(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
+        .collect()
+}
+
+/// The `summary` line of a JSON run.
+pub fn summary(out: &Output) -> serde_json::Value {
+    let lines = json_lines(out);
+    let last = lines.last().cloned().unwrap_or_else(|| panic!("no JSON output; stderr: {}", stderr(out)));
+    assert_eq!(last["reason"], "summary");
+    last
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Every file under `dir`, relative, sorted.
+pub fn tree(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            out.push(p.strip_prefix(dir).unwrap().to_path_buf());
+            if e.file_type().unwrap().is_dir() {
+                stack.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Runs `cmd` to the end, failing the test if it takes longer than `limit` (it is then killed by pid).
+pub fn output_within(cmd: &mut Command, limit: Duration) -> Output {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let fd = pidfd_open(pid_of(child.id()), PidfdFlags::empty()).unwrap();
+    let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+    let ts = Timespec { tv_sec: limit.as_secs().try_into().unwrap(), tv_nsec: limit.subsec_nanos().into() };
+    // Read the pipes on threads so a chatty child cannot block on a full pipe while we wait.
+    let mut so = child.stdout.take().unwrap();
+    let mut se = child.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = so.read_to_end(&mut v);
+        v
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = se.read_to_end(&mut v);
+        v
+    });
+    let exited = matches!(poll(&mut fds, Some(&ts)), Ok(n) if n > 0);
+    if !exited {
+        let _ = child.kill();
+    }
+    let status = child.wait().unwrap();
+    let out = Output { status, stdout: t_out.join().unwrap(), stderr: t_err.join().unwrap() };
+    assert!(exited, "{cmd:?} did not finish within {limit:?}; stderr:\n{}", stderr(&out));
+    out
+}

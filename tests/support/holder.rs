@@ -1,0 +1,74 @@
+//! Test fixture: a process that holds things in a target dir, then reports ready and waits to be killed.
+//!
+//! `safeclean-test-holder --notify SOCKET [--open F] [--lock F] [--mmap F] [--cwd D] [--ignore-term]
+//! [--spawn-child]`. Setup happens first; then it connects to the Unix socket SOCKET and writes
+//! `ready PID [child PID]\n`, keeping the connection open, so the test learns of readiness without sleeping and
+//! of death by EOF.
+
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let mut notify = None;
+    let mut files = Vec::new();
+    let mut maps = Vec::new();
+    let mut child = None;
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().unwrap_or_else(|| panic!("{arg} needs a value"));
+        match arg.as_str() {
+            "--notify" => notify = Some(value()),
+            "--open" => files.push(open(&value())),
+            "--lock" => {
+                let f = open(&value());
+                rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive).expect("flock");
+                files.push(f);
+            }
+            "--mmap" => {
+                let f = open(&value());
+                if f.metadata().expect("stat").len() == 0 {
+                    (&f).write_all(b"mapped").expect("write");
+                }
+                // SAFETY: a private read-only mapping of a file only this test writes; it is never dereferenced.
+                #[expect(unsafe_code, reason = "mmap is the handle under test")]
+                let map = unsafe {
+                    rustix::mm::mmap(
+                        std::ptr::null_mut(),
+                        6,
+                        rustix::mm::ProtFlags::READ,
+                        rustix::mm::MapFlags::PRIVATE,
+                        &f,
+                        0,
+                    )
+                }
+                .expect("mmap");
+                maps.push(map as usize);
+            }
+            "--cwd" => std::env::set_current_dir(value()).expect("chdir"),
+            "--ignore-term" => {
+                // A handler that only sets a flag: SIGTERM changes nothing.
+                signal_hook::flag::register(signal_hook::consts::SIGTERM, std::sync::Arc::default())
+                    .expect("handle SIGTERM");
+            }
+            "--spawn-child" => {
+                // A child that holds nothing of its own: it only exists because we do. Never waited for: this
+                // process only ends by a signal.
+                #[expect(clippy::zombie_processes, reason = "the holder never exits on its own")]
+                let c = std::process::Command::new("sleep").arg("3600").spawn().expect("spawn sleep");
+                child = Some(c.id());
+            }
+            other => panic!("unknown option {other}"),
+        }
+    }
+    let path = notify.expect("--notify SOCKET is required");
+    let mut sock = UnixStream::connect(&path).expect("connect to the test's socket");
+    let child = child.map(|c| format!(" child {c}")).unwrap_or_default();
+    writeln!(sock, "ready {}{child}", std::process::id()).expect("notify");
+    loop {
+        std::thread::park();
+    }
+}
+
+fn open(path: &str) -> std::fs::File {
+    std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).expect("open")
+}
