@@ -69,6 +69,9 @@ pub fn run(
 ) -> std::io::Result<Verified> {
     let start = Instant::now();
     let mut cmd = command(dirs, req);
+    // A process group of its own, so that Ctrl-C reaches cargo and everything it started (build scripts,
+    // rustc) through us, and the run can wait for them to stop.
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     cmd.stdin(Stdio::null()).stderr(Stdio::piped());
     if req.stdout_to_stderr {
         cmd.stdout(Stdio::from(std::os::fd::AsFd::as_fd(&std::io::stderr()).try_clone_to_owned()?));
@@ -89,8 +92,9 @@ pub fn run(
                 let waited = wait_any(&[&handle], Instant::now() + Duration::from_hours(1), interrupt);
                 if waited.interrupted {
                     interrupted = true;
-                    // The terminal sent SIGINT to the whole group; a signal sent to us alone reaches cargo here.
-                    let _ = rustix::process::kill_process(
+                    // The group is cargo's own (see above): its id is cargo's pid, which cannot be reused before
+                    // we reap cargo.
+                    let _ = rustix::process::kill_process_group(
                         rustix::process::Pid::from_child(&child),
                         rustix::process::Signal::INT,
                     );

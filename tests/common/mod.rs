@@ -18,6 +18,8 @@ pub const PATIENCE: Duration = Duration::from_mins(2);
 
 /// The environment variable that makes the fixture build script hang.
 pub const HANG: &str = "SAFECLEAN_TEST_HANG";
+/// With [`HANG`]: the build script also starts a SIGTERM-ignoring child that holds nothing.
+pub const HANG_CHILD: &str = "SAFECLEAN_TEST_HANG_CHILD";
 
 /// The tool under test.
 pub fn safeclean_exe() -> PathBuf {
@@ -114,9 +116,21 @@ const BUILD_RS: &str = r#"
 use std::io::Write;
 fn main() {
     println!("cargo:rerun-if-env-changed=SAFECLEAN_TEST_HANG");
+    println!("cargo:rerun-if-env-changed=SAFECLEAN_TEST_HANG_CHILD");
     if let Ok(sock) = std::env::var("SAFECLEAN_TEST_HANG") {
         let mut s = std::os::unix::net::UnixStream::connect(sock).expect("connect");
-        writeln!(s, "ready {}", std::process::id()).expect("notify");
+        let mut child = String::new();
+        if std::env::var_os("SAFECLEAN_TEST_HANG_CHILD").is_some() {
+            // A child that ignores SIGTERM and holds nothing under target/: only its ancestry links it to the build.
+            let c = std::process::Command::new("sh")
+                .args(["-c", "trap '' TERM; exec sleep 3600"])
+                .current_dir("/")
+                .spawn()
+                .expect("spawn");
+            child = format!(" child {}", c.id());
+            std::mem::forget(c);
+        }
+        writeln!(s, "ready {}{child}", std::process::id()).expect("notify");
         loop { std::thread::park(); }
     }
 }
@@ -360,4 +374,12 @@ pub fn output_within(cmd: &mut Command, limit: Duration) -> Output {
     let out = Output { status, stdout: t_out.join().unwrap(), stderr: t_err.join().unwrap() };
     assert!(exited, "{cmd:?} did not finish within {limit:?}; stderr:\n{}", stderr(&out));
     out
+}
+
+/// Whether our child `pid` exits (or has exited) within `limit`; it is not reaped.
+pub fn exits_within(pid: u32, limit: Duration) -> bool {
+    let Ok(fd) = pidfd_open(pid_of(pid), PidfdFlags::empty()) else { return true };
+    let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+    let ts = Timespec { tv_sec: limit.as_secs().try_into().unwrap(), tv_nsec: limit.subsec_nanos().into() };
+    matches!(poll(&mut fds, Some(&ts)), Ok(n) if n > 0)
 }

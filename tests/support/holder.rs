@@ -1,7 +1,7 @@
 //! Test fixture: a process that holds things in a target dir, then reports ready and waits to be killed.
 //!
 //! `safeclean-test-holder --notify SOCKET [--open F] [--lock F] [--mmap F] [--cwd D] [--ignore-term]
-//! [--spawn-child]`. Setup happens first; then it connects to the Unix socket SOCKET and writes
+//! [--ignore-int] [--spawn-child] [--report-exit]`. Setup happens first; then it connects to the Unix socket SOCKET and writes
 //! `ready PID [child PID]\n`, keeping the connection open, so the test learns of readiness without sleeping and
 //! of death by EOF.
 
@@ -14,6 +14,7 @@ fn main() {
     let mut files = Vec::new();
     let mut maps = Vec::new();
     let mut child = None;
+    let mut report_exit = false;
     while let Some(arg) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| panic!("{arg} needs a value"));
         match arg.as_str() {
@@ -45,11 +46,9 @@ fn main() {
                 maps.push(map as usize);
             }
             "--cwd" => std::env::set_current_dir(value()).expect("chdir"),
-            "--ignore-term" => {
-                // A handler that only sets a flag: SIGTERM changes nothing.
-                signal_hook::flag::register(signal_hook::consts::SIGTERM, std::sync::Arc::default())
-                    .expect("handle SIGTERM");
-            }
+            "--ignore-term" => ignore(signal_hook::consts::SIGTERM),
+            "--ignore-int" => ignore(signal_hook::consts::SIGINT),
+            "--report-exit" => report_exit = true,
             "--spawn-child" => {
                 // A child that holds nothing of its own: it only exists because we do. Never waited for: this
                 // process only ends by a signal.
@@ -64,9 +63,23 @@ fn main() {
     let mut sock = UnixStream::connect(&path).expect("connect to the test's socket");
     let child = child.map(|c| format!(" child {c}")).unwrap_or_default();
     writeln!(sock, "ready {}{child}", std::process::id()).expect("notify");
+    if report_exit {
+        // Exit on SIGTERM, saying when (CLOCK_REALTIME, ns) just before: benchmarks measure how soon the tool
+        // notices.
+        let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM]).expect("signals");
+        signals.forever().next();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock");
+        let _ = writeln!(sock, "exit {}", now.as_nanos());
+        std::process::exit(0);
+    }
     loop {
         std::thread::park();
     }
+}
+
+/// A handler that only sets a flag: the signal changes nothing.
+fn ignore(signal: i32) {
+    signal_hook::flag::register(signal, std::sync::Arc::default()).expect("handle the signal");
 }
 
 fn open(path: &str) -> std::fs::File {

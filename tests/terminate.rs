@@ -1,0 +1,216 @@
+//! The termination engine with real processes, through both process-handle backends: pidfd, and the forced
+//! fallback (start-time check, `kill(2)`, polling).
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use cargo_safeclean::cli::SignalBackend;
+use cargo_safeclean::interrupt::Interrupt;
+use cargo_safeclean::model::Outcome;
+use cargo_safeclean::terminate::{Settings, Target, terminate};
+use common::*;
+use rustix::process::Signal;
+
+/// Runs each scenario once per backend.
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod pidfd {
+            $(#[test] fn $name() { super::$name(None) })*
+        }
+        mod kill_fallback {
+            $(#[test] fn $name() { super::$name(Some("kill")) })*
+        }
+    };
+}
+
+both_backends!(
+    whole_tree_of_a_hung_build_dies,
+    stubborn_holders_are_killed_together,
+    polite_holders_are_noticed_at_once,
+    ctrl_c_during_grace_deletes_nothing,
+    reused_pid_is_left_alone,
+);
+
+fn cmd_with(ws: &Ws, backend: Option<&str>, args: &[&str]) -> std::process::Command {
+    let mut cmd = ws.safeclean(args);
+    if let Some(b) = backend {
+        cmd.env("SAFECLEAN_SIGNAL_BACKEND", b);
+    }
+    cmd
+}
+
+fn whole_tree_of_a_hung_build_dies(backend: Option<&str>) {
+    let ws = Ws::new(true);
+    ws.build();
+    let mut rv = Rendezvous::new();
+    let mut script = rv.spawn(ws.cargo(&["build"]).env(HANG, &rv.path).env(HANG_CHILD, "1"));
+    let child = script.child.expect("the build script started a child");
+    let out = output_within(&mut cmd_with(&ws, backend, &["--message-format", "json", "--grace", "1s"]), PATIENCE);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(script.dies_within(Duration::from_secs(5)));
+    assert!(!alive(child), "the SIGTERM-ignoring child of the build script survived");
+    let s = summary(&out);
+    let by_pid = |pid: u32| s["holders"].as_array().unwrap().iter().find(|h| h["pid"] == pid).cloned();
+    let c = by_pid(child).expect("the child is reported");
+    assert_eq!(c["kind"], "build-child");
+    assert_eq!(c["handles"].as_array().unwrap().len(), 0, "it holds nothing itself");
+    assert_eq!(c["outcome"], "killed");
+    assert_eq!(by_pid(script.pid).unwrap()["kind"], "build-script");
+}
+
+fn stubborn_holders_are_killed_together(backend: Option<&str>) {
+    let ws = Ws::new(false);
+    ws.build();
+    let mut rv = Rendezvous::new();
+    let mut holders: Vec<Ready> = (0..5)
+        .map(|i| {
+            let exe = ws.install_holder(&format!("target/debug/stubborn-{i}"));
+            rv.holder(&exe, &["--ignore-term"])
+        })
+        .collect();
+    let start = Instant::now();
+    let out = output_within(
+        &mut cmd_with(&ws, backend, &["--message-format", "json", "--grace", "1s", "--no-verify"]),
+        PATIENCE,
+    );
+    let took = start.elapsed();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(took < Duration::from_secs(3), "five holders took {took:?}: they must be waited on together");
+    for h in &mut holders {
+        assert!(h.dies_within(Duration::from_secs(1)));
+    }
+    let s = summary(&out);
+    assert!(s["holders"].as_array().unwrap().iter().all(|h| h["outcome"] == "killed"), "{s}");
+}
+
+fn polite_holders_are_noticed_at_once(backend: Option<&str>) {
+    let ws = Ws::new(false);
+    ws.build();
+    let mut rv = Rendezvous::new();
+    for i in 0..5 {
+        let exe = ws.install_holder(&format!("target/debug/polite-{i}"));
+        rv.holder(&exe, &[]);
+    }
+    let start = Instant::now();
+    let out = output_within(
+        &mut cmd_with(&ws, backend, &["--message-format", "json", "--grace", "30s", "--no-verify"]),
+        PATIENCE,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(start.elapsed() < Duration::from_secs(10), "the tool waited for the grace period");
+    let lines = json_lines(&out);
+    let exits: Vec<u64> =
+        lines.iter().filter(|l| l["reason"] == "exited").map(|l| l["after_ms"].as_u64().unwrap()).collect();
+    assert_eq!(exits.len(), 5);
+    assert!(exits.iter().all(|ms| *ms < 1000), "exits noticed after {exits:?} ms");
+    assert!(lines.iter().all(|l| l["signal"] != "SIGKILL"));
+}
+
+fn ctrl_c_during_grace_deletes_nothing(backend: Option<&str>) {
+    let ws = Ws::new(false);
+    ws.build();
+    let mut rv = Rendezvous::new();
+    let exe = ws.install_holder("target/debug/stubborn");
+    let mut h = rv.holder(&exe, &["--ignore-term"]);
+    let before = tree(&ws.target());
+    let mut tool = cmd_with(&ws, backend, &["--message-format", "json", "--grace", "60s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = tool.id();
+    let mut lines = BufReader::new(tool.stdout.take().unwrap()).lines();
+    // The SIGCONT event follows SIGTERM: the grace period has begun.
+    let in_grace = lines.by_ref().map_while(Result::ok).any(|l| l.contains("\"SIGCONT\""));
+    assert!(in_grace, "the tool never signalled");
+    let start = Instant::now();
+    send(pid, Signal::INT);
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = tool.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(start.elapsed() < Duration::from_secs(5), "Ctrl-C did not stop the wait");
+    assert_eq!(tree(&ws.target()), before, "an interrupted run deleted something");
+    assert!(!h.dies_within(Duration::from_millis(100)), "escalation went on after Ctrl-C");
+    let last: serde_json::Value = serde_json::from_str(rest.last().unwrap()).unwrap();
+    assert_eq!(last["exit_code"], 130);
+}
+
+fn reused_pid_is_left_alone(backend: Option<&str>) {
+    let ws = Ws::new(false);
+    let mut rv = Rendezvous::new();
+    let exe = ws.install_holder("bin/holder");
+    let mut h = rv.holder(&exe, &[]);
+    let real = start_time(h.pid).unwrap();
+    let interrupt = Interrupt::manual().unwrap();
+    let settings = Settings {
+        grace: Duration::from_secs(1),
+        kill_timeout: Duration::from_secs(1),
+        backend: if backend.is_some() { SignalBackend::Kill } else { SignalBackend::Pidfd },
+    };
+    // The same pid with another start time: what the scan saw is gone and this is a stranger.
+    let done = terminate(&[Target { pid: h.pid, start_time: real + 1 }], settings, &interrupt, &mut |_| {});
+    assert_eq!(done.ended[0].outcome, Outcome::AlreadyGone);
+    assert!(!h.dies_within(Duration::from_millis(50)));
+    // With the right identity it is stopped.
+    let done = terminate(&[Target { pid: h.pid, start_time: real }], settings, &interrupt, &mut |_| {});
+    assert_eq!(done.ended[0].outcome, Outcome::ExitedAfterSigterm);
+    assert!(h.dies_within(Duration::from_secs(1)));
+}
+
+#[test]
+fn ctrl_c_during_verify_stops_cargo_and_a_second_one_exits_at_once() {
+    let ws = Ws::new(false);
+    ws.build();
+    let mut rv = Rendezvous::new();
+    // A cargo whose `check` ignores SIGINT and hangs; everything else is the real cargo.
+    let wrapper = ws.root().join("cargo-wrapper.sh");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = check ]; then exec '{}' --ignore-int --notify '{}'; fi\nexec '{}' \"$@\"\n",
+            holder_exe().display(),
+            rv.path.display(),
+            env!("CARGO")
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let tool = ws.safeclean(&[]).env("CARGO", &wrapper).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let pid = tool.id();
+    rv.adopt(tool);
+    let mut check = rv.accept(Some(pid));
+    send(pid, Signal::INT);
+    assert!(!exits_within(pid, Duration::from_millis(300)), "the tool must wait for cargo to stop");
+    assert!(!check.dies_within(Duration::from_millis(10)));
+    send(pid, Signal::INT);
+    assert!(exits_within(pid, Duration::from_secs(5)), "a second Ctrl-C exits at once");
+}
+
+#[test]
+fn ctrl_c_during_verify_lets_cargo_stop_and_the_next_run_finishes() {
+    let ws = Ws::new(true);
+    ws.build();
+    let mut rv = Rendezvous::new();
+    let mut tool = ws
+        .safeclean(&["--message-format", "json"])
+        .env(HANG, &rv.path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = tool.id();
+    // The build script of the verifying `cargo check` says it is running.
+    let mut script = rv.accept(Some(pid));
+    send(pid, Signal::INT);
+    let status = tool.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(script.dies_within(Duration::from_secs(5)), "cargo's build script outlived the interrupted check");
+    let out = output_within(&mut ws.safeclean(&["--no-verify"]), PATIENCE);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let leftovers: Vec<_> =
+        tree(&ws.target()).into_iter().filter(|p| p.to_string_lossy().contains("safeclean")).collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
