@@ -383,3 +383,10 @@ pub fn exits_within(pid: u32, limit: Duration) -> bool {
     let ts = Timespec { tv_sec: limit.as_secs().try_into().unwrap(), tv_nsec: limit.subsec_nanos().into() };
     matches!(poll(&mut fds, Some(&ts)), Ok(n) if n > 0)
 }
+
+impl Ready {
+    /// The connection, for reading what the process says after `ready`.
+    pub fn into_stream(self) -> UnixStream {
+        self.stream
+    }
+}

@@ -59,14 +59,16 @@ fn main() {
             other => panic!("unknown option {other}"),
         }
     }
+    // Registered before saying ready, so that a SIGTERM right after cannot take the default action.
+    let mut exit_signals =
+        report_exit.then(|| signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM]).expect("signals"));
     let path = notify.expect("--notify SOCKET is required");
     let mut sock = UnixStream::connect(&path).expect("connect to the test's socket");
     let child = child.map(|c| format!(" child {c}")).unwrap_or_default();
     writeln!(sock, "ready {}{child}", std::process::id()).expect("notify");
-    if report_exit {
+    if let Some(signals) = &mut exit_signals {
         // Exit on SIGTERM, saying when (CLOCK_REALTIME, ns) just before: benchmarks measure how soon the tool
         // notices.
-        let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM]).expect("signals");
         signals.forever().next();
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock");
         let _ = writeln!(sock, "exit {}", now.as_nanos());

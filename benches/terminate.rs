@@ -1,0 +1,82 @@
+//! Termination latency: how soon the tool notices a polite holder's exit, and how late SIGKILL follows the
+//! grace deadline, as medians over repeated runs, for the pidfd path and the `kill(2)` fallback.
+//!
+//! Run with `bench/terminate.sh` (it builds the holder fixture first).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use cargo_safeclean::cli::SignalBackend;
+use cargo_safeclean::interrupt::Interrupt;
+use cargo_safeclean::terminate::{Event, Settings, Sig, Target, terminate};
+use common::{Rendezvous, holder_exe, start_time};
+
+const RUNS: usize = 40;
+const GRACE: Duration = Duration::from_millis(200);
+
+fn main() {
+    println!("termination latency, {RUNS} runs each (median / p90)");
+    for (label, backend) in [("pidfd", SignalBackend::Pidfd), ("kill(2) + polling", SignalBackend::Kill)] {
+        let settings = Settings { grace: GRACE, kill_timeout: Duration::from_secs(5), backend };
+        let notice: Vec<f64> = (0..RUNS).map(|_| exit_to_notice(settings)).collect();
+        let kill: Vec<f64> = (0..RUNS).map(|_| grace_deadline_to_sigkill(settings)).collect();
+        println!(
+            "{label:>18}: exit noticed after {:.3} / {:.3} ms; SIGKILL sent {:.3} / {:.3} ms after the grace deadline",
+            pct(&notice, 50),
+            pct(&notice, 90),
+            pct(&kill, 50),
+            pct(&kill, 90)
+        );
+    }
+}
+
+/// Milliseconds from a polite holder's last act before exiting to the driver's `Ended` event.
+fn exit_to_notice(settings: Settings) -> f64 {
+    let mut rv = Rendezvous::new();
+    let exe = holder_exe();
+    let ready = rv.holder(&exe, &["--report-exit"]);
+    let target = Target { pid: ready.pid, start_time: start_time(ready.pid).unwrap() };
+    let stream = ready.into_stream();
+    let interrupt = Interrupt::manual().unwrap();
+    let mut noticed = None;
+    terminate(&[target], settings, &interrupt, &mut |e| {
+        if let Event::Ended { .. } = e {
+            noticed = Some(SystemTime::now());
+        }
+    });
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).unwrap();
+    let exit_ns: u128 = line.trim().strip_prefix("exit ").expect("exit report").parse().unwrap();
+    let noticed_ns = noticed.unwrap().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    ms_between(exit_ns, noticed_ns)
+}
+
+/// Milliseconds between the grace deadline (first SIGTERM + grace) and SIGKILL going out.
+fn grace_deadline_to_sigkill(settings: Settings) -> f64 {
+    let mut rv = Rendezvous::new();
+    let exe = holder_exe();
+    let ready = rv.holder(&exe, &["--ignore-term"]);
+    let target = Target { pid: ready.pid, start_time: start_time(ready.pid).unwrap() };
+    let interrupt = Interrupt::manual().unwrap();
+    let (mut term, mut kill) = (None, None);
+    terminate(&[target], settings, &interrupt, &mut |e| match e {
+        Event::Signal { sig: Sig::Term, .. } => term = Some(Instant::now()),
+        Event::Signal { sig: Sig::Kill, .. } => kill = Some(Instant::now()),
+        _ => {}
+    });
+    (kill.unwrap() - term.unwrap()).saturating_sub(GRACE).as_secs_f64() * 1000.0
+}
+
+#[expect(clippy::cast_precision_loss, reason = "nanoseconds apart, well within f64")]
+fn ms_between(earlier_ns: u128, later_ns: u128) -> f64 {
+    later_ns.saturating_sub(earlier_ns) as f64 / 1e6
+}
+
+fn pct(values: &[f64], p: usize) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[(v.len() - 1) * p / 100]
+}
