@@ -3,6 +3,8 @@
 //!
 //! Run with `bench/terminate.sh` (it builds the holder fixture first).
 
+#![expect(clippy::print_stdout, reason = "a benchmark prints its figures")]
+
 #[path = "../tests/common/mod.rs"]
 mod common;
 
