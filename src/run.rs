@@ -143,7 +143,7 @@ fn stop_until_free(
                 who.chain(locks).collect::<Vec<_>>().join("; ")
             )));
         }
-        reporter.holders(&again, &summary.uninspectable);
+        reporter.holders(&again, &scan::Uninspectable::default());
         let start = summary.holders.len();
         summary.holders.extend(again);
         pending = (start..summary.holders.len()).collect();

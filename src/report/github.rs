@@ -58,7 +58,8 @@ impl GithubReporter {
             return;
         }
         warned.push(h.process.pid);
-        let title = format!("cargo-safeclean: {} pid {}", h.kind.as_str(), h.process.pid);
+        let title =
+            format!("cargo-safeclean: {} pid {} ({})", h.kind.as_str(), h.process.pid, h.process.display_name());
         let message = format!("{} ({}) {what}", h.process.display_name(), shell_words(&h.process.cmdline));
         command(&format!("::{level} title={}::{}", escape_property(&title), escape_data(&message)));
     }

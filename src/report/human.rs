@@ -139,6 +139,9 @@ impl Reporter for HumanReporter {
     }
 
     fn holders(&self, holders: &[Holder], uninspectable: &Uninspectable) {
+        if holders.is_empty() {
+            self.status("Scanned", Tone::Good, "no process holds the target dir");
+        }
         for h in holders {
             let tone = if h.verdict == Verdict::Terminate { Tone::Warn } else { Tone::Good };
             self.status("Holder", tone, &format!("{}: {} — {}", self.describe(h), self.handles(h), plan(h)));
@@ -149,10 +152,16 @@ impl Reporter for HumanReporter {
                 uninspectable.other_users
             ));
         }
-        if uninspectable.own > 0 {
+        if !uninspectable.own.is_empty() {
+            let mut named: Vec<String> =
+                uninspectable.own.iter().take(3).map(|(pid, name)| format!("pid {pid} ({name})")).collect();
+            if uninspectable.own.len() > 3 {
+                named.push(format!("{} more", uninspectable.own.len() - 3));
+            }
             self.warning(&format!(
-                "{} of your own processes could not be inspected (ptrace restrictions or setuid programs)",
-                uninspectable.own
+                "could not inspect {}: access denied even though they are yours (a sandbox, ptrace restrictions \
+                 or a setuid program); whatever they hold is not known",
+                named.join(", ")
             ));
         }
     }

@@ -63,8 +63,9 @@ pub struct Found {
 pub struct Uninspectable {
     /// Owned by other users (not root, or `hidepid`).
     pub other_users: usize,
-    /// Our own, but access was denied anyway (e.g. a setuid program, or `ptrace` restrictions).
-    pub own: usize,
+    /// Our own (or any, as root), but access was denied anyway: a sandbox, `ptrace` restrictions, a setuid
+    /// program. By pid and name, since there are few and each is a surprise.
+    pub own: Vec<(u32, String)>,
 }
 
 /// The result of one scan.

@@ -29,8 +29,8 @@ pub fn scan(roots: &Roots, exclude: u32) -> anyhow::Result<Scan> {
             match handles(pid, roots, &locks) {
                 Ok(h) if !h.is_empty() => out.found.push(Found { process: p.clone(), handles: h }),
                 Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
-                    if p.uid == Some(my_uid) {
-                        out.uninspectable.own += 1;
+                    if p.uid == Some(my_uid) || my_uid == 0 {
+                        out.uninspectable.own.push((pid, p.name.clone()));
                     } else {
                         out.uninspectable.other_users += 1;
                     }

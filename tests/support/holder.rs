@@ -1,7 +1,7 @@
 //! Test fixture: a process that holds things in a target dir, then reports ready and waits to be killed.
 //!
 //! `safeclean-test-holder --notify SOCKET [--open F] [--lock F] [--mmap F] [--cwd D] [--ignore-term]
-//! [--ignore-int] [--spawn-child] [--report-exit]`. Setup happens first; then it connects to the Unix socket SOCKET and writes
+//! [--ignore-int] [--tag TEXT] [--spawn-child] [--report-exit]`. Setup happens first; then it connects to the Unix socket SOCKET and writes
 //! `ready PID [child PID]\n`, keeping the connection open, so the test learns of readiness without sleeping and
 //! of death by EOF.
 
@@ -19,6 +19,8 @@ fn main() {
         let mut value = || args.next().unwrap_or_else(|| panic!("{arg} needs a value"));
         match arg.as_str() {
             "--notify" => notify = Some(value()),
+            // Only there to put odd text into the command line.
+            "--tag" => drop(value()),
             "--open" => files.push(open(&value())),
             "--lock" => {
                 let f = open(&value());
