@@ -76,9 +76,47 @@ pub fn is_held(lock: &Path) -> bool {
     matches!(flock(&file, FlockOperation::NonBlockingLockExclusive), Err(Errno::WOULDBLOCK))
 }
 
+/// Which of cargo's locks a `Blocking waiting for file lock on …` line names, and the files that lock lives in.
+#[must_use]
+pub fn blocked_on(line: &str, dirs: &crate::workspace::Dirs) -> Option<(&'static str, Vec<PathBuf>)> {
+    let what = line.trim().strip_prefix("Blocking waiting for file lock on ")?;
+    let build_dir = dirs.build_dir.as_deref().unwrap_or(&dirs.target_dir);
+    Some(match what.trim() {
+        "package cache" => {
+            let home = std::env::var_os("CARGO_HOME")
+                .filter(|h| !h.is_empty())
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))?;
+            ("package cache", vec![home.join(".package-cache"), home.join(".package-cache-mutate")])
+        }
+        "build directory" => ("build directory", cargo_locks(build_dir)),
+        "artifact directory" => ("artifact directory", cargo_locks(&dirs.target_dir)),
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn knows_which_lock_cargo_waits_for() {
+        let dirs = crate::workspace::Dirs {
+            workspace_root: "/w".into(),
+            manifest_path: None,
+            target_dir: "/w/target".into(),
+            build_dir: None,
+        };
+        assert_eq!(
+            blocked_on("    Blocking waiting for file lock on build directory", &dirs).unwrap().0,
+            "build directory"
+        );
+        assert_eq!(
+            blocked_on("Blocking waiting for file lock on artifact directory", &dirs).unwrap().0,
+            "artifact directory"
+        );
+        assert!(blocked_on("   Compiling foo", &dirs).is_none());
+    }
 
     #[test]
     fn probes_locks() {

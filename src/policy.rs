@@ -158,6 +158,9 @@ fn relation(p: &Process, table: &Table) -> Option<Relation> {
     if leader_gone && parent.pgid != p.pgid {
         return Some(Relation::Orphaned);
     }
+    // The table holds only `comm` (cut at 15 bytes); the exe gives the whole name.
+    let mut parent = parent.clone();
+    crate::process::fill_details(&mut parent);
     Some(Relation::ChildOf { pid: parent.pid, name: parent.display_name().to_string() })
 }
 

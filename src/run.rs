@@ -194,6 +194,39 @@ fn stop(
     Ok(())
 }
 
+/// Cargo said it is blocked on a lock: say who holds it, which cargo never does.
+fn name_lock_holders(what: &str, files: &[PathBuf], opts: &Options, reporter: &dyn Reporter) {
+    let roots = Roots::new(files.iter().map(PathBuf::as_path));
+    let me = std::process::id();
+    let scan = match scan::scan(&roots, opts.scan_backend, me) {
+        Ok(s) => s,
+        Err(e) => return reporter.warning(&format!("cannot tell who holds the {what} lock: {e}")),
+    };
+    // Our own `cargo check` has the file open while it waits; the holder is whoever has the lock itself.
+    let others: Vec<scan::Found> =
+        scan.found.into_iter().filter(|f| !scan.table.ancestors(f.process.pid).contains(&me)).collect();
+    let locked = |f: &scan::Found| f.handles.iter().any(|h| h.kind == crate::model::HandleKind::Lock);
+    let found: Vec<scan::Found> =
+        if others.iter().any(locked) { others.into_iter().filter(locked).collect() } else { others };
+    if found.is_empty() {
+        reporter.warning(&format!(
+            "cargo is waiting for the {what} lock, and no process that could be inspected holds it (another \
+             user's process?)"
+        ));
+    }
+    for f in found {
+        let p = &f.process;
+        let cwd =
+            std::fs::read_link(format!("/proc/{}/cwd", p.pid)).map_or_else(|_| "?".into(), |c| c.display().to_string());
+        reporter.warning(&format!(
+            "cargo is waiting for the {what} lock, held by pid {} {} ({}) in {cwd}",
+            p.pid,
+            p.display_name(),
+            crate::report::shell_words(&p.cmdline)
+        ));
+    }
+}
+
 /// Purges the trash while `cargo check` runs; the run ends when both have.
 fn purge_and_verify(
     opts: &Options,
@@ -221,7 +254,12 @@ fn purge_and_verify(
                 .map(|a| a.to_string_lossy().into_owned())
                 .collect();
             reporter.verify_started(&crate::report::shell_words(&shown));
-            verify::run(dirs, &req, interrupt, &|line| reporter.verify_line(line))
+            verify::run(dirs, &req, interrupt, &|line| {
+                reporter.verify_line(line);
+                if let Some((what, files)) = lock::blocked_on(line, dirs) {
+                    name_lock_holders(what, &files, opts, reporter);
+                }
+            })
         });
         (purge.join().expect("the purge thread panicked"), verified)
     });

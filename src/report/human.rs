@@ -99,8 +99,10 @@ impl HumanReporter {
         if extra > 0 {
             parts.push(format!("{extra} more (-v shows them)"));
         }
-        if let Some(via) = h.via {
-            parts.push(format!("descends from pid {via}"));
+        let child_of_via =
+            matches!((&h.relation, h.via), (Some(Relation::ChildOf { pid, .. }), Some(via)) if *pid == via);
+        if let (Some(via), false) = (h.via, child_of_via) {
+            parts.push(format!("in the process group of pid {via}"));
         }
         match &h.relation {
             Some(Relation::Orphaned) => parts.push("orphaned (the process that started it is gone)".into()),

@@ -1,7 +1,7 @@
 //! Test fixture: a process that holds things in a target dir, then reports ready and waits to be killed.
 //!
 //! `safeclean-test-holder --notify SOCKET [--open F] [--lock F] [--mmap F] [--cwd D] [--ignore-term]
-//! [--ignore-int] [--tag TEXT] [--spawn-child] [--report-exit]`. Setup happens first; then it connects to the Unix socket SOCKET and writes
+//! [--ignore-int] [--tag TEXT] [--chroot DIR] [--spawn-child] [--report-exit]`. Setup happens first; then it connects to the Unix socket SOCKET and writes
 //! `ready PID [child PID]\n`, keeping the connection open, so the test learns of readiness without sleeping and
 //! of death by EOF.
 
@@ -9,8 +9,11 @@ use std::io::Write;
 use std::os::unix::net::UnixStream;
 
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let mut notify = None;
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    // Connect first: after `--chroot` the socket's path is out of reach.
+    let path = all.windows(2).find(|w| w[0] == "--notify").map(|w| w[1].clone()).expect("--notify SOCKET is required");
+    let mut sock = UnixStream::connect(&path).expect("connect to the test's socket");
+    let mut args = all.into_iter();
     let mut files = Vec::new();
     let mut maps = Vec::new();
     let mut child = None;
@@ -18,7 +21,12 @@ fn main() {
     while let Some(arg) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| panic!("{arg} needs a value"));
         match arg.as_str() {
-            "--notify" => notify = Some(value()),
+            "--notify" => drop(value()),
+            "--chroot" => {
+                let dir = value();
+                rustix::process::chroot(dir.as_str()).expect("chroot (needs root)");
+                std::env::set_current_dir("/").expect("chdir /");
+            }
             // Only there to put odd text into the command line.
             "--tag" => drop(value()),
             "--open" => files.push(open(&value())),
@@ -64,8 +72,6 @@ fn main() {
     // Registered before saying ready, so that a SIGTERM right after cannot take the default action.
     let mut exit_signals =
         report_exit.then(|| signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM]).expect("signals"));
-    let path = notify.expect("--notify SOCKET is required");
-    let mut sock = UnixStream::connect(&path).expect("connect to the test's socket");
     let child = child.map(|c| format!(" child {c}")).unwrap_or_default();
     writeln!(sock, "ready {}{child}", std::process::id()).expect("notify");
     if let Some(signals) = &mut exit_signals {

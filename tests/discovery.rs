@@ -1,0 +1,234 @@
+//! Holder discovery: every handle kind, both scan backends, process relations, build dirs, symlinked targets,
+//! processes that cannot be inspected, and naming the holder of a lock cargo waits for.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// (pid → set of (handle kind, path)) from a dry run's summary.
+fn handles_by_pid(out: &std::process::Output) -> std::collections::BTreeMap<u64, BTreeSet<(String, String)>> {
+    let s = summary(out);
+    s["holders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            let set = h["handles"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| (x["kind"].as_str().unwrap().to_string(), x["path"].as_str().unwrap().to_string()))
+                .collect();
+            (h["pid"].as_u64().unwrap(), set)
+        })
+        .collect()
+}
+
+fn plain_holder(dir: &Path, name: &str) -> PathBuf {
+    let exe = dir.join(name);
+    std::fs::copy(holder_exe(), &exe).unwrap();
+    exe
+}
+
+#[test]
+fn every_handle_kind_is_found_by_both_backends() {
+    assert!(is_root(), "this test chroots a holder into target/ and must run as root (CI does)");
+    let ws = Ws::new(false);
+    ws.build();
+    let t = ws.target();
+    let bin = tempfile::tempdir().unwrap();
+    let exe = plain_holder(bin.path(), "plain");
+    let mut rv = Rendezvous::new();
+    let p = |rel: &str| t.join(rel).to_str().unwrap().to_string();
+    let fd = rv.holder(&exe, &["--open", &p("debug/held.txt")]);
+    let mmap = rv.holder(&exe, &["--mmap", &p("debug/mapped.bin")]);
+    let cwd = rv.holder(&exe, &["--cwd", &p("debug")]);
+    let lock = rv.holder(&exe, &["--lock", &p("debug/.cargo-lock")]);
+    let root = rv.holder(&exe, &["--chroot", &p("debug")]);
+    let in_target = ws.install_holder("target/debug/server");
+    let exe_holder = rv.holder(&in_target, &[]);
+
+    let proc_out = ws.run(&["--dry-run", "--message-format", "json"]);
+    assert_eq!(proc_out.status.code(), Some(0), "{}", stderr(&proc_out));
+    let by_proc = handles_by_pid(&proc_out);
+    let kinds = |pid: u32| -> BTreeSet<String> { by_proc[&u64::from(pid)].iter().map(|(k, _)| k.clone()).collect() };
+    assert!(kinds(fd.pid).contains("fd"), "{by_proc:?}");
+    assert!(kinds(mmap.pid).contains("mmap"));
+    assert!(kinds(cwd.pid).contains("cwd"));
+    assert_eq!(kinds(lock.pid), ["lock".to_string()].into());
+    assert!(kinds(root.pid).contains("root"));
+    assert!(kinds(exe_holder.pid).contains("exe"));
+    let human = ws.run(&["--dry-run"]);
+    assert!(
+        stderr(&human).contains(&format!("holds the build directory lock {}", p("debug/.cargo-lock"))),
+        "{}",
+        stderr(&human)
+    );
+
+    let lsof_out = ws
+        .safeclean(&["--dry-run", "--message-format", "json"])
+        .env("SAFECLEAN_SCAN_BACKEND", "lsof")
+        .output()
+        .unwrap();
+    assert_eq!(lsof_out.status.code(), Some(0), "{}", stderr(&lsof_out));
+    assert_eq!(handles_by_pid(&lsof_out), by_proc, "lsof and /proc disagree");
+    let kinds_of = |out: &std::process::Output| -> Vec<(u64, String)> {
+        summary(out)["holders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| (h["pid"].as_u64().unwrap(), h["kind"].to_string()))
+            .collect()
+    };
+    assert_eq!(kinds_of(&lsof_out), kinds_of(&proc_out));
+}
+
+#[test]
+fn relations_build_children_and_orphans_are_explained() {
+    let ws = Ws::new(true);
+    ws.build();
+    let mut rv = Rendezvous::new();
+    let script = rv.spawn(ws.cargo(&["build"]).env(HANG, &rv.path).env(HANG_CHILD, "1"));
+    let child = script.child.unwrap();
+    // An orphan: its parent shell exits at once, and it is reparented.
+    let bin = tempfile::tempdir().unwrap();
+    let exe = plain_holder(bin.path(), "orphan");
+    let launch =
+        format!("'{}' --cwd '{}' --notify '{}' & exit 0", exe.display(), ws.target().display(), rv.path.display());
+    let status = std::process::Command::new("sh").args(["-c", &launch]).status().unwrap();
+    assert!(status.success());
+    let orphan = rv.accept(None);
+
+    let out = ws.run(&["--dry-run"]);
+    let text = stderr(&out);
+    let line = |pid: u32| {
+        text.lines().find(|l| l.contains(&format!("pid {pid} "))).unwrap_or_else(|| panic!("{text}")).to_string()
+    };
+    let c = line(child);
+    assert!(
+        c.contains("[build-child]") && c.contains(&format!("child of build-script-build pid {}", script.pid)),
+        "{c}"
+    );
+    assert!(c.contains("would terminate"), "{c}");
+    assert!(line(script.pid).contains("child of cargo pid"), "{}", line(script.pid));
+    assert!(line(orphan.pid).contains("orphaned"), "{}", line(orphan.pid));
+}
+
+#[test]
+fn a_separate_build_dir_is_scanned_and_cleaned() {
+    let ws = Ws::new(true);
+    std::fs::create_dir_all(ws.root().join(".cargo")).unwrap();
+    std::fs::write(ws.root().join(".cargo/config.toml"), "[build]\nbuild-dir = \"build-out\"\n").unwrap();
+    ws.build();
+    let build_dir = ws.root().join("build-out");
+    assert!(build_dir.is_dir(), "cargo used the build dir");
+    let mut rv = Rendezvous::new();
+    let mut script = rv.spawn(ws.cargo(&["build"]).env(HANG, &rv.path));
+    let out = output_within(&mut ws.safeclean(&["--message-format", "json", "--grace", "2s"]), PATIENCE);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(script.dies_within(Duration::from_secs(5)));
+    let s = summary(&out);
+    assert_eq!(s["build_dir"], build_dir.to_str().unwrap());
+    let holder = s["holders"].as_array().unwrap().iter().find(|h| h["pid"] == script.pid).unwrap().clone();
+    assert_eq!(holder["kind"], "build-script");
+    assert!(holder["handles"][0]["path"].as_str().unwrap().starts_with(build_dir.to_str().unwrap()), "{holder}");
+    for dir in [&ws.target(), &build_dir] {
+        assert!(dir.join("CACHEDIR.TAG").is_file(), "{} recreated", dir.display());
+        assert!(!tree(dir).iter().any(|p| p.to_string_lossy().contains("safeclean")), "{:?}", tree(dir));
+    }
+}
+
+#[test]
+fn a_symlinked_target_is_matched_by_both_paths_and_kept() {
+    let ws = Ws::new(false);
+    let cache = tempfile::tempdir().unwrap();
+    let real = cache.path().join("real-target");
+    std::fs::create_dir_all(&real).unwrap();
+    symlink(&real, ws.target()).unwrap();
+    ws.build();
+    let mut rv = Rendezvous::new();
+    let bin = tempfile::tempdir().unwrap();
+    let exe = plain_holder(bin.path(), "plain");
+    let via_real = rv.holder(&exe, &["--open", real.join("debug/a.txt").to_str().unwrap()]);
+    let via_link = rv.holder(&exe, &["--cwd", ws.target().join("debug").to_str().unwrap()]);
+    let dry = handles_by_pid(&ws.run(&["--dry-run", "--message-format", "json"]));
+    assert!(dry.contains_key(&u64::from(via_real.pid)) && dry.contains_key(&u64::from(via_link.pid)), "{dry:?}");
+
+    let out = ws.run(&["--all-holders", "--no-verify"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(std::fs::symlink_metadata(ws.target()).unwrap().file_type().is_symlink(), "the link is kept");
+    assert!(real.join("CACHEDIR.TAG").is_file());
+    assert!(!real.join("debug").exists());
+}
+
+#[test]
+fn processes_of_other_users_are_counted() {
+    assert!(is_root(), "this test runs the tool as nobody next to root's processes and must run as root (CI does)");
+    let ws = Ws::new(false);
+    std::fs::create_dir_all(ws.target().join("debug")).unwrap();
+    std::fs::write(ws.target().join(".rustc_info.json"), "{}").unwrap();
+    for d in [ws.root(), &ws.target(), &ws.target().join("debug")] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    // root's cargo is out of nobody's reach, so `$CARGO` answers `metadata` itself: the tool honours `$CARGO`.
+    let fake = ws.root().join("fake-cargo.sh");
+    let meta = format!(
+        "{{\"workspace_root\":\"{}\",\"target_directory\":\"{}\"}}",
+        ws.root().display(),
+        ws.target().display()
+    );
+    std::fs::write(&fake, format!("#!/bin/sh\necho '{meta}'\n")).unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut rv = Rendezvous::new();
+    let exe = ws.install_holder("target/debug/server");
+    let _root_holder = rv.holder(&exe, &[]);
+    let mut cmd = ws.safeclean(&["--dry-run", "--no-verify"]);
+    std::os::unix::process::CommandExt::uid(&mut cmd, 65534);
+    std::os::unix::process::CommandExt::gid(&mut cmd, 65534);
+    let out = cmd.env("CARGO", &fake).env("HOME", "/nonexistent").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("processes of other users could not be inspected; run as root to see them"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn the_holder_of_a_lock_cargo_waits_for_is_named() {
+    let ws = Ws::new(false);
+    ws.build();
+    let home = tempfile::tempdir().unwrap();
+    let mut rv = Rendezvous::new();
+    let bin = tempfile::tempdir().unwrap();
+    let exe = plain_holder(bin.path(), "cache-hog");
+    let hog = rv.holder(&exe, &["--lock", home.path().join(".package-cache").to_str().unwrap()]);
+    let mut tool = ws.safeclean(&["--no-kill"]).env("CARGO_HOME", home.path()).stderr(Stdio::piped()).spawn().unwrap();
+    let lines = BufReader::new(tool.stderr.take().unwrap()).lines().map_while(Result::ok);
+    let mut named = None;
+    for line in lines {
+        if line.contains("waiting for the package cache lock") {
+            named = Some(line);
+            break;
+        }
+    }
+    let pid = tool.id();
+    rv.adopt(tool);
+    let named = named.expect("the blocked lock was named");
+    assert!(named.contains(&format!("held by pid {} cache-hog", hog.pid)), "{named}");
+    assert!(named.contains(&format!("in {}", std::env::current_dir().unwrap().display())), "{named}");
+    // Freeing the lock lets the check, and the run, finish.
+    send(hog.pid, rustix::process::Signal::KILL);
+    assert!(exits_within(pid, PATIENCE));
+}
