@@ -21,14 +21,13 @@ fn main() {
     while let Some(arg) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| panic!("{arg} needs a value"));
         match arg.as_str() {
-            "--notify" => drop(value()),
             "--chroot" => {
                 let dir = value();
                 rustix::process::chroot(dir.as_str()).expect("chroot (needs root)");
                 std::env::set_current_dir("/").expect("chdir /");
             }
-            // Only there to put odd text into the command line.
-            "--tag" => drop(value()),
+            // `--notify` was handled first; `--tag` only puts odd text into the command line.
+            "--notify" | "--tag" => drop(value()),
             "--open" => files.push(open(&value())),
             "--lock" => {
                 let f = open(&value());
