@@ -141,7 +141,9 @@ fn three_concurrent_runs_all_succeed() {
 struct Mounts(PathBuf);
 
 impl Mounts {
+    /// Mounts a tmpfs at `at`, which must lie under the guarded dir.
     fn tmpfs(&self, at: &Path) {
+        assert!(at.starts_with(&self.0));
         std::fs::create_dir_all(at).unwrap();
         let ok = Command::new("mount").args(["-t", "tmpfs", "tmpfs"]).arg(at).status().unwrap();
         assert!(ok.success(), "mount -t tmpfs {} failed", at.display());
