@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::cli::{Color, MessageFormat, Options};
+use crate::cli::{MessageFormat, Options};
 use crate::error::{Error, Result};
 use crate::interrupt::Interrupt;
 use crate::model::{Holder, Outcome, Verdict};
@@ -241,7 +241,7 @@ fn purge_and_verify(
     let req = verify::Request {
         args: &opts.check_args,
         explicit_target_dir: opts.target_dir.is_some(),
-        color: if crate::report::Style::resolve(opts).color && opts.color != Color::Never { "always" } else { "never" },
+        color: if crate::report::Style::resolve(opts).color { "always" } else { "never" },
         stdout_to_stderr: opts.message_format == MessageFormat::Json,
         backend: opts.signal_backend,
     };

@@ -54,7 +54,15 @@ impl Ws {
     /// A package `app` with a library and, with `build_script`, a build script that hangs when [`HANG`] names
     /// a socket: it connects, says `ready PID`, and blocks forever.
     pub fn new(build_script: bool) -> Self {
-        let dir = tempfile::Builder::new().prefix("safeclean-ws-").tempdir().unwrap();
+        Self::create(tempfile::Builder::new().prefix("safeclean-ws-").tempdir().unwrap(), build_script)
+    }
+
+    /// A package without a build script, in a new dir under `parent`.
+    pub fn new_in(parent: &Path) -> Self {
+        Self::create(tempfile::Builder::new().prefix("safeclean-ws-").tempdir_in(parent).unwrap(), false)
+    }
+
+    fn create(dir: tempfile::TempDir, build_script: bool) -> Self {
         let root = dir.path();
         std::fs::create_dir_all(root.join("src")).unwrap();
         std::fs::write(
