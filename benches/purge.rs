@@ -8,6 +8,7 @@
 //! `SAFECLEAN_BENCH_THREADS` (also compare these purge worker counts, e.g. `2,4,8,16,32`).
 
 #![expect(clippy::print_stdout, reason = "a benchmark prints its figures")]
+#![expect(clippy::cast_precision_loss, reason = "sizes for display")]
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -41,8 +42,7 @@ fn main() {
     if let Some(real) = std::env::var_os("SAFECLEAN_BENCH_REAL_TARGET") {
         let real = PathBuf::from(real);
         let (files, bytes) = count(&real);
-        corpora
-            .insert(0, (format!("real target dir: {files} files, {:.1} GiB", bytes as f64 / f64::from(1 << 30)), real));
+        corpora.insert(0, (format!("real target dir: {files} files, {:.1} GiB", bytes as f64 / 1_073_741_824.0), real));
     } else {
         println!("(SAFECLEAN_BENCH_REAL_TARGET not set: the real corpus is skipped)");
     }
