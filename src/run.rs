@@ -19,12 +19,6 @@ const ROUNDS: usize = 3;
 
 /// Runs `cargo safeclean` with `opts`, telling `reporter` as it goes and recording into `summary`.
 pub fn run(opts: &Options, reporter: &dyn Reporter, interrupt: &Interrupt, summary: &mut Summary) -> Result<()> {
-    if !cfg!(target_os = "linux") {
-        return Err(Error::Other(anyhow::anyhow!(
-            "cargo-safeclean runs on Linux only for now: the process table and pidfd handles have no backend for \
-             this platform yet (see the README)"
-        )));
-    }
     summary.dry_run = opts.dry_run;
     let dirs = workspace::resolve(opts.manifest_path.as_deref(), opts.target_dir.as_deref())?;
     summary.dirs = Some(dirs.clone());
@@ -43,9 +37,8 @@ pub fn run(opts: &Options, reporter: &dyn Reporter, interrupt: &Interrupt, summa
     };
 
     let roots = Roots::new(dirs.roots());
-    let mut holders = find_holders(opts, &roots)?;
-    summary.uninspectable = holders.1;
-    let mut holders = std::mem::take(&mut holders.0);
+    let (mut holders, uninspectable) = find_holders(opts, &roots)?;
+    summary.uninspectable = uninspectable;
 
     if opts.only_if_held && holders.is_empty() {
         reporter.holders(&holders, &summary.uninspectable);

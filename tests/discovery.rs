@@ -232,3 +232,22 @@ fn the_holder_of_a_lock_cargo_waits_for_is_named() {
     send(hog.pid, rustix::process::Signal::KILL);
     assert!(exits_within(pid, PATIENCE));
 }
+
+#[test]
+fn rust_analyzer_is_an_ide_holder_and_is_spared() {
+    let ws = Ws::new(false);
+    ws.build();
+    let mut rv = Rendezvous::new();
+    let bin = tempfile::tempdir().unwrap();
+    let ra = plain_holder(bin.path(), "rust-analyzer-proc-macro-srv");
+    let mut srv = rv.holder(&ra, &["--mmap", ws.target().join("debug/libproc_macro.so").to_str().unwrap()]);
+    let out = ws.run(&["--message-format", "json", "--no-verify"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let s = summary(&out);
+    let h = &s["holders"][0];
+    assert_eq!(
+        (h["kind"].as_str(), h["verdict"].as_str(), h["outcome"].as_str()),
+        (Some("ide"), Some("spare"), Some("spared"))
+    );
+    assert!(!srv.dies_within(Duration::from_millis(50)), "rust-analyzer was stopped");
+}

@@ -269,3 +269,11 @@ fn honours_manifest_path_and_cargo_target_dir() {
     assert!(target.join("CACHEDIR.TAG").is_file() && target.join("debug").is_dir());
     assert!(!ws.target().exists());
 }
+
+#[test]
+fn outside_a_workspace_the_error_says_what_to_do() {
+    let empty = tempfile::tempdir().unwrap();
+    let out = Ws::new(false).safeclean(&[]).current_dir(empty.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--manifest-path"), "{}", stderr(&out));
+}

@@ -18,10 +18,6 @@ use crate::terminate::{Ended, Sig};
 use crate::verify::Verified;
 use crate::workspace::Dirs;
 
-pub use github::escape_data as github_escape_data;
-pub use github::escape_property as github_escape_property;
-pub use wire::{SummaryLine, summary_line};
-
 /// Everything a run did, for the final report.
 #[derive(Debug, Clone, Default)]
 pub struct Summary {

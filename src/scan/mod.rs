@@ -79,11 +79,11 @@ pub struct Scan {
 /// Scans with the backend asked for (`auto`: `/proc` on Linux, `lsof` elsewhere). `exclude` is never reported
 /// (this process, whose own handles are not a reason to stop anything).
 pub fn scan(roots: &Roots, backend: ScanBackend, exclude: u32) -> anyhow::Result<Scan> {
-    let mut scan = proc::scan(roots, exclude)?;
-    if backend == ScanBackend::Lsof || (backend == ScanBackend::Auto && !cfg!(target_os = "linux")) {
-        // The process table still comes from the platform; lsof only says who holds what.
+    let use_lsof = backend == ScanBackend::Lsof || (backend == ScanBackend::Auto && !cfg!(target_os = "linux"));
+    // The process table always comes from the platform; lsof only says who holds what.
+    let mut scan = proc::scan(roots, exclude, !use_lsof)?;
+    if use_lsof {
         scan.found = lsof::scan(roots, exclude, &scan.table)?;
-        scan.uninspectable = Uninspectable::default();
     }
     for f in &mut scan.found {
         crate::process::fill_details(&mut f.process);

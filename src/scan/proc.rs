@@ -13,20 +13,41 @@ use super::{Found, LockedFile, Roots, Scan, parse_locks};
 use crate::model::{Handle, HandleKind, Process};
 use crate::process::{self, strip_deleted};
 
-/// Reads the whole process table and the handles of every process that can be inspected.
-pub fn scan(roots: &Roots, exclude: u32) -> anyhow::Result<Scan> {
+/// Reads the whole process table and, with `with_handles`, the handles of every process that can be inspected.
+/// The pids are split among the cores: each process costs a handful of syscalls, and there may be thousands.
+pub fn scan(roots: &Roots, exclude: u32, with_handles: bool) -> anyhow::Result<Scan> {
     let locks = std::fs::read_to_string("/proc/locks").map(|t| parse_locks(&t)).unwrap_or_default();
+    let pids: Vec<u32> = std::fs::read_dir("/proc")
+        .context("failed to list /proc; is procfs mounted?")?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    let workers = std::thread::available_parallelism().map_or(1, usize::from).min(8);
+    let chunk = pids.len().div_ceil(workers).max(1);
+    let parts: Vec<Scan> = std::thread::scope(|s| {
+        let handles: Vec<_> =
+            pids.chunks(chunk).map(|part| s.spawn(|| scan_part(part, roots, exclude, with_handles, &locks))).collect();
+        handles.into_iter().map(|h| h.join().expect("a scan thread panicked")).collect()
+    });
+    let mut out = Scan::default();
+    for part in parts {
+        out.found.extend(part.found);
+        out.table.procs.extend(part.table.procs);
+        out.uninspectable.other_users += part.uninspectable.other_users;
+        out.uninspectable.own.extend(part.uninspectable.own);
+    }
+    Ok(out)
+}
+
+fn scan_part(pids: &[u32], roots: &Roots, exclude: u32, with_handles: bool, locks: &HashSet<LockedFile>) -> Scan {
     let my_uid = rustix::process::geteuid().as_raw();
     let mut out = Scan::default();
-    for entry in std::fs::read_dir("/proc").context("failed to list /proc; is procfs mounted?")? {
-        let Ok(entry) = entry else { continue };
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+    for &pid in pids {
         let Ok(Some(stat)) = process::read_stat(pid) else { continue };
-        let skip = stat.is_zombie() || stat.is_kernel_thread() || pid == exclude;
+        let skip = !with_handles || stat.is_zombie() || stat.is_kernel_thread() || pid == exclude;
         let mut p = Process::from(stat);
-        p.uid = entry.metadata().ok().map(|m| m.uid());
+        p.uid = std::fs::metadata(format!("/proc/{pid}")).ok().map(|m| m.uid());
         if !skip {
-            match handles(pid, roots, &locks) {
+            match handles(pid, roots, locks) {
                 Ok(h) if !h.is_empty() => out.found.push(Found { process: p.clone(), handles: h }),
                 Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
                     if p.uid == Some(my_uid) || my_uid == 0 {
@@ -41,7 +62,7 @@ pub fn scan(roots: &Roots, exclude: u32) -> anyhow::Result<Scan> {
         }
         out.table.procs.insert(pid, p);
     }
-    Ok(out)
+    out
 }
 
 /// What one process holds under the roots. `PermissionDenied` means it could not be inspected at all.
