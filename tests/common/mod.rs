@@ -111,6 +111,26 @@ impl Ws {
         self.safeclean(args).output().unwrap()
     }
 
+    /// `cargo safeclean ARGS` run as `nobody`. root's cargo is out of nobody's reach, so `$CARGO` is a script
+    /// that only answers `metadata` for this workspace: the tool honours `$CARGO`.
+    pub fn safeclean_as_nobody(&self, args: &[&str]) -> Command {
+        use std::os::unix::fs::PermissionsExt;
+        let fake = self.root().join("fake-cargo.sh");
+        let meta = format!(
+            "{{\"workspace_root\":\"{}\",\"target_directory\":\"{}\"}}",
+            self.root().display(),
+            self.target().display()
+        );
+        std::fs::write(&fake, format!("#!/bin/sh\necho '{meta}'\n")).unwrap();
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(self.root(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut cmd = self.safeclean(args);
+        std::os::unix::process::CommandExt::uid(&mut cmd, 65534);
+        std::os::unix::process::CommandExt::gid(&mut cmd, 65534);
+        cmd.env("CARGO", fake).env("HOME", "/nonexistent");
+        cmd
+    }
+
     /// Copies the holder fixture to `rel` inside the workspace (e.g. `target/debug/server`).
     pub fn install_holder(&self, rel: &str) -> PathBuf {
         let dest = self.root().join(rel);
