@@ -103,6 +103,17 @@ fn stop_until_free(
     let settings = Settings { grace: opts.grace, kill_timeout: opts.kill_timeout, backend: opts.signal_backend };
     let mut pending: Vec<usize> = pending_indices(&summary.holders);
     for round in 0..ROUNDS {
+        if pending.is_empty() {
+            // Nothing was stopped, so the scan is still current; only holders it could not see remain to check.
+            return match busy_locks(roots).first() {
+                None => Ok(()),
+                Some(l) => Err(Error::HoldersRemain(format!(
+                    "{} is locked by a process that could not be inspected (another user's?), so nothing was \
+                     deleted; run as root or stop that build",
+                    l.display()
+                ))),
+            };
+        }
         stop(&pending, settings, reporter, interrupt, summary)?;
         let survivors: Vec<String> = summary
             .holders
@@ -121,8 +132,7 @@ fn stop_until_free(
         }
         let (again, _) = find_holders(opts, roots)?;
         let again: Vec<Holder> = again.into_iter().filter(|h| h.verdict == Verdict::Terminate).collect();
-        let busy: Vec<PathBuf> =
-            roots.paths().iter().flat_map(|r| lock::cargo_locks(r)).filter(|l| lock::is_held(l)).collect();
+        let busy = busy_locks(roots);
         if again.is_empty() && busy.is_empty() {
             return Ok(());
         }
@@ -142,6 +152,11 @@ fn stop_until_free(
         pending = (start..summary.holders.len()).collect();
     }
     Ok(())
+}
+
+/// Cargo's lock files under the roots that some process holds right now.
+fn busy_locks(roots: &Roots) -> Vec<PathBuf> {
+    roots.paths().iter().flat_map(|r| lock::cargo_locks(r)).filter(|l| lock::is_held(l)).collect()
 }
 
 fn pending_indices(holders: &[Holder]) -> Vec<usize> {

@@ -147,26 +147,6 @@ fn trash_inside(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Whether any trash or leftover exists for `dir` (so a run with nothing else to do still has work).
-#[must_use]
-pub fn has_leftovers(dir: &Path) -> bool {
-    let inside = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .any(|e| e.file_name().as_bytes().starts_with(TRASH_PREFIX.as_bytes()));
-    let beside = dir.parent().zip(dir.file_name()).is_some_and(|(parent, name)| {
-        let mut prefix = name.as_bytes().to_vec();
-        prefix.extend_from_slice(ASIDE_INFIX.as_bytes());
-        std::fs::read_dir(parent)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .any(|e| e.file_name().as_bytes().strip_prefix(prefix.as_slice()).is_some_and(is_run_id))
-    });
-    inside || beside
-}
-
 /// A mount root: its device differs from its parent's, or statx says so (bind mounts of the same device).
 fn is_mount_point(dir: &Path, meta: &std::fs::Metadata) -> bool {
     let parent_dev = dir.parent().and_then(|p| std::fs::metadata(p).ok()).map(|m| m.dev());
