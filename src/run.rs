@@ -105,14 +105,12 @@ fn stop_until_free(
     for round in 0..ROUNDS {
         if pending.is_empty() {
             // Nothing was stopped, so the scan is still current; only holders it could not see remain to check.
-            return match busy_locks(roots).first() {
-                None => Ok(()),
-                Some(l) => Err(Error::HoldersRemain(format!(
-                    "{} is locked by a process that could not be inspected (another user's?), so nothing was \
-                     deleted; run as root or stop that build",
-                    l.display()
-                ))),
-            };
+            let busy = busy_locks(roots);
+            if busy.is_empty() {
+                return Ok(());
+            }
+            let why = busy.iter().map(|l| who_locks(l, &summary.holders)).collect::<Vec<_>>().join("; ");
+            return Err(Error::HoldersRemain(format!("a build still holds its lock, so nothing was deleted: {why}")));
         }
         stop(&pending, settings, reporter, interrupt, summary)?;
         let survivors: Vec<String> = summary
@@ -138,8 +136,7 @@ fn stop_until_free(
         }
         if round + 1 == ROUNDS {
             let who = again.iter().map(|h| format!("pid {} {}", h.process.pid, h.process.display_name()));
-            let locks =
-                busy.iter().map(|l| format!("{} is locked by a process that could not be inspected", l.display()));
+            let locks = busy.iter().map(|l| who_locks(l, &summary.holders));
             return Err(Error::HoldersRemain(format!(
                 "processes keep taking hold of the target dir, so nothing was deleted: {}; stop what starts them \
                  (an editor's cargo check, a watcher) and run again",
@@ -152,6 +149,25 @@ fn stop_until_free(
         pending = (start..summary.holders.len()).collect();
     }
     Ok(())
+}
+
+/// Who holds the busy lock file `lock`: a spared holder, or one the scan could not see.
+fn who_locks(lock: &std::path::Path, holders: &[Holder]) -> String {
+    let by =
+        holders.iter().find(|h| h.handles.iter().any(|x| x.kind == crate::model::HandleKind::Lock && x.path == lock));
+    match by {
+        Some(h) => format!(
+            "{} is locked by pid {} {}, spared as {} (--all-holders stops it)",
+            lock.display(),
+            h.process.pid,
+            h.process.display_name(),
+            h.kind.as_str()
+        ),
+        None => format!(
+            "{} is locked by a process that could not be inspected (another user's? run as root to see it)",
+            lock.display()
+        ),
+    }
 }
 
 /// Cargo's lock files under the roots that some process holds right now.

@@ -277,3 +277,27 @@ fn outside_a_workspace_the_error_says_what_to_do() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("--manifest-path"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_spared_process_holding_cargos_lock_blocks_the_clean_and_is_named() {
+    let ws = Ws::new(false);
+    ws.build();
+    let mut rv = Rendezvous::new();
+    let bin = tempfile::tempdir().unwrap();
+    let exe = bin.path().join("locker");
+    std::fs::copy(holder_exe(), &exe).unwrap();
+    let lock = ws.target().join("debug/.cargo-lock");
+    let mut h = rv.holder(&exe, &["--lock", lock.to_str().unwrap()]);
+    let before = tree(&ws.target());
+    let out = ws.run(&["--no-verify"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(
+        text.contains(&format!("locked by pid {} locker, spared as other (--all-holders stops it)", h.pid)),
+        "{text}"
+    );
+    assert_eq!(tree(&ws.target()), before);
+    let out = ws.run(&["--no-verify", "--all-holders"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(h.dies_within(Duration::from_secs(5)));
+}
