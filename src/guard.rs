@@ -108,16 +108,7 @@ pub fn check_dir(dir: &Path, workspace_root: &Path, home: Option<&Path>, force: 
 #[must_use]
 pub fn looks_like_target(dir: &Path) -> bool {
     let tagged = std::fs::read_to_string(dir.join("CACHEDIR.TAG")).is_ok_and(|t| t.starts_with(CACHEDIR_SIGNATURE));
-    tagged || dir.join(".rustc_info.json").is_file() || has_profile_lock(dir, 2)
-}
-
-/// `<profile>/.cargo-lock` or `<triple>/<profile>/.cargo-lock`.
-fn has_profile_lock(dir: &Path, depth: u32) -> bool {
-    let Ok(entries) = std::fs::read_dir(dir) else { return false };
-    entries.flatten().any(|e| {
-        e.file_type().is_ok_and(|t| t.is_dir())
-            && (e.path().join(".cargo-lock").is_file() || depth > 1 && has_profile_lock(&e.path(), depth - 1))
-    })
+    tagged || dir.join(".rustc_info.json").is_file() || !crate::lock::cargo_locks(dir).is_empty()
 }
 
 /// The canonical path, or for a path that does not exist, its canonical parent joined with the rest.

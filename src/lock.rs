@@ -46,27 +46,43 @@ pub fn run_lock(target_dir: &Path, interrupt: &Interrupt, on_wait: impl FnOnce()
     }
 }
 
-/// Cargo's lock files in `dir`: `<profile>/.cargo-lock` (and cargo 1.96's build and artifact locks), also under
-/// `<triple>/<profile>/`.
+/// The lock files cargo keeps in each profile dir (`.cargo-lock`; cargo 1.96 adds the other two).
+const LOCK_NAMES: [&str; 3] = [".cargo-lock", ".cargo-build-lock", ".cargo-artifact-lock"];
+
+/// Cargo's lock files in `dir`: `<profile>/<lock>`, and `<triple>/<profile>/<lock>` under dirs named like a target
+/// triple. Only those dirs are listed: a target dir's `deps/`, `build/` and `doc/` hold thousands of entries, and
+/// this runs between stopping the holders and the swap, while the user waits.
 #[must_use]
 pub fn cargo_locks(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    collect_locks(dir, 3, &mut out);
+    for sub in subdirs(dir) {
+        push_locks(&sub, &mut out);
+        if sub.file_name().is_some_and(|n| looks_like_triple(&n.to_string_lossy())) {
+            for profile in subdirs(&sub) {
+                push_locks(&profile, &mut out);
+            }
+        }
+    }
     out.sort();
     out
 }
 
-fn collect_locks(dir: &Path, depth: u32, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for e in entries.flatten() {
-        let name = e.file_name();
-        let Ok(t) = e.file_type() else { continue };
-        if t.is_file() && matches!(name.to_str(), Some(".cargo-lock" | ".cargo-build-lock" | ".cargo-artifact-lock")) {
-            out.push(e.path());
-        } else if t.is_dir() && depth > 1 && !name.to_string_lossy().starts_with(".safeclean-trash-") {
-            collect_locks(&e.path(), depth - 1, out);
-        }
-    }
+fn subdirs(dir: &Path) -> impl Iterator<Item = PathBuf> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()) && !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| e.path())
+}
+
+fn push_locks(profile: &Path, out: &mut Vec<PathBuf>) {
+    out.extend(LOCK_NAMES.iter().map(|n| profile.join(n)).filter(|p| p.is_file()));
+}
+
+/// `x86_64-unknown-linux-gnu`, `wasm32-unknown-unknown`, `aarch64-apple-darwin`: at least three parts.
+fn looks_like_triple(name: &str) -> bool {
+    name.split('-').filter(|p| !p.is_empty()).count() >= 3
 }
 
 /// Whether some process holds `lock` right now: a non-blocking exclusive `flock`, released at once.
