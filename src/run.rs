@@ -20,24 +20,35 @@ const ROUNDS: usize = 3;
 /// Runs `cargo safeclean` with `opts`, telling `reporter` as it goes and recording into `summary`.
 pub fn run(opts: &Options, reporter: &dyn Reporter, interrupt: &Interrupt, summary: &mut Summary) -> Result<()> {
     summary.dry_run = opts.dry_run;
+    // The process table is read while `cargo metadata` runs: the user waits for the two together, not in turn.
+    let background = scan::start(opts.scan_backend, std::process::id());
     let dirs = workspace::resolve(opts.manifest_path.as_deref(), opts.target_dir.as_deref())?;
     summary.dirs = Some(dirs.clone());
     guard::check(&dirs, opts.force)?;
     reporter.dirs(&dirs);
 
+    let waited = std::cell::Cell::new(false);
     let _run_lock = if opts.dry_run {
         None
     } else {
-        lock::run_lock(&dirs.target_dir, interrupt, || reporter.waiting_for_other_run(&dirs.target_dir)).map_err(
-            |e| match e.kind() {
-                std::io::ErrorKind::Interrupted => Error::Interrupted("while waiting for another run"),
-                _ => Error::Other(anyhow::anyhow!("failed to lock the parent of {}: {e}", dirs.target_dir.display())),
-            },
-        )?
+        let on_wait = || {
+            waited.set(true);
+            reporter.waiting_for_other_run(&dirs.target_dir);
+        };
+        lock::run_lock(&dirs.target_dir, interrupt, on_wait).map_err(|e| match e.kind() {
+            std::io::ErrorKind::Interrupted => Error::Interrupted("while waiting for another run"),
+            _ => Error::Other(anyhow::anyhow!("failed to lock the parent of {}: {e}", dirs.target_dir.display())),
+        })?
     };
 
     let roots = Roots::new(dirs.roots());
-    let (mut holders, uninspectable) = find_holders(opts, &roots)?;
+    // After waiting for another run, what the early scan saw is stale.
+    let first = if waited.get() {
+        scan::scan(&roots, opts.scan_backend, std::process::id())
+    } else {
+        background.finish(&roots)
+    };
+    let (mut holders, uninspectable) = holders_in(first?, opts, &roots);
     summary.uninspectable = uninspectable;
 
     if opts.only_if_held && holders.is_empty() {
@@ -84,11 +95,10 @@ pub fn run(opts: &Options, reporter: &dyn Reporter, interrupt: &Interrupt, summa
     purge_and_verify(opts, &dirs, &trash, reporter, interrupt, summary)
 }
 
-/// Scans and applies the policy.
-fn find_holders(opts: &Options, roots: &Roots) -> Result<(Vec<Holder>, scan::Uninspectable)> {
-    let scan = scan::scan(roots, opts.scan_backend, std::process::id())?;
+/// Applies the policy to a scan.
+fn holders_in(scan: scan::Scan, opts: &Options, roots: &Roots) -> (Vec<Holder>, scan::Uninspectable) {
     let policy = Policy::for_self(&scan.table, opts.all_holders);
-    Ok((policy::decide(scan.found, &scan.table, roots, &policy), scan.uninspectable))
+    (policy::decide(scan.found, &scan.table, roots, &policy), scan.uninspectable)
 }
 
 /// Terminates the holders in `summary`, re-scans, and repeats while new ones appear (a build started meanwhile)
@@ -128,7 +138,7 @@ fn stop_until_free(
                 survivors.join("; ")
             )));
         }
-        let (again, _) = find_holders(opts, roots)?;
+        let (again, _) = holders_in(scan::scan(roots, opts.scan_backend, std::process::id())?, opts, roots);
         let again: Vec<Holder> = again.into_iter().filter(|h| h.verdict == Verdict::Terminate).collect();
         let busy = busy_locks(roots);
         if again.is_empty() && busy.is_empty() {

@@ -76,21 +76,44 @@ pub struct Scan {
     pub uninspectable: Uninspectable,
 }
 
-/// Scans with the backend asked for (`auto`: `/proc` on Linux, `lsof` elsewhere). `exclude` is never reported
-/// (this process, whose own handles are not a reason to stop anything).
-pub fn scan(roots: &Roots, backend: ScanBackend, exclude: u32) -> anyhow::Result<Scan> {
+/// A scan started before the roots are known (while `cargo metadata` runs); [`Background::finish`] narrows it.
+#[derive(Debug)]
+pub struct Background {
+    raw: std::thread::JoinHandle<anyhow::Result<proc::Raw>>,
+    use_lsof: bool,
+    exclude: u32,
+}
+
+/// Starts scanning with the backend asked for (`auto`: `/proc` on Linux, `lsof` elsewhere). `exclude` is never
+/// reported (this process, whose own handles are not a reason to stop anything).
+#[must_use]
+pub fn start(backend: ScanBackend, exclude: u32) -> Background {
     let use_lsof = backend == ScanBackend::Lsof || (backend == ScanBackend::Auto && !cfg!(target_os = "linux"));
     // The process table always comes from the platform; lsof only says who holds what.
-    let mut scan = proc::scan(roots, exclude, !use_lsof)?;
-    if use_lsof {
-        scan.found = lsof::scan(roots, exclude, &scan.table)?;
+    let raw = std::thread::spawn(move || proc::raw(exclude, !use_lsof));
+    Background { raw, use_lsof, exclude }
+}
+
+impl Background {
+    /// What is held under `roots`.
+    pub fn finish(self, roots: &Roots) -> anyhow::Result<Scan> {
+        let raw = self.raw.join().map_err(|_| anyhow::anyhow!("the scan thread panicked"))??;
+        let mut scan = raw.filter(roots);
+        if self.use_lsof {
+            scan.found = lsof::scan(roots, self.exclude, &scan.table)?;
+        }
+        for f in &mut scan.found {
+            crate::process::fill_details(&mut f.process);
+            f.handles = dedup(std::mem::take(&mut f.handles), f.process.exe.as_deref());
+        }
+        scan.found.sort_by_key(|f| f.process.pid);
+        Ok(scan)
     }
-    for f in &mut scan.found {
-        crate::process::fill_details(&mut f.process);
-        f.handles = dedup(std::mem::take(&mut f.handles), f.process.exe.as_deref());
-    }
-    scan.found.sort_by_key(|f| f.process.pid);
-    Ok(scan)
+}
+
+/// Scans now, with the backend asked for.
+pub fn scan(roots: &Roots, backend: ScanBackend, exclude: u32) -> anyhow::Result<Scan> {
+    start(backend, exclude).finish(roots)
 }
 
 /// Sorted, unique handles; a mapping of the process's own exe is not reported twice.
