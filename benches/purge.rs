@@ -5,7 +5,8 @@
 //!
 //! Run with `bench/purge.sh`, which builds the real corpus and installs rmz. Environment:
 //! `SAFECLEAN_BENCH_REAL_TARGET` (the real corpus), `SAFECLEAN_BENCH_RUNS` (default 5),
-//! `SAFECLEAN_BENCH_THREADS` (also compare these purge worker counts, e.g. `2,4,8,16,32`).
+//! `SAFECLEAN_BENCH_THREADS` (also compare these purge worker counts, e.g. `2,4,8,16,32`),
+//! `SAFECLEAN_BENCH_ONLY` (run only these tools, by name, e.g. `cargo safeclean`).
 
 #![expect(clippy::print_stdout, reason = "a benchmark prints its figures")]
 #![expect(clippy::cast_precision_loss, reason = "sizes for display")]
@@ -62,6 +63,10 @@ fn main() {
             ));
         }
     }
+    if let Ok(only) = std::env::var("SAFECLEAN_BENCH_ONLY") {
+        let keep: Vec<&str> = only.split(',').collect();
+        tools.retain(|t| keep.contains(&t.name.as_str()));
+    }
     for (label, source) in &corpora {
         println!("\n## {label}, median of {runs} runs\n");
         println!("| tool | median time | target usable after | peak RSS | time vs rmz | time vs rm -rf |");
@@ -73,7 +78,9 @@ fn main() {
                 samples.push(run_once(t, source, scratch.path()));
             }
         }
-        let median_of = |name: &str| median(&results.iter().find(|(n, _)| n == name).unwrap().1, |s| s.total);
+        let median_of = |name: &str| {
+            results.iter().find(|(n, _)| n == name).map_or(Duration::ZERO, |(_, s)| median(s, |s| s.total))
+        };
         let (rmz, rm) = (median_of("rmz"), median_of("rm -rf"));
         for (name, samples) in &results {
             let total = median(samples, |s| s.total);
