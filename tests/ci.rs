@@ -14,8 +14,7 @@ fn github_actions_annotations_groups_and_step_summary() {
     let mut rv = Rendezvous::new();
     // Spared: its exe lives outside target/, and its name and command line carry `%`, `:` and `,`.
     let bin = tempfile::tempdir().unwrap();
-    let odd = bin.path().join("odd,name:50%");
-    std::fs::copy(holder_exe(), &odd).unwrap();
+    let odd = holder_named(bin.path(), "odd,name:50%");
     let spared = rv.holder(&odd, &["--cwd", ws.target().to_str().unwrap(), "--tag", "rate=50%,mode:fast"]);
     let exe = ws.install_holder("target/debug/server");
     let mut stopped = rv.holder(&exe, &[]);

@@ -6,7 +6,6 @@ mod common;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::{PermissionsExt, symlink};
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -35,12 +34,6 @@ fn handles_by_pid(out: &std::process::Output) -> std::collections::BTreeMap<u64,
         .collect()
 }
 
-fn plain_holder(dir: &Path, name: &str) -> PathBuf {
-    let exe = dir.join(name);
-    std::fs::copy(holder_exe(), &exe).unwrap();
-    exe
-}
-
 #[test]
 fn every_handle_kind_is_found_by_both_backends() {
     assert!(is_root(), "this test chroots a holder into target/ and must run as root (CI does)");
@@ -48,7 +41,7 @@ fn every_handle_kind_is_found_by_both_backends() {
     ws.build();
     let t = ws.target();
     let bin = tempfile::tempdir().unwrap();
-    let exe = plain_holder(bin.path(), "plain");
+    let exe = holder_named(bin.path(), "plain");
     let mut rv = Rendezvous::new();
     let p = |rel: &str| t.join(rel).to_str().unwrap().to_string();
     let fd = rv.holder(&exe, &["--open", &p("debug/held.txt")]);
@@ -103,7 +96,7 @@ fn relations_build_children_and_orphans_are_explained() {
     let child = script.child.unwrap();
     // An orphan: its parent shell exits at once, and it is reparented.
     let bin = tempfile::tempdir().unwrap();
-    let exe = plain_holder(bin.path(), "orphan");
+    let exe = holder_named(bin.path(), "orphan");
     let launch =
         format!("'{}' --cwd '{}' --notify '{}' & exit 0", exe.display(), ws.target().display(), rv.path.display());
     let status = std::process::Command::new("sh").args(["-c", &launch]).status().unwrap();
@@ -159,7 +152,7 @@ fn a_symlinked_target_is_matched_by_both_paths_and_kept() {
     ws.build();
     let mut rv = Rendezvous::new();
     let bin = tempfile::tempdir().unwrap();
-    let exe = plain_holder(bin.path(), "plain");
+    let exe = holder_named(bin.path(), "plain");
     let via_real = rv.holder(&exe, &["--open", real.join("debug/a.txt").to_str().unwrap()]);
     let via_link = rv.holder(&exe, &["--cwd", ws.target().join("debug").to_str().unwrap()]);
     let dry = handles_by_pid(&ws.run(&["--dry-run", "--message-format", "json"]));
@@ -200,7 +193,7 @@ fn the_holder_of_a_lock_cargo_waits_for_is_named() {
     let home = tempfile::tempdir().unwrap();
     let mut rv = Rendezvous::new();
     let bin = tempfile::tempdir().unwrap();
-    let exe = plain_holder(bin.path(), "cache-hog");
+    let exe = holder_named(bin.path(), "cache-hog");
     let hog = rv.holder(&exe, &["--lock", home.path().join(".package-cache").to_str().unwrap()]);
     let mut tool = ws.safeclean(&["--no-kill"]).env("CARGO_HOME", home.path()).stderr(Stdio::piped()).spawn().unwrap();
     let lines = BufReader::new(tool.stderr.take().unwrap()).lines().map_while(Result::ok);
@@ -227,7 +220,7 @@ fn rust_analyzer_is_an_ide_holder_and_is_spared() {
     ws.build();
     let mut rv = Rendezvous::new();
     let bin = tempfile::tempdir().unwrap();
-    let ra = plain_holder(bin.path(), "rust-analyzer-proc-macro-srv");
+    let ra = holder_named(bin.path(), "rust-analyzer-proc-macro-srv");
     let mut srv = rv.holder(&ra, &["--mmap", ws.target().join("debug/libproc_macro.so").to_str().unwrap()]);
     let out = ws.run(&["--message-format", "json", "--no-verify"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

@@ -94,8 +94,7 @@ fn other_workspaces_and_processes_named_cargo_are_left_alone() {
     let mut other_script = rv.spawn(other.cargo(&["build"]).env(HANG, &rv.path));
     // A process named cargo, holding nothing under ws's target.
     let bin = tempfile::tempdir().unwrap();
-    let fake_cargo = bin.path().join("cargo");
-    std::fs::copy(holder_exe(), &fake_cargo).unwrap();
+    let fake_cargo = holder_named(bin.path(), "cargo");
     let mut named_cargo = rv.holder(&fake_cargo, &["--cwd", bin.path().to_str().unwrap()]);
     let holder = ws.install_holder("target/debug/holder");
     let mut mine = rv.holder(&holder, &[]);
@@ -284,8 +283,7 @@ fn a_spared_process_holding_cargos_lock_blocks_the_clean_and_is_named() {
     ws.build();
     let mut rv = Rendezvous::new();
     let bin = tempfile::tempdir().unwrap();
-    let exe = bin.path().join("locker");
-    std::fs::copy(holder_exe(), &exe).unwrap();
+    let exe = holder_named(bin.path(), "locker");
     let lock = ws.target().join("debug/.cargo-lock");
     let mut h = rv.holder(&exe, &["--lock", lock.to_str().unwrap()]);
     let before = tree(&ws.target());

@@ -34,6 +34,13 @@ pub fn holder_exe() -> PathBuf {
     path
 }
 
+/// A copy of the holder fixture named `name` in `dir` (outside any target dir: it holds only what it is told).
+pub fn holder_named(dir: &Path, name: &str) -> PathBuf {
+    let exe = dir.join(name);
+    std::fs::copy(holder_exe(), &exe).unwrap();
+    exe
+}
+
 /// A command with cargo's environment for a nested build removed, so the workspace decides its own dirs.
 pub fn clean_env(cmd: &mut Command) -> &mut Command {
     for (k, _) in std::env::vars_os() {
