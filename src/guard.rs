@@ -141,20 +141,10 @@ fn lexical(path: &Path) -> PathBuf {
 mod tests {
     use super::*;
 
-    fn tmp() -> PathBuf {
-        let d = std::env::temp_dir().join(format!(
-            "safeclean-guard-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d.canonicalize().unwrap()
-    }
-
     #[test]
     fn refuses_root_home_and_workspace() {
-        let d = tmp();
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path().canonicalize().unwrap();
         let ws = d.join("ws");
         std::fs::create_dir_all(ws.join("target")).unwrap();
         let r = |dir: &Path| check_dir(dir, &ws, Some(&d), true).map_err(|e| e.reason);
@@ -164,12 +154,12 @@ mod tests {
         assert!(matches!(r(&ws.join("target/..")), Err(Reason::WorkspaceOrAncestor { .. })));
         assert!(r(&ws.join("target")).is_ok());
         assert!(r(&ws.join("missing")).is_ok());
-        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
     fn requires_a_cargo_mark_unless_forced() {
-        let d = tmp();
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path().canonicalize().unwrap();
         let t = d.join("t");
         std::fs::create_dir_all(t.join("debug")).unwrap();
         let ws = d.join("ws");
@@ -184,6 +174,5 @@ mod tests {
         assert!(check_dir(&t, &ws, None, false).is_ok());
         std::fs::write(d.join("file"), "").unwrap();
         assert_eq!(check_dir(&d.join("file"), &ws, None, true).unwrap_err().reason, Reason::NotADirectory);
-        std::fs::remove_dir_all(&d).unwrap();
     }
 }

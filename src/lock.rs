@@ -136,12 +136,13 @@ mod tests {
 
     #[test]
     fn probes_locks() {
-        let d = std::env::temp_dir().join(format!("safeclean-lock-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
         std::fs::create_dir_all(d.join("debug")).unwrap();
         std::fs::create_dir_all(d.join("x86_64-unknown-linux-gnu/release")).unwrap();
         std::fs::write(d.join("debug/.cargo-lock"), "").unwrap();
         std::fs::write(d.join("x86_64-unknown-linux-gnu/release/.cargo-lock"), "").unwrap();
-        let locks = cargo_locks(&d);
+        let locks = cargo_locks(d);
         assert_eq!(locks.len(), 2);
         assert!(!is_held(&locks[0]));
         let held = File::open(&locks[0]).unwrap();
@@ -149,6 +150,5 @@ mod tests {
         assert!(is_held(&locks[0]));
         drop(held);
         assert!(!is_held(&locks[0]));
-        std::fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -364,13 +364,6 @@ mod tests {
     use super::*;
     use std::os::unix::fs::{PermissionsExt, symlink};
 
-    fn tmp(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("safeclean-purge-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
-
     fn run(root: &Path) -> Purged {
         let interrupt = Interrupt::manual().unwrap();
         purge(&[root.to_path_buf()], 4, &Progress::default(), &interrupt)
@@ -378,7 +371,8 @@ mod tests {
 
     #[test]
     fn removes_a_tree_counting_files_and_bytes_and_keeps_symlink_targets() {
-        let d = tmp("tree");
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
         let outside = d.join("outside");
         std::fs::create_dir_all(outside.join("keep")).unwrap();
         std::fs::write(outside.join("keep/file"), "precious").unwrap();
@@ -397,12 +391,12 @@ mod tests {
         assert_eq!(p.removed.files, 3002);
         assert!(p.removed.bytes >= 15_000);
         assert_eq!(std::fs::read_to_string(outside.join("keep/file")).unwrap(), "precious");
-        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
     fn removes_read_only_and_unreadable_dirs() {
-        let d = tmp("ro");
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
         let t = d.join("trash");
         std::fs::create_dir_all(t.join("ro/inner")).unwrap();
         std::fs::write(t.join("ro/inner/f"), "x").unwrap();
@@ -411,12 +405,12 @@ mod tests {
         let p = run(&t);
         assert!(p.problems.errors.is_empty(), "{:?}", p.problems.errors);
         assert!(!t.exists());
-        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
     fn removes_non_utf8_names_and_very_deep_trees() {
-        let d = tmp("deep");
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
         let t = d.join("trash");
         std::fs::create_dir_all(&t).unwrap();
         std::fs::write(t.join(OsStr::from_bytes(b"bad-\xff-name")), "x").unwrap();
@@ -432,21 +426,21 @@ mod tests {
         assert!(p.problems.errors.is_empty(), "{:?}", p.problems.errors);
         assert!(!t.exists());
         assert_eq!(p.removed.files, 2);
-        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
     fn a_missing_root_is_nothing_to_do() {
-        let d = tmp("missing");
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
         let p = run(&d.join("nope"));
         assert!(p.problems.errors.is_empty());
         assert_eq!(p.removed.files, 0);
-        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
     fn an_interrupted_purge_stops_and_leaves_the_rest() {
-        let d = tmp("intr");
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
         let t = d.join("trash");
         std::fs::create_dir_all(t.join("a")).unwrap();
         std::fs::write(t.join("a/f"), "x").unwrap();
@@ -455,6 +449,5 @@ mod tests {
         let p = purge(std::slice::from_ref(&t), 2, &Progress::default(), &interrupt);
         assert!(p.interrupted);
         assert!(t.join("a/f").exists());
-        std::fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -164,16 +164,10 @@ fn is_mount_point(dir: &Path, meta: &std::fs::Metadata) -> bool {
 mod tests {
     use super::*;
 
-    fn tmp(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("safeclean-swap-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
-
     #[test]
     fn swaps_and_adopts_leftovers() {
-        let d = tmp("swap");
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
         let t = d.join("target");
         std::fs::create_dir_all(t.join("debug")).unwrap();
         std::fs::set_permissions(&t, std::fs::Permissions::from_mode(0o750)).unwrap();
@@ -187,12 +181,12 @@ mod tests {
         assert!(t.join("CACHEDIR.TAG").is_file());
         assert_eq!(std::fs::metadata(&t).unwrap().permissions().mode() & 0o777, 0o750);
         assert!(d.join("target.safeclean-mine").is_dir(), "a name this tool did not make is left alone");
-        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
     fn a_symlinked_target_keeps_its_link() {
-        let d = tmp("link");
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
         let real = d.join("cache");
         std::fs::create_dir_all(real.join("debug")).unwrap();
         std::os::unix::fs::symlink(&real, d.join("target")).unwrap();
@@ -201,15 +195,14 @@ mod tests {
         assert_eq!(trash, [d.join("target/.safeclean-trash-1-a")]);
         assert!(real.join(".safeclean-trash-1-a/debug").is_dir());
         assert!(real.join("CACHEDIR.TAG").is_file());
-        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
     fn a_missing_target_is_created() {
-        let d = tmp("missing");
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
         assert!(swap(&d.join("target"), "1-a").unwrap().is_empty());
         assert!(d.join("target/CACHEDIR.TAG").is_file());
-        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
