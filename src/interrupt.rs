@@ -15,8 +15,8 @@ use crate::error::exit;
 pub struct Interrupt {
     flag: Arc<AtomicBool>,
     wake: UnixStream,
-    /// Kept so the pipe never reports EOF when nothing is registered.
-    send: Option<UnixStream>,
+    /// Kept so the pipe never reports EOF, and for [`Interrupt::trigger`].
+    send: UnixStream,
 }
 
 impl Interrupt {
@@ -32,22 +32,20 @@ impl Interrupt {
             signal_hook::flag::register(sig, Arc::clone(&flag))?;
             signal_hook::low_level::pipe::register(sig, send.try_clone()?)?;
         }
-        Ok(Interrupt { flag, wake, send: Some(send) })
+        Ok(Interrupt { flag, wake, send })
     }
 
     /// An interrupt that only [`Interrupt::trigger`] sets, for library callers and tests.
     pub fn manual() -> std::io::Result<Self> {
         let (wake, send) = UnixStream::pair()?;
         wake.set_nonblocking(true)?;
-        Ok(Interrupt { flag: Arc::new(AtomicBool::new(false)), wake, send: Some(send) })
+        Ok(Interrupt { flag: Arc::new(AtomicBool::new(false)), wake, send })
     }
 
     /// Sets the flag as a signal would.
     pub fn trigger(&self) {
         self.flag.store(true, Ordering::SeqCst);
-        if let Some(s) = &self.send {
-            let _ = std::io::Write::write(&mut &*s, &[1]);
-        }
+        let _ = std::io::Write::write(&mut &self.send, &[1]);
     }
 
     #[must_use]

@@ -67,8 +67,7 @@ pub struct Handle {
 }
 
 /// What a holder is, which decides what happens to it (see the policy table in `DESIGN.md`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Cargo,
     Rustc,
@@ -111,8 +110,7 @@ pub enum SpareReason {
 }
 
 /// What happened to a holder.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     ExitedAfterSigterm,
     Killed,

@@ -282,13 +282,7 @@ fn purge_and_verify(
     let (purged, verified) = std::thread::scope(|s| {
         let purge = s.spawn(|| purge::purge(trash, purge::default_workers(), &progress, interrupt));
         let verified = (!opts.no_verify).then(|| {
-            let cmd = verify::command(dirs, &req);
-            let shown: Vec<String> = std::iter::once(cmd.get_program())
-                .chain(cmd.get_args())
-                .map(|a| a.to_string_lossy().into_owned())
-                .collect();
-            reporter.verify_started(&crate::report::shell_words(&shown));
-            verify::run(dirs, &req, interrupt, &|line| {
+            verify::run(dirs, &req, interrupt, &|cmdline| reporter.verify_started(cmdline), &|line| {
                 reporter.verify_line(line);
                 if let Some((what, files)) = lock::blocked_on(line, dirs) {
                     name_lock_holders(what, &files, opts, reporter);

@@ -39,9 +39,8 @@ pub struct Request<'a> {
     pub backend: SignalBackend,
 }
 
-/// The command line verify runs, for the report.
-#[must_use]
-pub fn command(dirs: &Dirs, req: &Request<'_>) -> Command {
+/// The `cargo check` command for `dirs` and `req`.
+fn command(dirs: &Dirs, req: &Request<'_>) -> Command {
     let mut cmd = Command::new(cargo_program());
     cmd.arg("check");
     let user_has = |flag: &str| {
@@ -59,16 +58,20 @@ pub fn command(dirs: &Dirs, req: &Request<'_>) -> Command {
     cmd
 }
 
-/// Runs the check; every line cargo writes to stderr goes to `on_line`. On interrupt, cargo gets SIGINT and is
-/// waited for.
+/// Runs the check. `on_start` gets its command line as a person would type it; every line cargo writes to stderr
+/// goes to `on_line`. On interrupt, cargo gets SIGINT and is waited for.
 pub fn run(
     dirs: &Dirs,
     req: &Request<'_>,
     interrupt: &Interrupt,
+    on_start: &dyn Fn(&str),
     on_line: &(dyn Fn(&str) + Sync),
 ) -> std::io::Result<Verified> {
     let start = Instant::now();
     let mut cmd = command(dirs, req);
+    let shown: Vec<String> =
+        std::iter::once(cmd.get_program()).chain(cmd.get_args()).map(|a| a.to_string_lossy().into_owned()).collect();
+    on_start(&crate::report::shell_words(&shown));
     // A process group of its own, so that Ctrl-C reaches cargo and everything it started (build scripts,
     // rustc) through us, and the run can wait for them to stop.
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);

@@ -1,9 +1,10 @@
 //! Test fixture: a process that holds things in a target dir, then reports ready and waits to be killed.
 //!
-//! `safeclean-test-holder --notify SOCKET [--open F] [--lock F] [--mmap F] [--cwd D] [--ignore-term]
-//! [--ignore-int] [--tag TEXT] [--chroot DIR] [--spawn-child] [--report-exit]`. Setup happens first; then it connects to the Unix socket SOCKET and writes
-//! `ready PID [child PID]\n`, keeping the connection open, so the test learns of readiness without sleeping and
-//! of death by EOF.
+//! `safeclean-test-holder --notify SOCKET [--open F] [--lock F] [--mmap F] [--cwd D] [--chroot DIR]
+//! [--ignore-term] [--ignore-int] [--tag TEXT] [--report-exit]`. It connects to the Unix socket SOCKET first (a
+//! chroot would put it out of reach), does the setup, then writes `ready PID\n` and keeps the connection open, so
+//! the test learns of readiness without sleeping and of death by EOF. With `--report-exit` it exits on SIGTERM and
+//! first writes `exit NANOS\n`.
 
 use std::io::Write;
 use std::os::unix::net::UnixStream;
@@ -16,7 +17,6 @@ fn main() {
     let mut args = all.into_iter();
     let mut files = Vec::new();
     let mut maps = Vec::new();
-    let mut child = None;
     let mut report_exit = false;
     while let Some(arg) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| panic!("{arg} needs a value"));
@@ -58,21 +58,13 @@ fn main() {
             "--ignore-term" => ignore(signal_hook::consts::SIGTERM),
             "--ignore-int" => ignore(signal_hook::consts::SIGINT),
             "--report-exit" => report_exit = true,
-            "--spawn-child" => {
-                // A child that holds nothing of its own: it only exists because we do. Never waited for: this
-                // process only ends by a signal.
-                #[expect(clippy::zombie_processes, reason = "the holder never exits on its own")]
-                let c = std::process::Command::new("sleep").arg("3600").spawn().expect("spawn sleep");
-                child = Some(c.id());
-            }
             other => panic!("unknown option {other}"),
         }
     }
     // Registered before saying ready, so that a SIGTERM right after cannot take the default action.
     let mut exit_signals =
         report_exit.then(|| signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM]).expect("signals"));
-    let child = child.map(|c| format!(" child {c}")).unwrap_or_default();
-    writeln!(sock, "ready {}{child}", std::process::id()).expect("notify");
+    writeln!(sock, "ready {}", std::process::id()).expect("notify");
     if let Some(signals) = &mut exit_signals {
         // Exit on SIGTERM, saying when (CLOCK_REALTIME, ns) just before: benchmarks measure how soon the tool
         // notices.
