@@ -33,11 +33,11 @@ pub struct Options {
     pub dry_run: bool,
 
     /// Time between SIGTERM and SIGKILL (e.g. 500ms, 2s, 1m).
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub grace: Duration,
 
     /// How long to wait for a process to exit after SIGKILL.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub kill_timeout: Duration,
 
     /// Signal nothing; if a holder would be terminated, change nothing and exit 4.
@@ -84,6 +84,14 @@ pub struct Options {
     #[arg(long, hide = true, env = "SAFECLEAN_SIGNAL_BACKEND", value_enum, default_value_t = SignalBackend::Auto)]
     pub signal_backend: SignalBackend,
 
+    /// How mount points are recognised: `openat2`, `statx` or `mountinfo`. For testing the fallbacks.
+    #[arg(long, hide = true, env = "SAFECLEAN_MOUNT_CHECK", value_enum, default_value_t = MountCheckChoice::Auto)]
+    pub mount_check: MountCheckChoice,
+
+    /// How the old tree is swapped out: `exchange` (one atomic step) or `rename` (two). For testing the fallback.
+    #[arg(long = "swap", hide = true, env = "SAFECLEAN_SWAP", value_enum, default_value_t = SwapChoice::Auto)]
+    pub swap: SwapChoice,
+
     /// Arguments passed to `cargo check`.
     #[arg(last = true, value_name = "CHECK_ARGS")]
     pub check_args: Vec<OsString>,
@@ -116,6 +124,21 @@ pub enum SignalBackend {
     Kill,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MountCheckChoice {
+    Auto,
+    Openat2,
+    Statx,
+    Mountinfo,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SwapChoice {
+    Auto,
+    Exchange,
+    Rename,
+}
+
 impl Options {
     /// Parses the process arguments, accepting the `safeclean` word that cargo passes first.
     pub fn parse_from_env() -> Self {
@@ -136,9 +159,15 @@ fn strip_subcommand_word<I: IntoIterator<Item = OsString>>(args: I) -> Vec<OsStr
     args
 }
 
-/// Parses `500ms`, `2s`, `1m`, `1.5s` or a bare number of seconds.
+/// The longest `--grace` or `--kill-timeout`: longer waits are typos, and deadlines must stay representable.
+pub const MAX_DURATION: Duration = Duration::from_hours(24);
+
+/// Parses `500ms`, `2s`, `1m`, `1.5s` or a bare number of seconds, up to [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
+    if text.starts_with('-') {
+        return Err(format!("`{text}` is negative; write a duration of 0 or more, like 500ms, 2s or 1m"));
+    }
     let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let value: f64 =
@@ -149,7 +178,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "m" | "min" => 60.0,
         other => return Err(format!("unknown unit `{other}` in `{text}`; use ms, s or m")),
     };
-    Duration::try_from_secs_f64(value * scale).map_err(|e| format!("`{text}` is out of range: {e}"))
+    let d = Duration::try_from_secs_f64(value * scale).map_err(|e| format!("`{text}` is out of range: {e}"))?;
+    if d > MAX_DURATION {
+        return Err(format!("`{text}` is longer than the most this tool waits, 24h"));
+    }
+    Ok(d)
 }
 
 #[cfg(test)]
@@ -166,6 +199,10 @@ mod tests {
         assert!(parse_duration("5h").is_err());
         assert!(parse_duration("fast").is_err());
         assert!(parse_duration("").is_err());
+        assert!(parse_duration("9223372036854775807s").unwrap_err().contains("24h"));
+        assert!(parse_duration("-1s").unwrap_err().contains("negative"));
+        assert_eq!(parse_duration("24h"), Err("unknown unit `h` in `24h`; use ms, s or m".into()));
+        assert_eq!(parse_duration("1440m"), Ok(MAX_DURATION));
     }
 
     #[test]

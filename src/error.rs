@@ -42,6 +42,14 @@ pub enum Error {
         source: std::io::Error,
         hint: &'static str,
     },
+    #[error(
+        "left {} inside the old tree mounted and untouched: {}; the rest was removed. Release {} with `umount PATH` \
+         (as root) and run cargo safeclean again: it removes what is left",
+        if mounts.len() == 1 { "a mount point" } else { "mount points" },
+        mounts.iter().map(|m| m.display().to_string()).collect::<Vec<_>>().join(", "),
+        if mounts.len() == 1 { "it" } else { "them" }
+    )]
+    MountsLeft { mounts: Vec<PathBuf> },
     #[error("{0}")]
     Verify(String),
     #[error("interrupted: {0}")]
@@ -58,7 +66,7 @@ impl Error {
             Error::Workspace(_) | Error::Other(_) => exit::UNEXPECTED,
             Error::Refused(_) => exit::REFUSED,
             Error::HoldersRemain(_) => exit::HOLDERS_REMAIN,
-            Error::Remove { .. } => exit::REMOVE_FAILED,
+            Error::Remove { .. } | Error::MountsLeft { .. } => exit::REMOVE_FAILED,
             Error::Verify(_) => exit::VERIFY_FAILED,
             Error::Interrupted(_) => exit::INTERRUPTED,
         }
@@ -66,8 +74,13 @@ impl Error {
 
     /// Builds a removal failure that names the path and the usual way out.
     pub fn remove(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        let hint = match source.kind() {
-            std::io::ErrorKind::PermissionDenied => "check the owner and permissions, or run as the owner",
+        // EPERM, unlike EACCES, survives the owner's own chmod: an immutable or append-only file, usually.
+        let hint = match (source.raw_os_error(), source.kind()) {
+            (Some(code), _) if code == rustix::io::Errno::PERM.raw_os_error() => {
+                "it may be immutable or append-only (`lsattr` shows an `i` or `a`): clear that with `chattr -i -a` \
+                 as root, or it belongs to another user in a sticky dir; then run cargo safeclean again"
+            }
+            (_, std::io::ErrorKind::PermissionDenied) => "check the owner and permissions, or run as the owner",
             _ => "fix the cause and run cargo safeclean again; it finishes what this run left",
         };
         Error::Remove { action, path: path.into(), source, hint }

@@ -1,15 +1,18 @@
 //! The safety rails: which directories the tool refuses to clean, and why.
 //!
-//! Never `/`, `$HOME`, the workspace root or any of its ancestors, whatever the flags; a directory that exists must
-//! look like a cargo target dir unless `--force`.
+//! Never, whatever the flags: `/`, a top-level system dir, a home dir (from `$HOME`, the passwd entry of the
+//! invoking user and of `SUDO_USER`) or cargo's home, the workspace root, or an ancestor of any of them. A
+//! `--target-dir` must exist. A dir that exists must look like a cargo target dir — cargo's own `CACHEDIR.TAG`
+//! text or cargo's layout — and hold nothing cargo never writes there (a VCS dir, `.ssh`, a `Cargo.toml`), and must
+//! not lie inside cargo's home; `--force` overrides only these last rules.
 
 use std::fmt;
-use std::io;
+use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};
 
 use crate::workspace::Dirs;
 
-/// The first line of a cache directory tag (<https://bford.info/cachedir/>), as cargo writes it.
+/// The first line of a cache directory tag (<https://bford.info/cachedir/>): the same for every tool.
 pub const CACHEDIR_SIGNATURE: &str = "Signature: 8a477f597d28d172789f06886806bc55";
 
 /// The `CACHEDIR.TAG` cargo writes, byte for byte, so tools that look for cargo's tag find ours.
@@ -18,14 +21,93 @@ pub const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55
 # For information about cache directory tags see https://bford.info/cachedir/
 ";
 
+/// What only cargo's own tag says: the signature line alone is shared by every tool that writes a tag.
+const CARGO_TAG_COMMENT: &str = "# This file is a cache directory tag created by cargo.";
+
+/// Top-level dirs of the system (Linux and macOS), refused whatever the flags.
+const SYSTEM_DIRS: &[&str] = &[
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/home",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/media",
+    "/mnt",
+    "/nix",
+    "/opt",
+    "/proc",
+    "/root",
+    "/run",
+    "/sbin",
+    "/snap",
+    "/srv",
+    "/sys",
+    "/tmp",
+    "/usr",
+    "/usr/local",
+    "/var",
+    "/var/tmp",
+    "/var/cache",
+    "/var/lib",
+    "/Applications",
+    "/Library",
+    "/System",
+    "/Users",
+    "/Volumes",
+    "/cores",
+    "/private",
+    "/private/tmp",
+    "/private/var",
+];
+
+/// Entries cargo never writes at the top of a target dir, but people keep in dirs that matter to them.
+const FOREIGN: &[&str] = &[
+    ".git",
+    ".hg",
+    ".svn",
+    ".jj",
+    ".bzr",
+    "_darcs",
+    ".pijul",
+    ".fossil",
+    "CVS",
+    ".ssh",
+    ".gnupg",
+    ".bashrc",
+    ".profile",
+    ".zshrc",
+    "Cargo.toml",
+];
+
 /// Why a directory was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reason {
     FilesystemRoot,
-    Home,
-    WorkspaceOrAncestor { workspace_root: PathBuf },
+    SystemDir,
+    Home {
+        home: PathBuf,
+    },
+    CargoHome {
+        cargo_home: PathBuf,
+    },
+    InsideCargoHome {
+        cargo_home: PathBuf,
+    },
+    WorkspaceOrAncestor {
+        workspace_root: PathBuf,
+    },
+    /// A `--target-dir` that does not exist: most likely a typo.
+    Missing,
     NotADirectory,
     NotACargoTarget,
+    /// It holds `entry`, which cargo never writes at the top of a target dir.
+    Foreign {
+        entry: String,
+    },
     Unreadable(String),
 }
 
@@ -40,7 +122,7 @@ impl Refusal {
     /// Whether `--force` would let this through.
     #[must_use]
     pub fn overridable(&self) -> bool {
-        self.reason == Reason::NotACargoTarget
+        matches!(self.reason, Reason::NotACargoTarget | Reason::Foreign { .. } | Reason::InsideCargoHome { .. })
     }
 }
 
@@ -51,64 +133,156 @@ impl fmt::Display for Refusal {
             Reason::FilesystemRoot => {
                 write!(f, "refusing to clean {p}: it is the filesystem root (no flag overrides this)")
             }
-            Reason::Home => write!(f, "refusing to clean {p}: it is your home directory (no flag overrides this)"),
+            Reason::SystemDir => write!(f, "refusing to clean {p}: it is a system directory (no flag overrides this)"),
+            Reason::Home { home } => write!(
+                f,
+                "refusing to clean {p}: it is the home directory {} or one of its parents (no flag overrides this)",
+                home.display()
+            ),
+            Reason::CargoHome { cargo_home } => write!(
+                f,
+                "refusing to clean {p}: it is cargo's home {} or one of its parents (no flag overrides this)",
+                cargo_home.display()
+            ),
+            Reason::InsideCargoHome { cargo_home } => write!(
+                f,
+                "refusing to clean {p}: it lies inside cargo's home {} (the registry, git checkouts, installed \
+                 binaries), not a target dir; pass --force if it is one",
+                cargo_home.display()
+            ),
             Reason::WorkspaceOrAncestor { workspace_root } => write!(
                 f,
                 "refusing to clean {p}: it is the workspace root {} or one of its parents (no flag overrides this); \
                  pass the target dir itself with --target-dir",
                 workspace_root.display()
             ),
+            Reason::Missing => write!(
+                f,
+                "refusing to clean {p}: the --target-dir does not exist (a typo?); nothing was changed. Pass an \
+                 existing target dir, or leave out --target-dir to clean the one cargo uses"
+            ),
             Reason::NotADirectory => write!(f, "refusing to clean {p}: it is not a directory"),
             Reason::NotACargoTarget => write!(
                 f,
-                "refusing to clean {p}: it does not look like a cargo target dir (no CACHEDIR.TAG with cargo's \
-                 signature, no .rustc_info.json, no <profile>/.cargo-lock); pass --force if it is one"
+                "refusing to clean {p}: it does not look like a cargo target dir (no CACHEDIR.TAG written by cargo, \
+                 no .rustc_info.json, no <profile>/.cargo-lock); pass --force if it is one"
+            ),
+            Reason::Foreign { entry } => write!(
+                f,
+                "refusing to clean {p}: it holds {entry}, which cargo never writes in a target dir, so it is more \
+                 than a target dir; move {entry} out, or pass --force if it may go"
             ),
             Reason::Unreadable(e) => write!(f, "refusing to clean {p}: cannot inspect it: {e}"),
         }
     }
 }
 
+/// The places a run must never clean, whatever the flags, besides `/` and the system dirs.
+#[derive(Debug, Clone, Default)]
+pub struct Protected {
+    /// `$HOME`, and the passwd home of the invoking user and of `SUDO_USER`.
+    pub homes: Vec<PathBuf>,
+    /// `$CARGO_HOME`, or `.cargo` in each home.
+    pub cargo_homes: Vec<PathBuf>,
+}
+
+impl Protected {
+    /// What this process must protect: read from the environment and the passwd database.
+    #[must_use]
+    pub fn for_this_user() -> Self {
+        let env_path = |var: &str| std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let mut homes: Vec<PathBuf> = env_path("HOME").into_iter().collect();
+        let uids = [nix::unistd::geteuid(), nix::unistd::getuid()];
+        homes.extend(uids.into_iter().filter_map(|u| nix::unistd::User::from_uid(u).ok().flatten()).map(|u| u.dir));
+        if let Some(user) = std::env::var("SUDO_USER").ok().filter(|u| !u.is_empty())
+            && let Ok(Some(entry)) = nix::unistd::User::from_name(&user)
+        {
+            homes.push(entry.dir);
+        }
+        homes.retain(|h| h.is_absolute() && h.parent().is_some());
+        homes.dedup();
+        let cargo_homes = match env_path("CARGO_HOME") {
+            Some(c) => vec![c],
+            None => homes.iter().map(|h| h.join(".cargo")).collect(),
+        };
+        Protected { homes, cargo_homes }
+    }
+}
+
 /// Checks every dir the run would clean.
-pub fn check(dirs: &Dirs, force: bool) -> Result<(), Refusal> {
-    let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from);
+pub fn check(dirs: &Dirs, protected: &Protected, force: bool) -> Result<(), Refusal> {
     for dir in dirs.roots() {
-        check_dir(dir, &dirs.workspace_root, home.as_deref(), force)?;
+        let explicit = dirs.explicit_target_dir && dir == dirs.target_dir;
+        check_dir(dir, &dirs.workspace_root, protected, explicit, force)?;
     }
     Ok(())
 }
 
-/// Checks one dir against the rules of the module docs.
-pub fn check_dir(dir: &Path, workspace_root: &Path, home: Option<&Path>, force: bool) -> Result<(), Refusal> {
+/// Checks one dir against the rules of the module docs; `explicit` when it was given with `--target-dir`.
+pub fn check_dir(
+    dir: &Path,
+    workspace_root: &Path,
+    protected: &Protected,
+    explicit: bool,
+    force: bool,
+) -> Result<(), Refusal> {
     let refuse = |reason| Err(Refusal { path: dir.to_path_buf(), reason });
     let real = resolve(dir);
-    if real.parent().is_none() || lexical(dir).parent().is_none() {
+    let lex = lexical(dir);
+    // Each test against both spellings: a symlink must not hide what a dir is, nor `..` what it names.
+    let is = |p: &Path| real == resolve(p) || lex == lexical(p);
+    let within = |p: &Path| resolve(p).starts_with(&real) || lexical(p).starts_with(&lex);
+    if real.parent().is_none() || lex.parent().is_none() {
         return refuse(Reason::FilesystemRoot);
     }
-    if let Some(home) = home {
-        let home_real = resolve(home);
-        if real == home_real || lexical(dir) == lexical(home) {
-            return refuse(Reason::Home);
-        }
-    }
-    let ws_real = resolve(workspace_root);
-    if ws_real.starts_with(&real) || lexical(workspace_root).starts_with(lexical(dir)) {
+    if within(workspace_root) {
         return refuse(Reason::WorkspaceOrAncestor { workspace_root: workspace_root.to_path_buf() });
     }
+    if let Some(home) = protected.homes.iter().find(|h| within(h)) {
+        return refuse(Reason::Home { home: home.clone() });
+    }
+    if let Some(cargo_home) = protected.cargo_homes.iter().find(|c| within(c)) {
+        return refuse(Reason::CargoHome { cargo_home: cargo_home.clone() });
+    }
+    if SYSTEM_DIRS.iter().any(|s| is(Path::new(s))) {
+        return refuse(Reason::SystemDir);
+    }
     match std::fs::metadata(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound && explicit => refuse(Reason::Missing),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => refuse(Reason::Unreadable(e.to_string())),
         Ok(m) if !m.is_dir() => refuse(Reason::NotADirectory),
-        Ok(_) if force || looks_like_target(dir) => Ok(()),
-        Ok(_) => refuse(Reason::NotACargoTarget),
+        Ok(_) if force => Ok(()),
+        Ok(_) => {
+            let inside = protected.cargo_homes.iter().find(|c| real.starts_with(resolve(c)) || lex.starts_with(c));
+            if let Some(cargo_home) = inside {
+                return refuse(Reason::InsideCargoHome { cargo_home: cargo_home.clone() });
+            }
+            if let Some(entry) = foreign_entry(dir) {
+                return refuse(Reason::Foreign { entry });
+            }
+            if looks_like_target(dir) { Ok(()) } else { refuse(Reason::NotACargoTarget) }
+        }
     }
 }
 
-/// Whether `dir` carries one of the marks cargo leaves in a target or build dir.
+/// Whether `dir` carries one of the marks only cargo leaves in a target or build dir: cargo's own tag text, or its
+/// layout (`.rustc_info.json`, a profile dir with cargo's lock file).
 #[must_use]
 pub fn looks_like_target(dir: &Path) -> bool {
-    let tagged = std::fs::read_to_string(dir.join("CACHEDIR.TAG")).is_ok_and(|t| t.starts_with(CACHEDIR_SIGNATURE));
-    tagged || dir.join(".rustc_info.json").is_file() || !crate::lock::cargo_locks(dir).is_empty()
+    has_cargo_tag(dir) || dir.join(".rustc_info.json").is_file() || !crate::lock::cargo_locks(dir).is_empty()
+}
+
+/// `CACHEDIR.TAG` with the signature and the comment cargo writes (read no further than a tag is long).
+fn has_cargo_tag(dir: &Path) -> bool {
+    let mut text = String::new();
+    let read = std::fs::File::open(dir.join("CACHEDIR.TAG")).and_then(|f| f.take(4096).read_to_string(&mut text));
+    read.is_ok() && text.starts_with(CACHEDIR_SIGNATURE) && text.lines().any(|l| l.trim_end() == CARGO_TAG_COMMENT)
+}
+
+/// The first entry of [`FOREIGN`] that `dir` holds.
+fn foreign_entry(dir: &Path) -> Option<String> {
+    FOREIGN.iter().find(|name| std::fs::symlink_metadata(dir.join(name)).is_ok()).map(|n| (*n).to_string())
 }
 
 /// The canonical path, or for a path that does not exist, its canonical parent joined with the rest.
@@ -141,38 +315,82 @@ fn lexical(path: &Path) -> PathBuf {
 mod tests {
     use super::*;
 
+    fn protect(home: &Path) -> Protected {
+        Protected { homes: vec![home.to_path_buf()], cargo_homes: vec![home.join(".cargo")] }
+    }
+
     #[test]
-    fn refuses_root_home_and_workspace() {
+    fn refuses_root_system_dirs_homes_and_workspace() {
         let tmp = tempfile::tempdir().unwrap();
         let d = tmp.path().canonicalize().unwrap();
         let ws = d.join("ws");
         std::fs::create_dir_all(ws.join("target")).unwrap();
-        let r = |dir: &Path| check_dir(dir, &ws, Some(&d), true).map_err(|e| e.reason);
+        let home = d.join("home/me");
+        std::fs::create_dir_all(home.join(".cargo/registry")).unwrap();
+        let r = |dir: &Path| check_dir(dir, &ws, &protect(&home), false, true).map_err(|e| e.reason);
         assert_eq!(r(Path::new("/")), Err(Reason::FilesystemRoot));
-        assert_eq!(r(&d), Err(Reason::Home));
+        for sys in ["/usr", "/etc", "/var", "/proc", "/home", "/opt", "/srv", "/boot", "/dev", "/sys"] {
+            assert_eq!(r(Path::new(sys)), Err(Reason::SystemDir), "{sys}");
+        }
+        assert!(matches!(r(&home), Err(Reason::Home { .. })));
+        assert!(matches!(r(&d.join("home")), Err(Reason::Home { .. })), "an ancestor of a home");
+        assert!(matches!(r(&home.join(".cargo")), Err(Reason::CargoHome { .. })));
+        assert!(r(&home.join(".cargo/registry")).is_ok(), "--force lets a dir inside cargo's home through");
         assert!(matches!(r(&ws), Err(Reason::WorkspaceOrAncestor { .. })));
         assert!(matches!(r(&ws.join("target/..")), Err(Reason::WorkspaceOrAncestor { .. })));
         assert!(r(&ws.join("target")).is_ok());
         assert!(r(&ws.join("missing")).is_ok());
+        let explicit = check_dir(&ws.join("missing"), &ws, &protect(&home), true, true);
+        assert_eq!(explicit.unwrap_err().reason, Reason::Missing, "a --target-dir must exist, even with --force");
     }
 
     #[test]
-    fn requires_a_cargo_mark_unless_forced() {
+    fn requires_cargos_own_mark_unless_forced() {
         let tmp = tempfile::tempdir().unwrap();
         let d = tmp.path().canonicalize().unwrap();
         let t = d.join("t");
         std::fs::create_dir_all(t.join("debug")).unwrap();
         let ws = d.join("ws");
-        assert_eq!(check_dir(&t, &ws, None, false).unwrap_err().reason, Reason::NotACargoTarget);
-        assert!(check_dir(&t, &ws, None, true).is_ok());
+        let p = protect(&d.join("home"));
+        let check = |force| check_dir(&t, &ws, &p, false, force).map_err(|e| e.reason);
+        assert_eq!(check(false), Err(Reason::NotACargoTarget));
+        assert!(check(true).is_ok());
         std::fs::write(t.join("debug/.cargo-lock"), "").unwrap();
-        assert!(check_dir(&t, &ws, None, false).is_ok());
+        assert!(check(false).is_ok());
         std::fs::remove_file(t.join("debug/.cargo-lock")).unwrap();
         std::fs::write(t.join("CACHEDIR.TAG"), "Signature: nope").unwrap();
-        assert!(check_dir(&t, &ws, None, false).is_err());
+        assert!(check(false).is_err());
+        std::fs::write(t.join("CACHEDIR.TAG"), format!("{CACHEDIR_SIGNATURE}\n# made by another tool\n")).unwrap();
+        assert_eq!(check(false), Err(Reason::NotACargoTarget), "the generic signature alone is not cargo's");
         std::fs::write(t.join("CACHEDIR.TAG"), CACHEDIR_TAG).unwrap();
-        assert!(check_dir(&t, &ws, None, false).is_ok());
+        assert!(check(false).is_ok());
         std::fs::write(d.join("file"), "").unwrap();
-        assert_eq!(check_dir(&d.join("file"), &ws, None, true).unwrap_err().reason, Reason::NotADirectory);
+        assert_eq!(check_dir(&d.join("file"), &ws, &p, false, true).unwrap_err().reason, Reason::NotADirectory);
+    }
+
+    #[test]
+    fn refuses_a_tagged_dir_that_holds_what_cargo_never_writes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path().canonicalize().unwrap();
+        let t = d.join("t");
+        std::fs::create_dir_all(t.join(".ssh")).unwrap();
+        std::fs::write(t.join("CACHEDIR.TAG"), CACHEDIR_TAG).unwrap();
+        let p = protect(&d.join("home"));
+        let r = check_dir(&t, &d.join("ws"), &p, false, false).unwrap_err();
+        assert_eq!(r.reason, Reason::Foreign { entry: ".ssh".into() });
+        assert!(r.overridable() && r.to_string().contains("--force"));
+        assert!(check_dir(&t, &d.join("ws"), &p, false, true).is_ok());
+    }
+
+    #[test]
+    fn refuses_cargos_registry_even_with_cargos_tag() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path().canonicalize().unwrap();
+        let home = d.join("home");
+        let registry = home.join(".cargo/registry");
+        std::fs::create_dir_all(registry.join("index")).unwrap();
+        std::fs::write(registry.join("CACHEDIR.TAG"), CACHEDIR_TAG).unwrap();
+        let r = check_dir(&registry, &d.join("ws"), &protect(&home), false, false).unwrap_err();
+        assert!(matches!(r.reason, Reason::InsideCargoHome { .. }), "{r}");
     }
 }

@@ -15,6 +15,7 @@ pub mod guard;
 pub mod interrupt;
 pub mod lock;
 pub mod model;
+pub mod mounts;
 pub mod policy;
 pub mod process;
 pub mod purge;

@@ -122,6 +122,7 @@ mod tests {
             manifest_path: None,
             target_dir: "/w/target".into(),
             build_dir: None,
+            explicit_target_dir: false,
         };
         assert_eq!(
             blocked_on("    Blocking waiting for file lock on build directory", &dirs).unwrap().0,

@@ -13,6 +13,12 @@ fn main() {
         .and_then(|interrupt| cargo_safeclean::run(&opts, reporter.as_ref(), &interrupt, &mut summary));
     let code = result.as_ref().err().map_or(cargo_safeclean::error::exit::OK, cargo_safeclean::Error::exit_code);
     summary.exit_code = code;
-    reporter.finish(&summary, result.err().as_ref());
+    let written = reporter.finish(&summary, result.err().as_ref());
+    // A run whose report could not be written whole must not look like a success to the script reading it.
+    let code = if written.is_err() && code == cargo_safeclean::error::exit::OK {
+        cargo_safeclean::error::exit::UNEXPECTED
+    } else {
+        code
+    };
     std::process::exit(code);
 }

@@ -60,7 +60,7 @@ impl HandleKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Handle {
     pub kind: HandleKind,
     pub path: PathBuf,

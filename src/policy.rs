@@ -15,17 +15,16 @@ use crate::scan::{Found, Roots};
 #[derive(Debug, Clone)]
 pub struct Policy {
     pub all_holders: bool,
-    /// Never signalled: this process, its ancestors, pid 1.
+    /// Never signalled: this process, its ancestors and descendants, pid 1.
     pub protected: HashSet<u32>,
 }
 
 impl Policy {
-    /// The policy for this process: it protects itself and its ancestors.
+    /// The policy for this process: it protects itself, its ancestors and its descendants.
     #[must_use]
     pub fn for_self(table: &Table, all_holders: bool) -> Self {
-        let me = std::process::id();
-        let mut protected: HashSet<u32> = table.ancestors(me).into_iter().collect();
-        protected.extend([me, 1]);
+        let mut protected = table.family(std::process::id());
+        protected.insert(1);
         Policy { all_holders, protected }
     }
 }

@@ -30,6 +30,23 @@ impl Table {
         out
     }
 
+    /// `pid`, its ancestors and all its descendants: a run's own family, never a holder and never signalled.
+    #[must_use]
+    pub fn family(&self, pid: u32) -> std::collections::HashSet<u32> {
+        let mut out: std::collections::HashSet<u32> = self.ancestors(pid).into_iter().collect();
+        out.insert(pid);
+        let children = self.children();
+        let mut stack = vec![pid];
+        while let Some(p) = stack.pop() {
+            for &kid in children.get(&p).into_iter().flatten() {
+                if out.insert(kid) {
+                    stack.push(kid);
+                }
+            }
+        }
+        out
+    }
+
     /// Children of each pid, for walking trees downwards.
     #[must_use]
     pub fn children(&self) -> HashMap<u32, Vec<u32>> {

@@ -7,7 +7,7 @@
 //! not UTF-8 and trees deeper than `PATH_MAX`, and tolerates entries that vanish underneath it.
 
 use std::ffi::{CStr, CString, OsStr};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -19,6 +19,7 @@ use rustix::io::Errno;
 
 use crate::interrupt::Interrupt;
 use crate::model::Removed;
+use crate::mounts::{MountCheck, Mounts, OpenDirError};
 
 /// How many names one unlink task takes, so that one huge directory is shared among all workers.
 const CHUNK: usize = 256;
@@ -59,11 +60,24 @@ pub fn default_workers() -> usize {
     (cores * 8).clamp(8, 64)
 }
 
-/// Removes each of `roots` (directories; a symlink is removed, not followed) and everything below it.
-pub fn purge(roots: &[PathBuf], workers: usize, progress: &Progress, interrupt: &Interrupt) -> Purged {
+/// Removes each of `roots` (directories; a symlink is removed, not followed) and everything below it, except
+/// mount points, which are left mounted and untouched (`mount_check` forces how they are recognised).
+pub fn purge(
+    roots: &[PathBuf],
+    workers: usize,
+    mount_check: Option<MountCheck>,
+    progress: &Progress,
+    interrupt: &Interrupt,
+) -> Purged {
     raise_fd_limit();
     let start = Instant::now();
-    let pool = Pool { queue: Mutex::new((Vec::new(), 0)), ready: Condvar::new(), problems: Mutex::default() };
+    let probe = roots.first().and_then(|r| r.parent()).unwrap_or(Path::new("/"));
+    let pool = Pool {
+        queue: Mutex::new((Vec::new(), 0)),
+        ready: Condvar::new(),
+        problems: Mutex::default(),
+        mounts: Mounts::new(mount_check, probe),
+    };
     for root in roots {
         pool.start_root(root);
     }
@@ -87,7 +101,6 @@ pub fn purge(roots: &[PathBuf], workers: usize, progress: &Progress, interrupt: 
 /// An open directory being emptied.
 struct Dir {
     fd: OwnedFd,
-    dev: u64,
     path: PathBuf,
     /// The dir to remove this one from when it is empty; `None` for a dir we only empty (a root's parent).
     parent: Option<(Arc<Dir>, CString)>,
@@ -110,6 +123,7 @@ struct Pool {
     queue: Mutex<(Vec<Task>, usize)>,
     ready: Condvar,
     problems: Mutex<Problems>,
+    mounts: Mounts,
 }
 
 impl Pool {
@@ -135,10 +149,8 @@ impl Pool {
             Err(Errno::NOENT) => return,
             Err(e) => return self.error(parent.to_path_buf(), e),
         };
-        let dev = rustix::fs::fstat(&fd).map(|s| s.st_dev).unwrap_or_default();
         let holder = Arc::new(Dir {
             fd,
-            dev,
             path: parent.to_path_buf(),
             parent: None,
             pending: AtomicUsize::new(1),
@@ -187,41 +199,32 @@ impl Pool {
 
     fn open_and_list(&self, parent: &Arc<Dir>, name: &CStr, progress: &Progress) {
         let path = parent.path.join(OsStr::from_bytes(name.to_bytes()));
-        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let mut opened = rustix::fs::openat(&parent.fd, name, flags, Mode::empty());
-        if matches!(opened, Err(Errno::ACCESS | Errno::PERM)) && make_dir_accessible(&parent.fd, name).is_ok() {
-            opened = rustix::fs::openat(&parent.fd, name, flags, Mode::empty());
+        let mut opened = self.mounts.open_dir(&parent.fd, name);
+        if matches!(opened, Err(OpenDirError::Errno(Errno::ACCESS | Errno::PERM)))
+            && self.make_dir_accessible(&parent.fd, name).is_ok()
+        {
+            opened = self.mounts.open_dir(&parent.fd, name);
         }
         let fd = match opened {
             Ok(fd) => fd,
-            Err(Errno::NOENT) => return self.release(parent),
+            Err(OpenDirError::Mount) => {
+                self.skip_mount(parent, path);
+                return self.release(parent);
+            }
+            Err(OpenDirError::Errno(Errno::NOENT)) => return self.release(parent),
             // It turned out not to be a directory (a symlink, or swapped under us): unlink it as a file.
-            Err(Errno::NOTDIR | Errno::LOOP) => {
+            Err(OpenDirError::Errno(Errno::NOTDIR | Errno::LOOP)) => {
                 self.unlink(parent, name, progress);
                 return self.release(parent);
             }
-            Err(e) => {
+            Err(OpenDirError::Errno(e)) => {
                 self.error(path, e);
                 parent.blocked.store(true, Ordering::Relaxed);
                 return self.release(parent);
             }
         };
-        let dev = match rustix::fs::fstat(&fd) {
-            Ok(st) => st.st_dev,
-            Err(e) => {
-                self.error(path, e);
-                parent.blocked.store(true, Ordering::Relaxed);
-                return self.release(parent);
-            }
-        };
-        if dev != parent.dev && parent.parent.is_some() {
-            self.problems.lock().expect("purge problems poisoned").skipped_mounts.push(path);
-            parent.blocked.store(true, Ordering::Relaxed);
-            return self.release(parent);
-        }
         let dir = Arc::new(Dir {
             fd,
-            dev,
             path,
             parent: Some((Arc::clone(parent), name.to_owned())),
             pending: AtomicUsize::new(1),
@@ -230,6 +233,22 @@ impl Pool {
         });
         self.list(&dir, progress);
         self.release(&dir);
+    }
+
+    /// A mount point inside the trash: it stays mounted and untouched, and so do the dirs above it.
+    fn skip_mount(&self, parent: &Dir, path: PathBuf) {
+        self.problems.lock().expect("purge problems poisoned").skipped_mounts.push(path);
+        parent.blocked.store(true, Ordering::Relaxed);
+    }
+
+    /// Gives the owner rwx on the directory `name` in `parent`, never through a symlink and never on a mount's
+    /// root: the `O_PATH` handle is opened as every descent is, and changed through `/proc/self/fd`, which names
+    /// exactly that inode (`fchmod` refuses `O_PATH` handles, and `fchmodat` cannot refuse to follow a symlink on
+    /// Linux).
+    fn make_dir_accessible(&self, parent: &OwnedFd, name: &CStr) -> Result<(), OpenDirError> {
+        let fd = self.mounts.open_path(parent, name)?;
+        let link = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
+        rustix::fs::chmod(link.as_str(), Mode::RWXU).map_err(OpenDirError::Errno)
     }
 
     fn list(&self, dir: &Arc<Dir>, progress: &Progress) {
@@ -296,6 +315,10 @@ impl Pool {
                 dir.pending.fetch_add(1, Ordering::AcqRel);
                 self.push(Task::Open { parent: Arc::clone(dir), name: name.to_owned() });
             }
+            // A bind-mounted file answers EBUSY: it is a mount, not a failure.
+            Err(Errno::BUSY) if self.mounts.is_mount_at(&dir.fd, name) => {
+                self.skip_mount(dir, dir.path.join(OsStr::from_bytes(name.to_bytes())));
+            }
             Err(e) => {
                 self.error(dir.path.join(OsStr::from_bytes(name.to_bytes())), e);
                 dir.blocked.store(true, Ordering::Relaxed);
@@ -333,19 +356,6 @@ fn make_writable(dir: &Dir) -> bool {
     !dir.made_writable.swap(true, Ordering::AcqRel) && rustix::fs::fchmod(&dir.fd, Mode::RWXU).is_ok()
 }
 
-/// Gives the owner rwx on the directory `name` in `parent` without following a symlink: it is opened with
-/// `O_PATH | O_NOFOLLOW`, and changed through `/proc/self/fd`, which names exactly that inode.
-fn make_dir_accessible(parent: &OwnedFd, name: &CStr) -> rustix::io::Result<()> {
-    let fd = rustix::fs::openat(
-        parent.as_fd(),
-        name,
-        OFlags::PATH | OFlags::NOFOLLOW | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    let link = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
-    rustix::fs::chmod(link.as_str(), Mode::RWXU)
-}
-
 fn cstring(name: &OsStr) -> CString {
     CString::new(name.as_bytes()).unwrap_or_default()
 }
@@ -366,7 +376,7 @@ mod tests {
 
     fn run(root: &Path) -> Purged {
         let interrupt = Interrupt::manual().unwrap();
-        purge(&[root.to_path_buf()], 4, &Progress::default(), &interrupt)
+        purge(&[root.to_path_buf()], 4, None, &Progress::default(), &interrupt)
     }
 
     #[test]
@@ -446,7 +456,7 @@ mod tests {
         std::fs::write(t.join("a/f"), "x").unwrap();
         let interrupt = Interrupt::manual().unwrap();
         interrupt.trigger();
-        let p = purge(std::slice::from_ref(&t), 2, &Progress::default(), &interrupt);
+        let p = purge(std::slice::from_ref(&t), 2, None, &Progress::default(), &interrupt);
         assert!(p.interrupted);
         assert!(t.join("a/f").exists());
     }

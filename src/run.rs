@@ -3,10 +3,11 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::cli::{MessageFormat, Options};
+use crate::cli::{MessageFormat, MountCheckChoice, Options, SwapChoice};
 use crate::error::{Error, Result};
 use crate::interrupt::Interrupt;
 use crate::model::{Holder, Outcome, Verdict};
+use crate::mounts::MountCheck;
 use crate::policy::{self, Policy};
 use crate::purge::{self, Progress};
 use crate::report::{Reporter, Summary};
@@ -24,7 +25,7 @@ pub fn run(opts: &Options, reporter: &dyn Reporter, interrupt: &Interrupt, summa
     let background = scan::start(opts.scan_backend, std::process::id());
     let dirs = workspace::resolve(opts.manifest_path.as_deref(), opts.target_dir.as_deref())?;
     summary.dirs = Some(dirs.clone());
-    guard::check(&dirs, opts.force)?;
+    guard::check(&dirs, &guard::Protected::for_this_user(), opts.force)?;
     reporter.dirs(&dirs);
 
     let waited = std::cell::Cell::new(false);
@@ -88,11 +89,29 @@ pub fn run(opts: &Options, reporter: &dyn Reporter, interrupt: &Interrupt, summa
 
     // Swap every dir before purging any, so the tree is usable again as early as possible.
     let id = swap::run_id();
-    let mut trash: Vec<PathBuf> = Vec::new();
+    let mut swapped = swap::Swapped::default();
     for dir in dirs.roots() {
-        trash.extend(swap::swap(dir, &id)?);
+        let s = swap::swap(dir, &id, swap_method(opts), mount_check(opts))?;
+        swapped.trash.extend(s.trash);
+        swapped.mounts.extend(s.mounts);
     }
-    purge_and_verify(opts, &dirs, &trash, reporter, interrupt, summary)
+    purge_and_verify(opts, &dirs, swapped, reporter, interrupt, summary)
+}
+
+fn swap_method(opts: &Options) -> swap::SwapMethod {
+    match opts.swap {
+        SwapChoice::Auto | SwapChoice::Exchange => swap::SwapMethod::Exchange,
+        SwapChoice::Rename => swap::SwapMethod::Rename,
+    }
+}
+
+fn mount_check(opts: &Options) -> Option<MountCheck> {
+    match opts.mount_check {
+        MountCheckChoice::Auto => None,
+        MountCheckChoice::Openat2 => Some(MountCheck::Openat2),
+        MountCheckChoice::Statx => Some(MountCheck::Statx),
+        MountCheckChoice::Mountinfo => Some(MountCheck::Mountinfo),
+    }
 }
 
 /// Applies the policy to a scan.
@@ -265,7 +284,7 @@ fn name_lock_holders(what: &str, files: &[PathBuf], opts: &Options, reporter: &d
 fn purge_and_verify(
     opts: &Options,
     dirs: &workspace::Dirs,
-    trash: &[PathBuf],
+    swapped: swap::Swapped,
     reporter: &dyn Reporter,
     interrupt: &Interrupt,
     summary: &mut Summary,
@@ -274,13 +293,14 @@ fn purge_and_verify(
     reporter.purge_started(&progress);
     let req = verify::Request {
         args: &opts.check_args,
-        explicit_target_dir: opts.target_dir.is_some(),
+        explicit_target_dir: dirs.explicit_target_dir,
         color: if crate::report::Style::resolve(opts).color { "always" } else { "never" },
         stdout_to_stderr: opts.message_format == MessageFormat::Json,
         backend: opts.signal_backend,
     };
     let (purged, verified) = std::thread::scope(|s| {
-        let purge = s.spawn(|| purge::purge(trash, purge::default_workers(), &progress, interrupt));
+        let purge =
+            s.spawn(|| purge::purge(&swapped.trash, purge::default_workers(), mount_check(opts), &progress, interrupt));
         let verified = (!opts.no_verify).then(|| {
             verify::run(dirs, &req, interrupt, &|cmdline| reporter.verify_started(cmdline), &|line| {
                 reporter.verify_line(line);
@@ -307,10 +327,20 @@ fn purge_and_verify(
         None => None,
     };
     if purged.interrupted || verified.is_some_and(|v| v.interrupted) || interrupt.is_set() {
-        return Err(Error::Interrupted("the rest of the old tree stays in the trash; the next run removes it"));
+        let left = swapped.trash.iter().any(|t| std::fs::symlink_metadata(t).is_ok());
+        return Err(Error::Interrupted(if left {
+            "the rest of the old tree stays in the trash; the next run removes it"
+        } else {
+            "the old tree was already removed"
+        }));
     }
     if let Some((path, e)) = purged.problems.errors.into_iter().next() {
         return Err(Error::remove("remove", path, e));
+    }
+    let mut mounts = swapped.mounts;
+    mounts.extend(purged.problems.skipped_mounts);
+    if !mounts.is_empty() {
+        return Err(Error::MountsLeft { mounts });
     }
     match verified {
         Some(v) if !v.success() => Err(Error::Verify(format!(

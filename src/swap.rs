@@ -1,19 +1,25 @@
 //! Moving the old tree out of the way atomically and recreating an empty target dir, crash-safely.
 //!
-//! `rename(target, target.safeclean-ID)`, `mkdir target` (same mode, `CACHEDIR.TAG`), then
-//! `rename(target.safeclean-ID, target/.safeclean-trash-ID)`: the dir is usable again in microseconds and the
-//! trash sits inside it. A target dir that is a symlink or a mount point is kept: its entries move into the trash
-//! instead. Each run first collects what a crashed run left (`.safeclean-trash-*` inside, `NAME.safeclean-*`
-//! beside), so the next run finishes the job.
+//! The new dir is made complete beside the old one (`target.safeclean-ID-new`: same mode, `CACHEDIR.TAG`), then
+//! exchanged with it in one step (`renameat2(RENAME_EXCHANGE)`), so `target/` never stops existing; the old tree,
+//! now under the `-new` name, moves into the new dir as `.safeclean-trash-ID`. Where the filesystem cannot
+//! exchange (NFS, FUSE without rename2, vfat/exFAT…) it takes two renames, with an instant without `target/`.
+//! A target dir that is a symlink or a mount point is kept: its entries move into the trash instead. Each run
+//! collects what a crashed or failed run left (`.safeclean-trash-*` inside, also nested in older trash, and
+//! `NAME.safeclean-*` beside), so the next run finishes the job and trash never nests.
 
 use std::ffi::OsString;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+
+use rustix::fs::{CWD, RenameFlags};
+use rustix::io::Errno;
 
 use crate::error::{Error, Result};
 use crate::guard::CACHEDIR_TAG;
+use crate::mounts::{MountCheck, Mounts};
 
 /// The name prefix of trash dirs inside the target dir.
 pub const TRASH_PREFIX: &str = ".safeclean-trash-";
@@ -29,25 +35,37 @@ pub fn run_id() -> String {
     format!("{}-{nanos:x}", std::process::id())
 }
 
+/// How the old tree is swapped for the new dir.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SwapMethod {
+    /// `renameat2(RENAME_EXCHANGE)`, falling back to two renames where the filesystem cannot exchange.
+    Exchange,
+    /// Always two renames (a hidden switch, so that tests reach the fallback).
+    Rename,
+}
+
+/// What a swap left to purge.
+#[derive(Debug, Default)]
+pub struct Swapped {
+    /// The trash dirs inside the target dir, this run's and earlier runs' leftovers.
+    pub trash: Vec<PathBuf>,
+    /// Mount points directly inside a target dir that is itself a symlink or a mount: left where they are.
+    pub mounts: Vec<PathBuf>,
+}
+
 /// Swaps `dir` out and returns the trash dirs (inside `dir`) to purge, including earlier runs' leftovers.
-pub fn swap(dir: &Path, id: &str) -> Result<Vec<PathBuf>> {
+pub fn swap(dir: &Path, id: &str, method: SwapMethod, mount_check: Option<MountCheck>) -> Result<Swapped> {
+    let mut mounts = Vec::new();
     match std::fs::symlink_metadata(dir) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => recreate(dir, id, 0o755)?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => recreate(dir, id, 0o755, method)?,
         Err(e) => return Err(Error::remove("inspect", dir, e)),
-        Ok(m) if m.file_type().is_symlink() || is_mount_point(dir, &m) => empty_in_place(dir, id)?,
-        Ok(m) => {
-            let mode = m.permissions().mode() & 0o7777;
-            match std::fs::rename(dir, sibling(dir, id, "")) {
-                Ok(()) => {}
-                // Another run moved it first: what is there now is theirs to finish; ours is a fresh dir.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::remove("move aside", dir, e)),
-            }
-            recreate(dir, id, mode)?;
+        Ok(m) if m.file_type().is_symlink() || Mounts::new(mount_check, dir).is_mount_point(dir) => {
+            mounts = empty_in_place(dir, id)?;
         }
+        Ok(m) => recreate(dir, id, m.permissions().mode() & 0o7777, method)?,
     }
     adopt_leftovers_beside(dir)?;
-    trash_inside(dir)
+    Ok(Swapped { trash: trash_inside(dir)?, mounts })
 }
 
 /// `NAME.safeclean-ID` plus `suffix`, beside `dir`.
@@ -59,16 +77,34 @@ fn sibling(dir: &Path, id: &str, suffix: &str) -> PathBuf {
     dir.with_file_name(name)
 }
 
-/// Makes the new dir complete (mode, `CACHEDIR.TAG`) beside `dir`, then renames it into place, so that a crash
-/// never leaves a target dir without its tag. A dir another run put there meanwhile is kept; ours is then a
-/// leftover for [`adopt_leftovers_beside`].
-fn recreate(dir: &Path, id: &str, mode: u32) -> Result<()> {
+/// Makes the new dir complete (mode, `CACHEDIR.TAG`) beside `dir`, then puts it in the old one's place, so that
+/// a crash never leaves a target dir without its tag. The old tree ends up beside `dir` under a name
+/// [`adopt_leftovers_beside`] collects. A dir another run put there meanwhile is kept; ours is then a leftover.
+fn recreate(dir: &Path, id: &str, mode: u32, method: SwapMethod) -> Result<()> {
     let new = sibling(dir, id, NEW_SUFFIX);
     std::fs::create_dir(&new).map_err(|e| Error::remove("create", &new, e))?;
     write_tag(&new)?;
     // mkdir's mode is filtered by the umask; the old dir's mode is what the user chose.
     std::fs::set_permissions(&new, std::fs::Permissions::from_mode(mode))
         .map_err(|e| Error::remove("set the mode of", &new, e))?;
+    if method == SwapMethod::Exchange {
+        match rustix::fs::renameat_with(CWD, &new, CWD, dir, RenameFlags::EXCHANGE) {
+            // The old tree now has the new dir's name: into the trash with it (a crash here leaves a leftover).
+            Ok(()) => {
+                let trash = dir.join(format!("{TRASH_PREFIX}{id}"));
+                return std::fs::rename(&new, &trash).map_err(|e| Error::remove("move into the trash", new, e));
+            }
+            // Nothing to exchange with (no target dir yet), or a filesystem that cannot exchange: two renames.
+            Err(Errno::NOENT | Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {}
+            Err(e) => return Err(Error::remove("swap the new dir into place of", dir, e.into())),
+        }
+    }
+    match std::fs::rename(dir, sibling(dir, id, "")) {
+        Ok(()) => {}
+        // Gone already (a missing target dir, or a crashed run moved it): what is there now is a leftover.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::remove("move aside", dir, e)),
+    }
     match std::fs::rename(&new, dir) {
         Ok(()) => Ok(()),
         Err(_) if std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) => Ok(()),
@@ -81,12 +117,14 @@ fn write_tag(dir: &Path) -> Result<()> {
     std::fs::write(&tag, CACHEDIR_TAG).map_err(|e| Error::remove("write", tag, e))
 }
 
-/// For a target dir that is a symlink or a mount point: move its entries into a trash dir inside it.
-fn empty_in_place(dir: &Path, id: &str) -> Result<()> {
+/// For a target dir that is a symlink or a mount point: move its entries into a trash dir inside it. A mount
+/// point among them cannot be moved (`EBUSY`) and is returned, to be left alone and reported.
+fn empty_in_place(dir: &Path, id: &str) -> Result<Vec<PathBuf>> {
     // The tag stays in place, so a crash at any point leaves a dir the guard still recognises.
     write_tag(dir)?;
     let trash = dir.join(format!("{TRASH_PREFIX}{id}"));
     std::fs::create_dir(&trash).map_err(|e| Error::remove("create", &trash, e))?;
+    let mut mounts = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|e| Error::remove("list", dir, e))? {
         let entry = entry.map_err(|e| Error::remove("list", dir, e))?;
         let name = entry.file_name();
@@ -96,10 +134,11 @@ fn empty_in_place(dir: &Path, id: &str) -> Result<()> {
         match std::fs::rename(entry.path(), trash.join(&name)) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) if e.kind() == io::ErrorKind::ResourceBusy => mounts.push(entry.path()),
             Err(e) => return Err(Error::remove("move into the trash", entry.path(), e)),
         }
     }
-    Ok(())
+    Ok(mounts)
 }
 
 /// Moves `NAME.safeclean-*` dirs that a crashed run left beside `dir` into it as trash.
@@ -134,8 +173,34 @@ fn is_run_id(id: &[u8]) -> bool {
     !pid.is_empty() && pid.iter().all(u8::is_ascii_digit) && !time.is_empty() && time.iter().all(u8::is_ascii_hexdigit)
 }
 
-/// Every trash dir inside `dir`.
+/// Every trash dir inside `dir`. Trash that a failed run left inside the tree it swapped (it then sits inside
+/// this run's trash) is lifted back to the top first, so paths never grow from run to run.
 fn trash_inside(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = trash_entries(dir)?;
+    let mut queue = out.clone();
+    while let Some(trash) = queue.pop() {
+        // A trash dir that vanished or cannot be listed is the purge's to report, not the swap's.
+        for nested in trash_entries(&trash).unwrap_or_default() {
+            let top = dir.join(nested.file_name().unwrap_or_default());
+            if std::fs::symlink_metadata(&top).is_ok() {
+                continue;
+            }
+            match std::fs::rename(&nested, &top) {
+                Ok(()) => {
+                    queue.push(top.clone());
+                    out.push(top);
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::remove("move into the trash", nested, e)),
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The `.safeclean-trash-*` dirs directly in `dir`.
+fn trash_entries(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|e| Error::remove("list", dir, e))? {
         let entry = entry.map_err(|e| Error::remove("list", dir, e))?;
@@ -143,21 +208,7 @@ fn trash_inside(dir: &Path) -> Result<Vec<PathBuf>> {
             out.push(entry.path());
         }
     }
-    out.sort();
     Ok(out)
-}
-
-/// A mount root: its device differs from its parent's, or statx says so (bind mounts of the same device).
-fn is_mount_point(dir: &Path, meta: &std::fs::Metadata) -> bool {
-    let parent_dev = dir.parent().and_then(|p| std::fs::metadata(p).ok()).map(|m| m.dev());
-    if parent_dev.is_some_and(|d| d != meta.dev()) {
-        return true;
-    }
-    rustix::fs::statx(rustix::fs::CWD, dir, rustix::fs::AtFlags::SYMLINK_NOFOLLOW, rustix::fs::StatxFlags::BASIC_STATS)
-        .is_ok_and(|s| {
-            let mount_root = rustix::fs::StatxAttributes::MOUNT_ROOT;
-            s.stx_attributes_mask.contains(mount_root) && s.stx_attributes.contains(mount_root)
-        })
 }
 
 #[cfg(test)]
@@ -166,6 +217,12 @@ mod tests {
 
     #[test]
     fn swaps_and_adopts_leftovers() {
+        for method in [SwapMethod::Exchange, SwapMethod::Rename] {
+            swaps_and_adopts_leftovers_by(method);
+        }
+    }
+
+    fn swaps_and_adopts_leftovers_by(method: SwapMethod) {
         let tmp = tempfile::tempdir().unwrap();
         let d = tmp.path();
         let t = d.join("target");
@@ -174,7 +231,7 @@ mod tests {
         std::fs::create_dir_all(d.join("target.safeclean-12-ab/debug")).unwrap();
         std::fs::create_dir_all(d.join("target.safeclean-mine")).unwrap();
         std::fs::create_dir_all(d.join("target.safeclean-13-cd-new")).unwrap();
-        let trash = swap(&t, "99-ff").unwrap();
+        let trash = swap(&t, "99-ff", method, None).unwrap().trash;
         let names: Vec<String> = trash.iter().map(|p| p.file_name().unwrap().to_string_lossy().into()).collect();
         assert_eq!(names, [".safeclean-trash-12-ab", ".safeclean-trash-13-cd-new", ".safeclean-trash-99-ff"]);
         assert!(t.join(".safeclean-trash-99-ff/debug").is_dir());
@@ -190,7 +247,7 @@ mod tests {
         let real = d.join("cache");
         std::fs::create_dir_all(real.join("debug")).unwrap();
         std::os::unix::fs::symlink(&real, d.join("target")).unwrap();
-        let trash = swap(&d.join("target"), "1-a").unwrap();
+        let trash = swap(&d.join("target"), "1-a", SwapMethod::Exchange, None).unwrap().trash;
         assert!(std::fs::symlink_metadata(d.join("target")).unwrap().file_type().is_symlink());
         assert_eq!(trash, [d.join("target/.safeclean-trash-1-a")]);
         assert!(real.join(".safeclean-trash-1-a/debug").is_dir());
@@ -201,8 +258,21 @@ mod tests {
     fn a_missing_target_is_created() {
         let tmp = tempfile::tempdir().unwrap();
         let d = tmp.path();
-        assert!(swap(&d.join("target"), "1-a").unwrap().is_empty());
+        assert!(swap(&d.join("target"), "1-a", SwapMethod::Exchange, None).unwrap().trash.is_empty());
         assert!(d.join("target/CACHEDIR.TAG").is_file());
+    }
+
+    #[test]
+    fn nested_trash_is_lifted_not_nested_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let t = tmp.path().join("target");
+        // A failed run left trash A inside the target, with trash Z from an older version nested in it.
+        std::fs::create_dir_all(t.join(".safeclean-trash-1-a/.safeclean-trash-0-f/x")).unwrap();
+        let trash = swap(&t, "2-b", SwapMethod::Exchange, None).unwrap().trash;
+        let names: Vec<String> = trash.iter().map(|p| p.file_name().unwrap().to_string_lossy().into()).collect();
+        assert_eq!(names, [".safeclean-trash-0-f", ".safeclean-trash-1-a", ".safeclean-trash-2-b"]);
+        assert!(t.join(".safeclean-trash-0-f/x").is_dir());
+        assert!(!t.join(".safeclean-trash-2-b/.safeclean-trash-1-a").exists());
     }
 
     #[test]

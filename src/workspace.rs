@@ -19,6 +19,8 @@ pub struct Dirs {
     pub target_dir: PathBuf,
     /// Only when it lies outside the target dir; `None` when cargo puts intermediate artifacts in the target dir.
     pub build_dir: Option<PathBuf>,
+    /// The target dir was given with `--target-dir` (it must exist, and `cargo check` is pointed at it).
+    pub explicit_target_dir: bool,
 }
 
 impl Dirs {
@@ -44,13 +46,23 @@ pub fn cargo_program() -> OsString {
 
 /// Resolves the dirs of the workspace that `manifest_path` (or the current dir) belongs to.
 ///
-/// `target_dir` overrides what cargo reports; relative paths are taken from the current dir.
+/// `target_dir` replaces the target dir cargo would use, as `cargo build --target-dir` does: `cargo metadata` runs
+/// with `CARGO_TARGET_DIR` set to it, so the build dir follows it unless `build.build-dir` is set explicitly.
+/// Relative paths are taken from the current dir.
 pub fn resolve(manifest_path: Option<&Path>, target_dir: Option<&Path>) -> Result<Dirs> {
+    let cwd = std::env::current_dir().map_err(|e| Error::Workspace(format!("cannot read the current dir: {e}")))?;
+    if let Some(m) = manifest_path {
+        check_manifest(&cwd.join(m))?;
+    }
+    let target_dir = target_dir.map(|t| cwd.join(t));
     let cargo = cargo_program();
     let mut cmd = Command::new(&cargo);
     cmd.args(["metadata", "--no-deps", "--format-version", "1"]);
     if let Some(m) = manifest_path {
         cmd.arg("--manifest-path").arg(m);
+    }
+    if let Some(t) = &target_dir {
+        cmd.env("CARGO_TARGET_DIR", t);
     }
     let out = cmd.stdin(Stdio::null()).stderr(Stdio::piped()).output().map_err(|e| {
         Error::Workspace(format!(
@@ -60,19 +72,19 @@ pub fn resolve(manifest_path: Option<&Path>, target_dir: Option<&Path>) -> Resul
     })?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        return Err(Error::Workspace(format!(
-            "`cargo metadata` failed ({}): {}\nrun this inside a cargo workspace or pass --manifest-path",
-            out.status,
-            stderr.trim()
-        )));
+        let stderr = stderr.trim();
+        return Err(Error::Workspace(match manifest_path {
+            Some(m) => format!("cargo cannot read the workspace of --manifest-path {}: {stderr}", m.display()),
+            None => format!(
+                "`cargo metadata` failed ({}): {stderr}\nrun this inside a cargo workspace or pass --manifest-path",
+                out.status
+            ),
+        }));
     }
     let meta: Metadata = serde_json::from_slice(&out.stdout)
         .map_err(|e| Error::Workspace(format!("could not read the output of `cargo metadata`: {e}")))?;
-    let cwd = std::env::current_dir().map_err(|e| Error::Workspace(format!("cannot read the current dir: {e}")))?;
-    let target_dir = match target_dir {
-        Some(t) => cwd.join(t),
-        None => meta.target_directory,
-    };
+    let explicit_target_dir = target_dir.is_some();
+    let target_dir = target_dir.unwrap_or(meta.target_directory);
     // The default build dir is the target dir itself; one inside the target dir is cleaned with it.
     let build_dir = meta.build_directory.filter(|b| !b.starts_with(&target_dir));
     Ok(Dirs {
@@ -80,5 +92,21 @@ pub fn resolve(manifest_path: Option<&Path>, target_dir: Option<&Path>) -> Resul
         manifest_path: manifest_path.map(|m| cwd.join(m)),
         target_dir,
         build_dir,
+        explicit_target_dir,
     })
+}
+
+/// Says what is wrong with a `--manifest-path` before cargo gives a vaguer answer.
+fn check_manifest(path: &Path) -> Result<()> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => Err(Error::Workspace(format!(
+            "--manifest-path {} is a directory; pass the path of its Cargo.toml",
+            path.display()
+        ))),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(Error::Workspace(format!("--manifest-path {} does not exist", path.display())))
+        }
+        Err(e) => Err(Error::Workspace(format!("cannot read --manifest-path {}: {e}", path.display()))),
+    }
 }

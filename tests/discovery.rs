@@ -5,15 +5,11 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
-use std::os::unix::fs::{PermissionsExt, symlink};
+use std::os::unix::fs::symlink;
 use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
-
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
 
 /// (pid → set of (handle kind, path)) from a dry run's summary.
 fn handles_by_pid(out: &std::process::Output) -> std::collections::BTreeMap<u64, BTreeSet<(String, String)>> {
@@ -169,14 +165,8 @@ fn a_symlinked_target_is_matched_by_both_paths_and_kept() {
 fn processes_of_other_users_are_counted() {
     assert!(is_root(), "this test runs the tool as nobody next to root's processes and must run as root (CI does)");
     let ws = Ws::new(false);
-    std::fs::create_dir_all(ws.target().join("debug")).unwrap();
-    std::fs::write(ws.target().join(".rustc_info.json"), "{}").unwrap();
-    for d in [&ws.target(), &ws.target().join("debug")] {
-        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
     let mut rv = Rendezvous::new();
-    let exe = ws.install_holder("target/debug/server");
-    let _root_holder = rv.holder(&exe, &[]);
+    let _root_holder = ws.root_holder_nobody_cannot_inspect(&mut rv);
     let out = ws.safeclean_as_nobody(&["--dry-run", "--no-verify"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(

@@ -11,10 +11,6 @@ use std::process::{Command, Stdio};
 use common::*;
 use rustix::fs::{Mode, OFlags};
 
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
-
 /// Files in many dirs under target/, so a run has something to chew on.
 fn fill(target: &Path, dirs: usize, files: usize) {
     for d in 0..dirs {
@@ -129,36 +125,11 @@ fn three_concurrent_runs_all_succeed() {
     assert!(check.status.success(), "{}", stderr(&check));
 }
 
-/// Unmounts (lazily) every mount under a dir when the test ends, pass or fail.
-struct Mounts(PathBuf);
-
-impl Mounts {
-    /// Mounts a tmpfs at `at`, which must lie under the guarded dir.
-    fn tmpfs(&self, at: &Path) {
-        assert!(at.starts_with(&self.0));
-        std::fs::create_dir_all(at).unwrap();
-        let ok = Command::new("mount").args(["-t", "tmpfs", "tmpfs"]).arg(at).status().unwrap();
-        assert!(ok.success(), "mount -t tmpfs {} failed", at.display());
-    }
-}
-
-impl Drop for Mounts {
-    fn drop(&mut self) {
-        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mut points: Vec<&str> =
-            info.lines().filter_map(|l| l.split(' ').nth(4)).filter(|p| Path::new(p).starts_with(&self.0)).collect();
-        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-        for p in points {
-            let _ = Command::new("umount").arg("-l").arg(p).status();
-        }
-    }
-}
-
 #[test]
 fn a_mounted_target_keeps_its_mount_and_inner_mounts_are_left_alone() {
     assert!(is_root(), "this test mounts tmpfs and must run as root (CI does)");
     let ws = Ws::new(false);
-    let mounts = Mounts(ws.root().to_path_buf());
+    let mounts = MountGuard::under(ws.root());
     mounts.tmpfs(&ws.target());
     ws.build();
     let inner = ws.target().join("debug/cache");
@@ -166,7 +137,9 @@ fn a_mounted_target_keeps_its_mount_and_inner_mounts_are_left_alone() {
     std::fs::write(inner.join("precious"), "other filesystem").unwrap();
 
     let out = ws.run(&["--no-verify"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // The inner mount is left, so the old tree is not all gone: exit 5, saying how to release it.
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(stderr(&out).contains("umount"), "{}", stderr(&out));
     let is_mount = Command::new("mountpoint").arg("-q").arg(ws.target()).status().unwrap();
     assert!(is_mount.success(), "the target dir is still a mount point");
     assert!(ws.target().join("CACHEDIR.TAG").is_file());
@@ -174,4 +147,11 @@ fn a_mounted_target_keeps_its_mount_and_inner_mounts_are_left_alone() {
     let kept: Vec<PathBuf> = tree(&ws.target()).into_iter().filter(|p| p.ends_with("precious")).collect();
     assert_eq!(kept.len(), 1, "what is under an inner mount survives: {:?}", tree(&ws.target()));
     assert!(!ws.target().join("debug").exists(), "the rest was removed");
+
+    // Released, the next run finishes the job.
+    let inner_now = ws.target().join(kept[0].parent().unwrap());
+    assert!(Command::new("umount").arg(&inner_now).status().unwrap().success());
+    let out = ws.run(&["--no-verify"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(tree(&ws.target()), [PathBuf::from("CACHEDIR.TAG")]);
 }

@@ -69,8 +69,11 @@ impl GithubReporter {
         if let Some(d) = &summary.dirs {
             let _ = writeln!(md, "Target dir: `{}`\n", d.target_dir.display());
         }
-        if summary.holders.is_empty() {
+        let uninspectable = summary.uninspectable.other_users + summary.uninspectable.own.len();
+        if summary.holders.is_empty() && uninspectable == 0 {
             md.push_str("No process held the target dir.\n\n");
+        } else if summary.holders.is_empty() {
+            md.push_str("No process that could be inspected held the target dir.\n\n");
         } else {
             md.push_str("| pid | kind | command | outcome |\n|---|---|---|---|\n");
             for h in &summary.holders {
@@ -85,6 +88,9 @@ impl GithubReporter {
                 );
             }
             md.push('\n');
+        }
+        if uninspectable > 0 {
+            let _ = writeln!(md, "{uninspectable} processes could not be inspected; what they hold is not known.\n");
         }
         if let Some(r) = summary.removed {
             let _ = writeln!(md, "Removed {} files, {} total.\n", r.files, human_bytes(r.bytes));
@@ -162,8 +168,8 @@ impl Reporter for GithubReporter {
         self.human.warning(message);
     }
 
-    fn finish(&self, summary: &Summary, error: Option<&Error>) {
-        self.human.finish(summary, error);
+    fn finish(&self, summary: &Summary, error: Option<&Error>) -> std::io::Result<()> {
+        self.human.finish(summary, error)?;
         if let Some(e) = error {
             let message = format!("{e} (exit code {})", e.exit_code());
             command(&format!("::error title={}::{}", escape_property("cargo-safeclean failed"), escape_data(&message)));
@@ -178,6 +184,7 @@ impl Reporter for GithubReporter {
                 self.human.warning(&format!("could not append to GITHUB_STEP_SUMMARY {}: {e}", path.to_string_lossy()));
             }
         }
+        Ok(())
     }
 }
 

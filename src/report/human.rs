@@ -142,7 +142,13 @@ impl Reporter for HumanReporter {
 
     fn holders(&self, holders: &[Holder], uninspectable: &Uninspectable) {
         if holders.is_empty() {
-            self.status("Scanned", Tone::Good, "no process holds the target dir");
+            // Never "nothing holds it" when some processes could not be looked at.
+            let what = if uninspectable.other_users + uninspectable.own.len() == 0 {
+                "no process holds the target dir"
+            } else {
+                "no process that could be inspected holds the target dir"
+            };
+            self.status("Scanned", Tone::Good, what);
         }
         for h in holders {
             let tone = if h.verdict == Verdict::Terminate { Tone::Warn } else { Tone::Good };
@@ -255,12 +261,13 @@ impl Reporter for HumanReporter {
         self.print(&format!("{}: {message}", self.paint("warning", Tone::Warn)));
     }
 
-    fn finish(&self, summary: &Summary, error: Option<&Error>) {
+    fn finish(&self, summary: &Summary, error: Option<&Error>) -> std::io::Result<()> {
         if let Some(e) = error {
             self.print(&format!("{}: {e}", self.paint("error", Tone::Bad)));
         } else if summary.dry_run && !self.style.quiet {
             let n = summary.holders.iter().filter(|h| h.verdict == Verdict::Terminate).count();
             self.status("Dry run", Tone::Good, &format!("{n} to terminate; nothing was signalled or deleted"));
         }
+        Ok(())
     }
 }

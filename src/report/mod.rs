@@ -54,8 +54,11 @@ pub trait Reporter: Sync {
     fn verify_finished(&self, _verified: &Verified) {}
     /// Something worth telling that does not stop the run.
     fn warning(&self, _message: &str) {}
-    /// The last word: the summary, and the error the run ended with.
-    fn finish(&self, _summary: &Summary, _error: Option<&Error>) {}
+    /// The last word: the summary, and the error the run ended with. Fails if the report itself could not be
+    /// written whole (the JSON stream), after saying so on stderr.
+    fn finish(&self, _summary: &Summary, _error: Option<&Error>) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// How the human output looks.

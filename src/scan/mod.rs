@@ -84,8 +84,8 @@ pub struct Background {
     exclude: u32,
 }
 
-/// Starts scanning with the backend asked for (`auto`: `/proc` on Linux, `lsof` elsewhere). `exclude` is never
-/// reported (this process, whose own handles are not a reason to stop anything).
+/// Starts scanning with the backend asked for (`auto`: `/proc` on Linux, `lsof` elsewhere). `exclude` (this
+/// process), its ancestors and its descendants are never reported: their handles are not a reason to stop anything.
 #[must_use]
 pub fn start(backend: ScanBackend, exclude: u32) -> Background {
     let use_lsof = backend == ScanBackend::Lsof || (backend == ScanBackend::Auto && !cfg!(target_os = "linux"));
@@ -102,6 +102,10 @@ impl Background {
         if self.use_lsof {
             scan.found = lsof::scan(roots, self.exclude, &scan.table)?;
         }
+        // This run, its ancestors and its children (its `cargo metadata` and that one's `rustc -vV`, started
+        // from a cwd inside the target dir) hold nothing that should stop anything.
+        let family = scan.table.family(self.exclude);
+        scan.found.retain(|f| !family.contains(&f.process.pid));
         for f in &mut scan.found {
             crate::process::fill_details(&mut f.process);
             f.handles = dedup(std::mem::take(&mut f.handles), f.process.exe.as_deref());

@@ -138,6 +138,18 @@ impl Ws {
         cmd
     }
 
+    /// A target dir that `nobody` can read, held by a process of root's that `nobody` cannot inspect.
+    pub fn root_holder_nobody_cannot_inspect(&self, rv: &mut Rendezvous) -> Ready {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(self.target().join("debug")).unwrap();
+        std::fs::write(self.target().join(".rustc_info.json"), "{}").unwrap();
+        for d in [&self.target(), &self.target().join("debug")] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let exe = self.install_holder("target/debug/server");
+        rv.holder(&exe, &[])
+    }
+
     /// Copies the holder fixture to `rel` inside the workspace (e.g. `target/debug/server`).
     pub fn install_holder(&self, rel: &str) -> PathBuf {
         let dest = self.root().join(rel);
@@ -221,7 +233,7 @@ impl Rendezvous {
 
     /// Spawns `cmd` (kept for killing at the end) and waits until something connects and says ready.
     pub fn spawn(&mut self, cmd: &mut Command) -> Ready {
-        let child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        let child = spawn_retrying(cmd.stdout(Stdio::null()).stderr(Stdio::piped()));
         let pid = child.id();
         self.reaper.children.push(child);
         self.accept(Some(pid))
@@ -229,6 +241,12 @@ impl Rendezvous {
 
     /// Spawns the holder fixture at `exe` with `args` and `--notify`.
     pub fn holder(&mut self, exe: &Path, args: &[&str]) -> Ready {
+        let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+        self.holder_os(exe, &args)
+    }
+
+    /// [`Self::holder`] with arguments that may not be UTF-8.
+    pub fn holder_os(&mut self, exe: &Path, args: &[&std::ffi::OsStr]) -> Ready {
         let mut cmd = Command::new(exe);
         cmd.args(args).arg("--notify").arg(&self.path).stdin(Stdio::null());
         self.spawn(&mut cmd)
@@ -286,6 +304,27 @@ impl Rendezvous {
     pub fn adopt(&mut self, child: Child) {
         self.reaper.children.push(child);
     }
+
+    /// Takes back the adopted child `pid` and collects its output, within [`PATIENCE`] (then it is killed).
+    pub fn finish_adopted(&mut self, pid: u32) -> Output {
+        let at = self.reaper.children.iter().position(|c| c.id() == pid).expect("an adopted child");
+        finish_within(self.reaper.children.remove(at), PATIENCE)
+    }
+}
+
+/// Spawns `cmd`, retrying while exec says the file is busy (ETXTBSY). A fixture copied just before is briefly
+/// open for writing in any child that another test thread forks meanwhile, until that child's exec closes it
+/// (rust-lang/rust#114554); the error passes by itself, so it is retried, a bounded number of times.
+pub fn spawn_retrying(cmd: &mut Command) -> Child {
+    let mut pause = Duration::from_millis(1);
+    for _ in 0..12 {
+        match cmd.spawn() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => std::thread::sleep(pause),
+            other => return other.unwrap(),
+        }
+        pause *= 2;
+    }
+    panic!("{cmd:?}: the executable stayed busy (ETXTBSY)");
 }
 
 /// Kills, by pid and never by name, every process a test started.
@@ -384,21 +423,31 @@ pub fn tree(dir: &Path) -> Vec<PathBuf> {
 
 /// Runs `cmd` to the end, failing the test if it takes longer than `limit` (it is then killed by pid).
 pub fn output_within(cmd: &mut Command, limit: Duration) -> Output {
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    finish_within(child, limit)
+}
+
+/// Collects what `child` writes to its piped stdout and stderr (either may be unpiped) until it exits, failing the
+/// test if that takes longer than `limit` (it is then killed by pid).
+pub fn finish_within(mut child: Child, limit: Duration) -> Output {
     let fd = pidfd_open(pid_of(child.id()), PidfdFlags::empty()).unwrap();
     let mut fds = [PollFd::new(&fd, PollFlags::IN)];
     let ts = Timespec { tv_sec: limit.as_secs().try_into().unwrap(), tv_nsec: limit.subsec_nanos().into() };
     // Read the pipes on threads so a chatty child cannot block on a full pipe while we wait.
-    let mut so = child.stdout.take().unwrap();
-    let mut se = child.stderr.take().unwrap();
+    let so = child.stdout.take();
+    let se = child.stderr.take();
     let t_out = std::thread::spawn(move || {
         let mut v = Vec::new();
-        let _ = so.read_to_end(&mut v);
+        if let Some(mut so) = so {
+            let _ = so.read_to_end(&mut v);
+        }
         v
     });
     let t_err = std::thread::spawn(move || {
         let mut v = Vec::new();
-        let _ = se.read_to_end(&mut v);
+        if let Some(mut se) = se {
+            let _ = se.read_to_end(&mut v);
+        }
         v
     });
     let exited = matches!(poll(&mut fds, Some(&ts)), Ok(n) if n > 0);
@@ -407,7 +456,7 @@ pub fn output_within(cmd: &mut Command, limit: Duration) -> Output {
     }
     let status = child.wait().unwrap();
     let out = Output { status, stdout: t_out.join().unwrap(), stderr: t_err.join().unwrap() };
-    assert!(exited, "{cmd:?} did not finish within {limit:?}; stderr:\n{}", stderr(&out));
+    assert!(exited, "process {} did not finish within {limit:?}; stderr:\n{}", child.id(), stderr(&out));
     out
 }
 
@@ -423,5 +472,67 @@ impl Ready {
     /// The connection, for reading what the process says after `ready`.
     pub fn into_stream(self) -> UnixStream {
         self.stream
+    }
+}
+
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// Mounts made by a test under one dir, all unmounted (lazily, deepest first) when the test ends, pass or fail.
+pub struct MountGuard(PathBuf);
+
+impl MountGuard {
+    pub fn under(dir: &Path) -> Self {
+        MountGuard(dir.to_path_buf())
+    }
+
+    fn mount(args: &[&std::ffi::OsStr]) {
+        let ok = Command::new("mount").args(args).status().unwrap();
+        assert!(ok.success(), "mount {args:?} failed");
+    }
+
+    /// Mounts a tmpfs at `at`, which must lie under the guarded dir.
+    pub fn tmpfs(&self, at: &Path) {
+        assert!(at.starts_with(&self.0));
+        std::fs::create_dir_all(at).unwrap();
+        Self::mount(&["-t".as_ref(), "tmpfs".as_ref(), "tmpfs".as_ref(), at.as_os_str()]);
+    }
+
+    /// Bind-mounts `src` (a dir or a file, usually on the same filesystem) at `at`, under the guarded dir.
+    pub fn bind(&self, src: &Path, at: &Path) {
+        assert!(at.starts_with(&self.0));
+        std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+        if src.is_dir() {
+            std::fs::create_dir_all(at).unwrap();
+        } else {
+            std::fs::write(at, "").unwrap();
+        }
+        Self::mount(&["--bind".as_ref(), src.as_os_str(), at.as_os_str()]);
+    }
+
+    /// Every mount point under the guarded dir now (they move with the dirs they are in).
+    pub fn points(&self) -> Vec<PathBuf> {
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut points: Vec<PathBuf> = info
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .map(PathBuf::from)
+            .filter(|p| p.starts_with(&self.0))
+            .collect();
+        points.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
+        points
+    }
+
+    pub fn unmount_all(&self) {
+        for p in self.points() {
+            let _ = Command::new("umount").arg("-l").arg(p).status();
+        }
+    }
+}
+
+impl Drop for MountGuard {
+    fn drop(&mut self) {
+        self.unmount_all();
     }
 }

@@ -6,11 +6,13 @@
 //! the test learns of readiness without sleeping and of death by EOF. With `--report-exit` it exits on SIGTERM and
 //! first writes `exit NANOS\n`.
 
+use std::ffi::OsString;
 use std::io::Write;
 use std::os::unix::net::UnixStream;
 
 fn main() {
-    let all: Vec<String> = std::env::args().skip(1).collect();
+    // Paths may be any bytes (tests hold files whose names are not UTF-8).
+    let all: Vec<OsString> = std::env::args_os().skip(1).collect();
     // Connect first: after `--chroot` the socket's path is out of reach.
     let path = all.windows(2).find(|w| w[0] == "--notify").map(|w| w[1].clone()).expect("--notify SOCKET is required");
     let mut sock = UnixStream::connect(&path).expect("connect to the test's socket");
@@ -19,11 +21,11 @@ fn main() {
     let mut maps = Vec::new();
     let mut report_exit = false;
     while let Some(arg) = args.next() {
-        let mut value = || args.next().unwrap_or_else(|| panic!("{arg} needs a value"));
-        match arg.as_str() {
+        let mut value = || args.next().unwrap_or_else(|| panic!("{} needs a value", arg.display()));
+        match arg.to_str().unwrap_or_default() {
             "--chroot" => {
                 let dir = value();
-                rustix::process::chroot(dir.as_str()).expect("chroot (needs root)");
+                rustix::process::chroot(dir.as_os_str()).expect("chroot (needs root)");
                 std::env::set_current_dir("/").expect("chdir /");
             }
             // `--notify` was handled first; `--tag` only puts odd text into the command line.
@@ -58,7 +60,7 @@ fn main() {
             "--ignore-term" => ignore(signal_hook::consts::SIGTERM),
             "--ignore-int" => ignore(signal_hook::consts::SIGINT),
             "--report-exit" => report_exit = true,
-            other => panic!("unknown option {other}"),
+            _ => panic!("unknown option {}", arg.display()),
         }
     }
     // Registered before saying ready, so that a SIGTERM right after cannot take the default action.
@@ -83,6 +85,6 @@ fn ignore(signal: i32) {
     signal_hook::flag::register(signal, std::sync::Arc::default()).expect("handle the signal");
 }
 
-fn open(path: &str) -> std::fs::File {
+fn open(path: &std::ffi::OsStr) -> std::fs::File {
     std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).expect("open")
 }

@@ -1,0 +1,208 @@
+//! Mount points: telling them from plain directories, bind mounts of the same filesystem included.
+//!
+//! A bind mount shares `st_dev` with its parent, so the device number proves nothing; what differs is the mount.
+//! Three ways to see it, best first: `openat2` with `RESOLVE_NO_XDEV` refuses to cross any mount in the very call
+//! that opens the directory (Linux ≥ 5.6), so there is no gap between a check and the open; `statx` with
+//! `STATX_MNT_ID` compares the opened directory's mount with its parent's (Linux ≥ 5.8); and on older kernels
+//! `/proc/self/mountinfo` lists every mount point by path. The purge and the swap ask this module, and never
+//! descend into what it calls a mount.
+
+use std::collections::HashSet;
+use std::ffi::CStr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags, StatxFlags};
+use rustix::io::Errno;
+
+/// How mount points are told apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MountCheck {
+    /// Every descent is an `openat2(RESOLVE_NO_XDEV)`: crossing a mount fails with `EXDEV`.
+    Openat2,
+    /// `openat`, then the mount id from `statx(STATX_MNT_ID)` against the parent's.
+    Statx,
+    /// `openat`, then the device and `/proc/self/mountinfo`'s mount points.
+    Mountinfo,
+}
+
+impl MountCheck {
+    /// The best check this kernel supports, found by trying each on `probe` (a directory that exists).
+    #[must_use]
+    pub fn detect(probe: &Path) -> Self {
+        let Ok(dir) = rustix::fs::open(probe, dir_flags(), Mode::empty()) else { return MountCheck::Mountinfo };
+        if !matches!(rustix::fs::openat2(&dir, ".", dir_flags(), Mode::empty(), no_xdev()), Err(Errno::NOSYS)) {
+            return MountCheck::Openat2;
+        }
+        if mount_id(dir.as_fd(), c"", AtFlags::EMPTY_PATH).is_some() {
+            return MountCheck::Statx;
+        }
+        MountCheck::Mountinfo
+    }
+}
+
+/// Flags for opening a directory to walk: never through a symlink.
+fn dir_flags() -> OFlags {
+    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC
+}
+
+fn no_xdev() -> ResolveFlags {
+    ResolveFlags::NO_XDEV | ResolveFlags::NO_SYMLINKS
+}
+
+/// The mount id of `name` in `dir` (or of `dir` itself with `AT_EMPTY_PATH`), when the kernel reports one.
+fn mount_id(dir: BorrowedFd<'_>, name: &CStr, flags: AtFlags) -> Option<u64> {
+    let st = rustix::fs::statx(dir, name, flags | AtFlags::SYMLINK_NOFOLLOW, StatxFlags::MNT_ID).ok()?;
+    StatxFlags::from_bits_retain(st.stx_mask).contains(StatxFlags::MNT_ID).then_some(st.stx_mnt_id)
+}
+
+/// Why a directory was not opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenDirError {
+    /// It is a mount point: left alone.
+    Mount,
+    Errno(Errno),
+}
+
+/// The mount knowledge of one walk: the check in use and, for [`MountCheck::Mountinfo`], the mount points.
+#[derive(Debug)]
+pub struct Mounts {
+    check: MountCheck,
+    points: HashSet<PathBuf>,
+}
+
+impl Mounts {
+    /// `forced` replaces detection (a hidden switch, so that tests reach the fallbacks this kernel never needs).
+    #[must_use]
+    pub fn new(forced: Option<MountCheck>, probe: &Path) -> Self {
+        let check = forced.unwrap_or_else(|| MountCheck::detect(probe));
+        let points = if check == MountCheck::Mountinfo { mount_points() } else { HashSet::new() };
+        Mounts { check, points }
+    }
+
+    #[must_use]
+    pub fn check(&self) -> MountCheck {
+        self.check
+    }
+
+    /// Opens the directory `name` in `parent` to list it: never through a symlink, never into a mount.
+    pub fn open_dir(&self, parent: &OwnedFd, name: &CStr) -> Result<OwnedFd, OpenDirError> {
+        self.open_within(parent, name, dir_flags())
+    }
+
+    /// An `O_PATH` handle on `name` in `parent` (a symlink itself, not its target), unless it is a mount point.
+    pub fn open_path(&self, parent: &OwnedFd, name: &CStr) -> Result<OwnedFd, OpenDirError> {
+        self.open_within(parent, name, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC)
+    }
+
+    /// Whether `name` in `parent` (a file or a directory, not followed if a symlink) is a mount point. Asked when
+    /// an unlink fails with `EBUSY`, which is what a mount point (or an NFS client's busy file) answers.
+    #[must_use]
+    pub fn is_mount_at(&self, parent: &OwnedFd, name: &CStr) -> bool {
+        matches!(self.open_path(parent, name), Err(OpenDirError::Mount))
+    }
+
+    fn open_within(&self, parent: &OwnedFd, name: &CStr, flags: OFlags) -> Result<OwnedFd, OpenDirError> {
+        if self.check == MountCheck::Openat2 {
+            return rustix::fs::openat2(parent, name, flags, Mode::empty(), no_xdev()).map_err(|e| match e {
+                Errno::XDEV => OpenDirError::Mount,
+                e => OpenDirError::Errno(e),
+            });
+        }
+        let fd = rustix::fs::openat(parent, name, flags, Mode::empty()).map_err(OpenDirError::Errno)?;
+        // Opened, but nothing done through it yet: if it is a mount, closing it leaves the mount untouched.
+        if self.crosses(parent.as_fd(), fd.as_fd()) { Err(OpenDirError::Mount) } else { Ok(fd) }
+    }
+
+    /// Whether the opened `child` lies on another mount than `parent`.
+    fn crosses(&self, parent: BorrowedFd<'_>, child: BorrowedFd<'_>) -> bool {
+        let dev = |fd| rustix::fs::fstat(fd).map(|s| s.st_dev).ok();
+        if dev(parent) != dev(child) {
+            return true;
+        }
+        match self.check {
+            MountCheck::Openat2 | MountCheck::Statx => {
+                mount_id(parent, c"", AtFlags::EMPTY_PATH) != mount_id(child, c"", AtFlags::EMPTY_PATH)
+            }
+            // `/proc/self/fd/N` names exactly the inode that was opened, as mountinfo spells it.
+            MountCheck::Mountinfo => std::fs::read_link(format!("/proc/self/fd/{}", child.as_raw_fd()))
+                .is_ok_and(|p| self.points.contains(&p)),
+        }
+    }
+
+    /// Whether the directory `dir` (not followed if a symlink) is a mount point.
+    #[must_use]
+    pub fn is_mount_point(&self, dir: &Path) -> bool {
+        let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else { return true };
+        let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+        let Ok(parent_fd) = rustix::fs::open(parent, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+        else {
+            return false;
+        };
+        let Ok(name) = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(name)) else { return false };
+        self.is_mount_at(&parent_fd, &name)
+    }
+}
+
+/// Every mount point of this process's namespace, from `/proc/self/mountinfo`.
+fn mount_points() -> HashSet<PathBuf> {
+    std::fs::read("/proc/self/mountinfo").map(|t| parse_mountinfo(&t)).unwrap_or_default()
+}
+
+/// The mount points (fifth field) of mountinfo text, with the kernel's octal escapes (`\040` for a space) undone.
+#[must_use]
+pub fn parse_mountinfo(text: &[u8]) -> HashSet<PathBuf> {
+    use std::os::unix::ffi::OsStringExt;
+    text.split(|b| *b == b'\n')
+        .filter_map(|line| line.split(|b| *b == b' ').nth(4))
+        .map(|field| PathBuf::from(std::ffi::OsString::from_vec(unescape(field))))
+        .collect()
+}
+
+fn unescape(field: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(field.len());
+    let mut i = 0;
+    while i < field.len() {
+        let octal =
+            field.get(i + 1..i + 4).filter(|d| field[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        if let Some(d) = octal {
+            out.push((d[0] - b'0') << 6 | (d[1] - b'0') << 3 | (d[2] - b'0'));
+            i += 4;
+        } else {
+            out.push(field[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_mountinfo_with_escapes() {
+        let text = b"22 27 0:21 / /proc rw,relatime - proc proc rw\n\
+                     40 27 254:0 /src /w/target/with\\040space rw - ext4 /dev/vda rw\n";
+        let points = parse_mountinfo(text);
+        assert!(points.contains(Path::new("/proc")));
+        assert!(points.contains(Path::new("/w/target/with space")));
+        assert_eq!(points.len(), 2);
+    }
+
+    #[test]
+    fn every_check_sees_no_mount_in_a_plain_tree() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("d")).unwrap();
+        std::fs::write(tmp.path().join("f"), "").unwrap();
+        let parent = rustix::fs::open(tmp.path(), dir_flags(), Mode::empty()).unwrap();
+        for check in [MountCheck::Openat2, MountCheck::Statx, MountCheck::Mountinfo] {
+            let m = Mounts::new(Some(check), tmp.path());
+            assert!(m.open_dir(&parent, c"d").is_ok(), "{check:?}");
+            assert!(!m.is_mount_at(&parent, c"d") && !m.is_mount_at(&parent, c"f"), "{check:?}");
+            assert!(!m.is_mount_point(&tmp.path().join("d")), "{check:?}");
+            assert!(m.is_mount_point(Path::new("/proc")), "{check:?}");
+        }
+        assert_eq!(MountCheck::detect(tmp.path()), MountCheck::Openat2, "this kernel has openat2");
+    }
+}
