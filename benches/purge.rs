@@ -161,7 +161,7 @@ fn make_synthetic(dir: &Path, dirs: usize, files: usize) {
             std::fs::write(sub.join(format!("obj-{f}.o")), [b'x'; 200]).unwrap();
         }
     }
-    std::fs::write(dir.join("CACHEDIR.TAG"), cargo_safeclean::guard::CACHEDIR_TAG).unwrap();
+    std::fs::write(dir.join("CACHEDIR.TAG"), cargo_safeclean::layout::CACHEDIR_TAG).unwrap();
 }
 
 fn count(dir: &Path) -> (u64, u64) {

@@ -12,8 +12,9 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cargo_safeclean::cli::ScanBackend;
-use cargo_safeclean::scan::{Roots, scan};
+use cargo_safeclean::model::Roots;
+use cargo_safeclean::platform::Platform;
+use cargo_safeclean::scan::scan;
 use common::{Rendezvous, Ws, holder_exe};
 
 const PROCESSES: usize = 500;
@@ -32,11 +33,11 @@ fn main() {
         rv.holder(&exe, &["--open", &files[0], "--open", &files[1], "--open", &files[2]]);
     }
     let roots = Roots::new([ws.target().as_path()]);
-    let found = scan(&roots, ScanBackend::Proc, std::process::id()).unwrap().found.len();
+    let found = scan(&Platform::native(), &roots, std::process::id()).unwrap().found.len();
     assert_eq!(found, INSIDE, "the scan finds exactly the holders inside target/");
 
     let lib = median(|| {
-        scan(&roots, ScanBackend::Proc, std::process::id()).unwrap();
+        scan(&Platform::native(), &roots, std::process::id()).unwrap();
     });
     let lsof = median(|| {
         let out =
@@ -48,7 +49,7 @@ fn main() {
         assert!(out.status.success());
     });
     let lsof_backend = median(|| {
-        scan(&roots, ScanBackend::Lsof, std::process::id()).unwrap();
+        scan(&Platform::portable("lsof".into()), &roots, std::process::id()).unwrap();
     });
     println!(
         "holder scan, {PROCESSES} processes holding 3 files each, {INSIDE} inside target/; medians of {RUNS} runs"

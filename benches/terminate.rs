@@ -11,9 +11,13 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use cargo_safeclean::cli::SignalBackend;
+use std::cell::Cell;
+
+use cargo_safeclean::event::Event;
 use cargo_safeclean::interrupt::Interrupt;
-use cargo_safeclean::terminate::{Event, Settings, Sig, Target, terminate};
+use cargo_safeclean::model::Sig;
+use cargo_safeclean::platform::{Platform, Signals};
+use cargo_safeclean::terminate::{Settings, Target, terminate};
 use common::{Rendezvous, holder_exe, start_time};
 
 const RUNS: usize = 40;
@@ -21,10 +25,11 @@ const GRACE: Duration = Duration::from_millis(200);
 
 fn main() {
     println!("termination latency, {RUNS} runs each (median / p90)");
-    for (label, backend) in [("pidfd", SignalBackend::Pidfd), ("kill(2) + polling", SignalBackend::Kill)] {
-        let settings = Settings { grace: GRACE, kill_timeout: Duration::from_secs(5), backend };
-        let notice: Vec<f64> = (0..RUNS).map(|_| exit_to_notice(settings)).collect();
-        let kill: Vec<f64> = (0..RUNS).map(|_| grace_deadline_to_sigkill(settings)).collect();
+    let settings = Settings { grace: GRACE, kill_timeout: Duration::from_secs(5) };
+    for (label, signals) in [("pidfd", Signals::Pidfd), ("kill(2) + polling", Signals::Kill)] {
+        let platform = Platform { signals, ..Platform::native() };
+        let notice: Vec<f64> = (0..RUNS).map(|_| exit_to_notice(settings, &platform)).collect();
+        let kill: Vec<f64> = (0..RUNS).map(|_| grace_deadline_to_sigkill(settings, &platform)).collect();
         println!(
             "{label:>18}: exit noticed after {:.3} / {:.3} ms; SIGKILL sent {:.3} / {:.3} ms after the grace deadline",
             pct(&notice, 50),
@@ -36,40 +41,40 @@ fn main() {
 }
 
 /// Milliseconds from a polite holder's last act before exiting to the driver's `Ended` event.
-fn exit_to_notice(settings: Settings) -> f64 {
+fn exit_to_notice(settings: Settings, platform: &Platform) -> f64 {
     let mut rv = Rendezvous::new();
     let exe = holder_exe();
     let ready = rv.holder(&exe, &["--report-exit"]);
     let target = Target { pid: ready.pid, start_time: start_time(ready.pid).unwrap() };
     let stream = ready.into_stream();
     let interrupt = Interrupt::manual().unwrap();
-    let mut noticed = None;
-    terminate(&[target], settings, &interrupt, &mut |e| {
-        if let Event::Ended { .. } = e {
-            noticed = Some(SystemTime::now());
+    let noticed = Cell::new(None);
+    terminate(&[target], settings, platform, &interrupt, &|e| {
+        if let Event::Exited { .. } = e {
+            noticed.set(Some(SystemTime::now()));
         }
     });
     let mut line = String::new();
     BufReader::new(stream).read_line(&mut line).unwrap();
     let exit_ns: u128 = line.trim().strip_prefix("exit ").expect("exit report").parse().unwrap();
-    let noticed_ns = noticed.unwrap().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    let noticed_ns = noticed.get().unwrap().duration_since(UNIX_EPOCH).unwrap().as_nanos();
     ms_between(exit_ns, noticed_ns)
 }
 
 /// Milliseconds between the grace deadline (first SIGTERM + grace) and SIGKILL going out.
-fn grace_deadline_to_sigkill(settings: Settings) -> f64 {
+fn grace_deadline_to_sigkill(settings: Settings, platform: &Platform) -> f64 {
     let mut rv = Rendezvous::new();
     let exe = holder_exe();
     let ready = rv.holder(&exe, &["--ignore-term"]);
     let target = Target { pid: ready.pid, start_time: start_time(ready.pid).unwrap() };
     let interrupt = Interrupt::manual().unwrap();
-    let (mut term, mut kill) = (None, None);
-    terminate(&[target], settings, &interrupt, &mut |e| match e {
-        Event::Signal { sig: Sig::Term, .. } => term = Some(Instant::now()),
-        Event::Signal { sig: Sig::Kill, .. } => kill = Some(Instant::now()),
+    let (term, kill) = (Cell::new(None), Cell::new(None));
+    terminate(&[target], settings, platform, &interrupt, &|e| match e {
+        Event::Signal { signal: Sig::Term, .. } => term.set(Some(Instant::now())),
+        Event::Signal { signal: Sig::Kill, .. } => kill.set(Some(Instant::now())),
         _ => {}
     });
-    (kill.unwrap() - term.unwrap()).saturating_sub(GRACE).as_secs_f64() * 1000.0
+    (kill.get().unwrap() - term.get().unwrap()).saturating_sub(GRACE).as_secs_f64() * 1000.0
 }
 
 #[expect(clippy::cast_precision_loss, reason = "nanoseconds apart, well within f64")]

@@ -1,6 +1,7 @@
-//! The command line: what the user typed, parsed and validated into [`Options`].
+//! The command line: what the user typed, parsed and validated into [`Args`]. Nothing here reads the environment
+//! or decides a default that depends on it: [`crate::plan`] does, once.
 //!
-//! Cargo runs an external subcommand as `cargo-safeclean safeclean ARGS…`; [`Options::parse_from_env`] drops that
+//! Cargo runs an external subcommand as `cargo-safeclean safeclean ARGS…`; [`Args::parse_from_env`] drops that
 //! word so the binary works both as `cargo safeclean` and when run directly.
 
 use std::ffi::OsString;
@@ -19,7 +20,7 @@ use clap::{Parser, ValueEnum};
     after_help = "Exit codes: 0 done, 1 unexpected error, 2 usage, 3 refused by the guard, 4 holders remain, \
                   5 removing failed, 6 cargo check failed, 130 interrupted."
 )]
-pub struct Options {
+pub struct Args {
     /// Path to the workspace's Cargo.toml (default: found as cargo does).
     #[arg(long, value_name = "PATH")]
     pub manifest_path: Option<PathBuf>,
@@ -76,21 +77,23 @@ pub struct Options {
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
-    /// Holder scanner: `proc` (Linux /proc) or `lsof` (portable). For testing the portable path.
-    #[arg(long, hide = true, env = "SAFECLEAN_SCAN_BACKEND", value_enum, default_value_t = ScanBackend::Auto)]
-    pub scan_backend: ScanBackend,
+    /// Holder scanner: `proc` (Linux /proc) or `lsof` (portable). For testing; also `SAFECLEAN_SCAN_BACKEND`.
+    #[arg(long, hide = true, value_enum)]
+    pub scan_backend: Option<ScanBackend>,
 
-    /// Process handles: `pidfd` or `kill` (start-time check, then kill(2) and polling). For testing the fallback.
-    #[arg(long, hide = true, env = "SAFECLEAN_SIGNAL_BACKEND", value_enum, default_value_t = SignalBackend::Auto)]
-    pub signal_backend: SignalBackend,
+    /// Process handles: `pidfd` or `kill` (identity check, kill(2), polling). For testing; also
+    /// `SAFECLEAN_SIGNAL_BACKEND`.
+    #[arg(long, hide = true, value_enum)]
+    pub signal_backend: Option<SignalBackend>,
 
-    /// How mount points are recognised: `openat2`, `statx` or `mountinfo`. For testing the fallbacks.
-    #[arg(long, hide = true, env = "SAFECLEAN_MOUNT_CHECK", value_enum, default_value_t = MountCheckChoice::Auto)]
-    pub mount_check: MountCheckChoice,
+    /// How mount points are recognised: `openat2`, `statx` or `mountinfo`. For testing; also
+    /// `SAFECLEAN_MOUNT_CHECK`.
+    #[arg(long, hide = true, value_enum)]
+    pub mount_check: Option<MountCheckChoice>,
 
-    /// How the old tree is swapped out: `exchange` (one atomic step) or `rename` (two). For testing the fallback.
-    #[arg(long = "swap", hide = true, env = "SAFECLEAN_SWAP", value_enum, default_value_t = SwapChoice::Auto)]
-    pub swap: SwapChoice,
+    /// How the old tree is swapped out: `exchange` (one step) or `rename` (two). For testing; also `SAFECLEAN_SWAP`.
+    #[arg(long = "swap", hide = true, value_enum)]
+    pub swap: Option<SwapChoice>,
 
     /// Arguments passed to `cargo check`.
     #[arg(last = true, value_name = "CHECK_ARGS")]
@@ -139,7 +142,7 @@ pub enum SwapChoice {
     Rename,
 }
 
-impl Options {
+impl Args {
     /// Parses the process arguments, accepting the `safeclean` word that cargo passes first.
     pub fn parse_from_env() -> Self {
         Self::parse_from(strip_subcommand_word(std::env::args_os()))
@@ -207,14 +210,14 @@ mod tests {
 
     #[test]
     fn accepts_the_word_cargo_passes() {
-        let direct = Options::try_parse_args(["cargo-safeclean", "-n"].map(OsString::from)).unwrap();
-        let via_cargo = Options::try_parse_args(["cargo-safeclean", "safeclean", "-n"].map(OsString::from)).unwrap();
+        let direct = Args::try_parse_args(["cargo-safeclean", "-n"].map(OsString::from)).unwrap();
+        let via_cargo = Args::try_parse_args(["cargo-safeclean", "safeclean", "-n"].map(OsString::from)).unwrap();
         assert!(direct.dry_run && via_cargo.dry_run);
     }
 
     #[test]
     fn check_args_pass_through() {
-        let o = Options::try_parse_args(
+        let o = Args::try_parse_args(
             ["cargo-safeclean", "--grace", "1s", "--", "--all-targets", "-p", "x"].map(OsString::from),
         )
         .unwrap();
@@ -225,6 +228,6 @@ mod tests {
     #[test]
     fn clap_definition_is_valid() {
         use clap::CommandFactory;
-        Options::command().debug_assert();
+        Args::command().debug_assert();
     }
 }

@@ -1,61 +1,42 @@
-//! Typed failures of the pipeline and the exit codes they map to.
-//!
-//! Each variant is one failure class of `DESIGN.md`; [`Error::exit_code`] is the single table from failure to
-//! exit code, used by `main.rs` and by the JSON `summary` line.
+//! The failures that end a run, one variant per stage, and the one table from failure to exit code
+//! ([`Error::exit_code`]), used by `main.rs` and by the JSON summary.
 
-use std::path::PathBuf;
-
-/// Exit codes of the command-line contract.
-pub mod exit {
-    /// Done, or nothing to do.
-    pub const OK: i32 = 0;
-    /// An unexpected error.
-    pub const UNEXPECTED: i32 = 1;
-    /// Bad usage (clap reports these itself).
-    pub const USAGE: i32 = 2;
-    /// Refused by the guard.
-    pub const REFUSED: i32 = 3;
-    /// Holders remain: they survived SIGKILL, could not be signalled, or `--no-kill` was given.
-    pub const HOLDERS_REMAIN: i32 = 4;
-    /// Removing or recreating the target dir failed.
-    pub const REMOVE_FAILED: i32 = 5;
-    /// The verifying `cargo check` failed.
-    pub const VERIFY_FAILED: i32 = 6;
-    /// Interrupted by Ctrl-C.
-    pub const INTERRUPTED: i32 = 130;
-}
+use crate::exit;
+use crate::guard::Refusal;
+use crate::interrupt::Interrupted;
+use crate::plan::PlanError;
+use crate::purge::{PurgeError, RemoveError};
+use crate::runlock::RunLockError;
+use crate::scan::ScanError;
+use crate::terminate::HoldersRemain;
+use crate::verify::VerifyError;
+use crate::workspace::WorkspaceError;
 
 /// A failure that ends the run.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{0}")]
-    Workspace(String),
-    #[error("{0}")]
-    Refused(#[from] crate::guard::Refusal),
-    #[error("{0}")]
-    HoldersRemain(String),
-    #[error("failed to {action} {path}: {source}; {hint}", path = path.display())]
-    Remove {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-        hint: &'static str,
-    },
-    #[error(
-        "left {} inside the old tree mounted and untouched: {}; the rest was removed. Release {} with `umount PATH` \
-         (as root) and run cargo safeclean again: it removes what is left",
-        if mounts.len() == 1 { "a mount point" } else { "mount points" },
-        mounts.iter().map(|m| m.display().to_string()).collect::<Vec<_>>().join(", "),
-        if mounts.len() == 1 { "it" } else { "them" }
-    )]
-    MountsLeft { mounts: Vec<PathBuf> },
-    #[error("{0}")]
-    Verify(String),
-    #[error("interrupted: {0}")]
-    Interrupted(&'static str),
     #[error(transparent)]
-    Other(#[from] anyhow::Error),
+    Usage(#[from] PlanError),
+    #[error(transparent)]
+    Workspace(#[from] WorkspaceError),
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error(transparent)]
+    RunLock(#[from] RunLockError),
+    #[error("failed to scan for holders: {0}")]
+    Scan(#[from] ScanError),
+    #[error(transparent)]
+    HoldersRemain(#[from] HoldersRemain),
+    #[error(transparent)]
+    Swap(#[from] RemoveError),
+    #[error(transparent)]
+    Purge(#[from] PurgeError),
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    #[error(transparent)]
+    Interrupted(#[from] Interrupted),
+    #[error("failed to install the Ctrl-C handler: {0}")]
+    Signals(#[source] std::io::Error),
 }
 
 impl Error {
@@ -63,28 +44,21 @@ impl Error {
     #[must_use]
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Workspace(_) | Error::Other(_) => exit::UNEXPECTED,
+            Error::Usage(_) => exit::USAGE,
+            Error::Workspace(_) | Error::Scan(_) | Error::Signals(_) | Error::RunLock(RunLockError::Io { .. }) => {
+                exit::UNEXPECTED
+            }
             Error::Refused(_) => exit::REFUSED,
             Error::HoldersRemain(_) => exit::HOLDERS_REMAIN,
-            Error::Remove { .. } | Error::MountsLeft { .. } => exit::REMOVE_FAILED,
+            Error::Swap(_) | Error::Purge(_) => exit::REMOVE_FAILED,
             Error::Verify(_) => exit::VERIFY_FAILED,
-            Error::Interrupted(_) => exit::INTERRUPTED,
+            Error::Interrupted(_) | Error::RunLock(RunLockError::Interrupted { .. }) => exit::INTERRUPTED,
         }
-    }
-
-    /// Builds a removal failure that names the path and the usual way out.
-    pub fn remove(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        // EPERM, unlike EACCES, survives the owner's own chmod: an immutable or append-only file, usually.
-        let hint = match (source.raw_os_error(), source.kind()) {
-            (Some(code), _) if code == rustix::io::Errno::PERM.raw_os_error() => {
-                "it may be immutable or append-only (`lsattr` shows an `i` or `a`): clear that with `chattr -i -a` \
-                 as root, or it belongs to another user in a sticky dir; then run cargo safeclean again"
-            }
-            (_, std::io::ErrorKind::PermissionDenied) => "check the owner and permissions, or run as the owner",
-            _ => "fix the cause and run cargo safeclean again; it finishes what this run left",
-        };
-        Error::Remove { action, path: path.into(), source, hint }
     }
 }
 
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+/// The exit code of a run's result.
+#[must_use]
+pub fn exit_code(result: &Result<(), Error>) -> i32 {
+    result.as_ref().err().map_or(exit::OK, Error::exit_code)
+}

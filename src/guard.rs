@@ -7,22 +7,11 @@
 //! not lie inside cargo's home; `--force` overrides only these last rules.
 
 use std::fmt;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Component, Path, PathBuf};
 
+use crate::layout::looks_like_target;
 use crate::workspace::Dirs;
-
-/// The first line of a cache directory tag (<https://bford.info/cachedir/>): the same for every tool.
-pub const CACHEDIR_SIGNATURE: &str = "Signature: 8a477f597d28d172789f06886806bc55";
-
-/// The `CACHEDIR.TAG` cargo writes, byte for byte, so tools that look for cargo's tag find ours.
-pub const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55
-# This file is a cache directory tag created by cargo.
-# For information about cache directory tags see https://bford.info/cachedir/
-";
-
-/// What only cargo's own tag says: the signature line alone is shared by every tool that writes a tag.
-const CARGO_TAG_COMMENT: &str = "# This file is a cache directory tag created by cargo.";
 
 /// Top-level dirs of the system (Linux and macOS), refused whatever the flags.
 const SYSTEM_DIRS: &[&str] = &[
@@ -187,21 +176,26 @@ pub struct Protected {
 }
 
 impl Protected {
-    /// What this process must protect: read from the environment and the passwd database.
+    /// What this process must protect: `home` (`$HOME`), the passwd entries of this process's users and of
+    /// `sudo_user`, and `cargo_home` (`$CARGO_HOME`) or `.cargo` in each of those homes.
     #[must_use]
-    pub fn for_this_user() -> Self {
-        let env_path = |var: &str| std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from);
-        let mut homes: Vec<PathBuf> = env_path("HOME").into_iter().collect();
+    pub fn for_user(home: Option<PathBuf>, sudo_user: Option<&str>, cargo_home: Option<PathBuf>) -> Self {
+        let mut homes: Vec<PathBuf> = home.into_iter().collect();
         let uids = [nix::unistd::geteuid(), nix::unistd::getuid()];
         homes.extend(uids.into_iter().filter_map(|u| nix::unistd::User::from_uid(u).ok().flatten()).map(|u| u.dir));
-        if let Some(user) = std::env::var("SUDO_USER").ok().filter(|u| !u.is_empty())
-            && let Ok(Some(entry)) = nix::unistd::User::from_name(&user)
-        {
+        if let Some(Ok(Some(entry))) = sudo_user.map(nix::unistd::User::from_name) {
             homes.push(entry.dir);
         }
         homes.retain(|h| h.is_absolute() && h.parent().is_some());
-        homes.dedup();
-        let cargo_homes = match env_path("CARGO_HOME") {
+        // `$HOME` stays first: it is where cargo looks for its home.
+        let mut unique: Vec<PathBuf> = Vec::new();
+        for h in homes {
+            if !unique.contains(&h) {
+                unique.push(h);
+            }
+        }
+        let homes = unique;
+        let cargo_homes = match cargo_home {
             Some(c) => vec![c],
             None => homes.iter().map(|h| h.join(".cargo")).collect(),
         };
@@ -264,20 +258,6 @@ pub fn check_dir(
             if looks_like_target(dir) { Ok(()) } else { refuse(Reason::NotACargoTarget) }
         }
     }
-}
-
-/// Whether `dir` carries one of the marks only cargo leaves in a target or build dir: cargo's own tag text, or its
-/// layout (`.rustc_info.json`, a profile dir with cargo's lock file).
-#[must_use]
-pub fn looks_like_target(dir: &Path) -> bool {
-    has_cargo_tag(dir) || dir.join(".rustc_info.json").is_file() || !crate::lock::cargo_locks(dir).is_empty()
-}
-
-/// `CACHEDIR.TAG` with the signature and the comment cargo writes (read no further than a tag is long).
-fn has_cargo_tag(dir: &Path) -> bool {
-    let mut text = String::new();
-    let read = std::fs::File::open(dir.join("CACHEDIR.TAG")).and_then(|f| f.take(4096).read_to_string(&mut text));
-    read.is_ok() && text.starts_with(CACHEDIR_SIGNATURE) && text.lines().any(|l| l.trim_end() == CARGO_TAG_COMMENT)
 }
 
 /// The first entry of [`FOREIGN`] that `dir` holds.
@@ -360,9 +340,13 @@ mod tests {
         std::fs::remove_file(t.join("debug/.cargo-lock")).unwrap();
         std::fs::write(t.join("CACHEDIR.TAG"), "Signature: nope").unwrap();
         assert!(check(false).is_err());
-        std::fs::write(t.join("CACHEDIR.TAG"), format!("{CACHEDIR_SIGNATURE}\n# made by another tool\n")).unwrap();
+        std::fs::write(
+            t.join("CACHEDIR.TAG"),
+            format!("{}\n# made by another tool\n", crate::layout::CACHEDIR_SIGNATURE),
+        )
+        .unwrap();
         assert_eq!(check(false), Err(Reason::NotACargoTarget), "the generic signature alone is not cargo's");
-        std::fs::write(t.join("CACHEDIR.TAG"), CACHEDIR_TAG).unwrap();
+        std::fs::write(t.join("CACHEDIR.TAG"), crate::layout::CACHEDIR_TAG).unwrap();
         assert!(check(false).is_ok());
         std::fs::write(d.join("file"), "").unwrap();
         assert_eq!(check_dir(&d.join("file"), &ws, &p, false, true).unwrap_err().reason, Reason::NotADirectory);
@@ -374,7 +358,7 @@ mod tests {
         let d = tmp.path().canonicalize().unwrap();
         let t = d.join("t");
         std::fs::create_dir_all(t.join(".ssh")).unwrap();
-        std::fs::write(t.join("CACHEDIR.TAG"), CACHEDIR_TAG).unwrap();
+        std::fs::write(t.join("CACHEDIR.TAG"), crate::layout::CACHEDIR_TAG).unwrap();
         let p = protect(&d.join("home"));
         let r = check_dir(&t, &d.join("ws"), &p, false, false).unwrap_err();
         assert_eq!(r.reason, Reason::Foreign { entry: ".ssh".into() });
@@ -389,7 +373,7 @@ mod tests {
         let home = d.join("home");
         let registry = home.join(".cargo/registry");
         std::fs::create_dir_all(registry.join("index")).unwrap();
-        std::fs::write(registry.join("CACHEDIR.TAG"), CACHEDIR_TAG).unwrap();
+        std::fs::write(registry.join("CACHEDIR.TAG"), crate::layout::CACHEDIR_TAG).unwrap();
         let r = check_dir(&registry, &d.join("ws"), &protect(&home), false, false).unwrap_err();
         assert!(matches!(r.reason, Reason::InsideCargoHome { .. }), "{r}");
     }

@@ -8,7 +8,12 @@ use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::error::exit;
+use crate::exit;
+
+/// A run stopped by Ctrl-C, and what was (not) done.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("interrupted: {0}")]
+pub struct Interrupted(pub &'static str);
 
 /// The interrupt state shared by every stage.
 #[derive(Debug)]

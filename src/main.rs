@@ -1,24 +1,30 @@
-//! The `cargo-safeclean` binary: parse, run the library, map the outcome to an exit code.
+//! The `cargo-safeclean` binary: parse, resolve the plan, run the library, map the outcome to an exit code.
 
-use cargo_safeclean::cli::Options;
+use cargo_safeclean::cli::Args;
+use cargo_safeclean::error::Error;
 use cargo_safeclean::interrupt::Interrupt;
-use cargo_safeclean::report::{self, Summary};
+use cargo_safeclean::plan::{Env, Plan};
+use cargo_safeclean::{event::Summary, exit, report};
 
 fn main() {
-    let opts = Options::parse_from_env();
-    let reporter = report::for_options(&opts);
-    let mut summary = Summary::default();
-    let result = Interrupt::install()
-        .map_err(|e| anyhow::anyhow!("failed to install the Ctrl-C handler: {e}").into())
-        .and_then(|interrupt| cargo_safeclean::run(&opts, reporter.as_ref(), &interrupt, &mut summary));
-    let code = result.as_ref().err().map_or(cargo_safeclean::error::exit::OK, cargo_safeclean::Error::exit_code);
-    summary.exit_code = code;
-    let written = reporter.finish(&summary, result.err().as_ref());
+    let args = Args::parse_from_env();
+    let plan = match Env::current().and_then(|env| Plan::resolve(args, &env)) {
+        Ok(plan) => plan,
+        Err(e) => {
+            let e = Error::from(e);
+            report::early_error(&e);
+            std::process::exit(e.exit_code());
+        }
+    };
+    let reporter = report::for_output(&plan.output);
+    let (summary, result) = match Interrupt::install() {
+        Ok(interrupt) => cargo_safeclean::run(&plan, reporter.as_ref(), &interrupt),
+        Err(e) => (Summary::empty(plan.mode, exit::UNEXPECTED), Err(Error::Signals(e))),
+    };
     // A run whose report could not be written whole must not look like a success to the script reading it.
-    let code = if written.is_err() && code == cargo_safeclean::error::exit::OK {
-        cargo_safeclean::error::exit::UNEXPECTED
-    } else {
-        code
+    let code = match (reporter.finish(&summary, result.as_ref().err()), summary.exit_code) {
+        (Err(_), exit::OK) => exit::UNEXPECTED,
+        (_, code) => code,
     };
     std::process::exit(code);
 }

@@ -1,9 +1,21 @@
-//! The plain data that stages hand to each other: processes, the handles they hold, and what happened to them.
+//! The plain data that stages hand to each other: processes and the table they form, the dirs being scanned,
+//! the handles processes hold there, what the policy decided about each holder, and what became of it.
+//!
+//! Nothing here does I/O except [`Roots::new`], which resolves the dirs once; every type can be built by hand in a
+//! test.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+/// What kind of run this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Stop the holders, swap, purge, verify.
+    Clean,
+    /// Scan and say what would happen; signal nothing, delete nothing.
+    DryRun,
+}
 
 /// A process as seen at scan time. `(pid, start_time)` is its identity: a pid alone can be reused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,10 +23,11 @@ pub struct Process {
     pub pid: u32,
     pub ppid: u32,
     pub pgid: u32,
-    /// Start time in clock ticks since boot (Linux `stat` field 22); 0 where the platform cannot tell.
+    /// Start time in clock ticks since boot (Linux `stat` field 22).
     pub start_time: u64,
-    /// The short name (`comm` on Linux).
+    /// The short name (`comm` on Linux, cut at 15 bytes).
     pub name: String,
+    /// Filled in only for the few processes a run may report (see `scan`).
     pub cmdline: Vec<String>,
     pub exe: Option<PathBuf>,
     pub uid: Option<u32>,
@@ -34,9 +47,114 @@ impl Process {
     }
 }
 
+/// Every process visible at one moment, by pid.
+#[derive(Debug, Default, Clone)]
+pub struct Table {
+    pub procs: HashMap<u32, Process>,
+}
+
+impl Table {
+    /// The chain of parents of `pid`, nearest first, ending at pid 1 or where the chain breaks.
+    #[must_use]
+    pub fn ancestors(&self, pid: u32) -> Vec<u32> {
+        let mut out = Vec::new();
+        let mut cur = pid;
+        while let Some(p) = self.procs.get(&cur) {
+            if p.ppid == 0 || out.contains(&p.ppid) {
+                break;
+            }
+            out.push(p.ppid);
+            cur = p.ppid;
+        }
+        out
+    }
+
+    /// Every descendant of `pid`, not `pid` itself.
+    #[must_use]
+    pub fn descendants(&self, pid: u32) -> HashSet<u32> {
+        let children = self.children();
+        let mut out = HashSet::new();
+        let mut stack = vec![pid];
+        while let Some(p) = stack.pop() {
+            for &kid in children.get(&p).into_iter().flatten() {
+                if out.insert(kid) {
+                    stack.push(kid);
+                }
+            }
+        }
+        out
+    }
+
+    /// `pid`, its ancestors and all its descendants: a run's own family, never a holder and never signalled.
+    #[must_use]
+    pub fn family(&self, pid: u32) -> HashSet<u32> {
+        let mut out = self.descendants(pid);
+        out.extend(self.ancestors(pid));
+        out.insert(pid);
+        out
+    }
+
+    /// Children of each pid, for walking trees downwards.
+    #[must_use]
+    pub fn children(&self) -> HashMap<u32, Vec<u32>> {
+        let mut map: HashMap<u32, Vec<u32>> = HashMap::new();
+        for p in self.procs.values() {
+            map.entry(p.ppid).or_default().push(p.pid);
+        }
+        for kids in map.values_mut() {
+            kids.sort_unstable();
+        }
+        map
+    }
+
+    /// The members of each process group.
+    #[must_use]
+    pub fn groups(&self) -> HashMap<u32, Vec<u32>> {
+        let mut map: HashMap<u32, Vec<u32>> = HashMap::new();
+        for p in self.procs.values() {
+            map.entry(p.pgid).or_default().push(p.pid);
+        }
+        map
+    }
+}
+
+/// The directories whose holders we look for, each under its given and its resolved path.
+#[derive(Debug, Clone, Default)]
+pub struct Roots {
+    paths: Vec<PathBuf>,
+}
+
+impl Roots {
+    /// Every dir under both its spelling and what it resolves to (a target dir that is a symlink is matched both
+    /// by its own path and by what it points to).
+    #[must_use]
+    pub fn new<'a>(dirs: impl IntoIterator<Item = &'a Path>) -> Self {
+        let mut paths = Vec::new();
+        for d in dirs {
+            paths.push(d.to_path_buf());
+            if let Ok(real) = d.canonicalize()
+                && real != d
+            {
+                paths.push(real);
+            }
+        }
+        Roots { paths }
+    }
+
+    /// Whether `path` is one of the roots or lies under one, compared by whole components.
+    #[must_use]
+    pub fn contains(&self, path: &Path) -> bool {
+        self.paths.iter().any(|r| path.starts_with(r))
+    }
+
+    #[must_use]
+    pub fn paths(&self) -> &[PathBuf] {
+        &self.paths
+    }
+}
+
 /// How a process holds something inside the target or build dir.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum HandleKind {
     Lock,
     Exe,
@@ -66,7 +184,31 @@ pub struct Handle {
     pub path: PathBuf,
 }
 
-/// What a holder is, which decides what happens to it (see the policy table in `DESIGN.md`).
+/// A process and what it holds under the roots, as the scan found it.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub process: Process,
+    pub handles: Vec<Handle>,
+}
+
+/// Processes that exist but could not be inspected.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Uninspectable {
+    /// Owned by other users (not root, or `hidepid`).
+    pub other_users: usize,
+    /// Our own (or any, as root), but access was denied anyway: a sandbox, `ptrace` restrictions, a setuid
+    /// program. By pid and name, since there are few and each is a surprise.
+    pub own: Vec<(u32, String)>,
+}
+
+impl Uninspectable {
+    #[must_use]
+    pub fn count(&self) -> usize {
+        self.other_users + self.own.len()
+    }
+}
+
+/// What a holder is, which decides what happens to it (see the policy table in the README).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Cargo,
@@ -93,11 +235,20 @@ impl Kind {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     Terminate,
     Spare,
+}
+
+impl Verdict {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Terminate => "terminate",
+            Verdict::Spare => "spare",
+        }
+    }
 }
 
 /// Why a holder is spared, or that it is never to be signalled whatever the flags.
@@ -105,12 +256,12 @@ pub enum Verdict {
 pub enum SpareReason {
     /// Spared by the default policy; `--all-holders` terminates it.
     Policy,
-    /// This process, an ancestor of it, pid 1 or a kernel thread.
+    /// Pid 1, or (defensively) this run's own family.
     Protected,
 }
 
-/// What happened to a holder.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What became of a holder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     ExitedAfterSigterm,
     Killed,
@@ -123,7 +274,7 @@ pub enum Outcome {
 
 impl Outcome {
     #[must_use]
-    pub fn as_str(&self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Outcome::ExitedAfterSigterm => "exited-after-sigterm",
             Outcome::Killed => "killed",
@@ -151,8 +302,9 @@ pub enum Relation {
     Orphaned,
 }
 
-/// A process that holds something inside the target or build dir, or (kind `build-child`) belongs to one that does.
-#[derive(Debug, Clone)]
+/// A process that holds something inside the target or build dir, or (kind `build-child`) belongs to one that
+/// does, with what the policy decided about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Holder {
     pub process: Process,
     pub handles: Vec<Handle>,
@@ -162,15 +314,101 @@ pub struct Holder {
     pub relation: Option<Relation>,
     /// For `build-child`: the holder it descends from or whose process group it is in.
     pub via: Option<u32>,
+}
+
+/// A holder and what became of it, as the summary reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settled {
+    pub holder: Holder,
     pub outcome: Option<Outcome>,
-    /// Why a holder survived, for the report.
+    /// Why it survived, for the report.
     pub note: Option<String>,
 }
 
+/// A signal the termination sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sig {
+    Term,
+    Cont,
+    Kill,
+}
+
+impl Sig {
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Sig::Term => "SIGTERM",
+            Sig::Cont => "SIGCONT",
+            Sig::Kill => "SIGKILL",
+        }
+    }
+}
+
+/// Why a signal could not be delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignalError {
+    /// The process is gone (or its pid now belongs to another process).
+    Gone,
+    /// Not allowed (`EPERM`), or another error; the text says which.
+    Denied(String),
+}
+
 /// Files and bytes removed by the purge.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Removed {
     pub files: u64,
     pub bytes: u64,
     pub duration_ms: u64,
+}
+
+/// How the verifying `cargo check` went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified {
+    /// cargo's exit code; `None` when it was ended by a signal.
+    pub exit_code: Option<i32>,
+    pub duration_ms: u64,
+    pub interrupted: bool,
+}
+
+impl Verified {
+    #[must_use]
+    pub fn success(&self) -> bool {
+        self.exit_code == Some(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proc(pid: u32, parent: u32) -> Process {
+        Process {
+            pid,
+            ppid: parent,
+            pgid: pid,
+            start_time: 1,
+            name: String::new(),
+            cmdline: vec![],
+            exe: None,
+            uid: None,
+        }
+    }
+
+    #[test]
+    fn family_is_ancestors_self_and_descendants() {
+        let table =
+            Table { procs: [(1, 0), (5, 1), (6, 5), (7, 6), (8, 7), (9, 1)].map(|(p, pp)| (p, proc(p, pp))).into() };
+        let mut family: Vec<u32> = table.family(6).into_iter().collect();
+        family.sort_unstable();
+        assert_eq!(family, [1, 5, 6, 7, 8]);
+    }
+
+    #[test]
+    fn roots_match_whole_components() {
+        let roots = Roots { paths: vec![PathBuf::from("/x/target")] };
+        assert!(roots.contains(Path::new("/x/target")));
+        assert!(roots.contains(Path::new("/x/target/debug/a")));
+        assert!(!roots.contains(Path::new("/x/target2/debug")));
+        assert!(!roots.contains(Path::new("/x")));
+    }
 }

@@ -1,4 +1,5 @@
-//! Who a holder is and what happens to it: pure functions over scanned data, no I/O.
+//! Who a holder is and what happens to it: pure functions over scanned data, no I/O (the scan has described every
+//! process named here).
 //!
 //! A process is a holder only because of what it holds; its name decides only its kind. `build-child` is the one
 //! kind that reaches beyond the holders: the descendants of a holder to terminate, and the members of a process
@@ -7,23 +8,21 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
 
-use crate::model::{Holder, Kind, Process, Relation, SpareReason, Verdict};
-use crate::process::Table;
-use crate::scan::{Found, Roots};
+use crate::model::{Found, Handle, Holder, Kind, Process, Relation, Roots, SpareReason, Table, Verdict};
 
 /// What the policy needs besides the scan.
 #[derive(Debug, Clone)]
 pub struct Policy {
     pub all_holders: bool,
-    /// Never signalled: this process, its ancestors and descendants, pid 1.
+    /// Never signalled: pid 1, and this run's own family (which the scan already leaves out).
     pub protected: HashSet<u32>,
 }
 
 impl Policy {
-    /// The policy for this process: it protects itself, its ancestors and its descendants.
+    /// The policy for the run `me`: it protects pid 1, itself, its ancestors and its descendants.
     #[must_use]
-    pub fn for_self(table: &Table, all_holders: bool) -> Self {
-        let mut protected = table.family(std::process::id());
+    pub fn for_run(table: &Table, me: u32, all_holders: bool) -> Self {
+        let mut protected = table.family(me);
         protected.insert(1);
         Policy { all_holders, protected }
     }
@@ -78,13 +77,7 @@ pub fn decide(found: Vec<Found>, table: &Table, roots: &Roots, policy: &Policy) 
     holders
 }
 
-fn holder(
-    process: Process,
-    handles: Vec<crate::model::Handle>,
-    kind: Kind,
-    via: Option<u32>,
-    policy: &Policy,
-) -> Holder {
+fn holder(process: Process, handles: Vec<Handle>, kind: Kind, via: Option<u32>, policy: &Policy) -> Holder {
     let (verdict, spare_reason) = if policy.protected.contains(&process.pid) {
         (Verdict::Spare, Some(SpareReason::Protected))
     } else if matches!(kind, Kind::Ide | Kind::Other) && !policy.all_holders {
@@ -92,17 +85,14 @@ fn holder(
     } else {
         (Verdict::Terminate, None)
     };
-    Holder { process, handles, kind, verdict, spare_reason, relation: None, via, outcome: None, note: None }
+    Holder { process, handles, kind, verdict, spare_reason, relation: None, via }
 }
 
 /// Descendants of holders to terminate, and members of process groups they lead, that are not holders themselves.
 fn build_children(holders: &[Holder], table: &Table, policy: &Policy) -> Vec<Holder> {
     let known: HashSet<u32> = holders.iter().map(|h| h.process.pid).collect();
     let children = table.children();
-    let mut groups: HashMap<u32, Vec<u32>> = HashMap::new();
-    for p in table.procs.values() {
-        groups.entry(p.pgid).or_default().push(p.pid);
-    }
+    let groups = table.groups();
     let mut via: HashMap<u32, u32> = HashMap::new();
     let roots: Vec<&Holder> = holders.iter().filter(|h| h.verdict == Verdict::Terminate).collect();
     // Trees first, so that a process is shown as its parent's child; then the groups those holders lead.
@@ -119,8 +109,7 @@ fn build_children(holders: &[Holder], table: &Table, policy: &Policy) -> Vec<Hol
         .into_iter()
         .filter(|(pid, _)| !known.contains(pid) && !policy.protected.contains(pid))
         .filter_map(|(pid, parent)| {
-            let mut p = table.procs.get(&pid)?.clone();
-            crate::process::fill_details(&mut p);
+            let p = table.procs.get(&pid)?.clone();
             Some(holder(p, Vec::new(), Kind::BuildChild, Some(parent), policy))
         })
         .collect();
@@ -157,16 +146,13 @@ fn relation(p: &Process, table: &Table) -> Option<Relation> {
     if leader_gone && parent.pgid != p.pgid {
         return Some(Relation::Orphaned);
     }
-    // The table holds only `comm` (cut at 15 bytes); the exe gives the whole name.
-    let mut parent = parent.clone();
-    crate::process::fill_details(&mut parent);
+    // The scan described the parent: its exe gives the whole name, which `comm` cuts at 15 bytes.
     Some(Relation::ChildOf { pid: parent.pid, name: parent.display_name().to_string() })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Handle, HandleKind};
     use std::path::PathBuf;
 
     fn proc(pid: u32, parent: u32, group: u32, name: &str, exe: &str) -> Process {
@@ -185,6 +171,8 @@ mod tests {
     fn roots() -> Roots {
         Roots::new([Path::new("/w/target")])
     }
+
+    use crate::model::HandleKind;
 
     fn found(p: &Process) -> Found {
         Found { process: p.clone(), handles: vec![Handle { kind: HandleKind::Cwd, path: "/w/target".into() }] }

@@ -19,7 +19,7 @@ use rustix::io::Errno;
 
 use crate::interrupt::Interrupt;
 use crate::model::Removed;
-use crate::mounts::{MountCheck, Mounts, OpenDirError};
+use crate::platform::{MountCheck, Mounts, OpenDirError};
 
 /// How many names one unlink task takes, so that one huge directory is shared among all workers.
 const CHUNK: usize = 256;
@@ -29,6 +29,50 @@ const CHUNK: usize = 256;
 pub struct Progress {
     pub files: AtomicU64,
     pub bytes: AtomicU64,
+}
+
+/// A removal that failed, with the path and what the user can do about it.
+#[derive(Debug, thiserror::Error)]
+#[error("failed to {action} {}: {source}; {}", path.display(), hint(source))]
+pub struct RemoveError {
+    pub action: &'static str,
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl RemoveError {
+    pub fn new(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        RemoveError { action, path: path.into(), source }
+    }
+}
+
+/// The usual way out of a failed removal. EPERM, unlike EACCES, survives the owner's own chmod: an immutable or
+/// append-only file, usually.
+fn hint(e: &std::io::Error) -> &'static str {
+    match (e.raw_os_error(), e.kind()) {
+        (Some(code), _) if code == Errno::PERM.raw_os_error() => {
+            "it may be immutable or append-only (`lsattr` shows an `i` or `a`): clear that with `chattr -i -a` as \
+             root, or it belongs to another user in a sticky dir; then run cargo safeclean again"
+        }
+        (_, std::io::ErrorKind::PermissionDenied) => "check the owner and permissions, or run as the owner",
+        _ => "fix the cause and run cargo safeclean again; it finishes what this run left",
+    }
+}
+
+/// Why the old tree is not all gone (exit 5).
+#[derive(Debug, thiserror::Error)]
+pub enum PurgeError {
+    #[error(transparent)]
+    Remove(#[from] RemoveError),
+    #[error(
+        "left {} inside the old tree mounted and untouched: {}; the rest was removed. Release {} with `umount PATH` \
+         (as root) and run cargo safeclean again: it removes what is left",
+        if mounts.len() == 1 { "a mount point" } else { "mount points" },
+        mounts.iter().map(|m| m.display().to_string()).collect::<Vec<_>>().join(", "),
+        if mounts.len() == 1 { "it" } else { "them" }
+    )]
+    MountsLeft { mounts: Vec<PathBuf> },
 }
 
 /// What a purge could not do.
@@ -48,27 +92,25 @@ pub struct Purged {
     pub interrupted: bool,
 }
 
-/// The number of workers. Unlinks wait on the disk (one discard request per freed file on a disk mounted with
-/// `discard`), not on the CPU, so more in flight than cores pays: on 2 cores, 300,000 files took 20.8 s with 2
-/// workers, 11.4 s with 8, 8.8 s with 16 and 9.4 s with 32 (BENCHMARKS.md).
+/// The number of workers for `cores` cores. Unlinks wait on the disk (one discard request per freed file on a
+/// disk mounted with `discard`), not on the CPU, so more in flight than cores pays: on 2 cores, 300,000 files took
+/// 20.8 s with 2 workers, 11.4 s with 8, 8.8 s with 16 and 9.4 s with 32 (BENCHMARKS.md).
 #[must_use]
-pub fn default_workers() -> usize {
-    if let Some(n) = std::env::var("SAFECLEAN_PURGE_THREADS").ok().and_then(|v| v.parse().ok()) {
-        return std::cmp::max(n, 1);
-    }
-    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+pub fn default_workers(cores: usize) -> usize {
     (cores * 8).clamp(8, 64)
 }
 
+/// How to purge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    pub workers: usize,
+    /// How mount points are recognised; `None` detects the best this kernel has.
+    pub mount_check: Option<MountCheck>,
+}
+
 /// Removes each of `roots` (directories; a symlink is removed, not followed) and everything below it, except
-/// mount points, which are left mounted and untouched (`mount_check` forces how they are recognised).
-pub fn purge(
-    roots: &[PathBuf],
-    workers: usize,
-    mount_check: Option<MountCheck>,
-    progress: &Progress,
-    interrupt: &Interrupt,
-) -> Purged {
+/// mount points, which are left mounted and untouched.
+pub fn purge(roots: &[PathBuf], settings: Settings, progress: &Progress, interrupt: &Interrupt) -> Purged {
     raise_fd_limit();
     let start = Instant::now();
     let probe = roots.first().and_then(|r| r.parent()).unwrap_or(Path::new("/"));
@@ -76,8 +118,9 @@ pub fn purge(
         queue: Mutex::new((Vec::new(), 0)),
         ready: Condvar::new(),
         problems: Mutex::default(),
-        mounts: Mounts::new(mount_check, probe),
+        mounts: Mounts::new(settings.mount_check, probe),
     };
+    let workers = settings.workers;
     for root in roots {
         pool.start_root(root);
     }
@@ -201,7 +244,7 @@ impl Pool {
         let path = parent.path.join(OsStr::from_bytes(name.to_bytes()));
         let mut opened = self.mounts.open_dir(&parent.fd, name);
         if matches!(opened, Err(OpenDirError::Errno(Errno::ACCESS | Errno::PERM)))
-            && self.make_dir_accessible(&parent.fd, name).is_ok()
+            && self.mounts.chmod_dir_rwx(&parent.fd, name).is_ok()
         {
             opened = self.mounts.open_dir(&parent.fd, name);
         }
@@ -239,16 +282,6 @@ impl Pool {
     fn skip_mount(&self, parent: &Dir, path: PathBuf) {
         self.problems.lock().expect("purge problems poisoned").skipped_mounts.push(path);
         parent.blocked.store(true, Ordering::Relaxed);
-    }
-
-    /// Gives the owner rwx on the directory `name` in `parent`, never through a symlink and never on a mount's
-    /// root: the `O_PATH` handle is opened as every descent is, and changed through `/proc/self/fd`, which names
-    /// exactly that inode (`fchmod` refuses `O_PATH` handles, and `fchmodat` cannot refuse to follow a symlink on
-    /// Linux).
-    fn make_dir_accessible(&self, parent: &OwnedFd, name: &CStr) -> Result<(), OpenDirError> {
-        let fd = self.mounts.open_path(parent, name)?;
-        let link = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
-        rustix::fs::chmod(link.as_str(), Mode::RWXU).map_err(OpenDirError::Errno)
     }
 
     fn list(&self, dir: &Arc<Dir>, progress: &Progress) {
@@ -376,7 +409,7 @@ mod tests {
 
     fn run(root: &Path) -> Purged {
         let interrupt = Interrupt::manual().unwrap();
-        purge(&[root.to_path_buf()], 4, None, &Progress::default(), &interrupt)
+        purge(&[root.to_path_buf()], Settings { workers: 4, mount_check: None }, &Progress::default(), &interrupt)
     }
 
     #[test]
@@ -456,7 +489,8 @@ mod tests {
         std::fs::write(t.join("a/f"), "x").unwrap();
         let interrupt = Interrupt::manual().unwrap();
         interrupt.trigger();
-        let p = purge(std::slice::from_ref(&t), 2, None, &Progress::default(), &interrupt);
+        let settings = Settings { workers: 2, mount_check: None };
+        let p = purge(std::slice::from_ref(&t), settings, &Progress::default(), &interrupt);
         assert!(p.interrupted);
         assert!(t.join("a/f").exists());
     }

@@ -1,352 +1,326 @@
-//! One run of the pipeline, from options to a filled-in [`Summary`].
+//! One run of the pipeline, from a [`Plan`] to a [`Summary`]: workspace → guard → scan → policy → terminate →
+//! swap → purge ∥ verify. Each stage returns a value; what they returned is recorded and the summary is built
+//! from it once, at the end.
 
+use std::cell::Cell;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::cli::{MessageFormat, MountCheckChoice, Options, SwapChoice};
-use crate::error::{Error, Result};
-use crate::interrupt::Interrupt;
-use crate::model::{Holder, Outcome, Verdict};
-use crate::mounts::MountCheck;
+use crate::error::{self, Error};
+use crate::event::{Event, Summary};
+use crate::interrupt::{Interrupt, Interrupted};
+use crate::layout::{cargo_locks, is_held};
+use crate::model::{HandleKind, Holder, Mode, Outcome, Removed, Roots, Settled, Uninspectable, Verdict, Verified};
+use crate::plan::Plan;
 use crate::policy::{self, Policy};
-use crate::purge::{self, Progress};
-use crate::report::{Reporter, Summary};
-use crate::scan::{self, Roots};
-use crate::terminate::{self, Event, Settings, Target};
-use crate::{guard, lock, swap, verify, workspace};
+use crate::purge::{self, Progress, PurgeError, RemoveError};
+use crate::report::{Format, Reporter};
+use crate::scan::{self, Scan};
+use crate::terminate::{self, BusyLock, HoldersRemain, Named, Target};
+use crate::verify::{self, Blocked, VerifyError};
+use crate::workspace::{self, Dirs};
+use crate::{guard, runlock, swap};
 
 /// How many times to scan, stop and re-scan before giving up on holders that keep appearing.
 const ROUNDS: usize = 3;
 
-/// Runs `cargo safeclean` with `opts`, telling `reporter` as it goes and recording into `summary`.
-pub fn run(opts: &Options, reporter: &dyn Reporter, interrupt: &Interrupt, summary: &mut Summary) -> Result<()> {
-    summary.dry_run = opts.dry_run;
-    // The process table is read while `cargo metadata` runs: the user waits for the two together, not in turn.
-    let background = scan::start(opts.scan_backend, std::process::id());
-    let dirs = workspace::resolve(opts.manifest_path.as_deref(), opts.target_dir.as_deref())?;
-    summary.dirs = Some(dirs.clone());
-    guard::check(&dirs, &guard::Protected::for_this_user(), opts.force)?;
-    reporter.dirs(&dirs);
+/// Where stages send their events: the reporter, from any thread.
+type Emit<'a> = &'a (dyn Fn(Event) + Sync);
 
-    let waited = std::cell::Cell::new(false);
-    let _run_lock = if opts.dry_run {
-        None
-    } else {
-        let on_wait = || {
-            waited.set(true);
-            reporter.waiting_for_other_run(&dirs.target_dir);
-        };
-        lock::run_lock(&dirs.target_dir, interrupt, on_wait).map_err(|e| match e.kind() {
-            std::io::ErrorKind::Interrupted => Error::Interrupted("while waiting for another run"),
-            _ => Error::Other(anyhow::anyhow!("failed to lock the parent of {}: {e}", dirs.target_dir.display())),
-        })?
-    };
-
-    let roots = Roots::new(dirs.roots());
-    // After waiting for another run, what the early scan saw is stale.
-    let first = if waited.get() {
-        scan::scan(&roots, opts.scan_backend, std::process::id())
-    } else {
-        background.finish(&roots)
-    };
-    let (mut holders, uninspectable) = holders_in(first?, opts, &roots);
-    summary.uninspectable = uninspectable;
-
-    if opts.only_if_held && holders.is_empty() {
-        reporter.holders(&holders, &summary.uninspectable);
-        return Ok(());
-    }
-    if opts.dry_run {
-        for h in &mut holders {
-            h.outcome =
-                Some(if h.verdict == Verdict::Terminate { Outcome::WouldTerminate } else { Outcome::WouldSpare });
-        }
-        reporter.holders(&holders, &summary.uninspectable);
-        summary.holders = holders;
-        return Ok(());
-    }
-    reporter.holders(&holders, &summary.uninspectable);
-    for h in holders.iter_mut().filter(|h| h.verdict == Verdict::Spare) {
-        h.outcome = Some(Outcome::Spared);
-    }
-    summary.holders = holders;
-
-    if opts.no_kill {
-        let doomed: Vec<&mut Holder> = summary.holders.iter_mut().filter(|h| h.verdict == Verdict::Terminate).collect();
-        if !doomed.is_empty() {
-            let pids = doomed.iter().map(|h| h.process.pid.to_string()).collect::<Vec<_>>().join(", ");
-            for h in doomed {
-                h.outcome = Some(Outcome::WouldTerminate);
-            }
-            return Err(Error::HoldersRemain(format!(
-                "--no-kill was given and processes hold {} (pids {pids}); nothing was changed. Stop them, or run \
-                 without --no-kill",
-                dirs.target_dir.display()
-            )));
-        }
-    }
-    stop_until_free(opts, &roots, reporter, interrupt, summary)?;
-
-    // Swap every dir before purging any, so the tree is usable again as early as possible.
-    let id = swap::run_id();
-    let mut swapped = swap::Swapped::default();
-    for dir in dirs.roots() {
-        let s = swap::swap(dir, &id, swap_method(opts), mount_check(opts))?;
-        swapped.trash.extend(s.trash);
-        swapped.mounts.extend(s.mounts);
-    }
-    purge_and_verify(opts, &dirs, swapped, reporter, interrupt, summary)
+/// Runs `cargo safeclean` as `plan` says, telling `reporter` as it goes. Returns what the run did and how it ended.
+pub fn run(plan: &Plan, reporter: &dyn Reporter, interrupt: &Interrupt) -> (Summary, Result<(), Error>) {
+    let mut record = Record::default();
+    let emit = |e: Event| reporter.event(&e);
+    let result = Run { plan, emit: &emit, interrupt, me: std::process::id() }.pipeline(&mut record);
+    (record.into_summary(plan.mode, error::exit_code(&result)), result)
 }
 
-fn swap_method(opts: &Options) -> swap::SwapMethod {
-    match opts.swap {
-        SwapChoice::Auto | SwapChoice::Exchange => swap::SwapMethod::Exchange,
-        SwapChoice::Rename => swap::SwapMethod::Rename,
-    }
+/// What the stages returned so far.
+#[derive(Default)]
+struct Record {
+    dirs: Option<Dirs>,
+    holders: Vec<Holder>,
+    outcomes: HashMap<u32, (Outcome, Option<String>)>,
+    uninspectable: Uninspectable,
+    removed: Option<Removed>,
+    verified: Option<Verified>,
 }
 
-fn mount_check(opts: &Options) -> Option<MountCheck> {
-    match opts.mount_check {
-        MountCheckChoice::Auto => None,
-        MountCheckChoice::Openat2 => Some(MountCheck::Openat2),
-        MountCheckChoice::Statx => Some(MountCheck::Statx),
-        MountCheckChoice::Mountinfo => Some(MountCheck::Mountinfo),
-    }
-}
-
-/// Applies the policy to a scan.
-fn holders_in(scan: scan::Scan, opts: &Options, roots: &Roots) -> (Vec<Holder>, scan::Uninspectable) {
-    let policy = Policy::for_self(&scan.table, opts.all_holders);
-    (policy::decide(scan.found, &scan.table, roots, &policy), scan.uninspectable)
-}
-
-/// Terminates the holders in `summary`, re-scans, and repeats while new ones appear (a build started meanwhile)
-/// or a cargo lock is still taken. Fails with exit code 4 if any remain.
-fn stop_until_free(
-    opts: &Options,
-    roots: &Roots,
-    reporter: &dyn Reporter,
-    interrupt: &Interrupt,
-    summary: &mut Summary,
-) -> Result<()> {
-    let settings = Settings { grace: opts.grace, kill_timeout: opts.kill_timeout, backend: opts.signal_backend };
-    let mut pending: Vec<usize> = pending_indices(&summary.holders);
-    for round in 0..ROUNDS {
-        if pending.is_empty() {
-            // Nothing was stopped, so the scan is still current; only holders it could not see remain to check.
-            let busy = busy_locks(roots);
-            if busy.is_empty() {
-                return Ok(());
-            }
-            let why = busy.iter().map(|l| who_locks(l, &summary.holders)).collect::<Vec<_>>().join("; ");
-            return Err(Error::HoldersRemain(format!("a build still holds its lock, so nothing was deleted: {why}")));
-        }
-        stop(&pending, settings, reporter, interrupt, summary)?;
-        let survivors: Vec<String> = summary
+impl Record {
+    fn into_summary(mut self, mode: Mode, exit_code: i32) -> Summary {
+        let holders = self
             .holders
-            .iter()
-            .filter(|h| h.outcome == Some(Outcome::Survived))
-            .map(|h| {
-                format!("pid {} {} ({})", h.process.pid, h.process.display_name(), h.note.as_deref().unwrap_or(""))
+            .into_iter()
+            .map(|holder| {
+                let (outcome, note) = self.outcomes.remove(&holder.process.pid).unzip();
+                Settled { holder, outcome, note: note.flatten() }
             })
             .collect();
-        if !survivors.is_empty() {
-            return Err(Error::HoldersRemain(format!(
-                "{} still alive, so nothing was deleted: {}",
-                if survivors.len() == 1 { "a holder is" } else { "holders are" },
-                survivors.join("; ")
-            )));
+        Summary {
+            mode,
+            dirs: self.dirs,
+            holders,
+            uninspectable: self.uninspectable,
+            removed: self.removed,
+            verify: self.verified,
+            exit_code,
         }
-        let (again, _) = holders_in(scan::scan(roots, opts.scan_backend, std::process::id())?, opts, roots);
-        let again: Vec<Holder> = again.into_iter().filter(|h| h.verdict == Verdict::Terminate).collect();
-        let busy = busy_locks(roots);
-        if again.is_empty() && busy.is_empty() {
+    }
+}
+
+struct Run<'a> {
+    plan: &'a Plan,
+    emit: Emit<'a>,
+    interrupt: &'a Interrupt,
+    me: u32,
+}
+
+impl Run<'_> {
+    fn pipeline(&self, record: &mut Record) -> Result<(), Error> {
+        let plan = self.plan;
+        // The process table is read while `cargo metadata` runs: the user waits for the two together, not in turn.
+        let background = scan::start(&plan.platform, self.me);
+        let dirs = workspace::resolve(&workspace::Request {
+            cargo: &plan.cargo,
+            manifest_path: plan.manifest_path.as_deref(),
+            target_dir: plan.target_dir.as_deref(),
+            cwd: &plan.cwd,
+        })?;
+        record.dirs = Some(dirs.clone());
+        guard::check(&dirs, &plan.protected, plan.force)?;
+        (self.emit)(Event::Dirs(dirs.clone()));
+
+        let waited = Cell::new(false);
+        let _run_lock = match plan.mode {
+            Mode::DryRun => None,
+            Mode::Clean => runlock::take(&dirs.target_dir, self.interrupt, || {
+                waited.set(true);
+                (self.emit)(Event::WaitingForOtherRun { dir: dirs.target_dir.clone() });
+            })?,
+        };
+        let roots = Roots::new(dirs.roots());
+        // After waiting for another run, what the early scan saw is stale.
+        let first =
+            if waited.get() { scan::scan(&plan.platform, &roots, self.me)? } else { background.finish(&roots)? };
+        record.uninspectable = first.uninspectable.clone();
+        let holders = self.decide(first, &roots);
+
+        if plan.only_if_held && holders.is_empty() {
+            self.report_holders(&holders, &record.uninspectable, |_| None);
             return Ok(());
         }
-        if round + 1 == ROUNDS {
-            let who = again.iter().map(|h| format!("pid {} {}", h.process.pid, h.process.display_name()));
-            let locks = busy.iter().map(|l| who_locks(l, &summary.holders));
-            return Err(Error::HoldersRemain(format!(
-                "processes keep taking hold of the target dir, so nothing was deleted: {}; stop what starts them \
-                 (an editor's cargo check, a watcher) and run again",
-                who.chain(locks).collect::<Vec<_>>().join("; ")
-            )));
+        if plan.mode == Mode::DryRun {
+            let foreseen = |h: &Holder| {
+                Some(if h.verdict == Verdict::Terminate { Outcome::WouldTerminate } else { Outcome::WouldSpare })
+            };
+            self.report_holders(&holders, &record.uninspectable, foreseen);
+            record.outcomes.extend(holders.iter().filter_map(|h| Some((h.process.pid, (foreseen(h)?, None)))));
+            record.holders = holders;
+            return Ok(());
         }
-        reporter.holders(&again, &scan::Uninspectable::default());
-        let start = summary.holders.len();
-        summary.holders.extend(again);
-        pending = (start..summary.holders.len()).collect();
-    }
-    Ok(())
-}
+        self.report_holders(&holders, &record.uninspectable, |_| None);
+        for h in holders.iter().filter(|h| h.verdict == Verdict::Spare) {
+            record.outcomes.insert(h.process.pid, (Outcome::Spared, None));
+        }
+        record.holders = holders;
 
-/// Who holds the busy lock file `lock`: a spared holder, or one the scan could not see.
-fn who_locks(lock: &std::path::Path, holders: &[Holder]) -> String {
-    let by =
-        holders.iter().find(|h| h.handles.iter().any(|x| x.kind == crate::model::HandleKind::Lock && x.path == lock));
-    match by {
-        Some(h) => format!(
-            "{} is locked by pid {} {}, spared as {} (--all-holders stops it)",
-            lock.display(),
-            h.process.pid,
-            h.process.display_name(),
-            h.kind.as_str()
-        ),
-        None => format!(
-            "{} is locked by a process that could not be inspected (another user's? run as root to see it)",
-            lock.display()
-        ),
-    }
-}
-
-/// Cargo's lock files under the roots that some process holds right now.
-fn busy_locks(roots: &Roots) -> Vec<PathBuf> {
-    roots.paths().iter().flat_map(|r| lock::cargo_locks(r)).filter(|l| lock::is_held(l)).collect()
-}
-
-fn pending_indices(holders: &[Holder]) -> Vec<usize> {
-    holders.iter().enumerate().filter(|(_, h)| h.verdict == Verdict::Terminate).map(|(i, _)| i).collect()
-}
-
-/// Stops the holders at `indices` of `summary.holders` together.
-fn stop(
-    indices: &[usize],
-    settings: Settings,
-    reporter: &dyn Reporter,
-    interrupt: &Interrupt,
-    summary: &mut Summary,
-) -> Result<()> {
-    if indices.is_empty() {
-        return Ok(());
-    }
-    let targets: Vec<Target> = indices
-        .iter()
-        .map(|&i| Target { pid: summary.holders[i].process.pid, start_time: summary.holders[i].process.start_time })
-        .collect();
-    let holders = &summary.holders;
-    let by_pid = |pid: u32| indices.iter().map(|&i| &holders[i]).find(|h| h.process.pid == pid);
-    let done = terminate::terminate(&targets, settings, interrupt, &mut |event| match event {
-        Event::Signal { pid, sig } => {
-            if let Some(h) = by_pid(pid) {
-                reporter.signal(h, sig);
+        if plan.no_kill {
+            let doomed: Vec<u32> =
+                record.holders.iter().filter(|h| h.verdict == Verdict::Terminate).map(|h| h.process.pid).collect();
+            if !doomed.is_empty() {
+                record.outcomes.extend(doomed.iter().map(|&pid| (pid, (Outcome::WouldTerminate, None))));
+                return Err(HoldersRemain::NoKill { dir: dirs.target_dir.clone(), pids: doomed }.into());
             }
         }
-        Event::Ended { pid, ended } => {
-            if let Some(h) = by_pid(pid) {
-                reporter.ended(h, ended);
-            }
+        self.stop_until_free(&roots, record)?;
+
+        // Swap every dir before purging any, so the tree is usable again as early as possible.
+        let id = swap::run_id();
+        let mut swapped = swap::Swapped::default();
+        for dir in dirs.roots() {
+            let s = swap::swap(dir, &id, plan.swap, plan.purge.mount_check)?;
+            swapped.trash.extend(s.trash);
+            swapped.mounts.extend(s.mounts);
         }
-    });
-    for (&i, ended) in indices.iter().zip(done.ended) {
-        summary.holders[i].outcome = Some(ended.outcome);
-        summary.holders[i].note = ended.note;
+        self.purge_and_verify(&dirs, swapped, record)
     }
-    if done.interrupted {
-        return Err(Error::Interrupted("while stopping holders; nothing was deleted"));
-    }
-    Ok(())
-}
 
-/// Cargo said it is blocked on a lock: say who holds it, which cargo never does.
-fn name_lock_holders(what: &str, files: &[PathBuf], opts: &Options, reporter: &dyn Reporter) {
-    let roots = Roots::new(files.iter().map(PathBuf::as_path));
-    let me = std::process::id();
-    let scan = match scan::scan(&roots, opts.scan_backend, me) {
-        Ok(s) => s,
-        Err(e) => return reporter.warning(&format!("cannot tell who holds the {what} lock: {e}")),
-    };
-    // Our own `cargo check` has the file open while it waits; the holder is whoever has the lock itself.
-    let others: Vec<scan::Found> =
-        scan.found.into_iter().filter(|f| !scan.table.ancestors(f.process.pid).contains(&me)).collect();
-    let locked = |f: &scan::Found| f.handles.iter().any(|h| h.kind == crate::model::HandleKind::Lock);
-    let found: Vec<scan::Found> =
-        if others.iter().any(locked) { others.into_iter().filter(locked).collect() } else { others };
-    if found.is_empty() {
-        reporter.warning(&format!(
-            "cargo is waiting for the {what} lock, and no process that could be inspected holds it (another \
-             user's process?)"
-        ));
+    /// Applies the policy to a scan.
+    fn decide(&self, scan: Scan, roots: &Roots) -> Vec<Holder> {
+        let policy = Policy::for_run(&scan.table, self.me, self.plan.all_holders);
+        policy::decide(scan.found, &scan.table, roots, &policy)
     }
-    for f in found {
-        let p = &f.process;
-        let cwd =
-            std::fs::read_link(format!("/proc/{}/cwd", p.pid)).map_or_else(|_| "?".into(), |c| c.display().to_string());
-        reporter.warning(&format!(
-            "cargo is waiting for the {what} lock, held by pid {} {} ({}) in {cwd}",
-            p.pid,
-            p.display_name(),
-            crate::report::shell_words(&p.cmdline)
-        ));
-    }
-}
 
-/// Purges the trash while `cargo check` runs; the run ends when both have.
-fn purge_and_verify(
-    opts: &Options,
-    dirs: &workspace::Dirs,
-    swapped: swap::Swapped,
-    reporter: &dyn Reporter,
-    interrupt: &Interrupt,
-    summary: &mut Summary,
-) -> Result<()> {
-    let progress = Arc::new(Progress::default());
-    reporter.purge_started(&progress);
-    let req = verify::Request {
-        args: &opts.check_args,
-        explicit_target_dir: dirs.explicit_target_dir,
-        color: if crate::report::Style::resolve(opts).color { "always" } else { "never" },
-        stdout_to_stderr: opts.message_format == MessageFormat::Json,
-        backend: opts.signal_backend,
-    };
-    let (purged, verified) = std::thread::scope(|s| {
-        let purge =
-            s.spawn(|| purge::purge(&swapped.trash, purge::default_workers(), mount_check(opts), &progress, interrupt));
-        let verified = (!opts.no_verify).then(|| {
-            verify::run(dirs, &req, interrupt, &|cmdline| reporter.verify_started(cmdline), &|line| {
-                reporter.verify_line(line);
-                if let Some((what, files)) = lock::blocked_on(line, dirs) {
-                    name_lock_holders(what, &files, opts, reporter);
-                }
-            })
+    fn report_holders(
+        &self,
+        holders: &[Holder],
+        uninspectable: &Uninspectable,
+        outcome: impl Fn(&Holder) -> Option<Outcome>,
+    ) {
+        for h in holders {
+            (self.emit)(Event::Holder { holder: h.clone(), outcome: outcome(h) });
+        }
+        (self.emit)(Event::Scanned { holders: holders.len(), uninspectable: uninspectable.clone() });
+    }
+
+    /// Terminates the holders to terminate, re-scans, and repeats while new ones appear (a build started
+    /// meanwhile) or a cargo lock is still taken.
+    fn stop_until_free(&self, roots: &Roots, record: &mut Record) -> Result<(), Error> {
+        let mut pending: Vec<Holder> =
+            record.holders.iter().filter(|h| h.verdict == Verdict::Terminate).cloned().collect();
+        for round in 0..ROUNDS {
+            if pending.is_empty() {
+                // Nothing was stopped, so the scan is still current; only holders it could not see remain to check.
+                let locks = busy_locks(roots, &record.holders);
+                return if locks.is_empty() { Ok(()) } else { Err(HoldersRemain::LockBusy { locks }.into()) };
+            }
+            let targets: Vec<Target> =
+                pending.iter().map(|h| Target { pid: h.process.pid, start_time: h.process.start_time }).collect();
+            let done = terminate::terminate(&targets, self.plan.stop, &self.plan.platform, self.interrupt, self.emit);
+            for (t, ended) in targets.iter().zip(done.ended) {
+                record.outcomes.insert(t.pid, (ended.outcome, ended.note));
+            }
+            if done.interrupted {
+                return Err(Interrupted("while stopping holders; nothing was deleted").into());
+            }
+            let survivors: Vec<(Named, String)> = pending
+                .iter()
+                .filter_map(|h| match record.outcomes.get(&h.process.pid) {
+                    Some((Outcome::Survived, note)) => Some((named(h), note.clone().unwrap_or_default())),
+                    _ => None,
+                })
+                .collect();
+            if !survivors.is_empty() {
+                return Err(HoldersRemain::Survived { survivors }.into());
+            }
+            let again: Vec<Holder> = self
+                .decide(scan::scan(&self.plan.platform, roots, self.me)?, roots)
+                .into_iter()
+                .filter(|h| h.verdict == Verdict::Terminate)
+                .collect();
+            let locks = busy_locks(roots, &record.holders);
+            if again.is_empty() && locks.is_empty() {
+                return Ok(());
+            }
+            if round + 1 == ROUNDS {
+                return Err(HoldersRemain::KeepComing { holders: again.iter().map(named).collect(), locks }.into());
+            }
+            for h in &again {
+                (self.emit)(Event::Holder { holder: h.clone(), outcome: None });
+            }
+            record.holders.extend(again.iter().cloned());
+            pending = again;
+        }
+        Ok(())
+    }
+
+    /// Purges the trash while `cargo check` runs; the run ends when both have.
+    fn purge_and_verify(&self, dirs: &Dirs, swapped: swap::Swapped, record: &mut Record) -> Result<(), Error> {
+        let plan = self.plan;
+        let progress = Arc::new(Progress::default());
+        (self.emit)(Event::PurgeStarted(Arc::clone(&progress)));
+        let req = verify::Request {
+            cargo: &plan.cargo,
+            args: &plan.check_args,
+            dirs,
+            color: plan.output.style.color,
+            stdout_to_stderr: plan.output.format == Format::Json,
+        };
+        let on_line = |line: &str| {
+            (self.emit)(Event::CargoLine(line.to_string()));
+            if let Some(blocked) = verify::blocked_on(line, dirs, plan.cargo_home.as_deref()) {
+                self.name_lock_holders(&blocked);
+            }
+        };
+        let (purged, verified) = std::thread::scope(|s| {
+            let purge = s.spawn(|| purge::purge(&swapped.trash, plan.purge, &progress, self.interrupt));
+            let verified = plan.verify.then(|| {
+                (self.emit)(Event::VerifyStarted { command: req.shown() });
+                verify::run(&req, &plan.platform, self.interrupt, &on_line)
+            });
+            (purge.join().expect("the purge thread panicked"), verified)
         });
-        (purge.join().expect("the purge thread panicked"), verified)
-    });
-    summary.removed = Some(purged.removed);
-    reporter.removed(&purged.removed, &purged.problems);
-    let verified = match verified {
-        Some(Ok(v)) => {
-            summary.verify = Some(v);
-            reporter.verify_finished(&v);
-            Some(v)
+        for m in &purged.problems.skipped_mounts {
+            (self.emit)(Event::Warning(format!("left mount point {} and what is under it alone", m.display())));
         }
-        Some(Err(e)) => {
-            return Err(Error::Verify(format!(
-                "failed to run `cargo check`: {e}; install cargo or set CARGO to its path"
+        for (path, e) in &purged.problems.errors {
+            (self.emit)(Event::Warning(format!("could not remove {}: {e}", path.display())));
+        }
+        record.removed = Some(purged.removed);
+        (self.emit)(Event::Removed(purged.removed));
+        let verified = verified.transpose()?;
+        if let Some(v) = verified {
+            record.verified = Some(v);
+            (self.emit)(Event::Verified(v));
+        }
+        if purged.interrupted || verified.is_some_and(|v| v.interrupted) || self.interrupt.is_set() {
+            let left = swapped.trash.iter().any(|t| std::fs::symlink_metadata(t).is_ok());
+            return Err(Interrupted(if left {
+                "the rest of the old tree stays in the trash; the next run removes it"
+            } else {
+                "the old tree was already removed"
+            })
+            .into());
+        }
+        if let Some((path, e)) = purged.problems.errors.into_iter().next() {
+            return Err(PurgeError::from(RemoveError::new("remove", path, e)).into());
+        }
+        let mut mounts = swapped.mounts;
+        mounts.extend(purged.problems.skipped_mounts);
+        if !mounts.is_empty() {
+            return Err(PurgeError::MountsLeft { mounts }.into());
+        }
+        match verified {
+            Some(v) if !v.success() => Err(VerifyError::Failed { command: req.shown(), exit_code: v.exit_code }.into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Cargo said it is blocked on a lock: say who holds it, which cargo never does.
+    fn name_lock_holders(&self, blocked: &Blocked) {
+        let what = blocked.what;
+        let roots = Roots::new(blocked.files.iter().map(PathBuf::as_path));
+        // Our own `cargo check` has the file open while it waits; the scan leaves out this run's family.
+        let found = match scan::scan(&self.plan.platform, &roots, self.me) {
+            Ok(s) => s.found,
+            Err(e) => return (self.emit)(Event::Warning(format!("cannot tell who holds the {what} lock: {e}"))),
+        };
+        let locked = |f: &crate::model::Found| f.handles.iter().any(|h| h.kind == HandleKind::Lock);
+        let found: Vec<_> = if found.iter().any(locked) { found.into_iter().filter(locked).collect() } else { found };
+        if found.is_empty() {
+            (self.emit)(Event::Warning(format!(
+                "cargo is waiting for the {what} lock, and no process that could be inspected holds it (another \
+                 user's process?)"
             )));
         }
-        None => None,
-    };
-    if purged.interrupted || verified.is_some_and(|v| v.interrupted) || interrupt.is_set() {
-        let left = swapped.trash.iter().any(|t| std::fs::symlink_metadata(t).is_ok());
-        return Err(Error::Interrupted(if left {
-            "the rest of the old tree stays in the trash; the next run removes it"
-        } else {
-            "the old tree was already removed"
-        }));
+        for f in found {
+            let p = &f.process;
+            let cwd = self.plan.platform.cwd(p.pid).map_or_else(|| "?".into(), |c| c.display().to_string());
+            (self.emit)(Event::Warning(format!(
+                "cargo is waiting for the {what} lock, held by pid {} {} ({}) in {cwd}",
+                p.pid,
+                p.display_name(),
+                shell_words::join(&p.cmdline)
+            )));
+        }
     }
-    if let Some((path, e)) = purged.problems.errors.into_iter().next() {
-        return Err(Error::remove("remove", path, e));
-    }
-    let mut mounts = swapped.mounts;
-    mounts.extend(purged.problems.skipped_mounts);
-    if !mounts.is_empty() {
-        return Err(Error::MountsLeft { mounts });
-    }
-    match verified {
-        Some(v) if !v.success() => Err(Error::Verify(format!(
-            "`cargo check` failed ({}); the target dir was cleaned, so this is a real build error",
-            v.exit_code.map_or("killed by a signal".into(), |c| format!("exit code {c}"))
-        ))),
-        _ => Ok(()),
-    }
+}
+
+fn named(h: &Holder) -> Named {
+    Named { pid: h.process.pid, name: h.process.display_name().to_string() }
+}
+
+/// Cargo's lock files under the roots that some process holds right now, with the spared holder that has each.
+fn busy_locks(roots: &Roots, holders: &[Holder]) -> Vec<BusyLock> {
+    roots
+        .paths()
+        .iter()
+        .flat_map(|r| cargo_locks(r))
+        .filter(|l| is_held(l))
+        .map(|path| {
+            let by = holders.iter().find(|h| h.handles.iter().any(|x| x.kind == HandleKind::Lock && x.path == path));
+            BusyLock { holder: by.map(|h| (named(h), h.kind.as_str())), path }
+        })
+        .collect()
 }

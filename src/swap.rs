@@ -17,9 +17,11 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{CWD, RenameFlags};
 use rustix::io::Errno;
 
-use crate::error::{Error, Result};
-use crate::guard::CACHEDIR_TAG;
-use crate::mounts::{MountCheck, Mounts};
+use crate::layout::CACHEDIR_TAG;
+use crate::platform::{MountCheck, Mounts};
+use crate::purge::RemoveError;
+
+type Result<T> = std::result::Result<T, RemoveError>;
 
 /// The name prefix of trash dirs inside the target dir.
 pub const TRASH_PREFIX: &str = ".safeclean-trash-";
@@ -58,7 +60,7 @@ pub fn swap(dir: &Path, id: &str, method: SwapMethod, mount_check: Option<MountC
     let mut mounts = Vec::new();
     match std::fs::symlink_metadata(dir) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => recreate(dir, id, 0o755, method)?,
-        Err(e) => return Err(Error::remove("inspect", dir, e)),
+        Err(e) => return Err(RemoveError::new("inspect", dir, e)),
         Ok(m) if m.file_type().is_symlink() || Mounts::new(mount_check, dir).is_mount_point(dir) => {
             mounts = empty_in_place(dir, id)?;
         }
@@ -82,39 +84,39 @@ fn sibling(dir: &Path, id: &str, suffix: &str) -> PathBuf {
 /// [`adopt_leftovers_beside`] collects. A dir another run put there meanwhile is kept; ours is then a leftover.
 fn recreate(dir: &Path, id: &str, mode: u32, method: SwapMethod) -> Result<()> {
     let new = sibling(dir, id, NEW_SUFFIX);
-    std::fs::create_dir(&new).map_err(|e| Error::remove("create", &new, e))?;
+    std::fs::create_dir(&new).map_err(|e| RemoveError::new("create", &new, e))?;
     write_tag(&new)?;
     // mkdir's mode is filtered by the umask; the old dir's mode is what the user chose.
     std::fs::set_permissions(&new, std::fs::Permissions::from_mode(mode))
-        .map_err(|e| Error::remove("set the mode of", &new, e))?;
+        .map_err(|e| RemoveError::new("set the mode of", &new, e))?;
     if method == SwapMethod::Exchange {
         match rustix::fs::renameat_with(CWD, &new, CWD, dir, RenameFlags::EXCHANGE) {
             // The old tree now has the new dir's name: into the trash with it (a crash here leaves a leftover).
             Ok(()) => {
                 let trash = dir.join(format!("{TRASH_PREFIX}{id}"));
-                return std::fs::rename(&new, &trash).map_err(|e| Error::remove("move into the trash", new, e));
+                return std::fs::rename(&new, &trash).map_err(|e| RemoveError::new("move into the trash", new, e));
             }
             // Nothing to exchange with (no target dir yet), or a filesystem that cannot exchange: two renames.
             Err(Errno::NOENT | Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {}
-            Err(e) => return Err(Error::remove("swap the new dir into place of", dir, e.into())),
+            Err(e) => return Err(RemoveError::new("swap the new dir into place of", dir, e.into())),
         }
     }
     match std::fs::rename(dir, sibling(dir, id, "")) {
         Ok(()) => {}
         // Gone already (a missing target dir, or a crashed run moved it): what is there now is a leftover.
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::remove("move aside", dir, e)),
+        Err(e) => return Err(RemoveError::new("move aside", dir, e)),
     }
     match std::fs::rename(&new, dir) {
         Ok(()) => Ok(()),
         Err(_) if std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) => Ok(()),
-        Err(e) => Err(Error::remove("move into place", dir, e)),
+        Err(e) => Err(RemoveError::new("move into place", dir, e)),
     }
 }
 
 fn write_tag(dir: &Path) -> Result<()> {
     let tag = dir.join("CACHEDIR.TAG");
-    std::fs::write(&tag, CACHEDIR_TAG).map_err(|e| Error::remove("write", tag, e))
+    std::fs::write(&tag, CACHEDIR_TAG).map_err(|e| RemoveError::new("write", tag, e))
 }
 
 /// For a target dir that is a symlink or a mount point: move its entries into a trash dir inside it. A mount
@@ -123,10 +125,10 @@ fn empty_in_place(dir: &Path, id: &str) -> Result<Vec<PathBuf>> {
     // The tag stays in place, so a crash at any point leaves a dir the guard still recognises.
     write_tag(dir)?;
     let trash = dir.join(format!("{TRASH_PREFIX}{id}"));
-    std::fs::create_dir(&trash).map_err(|e| Error::remove("create", &trash, e))?;
+    std::fs::create_dir(&trash).map_err(|e| RemoveError::new("create", &trash, e))?;
     let mut mounts = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| Error::remove("list", dir, e))? {
-        let entry = entry.map_err(|e| Error::remove("list", dir, e))?;
+    for entry in std::fs::read_dir(dir).map_err(|e| RemoveError::new("list", dir, e))? {
+        let entry = entry.map_err(|e| RemoveError::new("list", dir, e))?;
         let name = entry.file_name();
         if name.as_bytes().starts_with(TRASH_PREFIX.as_bytes()) || name == "CACHEDIR.TAG" {
             continue;
@@ -135,7 +137,7 @@ fn empty_in_place(dir: &Path, id: &str) -> Result<Vec<PathBuf>> {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) if e.kind() == io::ErrorKind::ResourceBusy => mounts.push(entry.path()),
-            Err(e) => return Err(Error::remove("move into the trash", entry.path(), e)),
+            Err(e) => return Err(RemoveError::new("move into the trash", entry.path(), e)),
         }
     }
     Ok(mounts)
@@ -159,7 +161,7 @@ fn adopt_leftovers_beside(dir: &Path) -> Result<()> {
         match std::fs::rename(entry.path(), dir.join(trash_name)) {
             Ok(()) => {}
             Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::DirectoryNotEmpty) => {}
-            Err(e) => return Err(Error::remove("move into the trash", entry.path(), e)),
+            Err(e) => return Err(RemoveError::new("move into the trash", entry.path(), e)),
         }
     }
     Ok(())
@@ -191,7 +193,7 @@ fn trash_inside(dir: &Path) -> Result<Vec<PathBuf>> {
                     out.push(top);
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::remove("move into the trash", nested, e)),
+                Err(e) => return Err(RemoveError::new("move into the trash", nested, e)),
             }
         }
     }
@@ -202,8 +204,8 @@ fn trash_inside(dir: &Path) -> Result<Vec<PathBuf>> {
 /// The `.safeclean-trash-*` dirs directly in `dir`.
 fn trash_entries(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| Error::remove("list", dir, e))? {
-        let entry = entry.map_err(|e| Error::remove("list", dir, e))?;
+    for entry in std::fs::read_dir(dir).map_err(|e| RemoveError::new("list", dir, e))? {
+        let entry = entry.map_err(|e| RemoveError::new("list", dir, e))?;
         if entry.file_name().as_bytes().starts_with(TRASH_PREFIX.as_bytes()) {
             out.push(entry.path());
         }

@@ -1,85 +1,101 @@
-//! The verifying `cargo check`: `$CARGO check ARGS…` in the workspace root, its output streamed to the reporter.
+//! The verifying `cargo check`: `$CARGO check ARGS…` in the workspace root, its output streamed line by line, and
+//! what cargo's "Blocking waiting for file lock on …" lines say it waits for.
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::cli::SignalBackend;
 use crate::interrupt::Interrupt;
-use crate::terminate::handle::{ProcHandle, wait_any};
-use crate::workspace::{Dirs, cargo_program};
+use crate::layout::{cargo_locks, package_cache_locks};
+use crate::model::Verified;
+use crate::platform::{Platform, wait_any};
+use crate::workspace::Dirs;
 
-/// How verify went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Verified {
-    /// cargo's exit code; `None` when it was ended by a signal.
-    pub exit_code: Option<i32>,
-    pub duration_ms: u64,
-    pub interrupted: bool,
-}
-
-impl Verified {
-    #[must_use]
-    pub fn success(&self) -> bool {
-        self.exit_code == Some(0)
-    }
-}
-
-/// What verify needs besides the dirs.
+/// What to run.
 #[derive(Debug, Clone)]
 pub struct Request<'a> {
+    pub cargo: &'a OsString,
     pub args: &'a [OsString],
-    /// Pass `--target-dir` when the user chose the dir, so that the check fills the dir that was cleaned.
-    pub explicit_target_dir: bool,
-    /// `always` or `never`, for `CARGO_TERM_COLOR`.
-    pub color: &'static str,
+    pub dirs: &'a Dirs,
+    /// `CARGO_TERM_COLOR=always` rather than `never`.
+    pub color: bool,
     /// Send cargo's stdout to our stderr (JSON mode keeps stdout for JSON lines).
     pub stdout_to_stderr: bool,
-    pub backend: SignalBackend,
 }
 
-/// The `cargo check` command for `dirs` and `req`.
-fn command(dirs: &Dirs, req: &Request<'_>) -> Command {
-    let mut cmd = Command::new(cargo_program());
-    cmd.arg("check");
-    let user_has = |flag: &str| {
-        req.args.iter().any(|a| a.to_str().is_some_and(|a| a == flag || a.starts_with(&format!("{flag}="))))
-    };
-    if let Some(m) = &dirs.manifest_path
-        && !user_has("--manifest-path")
-    {
-        cmd.arg("--manifest-path").arg(m);
-    }
-    if req.explicit_target_dir && !user_has("--target-dir") {
-        cmd.arg("--target-dir").arg(&dirs.target_dir);
-    }
-    cmd.args(req.args).current_dir(&dirs.workspace_root).env("CARGO_TERM_COLOR", req.color);
-    cmd
+/// Why the check did not pass.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("failed to start `{} check`: {source}; install cargo or set CARGO to its path", program.to_string_lossy())]
+    Spawn {
+        program: OsString,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "`{command}` failed ({}); the target dir was cleaned, so this is a real build error",
+        exit_code.map_or("killed by a signal".into(), |c| format!("exit code {c}"))
+    )]
+    Failed { command: String, exit_code: Option<i32> },
 }
 
-/// Runs the check. `on_start` gets its command line as a person would type it; every line cargo writes to stderr
-/// goes to `on_line`. On interrupt, cargo gets SIGINT and is waited for.
+impl Request<'_> {
+    /// The `cargo check` command: `--manifest-path` and `--target-dir` as the run resolved them, unless the user
+    /// passed their own.
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(self.cargo);
+        cmd.arg("check");
+        let user_has = |flag: &str| {
+            self.args.iter().any(|a| a.to_str().is_some_and(|a| a == flag || a.starts_with(&format!("{flag}="))))
+        };
+        if let Some(m) = &self.dirs.manifest_path
+            && !user_has("--manifest-path")
+        {
+            cmd.arg("--manifest-path").arg(m);
+        }
+        if self.dirs.explicit_target_dir && !user_has("--target-dir") {
+            cmd.arg("--target-dir").arg(&self.dirs.target_dir);
+        }
+        cmd.args(self.args)
+            .current_dir(&self.dirs.workspace_root)
+            .env("CARGO_TERM_COLOR", if self.color { "always" } else { "never" });
+        cmd
+    }
+
+    /// The command as a person would type it.
+    #[must_use]
+    pub fn shown(&self) -> String {
+        let cmd = self.command();
+        let words: Vec<String> = std::iter::once(cmd.get_program())
+            .chain(cmd.get_args())
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        shell_words::join(words)
+    }
+}
+
+/// Runs the check; every line cargo writes to stderr goes to `on_line`. On interrupt, cargo gets SIGINT and is
+/// waited for.
 pub fn run(
-    dirs: &Dirs,
     req: &Request<'_>,
+    platform: &Platform,
     interrupt: &Interrupt,
-    on_start: &dyn Fn(&str),
     on_line: &(dyn Fn(&str) + Sync),
-) -> std::io::Result<Verified> {
+) -> Result<Verified, VerifyError> {
     let start = Instant::now();
-    let mut cmd = command(dirs, req);
-    let shown: Vec<String> =
-        std::iter::once(cmd.get_program()).chain(cmd.get_args()).map(|a| a.to_string_lossy().into_owned()).collect();
-    on_start(&crate::report::shell_words(&shown));
+    let mut cmd = req.command();
     // A process group of its own, so that Ctrl-C reaches cargo and everything it started (build scripts,
     // rustc) through us, and the run can wait for them to stop.
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     cmd.stdin(Stdio::null()).stderr(Stdio::piped());
+    let spawn_error = |source| VerifyError::Spawn { program: req.cargo.clone(), source };
     if req.stdout_to_stderr {
-        cmd.stdout(Stdio::from(std::os::fd::AsFd::as_fd(&std::io::stderr()).try_clone_to_owned()?));
+        let stderr = std::os::fd::AsFd::as_fd(&std::io::stderr()).try_clone_to_owned().map_err(spawn_error)?;
+        cmd.stdout(Stdio::from(stderr));
     }
-    let mut child = cmd.spawn()?;
+    let mut child = cmd.spawn().map_err(spawn_error)?;
     let stderr = child.stderr.take().expect("stderr is piped");
     let mut interrupted = false;
     let status = std::thread::scope(|s| {
@@ -88,9 +104,9 @@ pub fn run(
                 on_line(String::from_utf8_lossy(&line).trim_end_matches('\r'));
             }
         });
-        let start_time = crate::process::read_stat(child.id()).ok().flatten().map_or(0, |s| s.start_time);
         // Our own unreaped child: its pid cannot be reused until we wait, so this handle is exact.
-        if let Some(handle) = ProcHandle::open(child.id(), start_time, req.backend) {
+        let handle = platform.start_time(child.id()).and_then(|t| platform.open_process(child.id(), t));
+        if let Some(handle) = handle {
             loop {
                 let waited = wait_any(&[&handle], Instant::now() + Duration::from_hours(1), interrupt);
                 if waited.interrupted {
@@ -109,10 +125,71 @@ pub fn run(
             }
         }
         child.wait()
-    })?;
+    })
+    .map_err(spawn_error)?;
     Ok(Verified {
         exit_code: status.code(),
         duration_ms: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
         interrupted,
     })
+}
+
+/// One of cargo's locks that a `cargo` is waiting for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blocked {
+    /// As cargo names it: `package cache`, `build directory`, `artifact directory`.
+    pub what: &'static str,
+    /// The files that lock lives in.
+    pub files: Vec<PathBuf>,
+}
+
+/// Which of cargo's locks a `Blocking waiting for file lock on …` line names, and the files that lock lives in.
+/// `cargo_home` is where the package cache locks are.
+#[must_use]
+pub fn blocked_on(line: &str, dirs: &Dirs, cargo_home: Option<&Path>) -> Option<Blocked> {
+    let what = line.trim().strip_prefix("Blocking waiting for file lock on ")?;
+    let build_dir = dirs.build_dir.as_deref().unwrap_or(&dirs.target_dir);
+    Some(match what.trim() {
+        "package cache" => Blocked { what: "package cache", files: package_cache_locks(cargo_home?) },
+        "build directory" => Blocked { what: "build directory", files: cargo_locks(build_dir) },
+        "artifact directory" => Blocked { what: "artifact directory", files: cargo_locks(&dirs.target_dir) },
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dirs() -> Dirs {
+        Dirs {
+            workspace_root: "/w".into(),
+            manifest_path: None,
+            target_dir: "/w/target".into(),
+            build_dir: None,
+            explicit_target_dir: false,
+        }
+    }
+
+    #[test]
+    fn knows_which_lock_cargo_waits_for() {
+        let d = dirs();
+        let blocked = |line| blocked_on(line, &d, Some(Path::new("/h/.cargo"))).map(|b| b.what);
+        assert_eq!(blocked("    Blocking waiting for file lock on build directory"), Some("build directory"));
+        assert_eq!(blocked("Blocking waiting for file lock on artifact directory"), Some("artifact directory"));
+        let cache = blocked_on("Blocking waiting for file lock on package cache", &d, Some(Path::new("/h/.cargo")));
+        assert_eq!(
+            cache.unwrap().files,
+            [PathBuf::from("/h/.cargo/.package-cache"), "/h/.cargo/.package-cache-mutate".into()]
+        );
+        assert_eq!(blocked("   Compiling foo"), None);
+    }
+
+    #[test]
+    fn shows_the_command_quoted() {
+        let d = Dirs { manifest_path: Some("/w/my ws/Cargo.toml".into()), ..dirs() };
+        let args = ["--features".into(), "a b".into()];
+        let req = Request { cargo: &"cargo".into(), args: &args, dirs: &d, color: false, stdout_to_stderr: false };
+        assert_eq!(req.shown(), "cargo check --manifest-path '/w/my ws/Cargo.toml' --features 'a b'");
+    }
 }

@@ -9,8 +9,6 @@ use std::process::{Command, Stdio};
 
 use serde::Deserialize;
 
-use crate::error::{Error, Result};
-
 /// The directories a run works on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dirs {
@@ -30,6 +28,45 @@ impl Dirs {
     }
 }
 
+/// What to resolve.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    /// The cargo to run.
+    pub cargo: &'a OsString,
+    /// Absolute, or relative to the current dir.
+    pub manifest_path: Option<&'a Path>,
+    /// Absolute: replaces the target dir cargo would use.
+    pub target_dir: Option<&'a Path>,
+    pub cwd: &'a Path,
+}
+
+/// Why the workspace could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkspaceError {
+    #[error("failed to run `{} metadata`: {source}; install cargo or set CARGO to its path", program.to_string_lossy())]
+    Spawn {
+        program: OsString,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("--manifest-path {} does not exist", path.display())]
+    ManifestMissing { path: PathBuf },
+    #[error("--manifest-path {} is a directory; pass the path of its Cargo.toml", path.display())]
+    ManifestIsDir { path: PathBuf },
+    #[error("cannot read --manifest-path {}: {source}", path.display())]
+    ManifestUnreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cargo cannot read the workspace of --manifest-path {}: {stderr}", path.display())]
+    ManifestRejected { path: PathBuf, stderr: String },
+    #[error("`cargo metadata` failed ({status}): {stderr}\nrun this inside a cargo workspace or pass --manifest-path")]
+    NotAWorkspace { status: std::process::ExitStatus, stderr: String },
+    #[error("could not read the output of `cargo metadata`: {0}")]
+    BadMetadata(#[source] serde_json::Error),
+}
+
 #[derive(Deserialize)]
 struct Metadata {
     workspace_root: PathBuf,
@@ -38,75 +75,56 @@ struct Metadata {
     build_directory: Option<PathBuf>,
 }
 
-/// The cargo to run: `$CARGO` (set by cargo for its subcommands) or `cargo` from `PATH`.
-#[must_use]
-pub fn cargo_program() -> OsString {
-    std::env::var_os("CARGO").filter(|c| !c.is_empty()).unwrap_or_else(|| "cargo".into())
-}
-
-/// Resolves the dirs of the workspace that `manifest_path` (or the current dir) belongs to.
+/// Resolves the dirs of the workspace that the manifest path (or the current dir) belongs to.
 ///
-/// `target_dir` replaces the target dir cargo would use, as `cargo build --target-dir` does: `cargo metadata` runs
-/// with `CARGO_TARGET_DIR` set to it, so the build dir follows it unless `build.build-dir` is set explicitly.
-/// Relative paths are taken from the current dir.
-pub fn resolve(manifest_path: Option<&Path>, target_dir: Option<&Path>) -> Result<Dirs> {
-    let cwd = std::env::current_dir().map_err(|e| Error::Workspace(format!("cannot read the current dir: {e}")))?;
-    if let Some(m) = manifest_path {
-        check_manifest(&cwd.join(m))?;
+/// A target dir replaces the one cargo would use, as `cargo build --target-dir` does: `cargo metadata` runs with
+/// `CARGO_TARGET_DIR` set to it, so the build dir follows it unless `build.build-dir` is set explicitly.
+pub fn resolve(req: &Request<'_>) -> Result<Dirs, WorkspaceError> {
+    let manifest_path = req.manifest_path.map(|m| req.cwd.join(m));
+    if let Some(m) = &manifest_path {
+        check_manifest(m)?;
     }
-    let target_dir = target_dir.map(|t| cwd.join(t));
-    let cargo = cargo_program();
-    let mut cmd = Command::new(&cargo);
-    cmd.args(["metadata", "--no-deps", "--format-version", "1"]);
-    if let Some(m) = manifest_path {
+    let mut cmd = Command::new(req.cargo);
+    cmd.args(["metadata", "--no-deps", "--format-version", "1"]).current_dir(req.cwd);
+    if let Some(m) = &manifest_path {
         cmd.arg("--manifest-path").arg(m);
     }
-    if let Some(t) = &target_dir {
+    if let Some(t) = req.target_dir {
         cmd.env("CARGO_TARGET_DIR", t);
     }
-    let out = cmd.stdin(Stdio::null()).stderr(Stdio::piped()).output().map_err(|e| {
-        Error::Workspace(format!(
-            "failed to run `{} metadata`: {e}; install cargo or set CARGO to its path",
-            Path::new(&cargo).display()
-        ))
-    })?;
+    let out = cmd
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|source| WorkspaceError::Spawn { program: req.cargo.clone(), source })?;
     if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let stderr = stderr.trim();
-        return Err(Error::Workspace(match manifest_path {
-            Some(m) => format!("cargo cannot read the workspace of --manifest-path {}: {stderr}", m.display()),
-            None => format!(
-                "`cargo metadata` failed ({}): {stderr}\nrun this inside a cargo workspace or pass --manifest-path",
-                out.status
-            ),
-        }));
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        return Err(match manifest_path {
+            Some(path) => WorkspaceError::ManifestRejected { path, stderr },
+            None => WorkspaceError::NotAWorkspace { status: out.status, stderr },
+        });
     }
-    let meta: Metadata = serde_json::from_slice(&out.stdout)
-        .map_err(|e| Error::Workspace(format!("could not read the output of `cargo metadata`: {e}")))?;
-    let explicit_target_dir = target_dir.is_some();
-    let target_dir = target_dir.unwrap_or(meta.target_directory);
+    let meta: Metadata = serde_json::from_slice(&out.stdout).map_err(WorkspaceError::BadMetadata)?;
+    let target_dir = req.target_dir.map_or(meta.target_directory, Path::to_path_buf);
     // The default build dir is the target dir itself; one inside the target dir is cleaned with it.
     let build_dir = meta.build_directory.filter(|b| !b.starts_with(&target_dir));
     Ok(Dirs {
         workspace_root: meta.workspace_root,
-        manifest_path: manifest_path.map(|m| cwd.join(m)),
+        manifest_path,
         target_dir,
         build_dir,
-        explicit_target_dir,
+        explicit_target_dir: req.target_dir.is_some(),
     })
 }
 
 /// Says what is wrong with a `--manifest-path` before cargo gives a vaguer answer.
-fn check_manifest(path: &Path) -> Result<()> {
+fn check_manifest(path: &Path) -> Result<(), WorkspaceError> {
     match std::fs::metadata(path) {
-        Ok(m) if m.is_dir() => Err(Error::Workspace(format!(
-            "--manifest-path {} is a directory; pass the path of its Cargo.toml",
-            path.display()
-        ))),
+        Ok(m) if m.is_dir() => Err(WorkspaceError::ManifestIsDir { path: path.to_path_buf() }),
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Err(Error::Workspace(format!("--manifest-path {} does not exist", path.display())))
+            Err(WorkspaceError::ManifestMissing { path: path.to_path_buf() })
         }
-        Err(e) => Err(Error::Workspace(format!("cannot read --manifest-path {}: {e}", path.display()))),
+        Err(source) => Err(WorkspaceError::ManifestUnreadable { path: path.to_path_buf(), source }),
     }
 }

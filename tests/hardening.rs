@@ -11,8 +11,9 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use cargo_safeclean::cli::ScanBackend;
-use cargo_safeclean::scan::{Roots, scan};
+use cargo_safeclean::model::Roots;
+use cargo_safeclean::platform::Platform;
+use cargo_safeclean::scan::scan;
 use common::*;
 
 /// Paths under `dir` that contain `.safeclean-trash-` more than once.
@@ -140,7 +141,7 @@ fn an_explicit_build_dir_stays_with_a_target_dir() {
     std::fs::write(ws.root().join(".cargo/config.toml"), "[build]\nbuild-dir = \"build-out\"\n").unwrap();
     ws.build();
     let other = tempfile::tempdir().unwrap();
-    std::fs::write(other.path().join("CACHEDIR.TAG"), cargo_safeclean::guard::CACHEDIR_TAG).unwrap();
+    std::fs::write(other.path().join("CACHEDIR.TAG"), cargo_safeclean::layout::CACHEDIR_TAG).unwrap();
     let out = ws.run(&["--target-dir", other.path().to_str().unwrap(), "--dry-run", "--message-format", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let s = summary(&out);
@@ -166,7 +167,7 @@ fn a_dir_with_a_generic_cache_tag_or_private_files_is_refused() {
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(stderr(&out).contains(".ssh"), "{}", stderr(&out));
 
-    std::fs::write(d.path().join("CACHEDIR.TAG"), cargo_safeclean::guard::CACHEDIR_TAG).unwrap();
+    std::fs::write(d.path().join("CACHEDIR.TAG"), cargo_safeclean::layout::CACHEDIR_TAG).unwrap();
     let out = ws.run(&["--target-dir", d.path().to_str().unwrap(), "--no-verify"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(stderr(&out).contains(".ssh") && stderr(&out).contains("--force"), "{}", stderr(&out));
@@ -175,7 +176,7 @@ fn a_dir_with_a_generic_cache_tag_or_private_files_is_refused() {
     let cargo_home = tempfile::tempdir().unwrap();
     let registry = cargo_home.path().join("registry");
     std::fs::create_dir_all(registry.join("index")).unwrap();
-    std::fs::write(registry.join("CACHEDIR.TAG"), cargo_safeclean::guard::CACHEDIR_TAG).unwrap();
+    std::fs::write(registry.join("CACHEDIR.TAG"), cargo_safeclean::layout::CACHEDIR_TAG).unwrap();
     let out = ws
         .safeclean(&["--target-dir", registry.to_str().unwrap(), "--no-verify"])
         .env("CARGO_HOME", cargo_home.path())
@@ -316,9 +317,10 @@ fn the_tools_own_children_are_never_holders() {
     assert!(Command::new("sh").args(["-c", &launch]).status().unwrap().success());
     let orphan = rv.accept(None);
     let roots = Roots::new([ws.target().as_path()]);
-    for backend in [ScanBackend::Proc, ScanBackend::Lsof] {
+    for platform in [Platform::native(), Platform::portable("lsof".into())] {
+        let backend = &platform.holders;
         let found: Vec<u32> =
-            scan(&roots, backend, std::process::id()).unwrap().found.iter().map(|f| f.process.pid).collect();
+            scan(&platform, &roots, std::process::id()).unwrap().found.iter().map(|f| f.process.pid).collect();
         assert!(!found.contains(&child.pid), "{backend:?}: our own child is a holder: {found:?}");
         assert!(found.contains(&orphan.pid), "{backend:?}: {found:?}");
     }

@@ -7,9 +7,9 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use cargo_safeclean::cli::SignalBackend;
 use cargo_safeclean::interrupt::Interrupt;
 use cargo_safeclean::model::Outcome;
+use cargo_safeclean::platform::{Platform, Signals};
 use cargo_safeclean::terminate::{Settings, Target, terminate};
 use common::*;
 use rustix::process::Signal;
@@ -145,17 +145,15 @@ fn reused_pid_is_left_alone(backend: Option<&str>) {
     let mut h = rv.holder(&exe, &[]);
     let real = start_time(h.pid).unwrap();
     let interrupt = Interrupt::manual().unwrap();
-    let settings = Settings {
-        grace: Duration::from_secs(1),
-        kill_timeout: Duration::from_secs(1),
-        backend: if backend.is_some() { SignalBackend::Kill } else { SignalBackend::Pidfd },
-    };
+    let settings = Settings { grace: Duration::from_secs(1), kill_timeout: Duration::from_secs(1) };
+    let platform =
+        Platform { signals: if backend.is_some() { Signals::Kill } else { Signals::Pidfd }, ..Platform::native() };
     // The same pid with another start time: what the scan saw is gone and this is a stranger.
-    let done = terminate(&[Target { pid: h.pid, start_time: real + 1 }], settings, &interrupt, &mut |_| {});
+    let done = terminate(&[Target { pid: h.pid, start_time: real + 1 }], settings, &platform, &interrupt, &|_| {});
     assert_eq!(done.ended[0].outcome, Outcome::AlreadyGone);
     assert!(!h.dies_within(Duration::from_millis(50)));
     // With the right identity it is stopped.
-    let done = terminate(&[Target { pid: h.pid, start_time: real }], settings, &interrupt, &mut |_| {});
+    let done = terminate(&[Target { pid: h.pid, start_time: real }], settings, &platform, &interrupt, &|_| {});
     assert_eq!(done.ended[0].outcome, Outcome::ExitedAfterSigterm);
     assert!(h.dies_within(Duration::from_secs(1)));
 }

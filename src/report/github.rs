@@ -1,20 +1,18 @@
-//! GitHub Actions (`GITHUB_ACTIONS=true`): the human report plus workflow commands — a `::warning::` per spared
-//! or surviving holder, an `::error::` naming the failure, `::group::` around cargo check — and a Markdown table
-//! appended to `$GITHUB_STEP_SUMMARY`.
+//! GitHub Actions (`GITHUB_ACTIONS=true`): the human report, plus workflow commands on stdout — a `::warning::` per
+//! spared or surviving holder, an `::error::` naming the failure, `::group::` around cargo check — and a Markdown
+//! table appended to `$GITHUB_STEP_SUMMARY`. Every event goes to the human reporter; this one only adds.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::io::Write as _;
-use std::sync::{Arc, Mutex};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
 
 use super::human::HumanReporter;
-use super::{Reporter, Summary, human_bytes, shell_words};
+use super::{Reporter, human_bytes};
 use crate::error::Error;
-use crate::model::{Holder, Outcome, Removed, Verdict};
-use crate::purge::{Problems, Progress};
-use crate::scan::Uninspectable;
-use crate::terminate::{Ended, Sig};
-use crate::verify::Verified;
-use crate::workspace::Dirs;
+use crate::event::{Event, Summary};
+use crate::model::{Holder, Outcome, Verdict};
 
 /// Escapes a workflow command's message as the runner expects (`%`, CR, LF).
 #[must_use]
@@ -28,14 +26,6 @@ pub fn escape_property(text: &str) -> String {
     escape_data(text).replace(':', "%3A").replace(',', "%2C")
 }
 
-/// Writes a workflow command on stdout, after whatever stderr holds, so the log keeps the order.
-fn command(line: &str) {
-    let _ = std::io::stderr().flush();
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
-}
-
 /// Markdown table cells: pipes and newlines would break the row.
 fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace(['\n', '\r'], " ")
@@ -43,25 +33,35 @@ fn cell(text: &str) -> String {
 
 pub struct GithubReporter {
     human: HumanReporter,
-    /// Warnings already given, so a holder is annotated once.
-    warned: Mutex<Vec<u32>>,
+    /// Where workflow commands go (stdout).
+    out: Mutex<Box<dyn Write + Send>>,
+    step_summary: Option<PathBuf>,
+    /// Holders by pid, and whether each was annotated already (once is enough).
+    holders: Mutex<HashMap<u32, (Holder, bool)>>,
 }
 
 impl GithubReporter {
-    pub fn new(human: HumanReporter) -> Self {
-        GithubReporter { human, warned: Mutex::default() }
+    pub fn new(human: HumanReporter, out: Box<dyn Write + Send>, step_summary: Option<PathBuf>) -> Self {
+        GithubReporter { human, out: Mutex::new(out), step_summary, holders: Mutex::default() }
     }
 
-    fn annotate_holder(&self, level: &str, h: &Holder, what: &str) {
-        let mut warned = self.warned.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if warned.contains(&h.process.pid) {
-            return;
-        }
-        warned.push(h.process.pid);
-        let title =
-            format!("cargo-safeclean: {} pid {} ({})", h.kind.as_str(), h.process.pid, h.process.display_name());
-        let message = format!("{} ({}) {what}", h.process.display_name(), shell_words(&h.process.cmdline));
-        command(&format!("::{level} title={}::{}", escape_property(&title), escape_data(&message)));
+    /// Writes a workflow command after whatever the human report wrote, so the log keeps the order.
+    fn command(&self, line: &str) {
+        self.human.flush();
+        let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+
+    fn annotate(&self, pid: u32, what: &str) {
+        let mut holders = self.holders.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some((h, warned)) = holders.get_mut(&pid).filter(|(_, warned)| !*warned) else { return };
+        *warned = true;
+        let name = h.process.display_name();
+        let title = format!("cargo-safeclean: {} pid {pid} ({name})", h.kind.as_str());
+        let message = format!("{name} ({}) {what}", shell_words::join(&h.process.cmdline));
+        drop(holders);
+        self.command(&format!("::warning title={}::{}", escape_property(&title), escape_data(&message)));
     }
 
     fn step_summary(summary: &Summary, error: Option<&Error>) -> String {
@@ -69,22 +69,22 @@ impl GithubReporter {
         if let Some(d) = &summary.dirs {
             let _ = writeln!(md, "Target dir: `{}`\n", d.target_dir.display());
         }
-        let uninspectable = summary.uninspectable.other_users + summary.uninspectable.own.len();
+        let uninspectable = summary.uninspectable.count();
         if summary.holders.is_empty() && uninspectable == 0 {
             md.push_str("No process held the target dir.\n\n");
         } else if summary.holders.is_empty() {
             md.push_str("No process that could be inspected held the target dir.\n\n");
         } else {
             md.push_str("| pid | kind | command | outcome |\n|---|---|---|---|\n");
-            for h in &summary.holders {
-                let outcome = h.outcome.as_ref().map_or("", Outcome::as_str);
+            for s in &summary.holders {
+                let h = &s.holder;
                 let _ = writeln!(
                     md,
                     "| {} | {} | `{}` | {} |",
                     h.process.pid,
                     h.kind.as_str(),
-                    cell(&shell_words(&h.process.cmdline)).replace('`', "'"),
-                    outcome
+                    cell(&shell_words::join(&h.process.cmdline)).replace('`', "'"),
+                    s.outcome.map_or("", Outcome::as_str)
                 );
             }
             md.push('\n');
@@ -98,11 +98,8 @@ impl GithubReporter {
         match summary.verify {
             Some(v) if v.success() => md.push_str("`cargo check`: passed.\n"),
             Some(v) => {
-                let _ = writeln!(
-                    md,
-                    "`cargo check`: failed (exit code {}).",
-                    v.exit_code.map_or("none".into(), |c| c.to_string())
-                );
+                let code = v.exit_code.map_or("none".into(), |c| c.to_string());
+                let _ = writeln!(md, "`cargo check`: failed (exit code {code}).");
             }
             None => md.push_str("`cargo check`: not run.\n"),
         }
@@ -114,74 +111,47 @@ impl GithubReporter {
 }
 
 impl Reporter for GithubReporter {
-    fn dirs(&self, dirs: &Dirs) {
-        self.human.dirs(dirs);
-    }
-
-    fn waiting_for_other_run(&self, dir: &std::path::Path) {
-        self.human.waiting_for_other_run(dir);
-    }
-
-    fn holders(&self, holders: &[Holder], uninspectable: &Uninspectable) {
-        self.human.holders(holders, uninspectable);
-        for h in holders.iter().filter(|h| h.verdict == Verdict::Spare) {
-            self.annotate_holder("warning", h, "holds the target dir and was spared");
+    fn event(&self, event: &Event) {
+        // Before the human text: the group opens above "Verifying".
+        if let Event::VerifyStarted { command } = event {
+            self.command(&format!("::group::{}", escape_data(command)));
         }
-    }
-
-    fn signal(&self, holder: &Holder, sig: Sig) {
-        self.human.signal(holder, sig);
-    }
-
-    fn ended(&self, holder: &Holder, ended: &Ended) {
-        self.human.ended(holder, ended);
-        if ended.outcome == Outcome::Survived {
-            let why = ended.note.clone().unwrap_or_default();
-            self.annotate_holder("warning", holder, &format!("survived: {why}"));
+        if let Event::Verified(_) = event {
+            self.command("::endgroup::");
         }
-    }
-
-    fn purge_started(&self, progress: &Arc<Progress>) {
-        self.human.purge_started(progress);
-    }
-
-    fn removed(&self, removed: &Removed, problems: &Problems) {
-        self.human.removed(removed, problems);
-    }
-
-    fn verify_started(&self, cmdline: &str) {
-        command(&format!("::group::{}", escape_data(cmdline)));
-        self.human.verify_started(cmdline);
-    }
-
-    fn verify_line(&self, line: &str) {
-        self.human.verify_line(line);
-    }
-
-    fn verify_finished(&self, verified: &Verified) {
-        let _ = std::io::stderr().flush();
-        command("::endgroup::");
-        self.human.verify_finished(verified);
-    }
-
-    fn warning(&self, message: &str) {
-        self.human.warning(message);
+        self.human.event(event);
+        match event {
+            Event::Holder { holder, .. } => {
+                let pid = holder.process.pid;
+                self.holders.lock().unwrap_or_else(PoisonError::into_inner).insert(pid, (holder.clone(), false));
+                if holder.verdict == Verdict::Spare {
+                    self.annotate(pid, "holds the target dir and was spared");
+                }
+            }
+            Event::Survived { pid, note, .. } => self.annotate(*pid, &format!("survived: {note}")),
+            _ => {}
+        }
     }
 
     fn finish(&self, summary: &Summary, error: Option<&Error>) -> std::io::Result<()> {
         self.human.finish(summary, error)?;
         if let Some(e) = error {
             let message = format!("{e} (exit code {})", e.exit_code());
-            command(&format!("::error title={}::{}", escape_property("cargo-safeclean failed"), escape_data(&message)));
+            self.command(&format!(
+                "::error title={}::{}",
+                escape_property("cargo-safeclean failed"),
+                escape_data(&message)
+            ));
         }
-        if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
+        if let Some(path) = &self.step_summary {
             let written = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
-                .open(&path)
+                .open(path)
                 .and_then(|mut f| f.write_all(Self::step_summary(summary, error).as_bytes()));
             if let Err(e) = written {
-                self.human.warning(&format!("could not append to GITHUB_STEP_SUMMARY {}: {e}", path.to_string_lossy()));
+                let message = format!("could not append to GITHUB_STEP_SUMMARY {}: {e}", path.display());
+                self.human.event(&Event::Warning(message));
             }
         }
         Ok(())

@@ -1,22 +1,20 @@
 //! Human text on stderr, in cargo's voice: a right-aligned status word, then what happened.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::io::Write as _;
-use std::path::Path;
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{Reporter, Style, Summary, human_bytes, shell_words};
+use super::{Reporter, Style, human_bytes};
 use crate::error::Error;
-use crate::model::{HandleKind, Holder, Outcome, Relation, SpareReason, Verdict};
-use crate::purge::{Problems, Progress};
-use crate::scan::Uninspectable;
-use crate::terminate::{Ended, Sig};
-use crate::verify::Verified;
-use crate::workspace::Dirs;
+use crate::event::{Event, Summary};
+use crate::layout::is_profile_lock;
+use crate::model::{HandleKind, Holder, Outcome, Relation, SpareReason, Uninspectable, Verdict, Verified};
+use crate::purge::Progress;
 
 #[derive(Clone, Copy)]
 enum Tone {
@@ -27,12 +25,19 @@ enum Tone {
 
 pub struct HumanReporter {
     style: Style,
+    out: Mutex<Box<dyn Write + Send>>,
     bar: Mutex<Option<(ProgressBar, Arc<AtomicBool>)>>,
+    /// The holders reported so far, by pid: later events name a holder by pid only.
+    holders: Mutex<HashMap<u32, Holder>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl HumanReporter {
-    pub fn new(style: Style) -> Self {
-        HumanReporter { style, bar: Mutex::new(None) }
+    pub fn new(style: Style, out: Box<dyn Write + Send>) -> Self {
+        HumanReporter { style, out: Mutex::new(out), bar: Mutex::new(None), holders: Mutex::default() }
     }
 
     fn paint(&self, text: &str, tone: Tone) -> String {
@@ -48,16 +53,21 @@ impl HumanReporter {
     }
 
     /// Prints one line above the progress bar, if one is showing.
-    pub fn print(&self, line: &str) {
-        let bar = self.bar.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        match bar.as_ref() {
-            Some((bar, _)) => bar.suspend(|| {
-                let _ = writeln!(std::io::stderr(), "{line}");
-            }),
-            None => {
-                let _ = writeln!(std::io::stderr(), "{line}");
-            }
+    fn print(&self, line: &str) {
+        let write = || {
+            let mut out = lock(&self.out);
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        };
+        match lock(&self.bar).as_ref() {
+            Some((bar, _)) => bar.suspend(write),
+            None => write(),
         }
+    }
+
+    /// Flushes what was written, so that another stream's output lands after it.
+    pub fn flush(&self) {
+        let _ = lock(&self.out).flush();
     }
 
     fn status(&self, word: &str, tone: Tone, rest: &str) {
@@ -66,11 +76,23 @@ impl HumanReporter {
         }
     }
 
-    fn describe(&self, h: &Holder) -> String {
+    fn warning(&self, message: &str) {
+        self.print(&format!("{}: {message}", self.paint("warning", Tone::Warn)));
+    }
+
+    /// `pid N name (command line) [kind]`, or just `pid N` for a process that was never reported.
+    fn describe(&self, pid: u32) -> String {
+        match lock(&self.holders).get(&pid) {
+            Some(h) => self.describe_holder(h),
+            None => format!("pid {pid}"),
+        }
+    }
+
+    fn describe_holder(&self, h: &Holder) -> String {
         let p = &h.process;
         let mut s = format!("pid {} {}", p.pid, p.display_name());
         if !p.cmdline.is_empty() {
-            let cmd = shell_words(&p.cmdline);
+            let cmd = shell_words::join(&p.cmdline);
             let cmd = if cmd.chars().count() > 80 && !self.style.verbose {
                 format!("{}…", cmd.chars().take(79).collect::<String>())
             } else {
@@ -86,7 +108,7 @@ impl HumanReporter {
         let mut parts: Vec<String> = Vec::new();
         for handle in &h.handles {
             let path = handle.path.display();
-            let text = if handle.kind == HandleKind::Lock && is_build_lock(&handle.path) {
+            let text = if handle.kind == HandleKind::Lock && is_profile_lock(&handle.path) {
                 format!("holds the build directory lock {path}")
             } else {
                 format!("{} {path}", handle.kind.as_str())
@@ -111,48 +133,23 @@ impl HumanReporter {
         }
         parts.join(", ")
     }
-}
 
-fn is_build_lock(path: &Path) -> bool {
-    path.file_name().is_some_and(|n| n == ".cargo-lock" || n == ".cargo-build-lock" || n == ".cargo-artifact-lock")
-}
-
-fn plan(h: &Holder) -> &'static str {
-    match (h.verdict, h.spare_reason, &h.outcome) {
-        (_, _, Some(Outcome::WouldTerminate)) => "would terminate",
-        (_, Some(SpareReason::Protected), _) => "spared: this run, its parent chain or init",
-        (_, Some(SpareReason::Policy), Some(Outcome::WouldSpare)) => "would spare (--all-holders stops it)",
-        (_, Some(SpareReason::Policy), _) => "spared (--all-holders stops it)",
-        (Verdict::Terminate, _, _) => "to terminate",
-        (Verdict::Spare, _, _) => "spared",
-    }
-}
-
-impl Reporter for HumanReporter {
-    fn dirs(&self, dirs: &Dirs) {
-        if self.style.verbose {
-            let build = dirs.build_dir.as_ref().map(|b| format!(" and {}", b.display())).unwrap_or_default();
-            self.status("Scanning", Tone::Good, &format!("{}{build} for holders", dirs.target_dir.display()));
-        }
+    fn holder(&self, h: &Holder, outcome: Option<Outcome>) {
+        lock(&self.holders).insert(h.process.pid, h.clone());
+        let tone = if h.verdict == Verdict::Terminate { Tone::Warn } else { Tone::Good };
+        let line = format!("{}: {} — {}", self.describe_holder(h), self.handles(h), plan(h, outcome));
+        self.status("Holder", tone, &line);
     }
 
-    fn waiting_for_other_run(&self, dir: &Path) {
-        self.status("Blocking", Tone::Warn, &format!("waiting for another cargo-safeclean run on {}", dir.display()));
-    }
-
-    fn holders(&self, holders: &[Holder], uninspectable: &Uninspectable) {
-        if holders.is_empty() {
+    fn scanned(&self, holders: usize, uninspectable: &Uninspectable) {
+        if holders == 0 {
             // Never "nothing holds it" when some processes could not be looked at.
-            let what = if uninspectable.other_users + uninspectable.own.len() == 0 {
+            let what = if uninspectable.count() == 0 {
                 "no process holds the target dir"
             } else {
                 "no process that could be inspected holds the target dir"
             };
             self.status("Scanned", Tone::Good, what);
-        }
-        for h in holders {
-            let tone = if h.verdict == Verdict::Terminate { Tone::Warn } else { Tone::Good };
-            self.status("Holder", tone, &format!("{}: {} — {}", self.describe(h), self.handles(h), plan(h)));
         }
         if uninspectable.other_users > 0 {
             self.warning(&format!(
@@ -174,25 +171,15 @@ impl Reporter for HumanReporter {
         }
     }
 
-    fn signal(&self, holder: &Holder, sig: Sig) {
-        if self.style.verbose {
-            self.status("Signal", Tone::Warn, &format!("{} to pid {}", sig.name(), holder.process.pid));
-        }
-    }
-
-    fn ended(&self, holder: &Holder, ended: &Ended) {
-        let (word, tone) = match ended.outcome {
+    fn ended(&self, pid: u32, outcome: Outcome, after_ms: u64, note: Option<&str>) {
+        let (word, tone) = match outcome {
             Outcome::ExitedAfterSigterm => ("Stopped", Tone::Good),
             Outcome::Killed => ("Killed", Tone::Warn),
             Outcome::AlreadyGone => ("Gone", Tone::Good),
             _ => ("Survived", Tone::Bad),
         };
-        let note = ended.note.as_deref().map(|n| format!(": {n}")).unwrap_or_default();
-        self.status(
-            word,
-            tone,
-            &format!("{} {} after {} ms{note}", self.describe(holder), ended.outcome, ended.at.as_millis()),
-        );
+        let note = note.map(|n| format!(": {n}")).unwrap_or_default();
+        self.status(word, tone, &format!("{} {outcome} after {after_ms} ms{note}", self.describe(pid)));
     }
 
     fn purge_started(&self, progress: &Arc<Progress>) {
@@ -219,35 +206,19 @@ impl Reporter for HumanReporter {
                 std::thread::sleep(Duration::from_millis(100));
             }
         });
-        *self.bar.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((bar, done));
+        *lock(&self.bar) = Some((bar, done));
     }
 
-    fn removed(&self, removed: &crate::model::Removed, problems: &Problems) {
-        if let Some((bar, done)) = self.bar.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+    fn removed(&self, files: u64, bytes: u64) {
+        if let Some((bar, done)) = lock(&self.bar).take() {
             done.store(true, Ordering::Relaxed);
             bar.finish_and_clear();
         }
-        for m in &problems.skipped_mounts {
-            self.warning(&format!("left mount point {} and what is under it alone", m.display()));
-        }
-        for (path, e) in &problems.errors {
-            self.warning(&format!("could not remove {}: {e}", path.display()));
-        }
-        let files = if removed.files == 1 { "file" } else { "files" };
-        self.status("Removed", Tone::Good, &format!("{} {files}, {} total", removed.files, human_bytes(removed.bytes)));
+        let noun = if files == 1 { "file" } else { "files" };
+        self.status("Removed", Tone::Good, &format!("{files} {noun}, {} total", human_bytes(bytes)));
     }
 
-    fn verify_started(&self, command: &str) {
-        self.status("Verifying", Tone::Good, &format!("with `{command}`"));
-    }
-
-    fn verify_line(&self, line: &str) {
-        if !self.style.quiet {
-            self.print(line);
-        }
-    }
-
-    fn verify_finished(&self, v: &Verified) {
+    fn verified(&self, v: &Verified) {
         let secs = Duration::from_millis(v.duration_ms).as_secs_f64();
         let (word, tone, text) = match (v.success(), v.exit_code) {
             (true, _) => ("Verified", Tone::Good, format!("cargo check passed in {secs:.2}s")),
@@ -256,18 +227,57 @@ impl Reporter for HumanReporter {
         };
         self.status(word, tone, &text);
     }
+}
 
-    fn warning(&self, message: &str) {
-        self.print(&format!("{}: {message}", self.paint("warning", Tone::Warn)));
+/// What happens to a holder, in words.
+fn plan(h: &Holder, outcome: Option<Outcome>) -> &'static str {
+    match (h.verdict, h.spare_reason, outcome) {
+        (_, _, Some(Outcome::WouldTerminate)) => "would terminate",
+        (_, Some(SpareReason::Protected), _) => "spared: init, or this run's own family",
+        (_, Some(SpareReason::Policy), Some(Outcome::WouldSpare)) => "would spare (--all-holders stops it)",
+        (_, Some(SpareReason::Policy), _) => "spared (--all-holders stops it)",
+        (Verdict::Terminate, _, _) => "to terminate",
+        (Verdict::Spare, _, _) => "spared",
+    }
+}
+
+impl Reporter for HumanReporter {
+    fn event(&self, event: &Event) {
+        match event {
+            Event::Dirs(dirs) if self.style.verbose => {
+                let build = dirs.build_dir.as_ref().map(|b| format!(" and {}", b.display())).unwrap_or_default();
+                self.status("Scanning", Tone::Good, &format!("{}{build} for holders", dirs.target_dir.display()));
+            }
+            Event::WaitingForOtherRun { dir } => self.status(
+                "Blocking",
+                Tone::Warn,
+                &format!("waiting for another cargo-safeclean run on {}", dir.display()),
+            ),
+            Event::Holder { holder, outcome } => self.holder(holder, *outcome),
+            Event::Scanned { holders, uninspectable } => self.scanned(*holders, uninspectable),
+            Event::Signal { pid, signal } if self.style.verbose => {
+                self.status("Signal", Tone::Warn, &format!("{} to pid {pid}", signal.name()));
+            }
+            Event::Exited { pid, outcome, after_ms } => self.ended(*pid, *outcome, *after_ms, None),
+            Event::Survived { pid, note, after_ms } => self.ended(*pid, Outcome::Survived, *after_ms, Some(note)),
+            Event::PurgeStarted(progress) => self.purge_started(progress),
+            Event::Removed(r) => self.removed(r.files, r.bytes),
+            Event::VerifyStarted { command } => self.status("Verifying", Tone::Good, &format!("with `{command}`")),
+            Event::CargoLine(line) if !self.style.quiet => self.print(line),
+            Event::Verified(v) => self.verified(v),
+            Event::Warning(message) => self.warning(message),
+            Event::Dirs(_) | Event::Signal { .. } | Event::CargoLine(_) => {}
+        }
     }
 
     fn finish(&self, summary: &Summary, error: Option<&Error>) -> std::io::Result<()> {
         if let Some(e) = error {
             self.print(&format!("{}: {e}", self.paint("error", Tone::Bad)));
-        } else if summary.dry_run && !self.style.quiet {
-            let n = summary.holders.iter().filter(|h| h.verdict == Verdict::Terminate).count();
+        } else if summary.mode == crate::model::Mode::DryRun && !self.style.quiet {
+            let n = summary.holders.iter().filter(|h| h.holder.verdict == Verdict::Terminate).count();
             self.status("Dry run", Tone::Good, &format!("{n} to terminate; nothing was signalled or deleted"));
         }
+        self.flush();
         Ok(())
     }
 }

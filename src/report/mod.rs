@@ -1,67 +1,35 @@
-//! Reporting: the only module that prints. Stages emit events; a [`Reporter`] turns them into human text with
-//! progress bars, JSON lines, or GitHub Actions annotations.
+//! Reporting: the only module that prints. Stages emit [`Event`]s; a [`Reporter`] takes each through one method and
+//! the run's [`Summary`] at the end, and turns them into human text with progress bars, JSON lines, or GitHub
+//! Actions annotations added to the human text.
 
 mod github;
 mod human;
 mod json;
-mod wire;
 
-use std::io::IsTerminal;
-use std::sync::Arc;
+use std::io::Write;
+use std::path::PathBuf;
 
-use crate::cli::{Color, MessageFormat, Options};
 use crate::error::Error;
-use crate::model::{Holder, Removed};
-use crate::purge::{Problems, Progress};
-use crate::scan::Uninspectable;
-use crate::terminate::{Ended, Sig};
-use crate::verify::Verified;
-use crate::workspace::Dirs;
+use crate::event::{Event, Summary};
 
-/// Everything a run did, for the final report.
-#[derive(Debug, Clone, Default)]
-pub struct Summary {
-    pub dirs: Option<Dirs>,
-    pub dry_run: bool,
-    pub holders: Vec<Holder>,
-    pub uninspectable: Uninspectable,
-    pub removed: Option<Removed>,
-    pub verify: Option<Verified>,
-    pub exit_code: i32,
+/// Where the report goes and what it looks like, as the plan resolved it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    pub format: Format,
+    pub style: Style,
 }
 
-/// Receives the events of a run. Methods take `&self`: the purge and cargo's output arrive from other threads.
-pub trait Reporter: Sync {
-    /// The dirs were resolved and passed the guard.
-    fn dirs(&self, _dirs: &Dirs) {}
-    /// Another run holds the workspace; this one waits.
-    fn waiting_for_other_run(&self, _dir: &std::path::Path) {}
-    /// The holders found, with kinds and verdicts (and in a dry run, outcomes).
-    fn holders(&self, _holders: &[Holder], _uninspectable: &Uninspectable) {}
-    /// A signal went out.
-    fn signal(&self, _holder: &Holder, _sig: Sig) {}
-    /// A holder ended one way or another.
-    fn ended(&self, _holder: &Holder, _ended: &Ended) {}
-    /// The purge started; `progress` is updated while it runs.
-    fn purge_started(&self, _progress: &Arc<Progress>) {}
-    /// The purge finished.
-    fn removed(&self, _removed: &Removed, _problems: &Problems) {}
-    /// `cargo check` starts.
-    fn verify_started(&self, _command: &str) {}
-    /// A line cargo wrote to stderr.
-    fn verify_line(&self, _line: &str) {}
-    /// `cargo check` finished.
-    fn verify_finished(&self, _verified: &Verified) {}
-    /// Something worth telling that does not stop the run.
-    fn warning(&self, _message: &str) {}
-    /// The last word: the summary, and the error the run ended with. Fails if the report itself could not be
-    /// written whole (the JSON stream), after saying so on stderr.
-    fn finish(&self, _summary: &Summary, _error: Option<&Error>) -> std::io::Result<()> {
-        Ok(())
-    }
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Format {
+    /// Text on stderr.
+    Human,
+    /// JSON lines on stdout, and nothing else there.
+    Json,
+    /// Text on stderr plus workflow commands on stdout, and a table appended to `step_summary`.
+    Github { step_summary: Option<PathBuf> },
 }
 
-/// How the human output looks.
+/// How the human text looks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Style {
     pub color: bool,
@@ -70,32 +38,39 @@ pub struct Style {
     pub verbose: bool,
 }
 
-impl Style {
-    /// Resolves `--color`, `-q`, `-v`, a terminal on stderr and `CI` into what to show.
-    #[must_use]
-    pub fn resolve(opts: &Options) -> Self {
-        let tty = std::io::stderr().is_terminal();
-        let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
-        let color = match opts.color {
-            Color::Always => true,
-            Color::Never => false,
-            Color::Auto => tty && !ci && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
-        };
-        Style { color, progress: tty && !ci && !opts.quiet, quiet: opts.quiet, verbose: opts.verbose > 0 }
+/// Receives a run's events as they happen (from several threads: the purge and cargo's output run beside the
+/// main one) and its summary at the end.
+pub trait Reporter: Sync {
+    fn event(&self, event: &Event);
+
+    /// The last word: the summary, and the error the run ended with. Fails if the report itself could not be
+    /// written whole (the JSON stream), after saying so on stderr.
+    fn finish(&self, summary: &Summary, error: Option<&Error>) -> std::io::Result<()>;
+}
+
+/// The reporter for `output`, on the process's stdout and stderr.
+#[must_use]
+pub fn for_output(output: &Output) -> Box<dyn Reporter> {
+    to_writers(output, Box::new(std::io::stdout()), Box::new(std::io::stderr()))
+}
+
+/// The reporter for `output`, writing to `stdout` and `stderr` (tests capture both).
+#[must_use]
+pub fn to_writers(output: &Output, stdout: Box<dyn Write + Send>, stderr: Box<dyn Write + Send>) -> Box<dyn Reporter> {
+    match &output.format {
+        Format::Json => Box::new(json::JsonReporter::new(stdout, stderr)),
+        Format::Human => Box::new(human::HumanReporter::new(output.style, stderr)),
+        Format::Github { step_summary } => Box::new(github::GithubReporter::new(
+            human::HumanReporter::new(output.style, stderr),
+            stdout,
+            step_summary.clone(),
+        )),
     }
 }
 
-/// The reporter for these options: JSON lines, GitHub annotations (when `GITHUB_ACTIONS=true`), or human text.
-#[must_use]
-pub fn for_options(opts: &Options) -> Box<dyn Reporter> {
-    let style = Style::resolve(opts);
-    match opts.message_format {
-        MessageFormat::Json => Box::new(json::JsonReporter::new()),
-        MessageFormat::Human if std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") => {
-            Box::new(github::GithubReporter::new(human::HumanReporter::new(style)))
-        }
-        MessageFormat::Human => Box::new(human::HumanReporter::new(style)),
-    }
+/// Says why the run could not even start (a bad environment variable), before any reporter exists.
+pub fn early_error(error: &Error) {
+    let _ = writeln!(std::io::stderr(), "error: {error}");
 }
 
 /// Sizes as cargo prints them: `1.4GiB`, `512.0KiB`, `17B`.
@@ -112,21 +87,6 @@ pub fn human_bytes(bytes: u64) -> String {
     if unit == 0 { format!("{bytes}B") } else { format!("{value:.1}{}", UNITS[unit]) }
 }
 
-/// A command line as a person would type it (quoted where needed).
-#[must_use]
-pub fn shell_words(args: &[String]) -> String {
-    args.iter()
-        .map(|a| {
-            if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c)) {
-                a.clone()
-            } else {
-                format!("'{}'", a.replace('\'', r"'\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,11 +96,5 @@ mod tests {
         assert_eq!(human_bytes(17), "17B");
         assert_eq!(human_bytes(1536), "1.5KiB");
         assert_eq!(human_bytes(1_503_238_553), "1.4GiB");
-    }
-
-    #[test]
-    fn quotes_only_when_needed() {
-        assert_eq!(shell_words(&["cargo".into(), "build".into()]), "cargo build");
-        assert_eq!(shell_words(&["a b".into(), "it's".into()]), r"'a b' 'it'\''s'");
     }
 }

@@ -5,34 +5,7 @@
 use std::time::Duration;
 
 use crate::model::Outcome;
-
-/// A signal the machine asks the driver to send.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sig {
-    Term,
-    Cont,
-    Kill,
-}
-
-impl Sig {
-    #[must_use]
-    pub fn name(self) -> &'static str {
-        match self {
-            Sig::Term => "SIGTERM",
-            Sig::Cont => "SIGCONT",
-            Sig::Kill => "SIGKILL",
-        }
-    }
-}
-
-/// Why a signal could not be delivered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SignalError {
-    /// The process is gone (or its pid now belongs to another process).
-    Gone,
-    /// Not allowed (`EPERM`), or another error; the text says which.
-    Denied(String),
-}
+pub use crate::model::{Sig, SignalError};
 
 /// What the driver must do next.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,17 +1,19 @@
 //! Stopping processes: every target is signalled together and waited on together, so the whole takes as long
 //! as the slowest process, not the sum.
 //!
-//! [`machine`] decides (pure); [`handle`] touches processes (pidfd or `kill(2)`); this module drives one with the
-//! other on the real clock.
+//! [`machine`] decides (pure); the platform's process handles touch processes (pidfd or `kill(2)`); this module
+//! drives one with the other on the real clock and says what happened as [`Event`]s.
 
-pub mod handle;
 pub mod machine;
 
+use std::fmt;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::cli::SignalBackend;
+use crate::event::Event;
 use crate::interrupt::Interrupt;
-use handle::{ProcHandle, wait_any};
+use crate::model::Outcome;
+use crate::platform::{Platform, ProcHandle, wait_any};
 pub use machine::{Ended, Machine, Sig, SignalError, Step};
 
 /// A process to stop, by identity.
@@ -21,19 +23,13 @@ pub struct Target {
     pub start_time: u64,
 }
 
-/// How to stop.
-#[derive(Debug, Clone, Copy)]
+/// How long to wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settings {
+    /// Between SIGTERM and SIGKILL.
     pub grace: Duration,
+    /// After SIGKILL, before a process counts as a survivor.
     pub kill_timeout: Duration,
-    pub backend: SignalBackend,
-}
-
-/// What the driver tells the reporter as it goes.
-#[derive(Debug, Clone, Copy)]
-pub enum Event<'a> {
-    Signal { pid: u32, sig: Sig },
-    Ended { pid: u32, ended: &'a Ended },
 }
 
 /// The result of [`terminate`]: one [`Ended`] per target, in order.
@@ -48,12 +44,12 @@ pub struct Terminated {
 pub fn terminate(
     targets: &[Target],
     settings: Settings,
+    platform: &Platform,
     interrupt: &Interrupt,
-    on_event: &mut dyn FnMut(Event<'_>),
+    emit: &dyn Fn(Event),
 ) -> Terminated {
     let start = Instant::now();
-    let handles: Vec<Option<ProcHandle>> =
-        targets.iter().map(|t| ProcHandle::open(t.pid, t.start_time, settings.backend)).collect();
+    let handles: Vec<Option<ProcHandle>> = targets.iter().map(|t| platform.open_process(t.pid, t.start_time)).collect();
     let mut m = Machine::new(targets.len(), settings.grace, settings.kill_timeout);
     for (i, h) in handles.iter().enumerate() {
         if h.is_none() {
@@ -63,14 +59,14 @@ pub fn terminate(
     let mut reported = vec![false; targets.len()];
     let mut interrupted = false;
     loop {
-        report_ended(&m, targets, &mut reported, on_event);
+        report_ended(&m, targets, &mut reported, emit);
         match m.step(start.elapsed()) {
             Step::Done => break,
             Step::Signal(list) => {
                 for (i, sig) in list {
                     let Some(h) = handles[i].as_ref().filter(|_| m.ended(i).is_none()) else { continue };
                     match h.signal(sig) {
-                        Ok(()) => on_event(Event::Signal { pid: h.pid(), sig }),
+                        Ok(()) => emit(Event::Signal { pid: h.pid(), signal: sig }),
                         Err(e) => m.signal_failed(i, sig, e, start.elapsed()),
                     }
                 }
@@ -95,16 +91,87 @@ pub fn terminate(
             }
         }
     }
-    report_ended(&m, targets, &mut reported, on_event);
+    report_ended(&m, targets, &mut reported, emit);
     let ended = (0..targets.len()).map(|i| m.ended(i).cloned().expect("the machine ends every process")).collect();
     Terminated { ended, interrupted }
 }
 
-fn report_ended(m: &Machine, targets: &[Target], reported: &mut [bool], on_event: &mut dyn FnMut(Event<'_>)) {
+fn report_ended(m: &Machine, targets: &[Target], reported: &mut [bool], emit: &dyn Fn(Event)) {
     for (i, t) in targets.iter().enumerate() {
         if let (false, Some(ended)) = (reported[i], m.ended(i)) {
             reported[i] = true;
-            on_event(Event::Ended { pid: t.pid, ended });
+            let after_ms = u64::try_from(ended.at.as_millis()).unwrap_or(u64::MAX);
+            emit(match ended.outcome {
+                Outcome::Survived => {
+                    Event::Survived { pid: t.pid, note: ended.note.clone().unwrap_or_default(), after_ms }
+                }
+                outcome => Event::Exited { pid: t.pid, outcome, after_ms },
+            });
         }
     }
+}
+
+/// A process by pid and name, for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Named {
+    pub pid: u32,
+    pub name: String,
+}
+
+impl fmt::Display for Named {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pid {} {}", self.pid, self.name)
+    }
+}
+
+/// One of cargo's locks that is still taken when the tree should be swapped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BusyLock {
+    pub path: PathBuf,
+    /// The spared holder that has it, with its kind; `None` when no process that could be inspected has it.
+    pub holder: Option<(Named, &'static str)>,
+}
+
+impl fmt::Display for BusyLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.holder {
+            Some((who, kind)) => {
+                write!(f, "{} is locked by {who}, spared as {kind} (--all-holders stops it)", self.path.display())
+            }
+            None => write!(
+                f,
+                "{} is locked by a process that could not be inspected (another user's? run as root to see it)",
+                self.path.display()
+            ),
+        }
+    }
+}
+
+/// Why holders remain, so that nothing was deleted (exit 4).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HoldersRemain {
+    #[error(
+        "--no-kill was given and processes hold {} (pids {}); nothing was changed. Stop them, or run without --no-kill",
+        dir.display(),
+        join(pids, ", ")
+    )]
+    NoKill { dir: PathBuf, pids: Vec<u32> },
+    #[error(
+        "{} still alive, so nothing was deleted: {}",
+        if survivors.len() == 1 { "a holder is" } else { "holders are" },
+        survivors.iter().map(|(who, note)| format!("{who} ({note})")).collect::<Vec<_>>().join("; ")
+    )]
+    Survived { survivors: Vec<(Named, String)> },
+    #[error("a build still holds its lock, so nothing was deleted: {}", join(locks, "; "))]
+    LockBusy { locks: Vec<BusyLock> },
+    #[error(
+        "processes keep taking hold of the target dir, so nothing was deleted: {}; stop what starts them (an \
+         editor's cargo check, a watcher) and run again",
+        holders.iter().map(ToString::to_string).chain(locks.iter().map(ToString::to_string)).collect::<Vec<_>>().join("; ")
+    )]
+    KeepComing { holders: Vec<Named>, locks: Vec<BusyLock> },
+}
+
+fn join<T: fmt::Display>(items: &[T], separator: &str) -> String {
+    items.iter().map(ToString::to_string).collect::<Vec<_>>().join(separator)
 }

@@ -1,4 +1,5 @@
-//! Mount points: telling them from plain directories, bind mounts of the same filesystem included.
+//! Walking a tree to delete it: never into a mount point (bind mounts of the same filesystem included), never
+//! through a symlink, and making a mode-000 directory accessible without following anything.
 //!
 //! A bind mount shares `st_dev` with its parent, so the device number proves nothing; what differs is the mount.
 //! Three ways to see it, best first: `openat2` with `RESOLVE_NO_XDEV` refuses to cross any mount in the very call
@@ -6,6 +7,10 @@
 //! `STATX_MNT_ID` compares the opened directory's mount with its parent's (Linux ≥ 5.8); and on older kernels
 //! `/proc/self/mountinfo` lists every mount point by path. The purge and the swap ask this module, and never
 //! descend into what it calls a mount.
+//!
+//! [`Mounts::chmod_dir_rwx`] changes a directory through `/proc/self/fd` on an `O_PATH` handle: `fchmod` refuses
+//! `O_PATH` handles, and `fchmodat` cannot refuse to follow a symlink on Linux (`AT_SYMLINK_NOFOLLOW` is
+//! `ENOTSUP` there), so a check-then-chmod by path would race with a symlink swapped in.
 
 use std::collections::HashSet;
 use std::ffi::CStr;
@@ -93,6 +98,14 @@ impl Mounts {
     /// An `O_PATH` handle on `name` in `parent` (a symlink itself, not its target), unless it is a mount point.
     pub fn open_path(&self, parent: &OwnedFd, name: &CStr) -> Result<OwnedFd, OpenDirError> {
         self.open_within(parent, name, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC)
+    }
+
+    /// Gives the owner rwx on the directory `name` in `parent`, never through a symlink and never on a mount's
+    /// root: the `O_PATH` handle is opened as every descent is (see the module docs for why `/proc/self/fd`).
+    pub fn chmod_dir_rwx(&self, parent: &OwnedFd, name: &CStr) -> Result<(), OpenDirError> {
+        let fd = self.open_path(parent, name)?;
+        let link = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        rustix::fs::chmod(link.as_str(), Mode::RWXU).map_err(OpenDirError::Errno)
     }
 
     /// Whether `name` in `parent` (a file or a directory, not followed if a symlink) is a mount point. Asked when

@@ -1,4 +1,4 @@
-//! The portable backend: `lsof -F` output, the way to see holders on macOS.
+//! Holders from `lsof -F` output, the way to see them on macOS.
 //!
 //! `lsof` is run over the whole system (not `+D`, which walks the tree and exits 1 even when it prints holders)
 //! and its field output is filtered by path here, exactly as the `/proc` backend filters.
@@ -8,24 +8,20 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::process::{Command, Stdio};
 
-use anyhow::{Context, bail};
+use crate::model::{Found, Handle, HandleKind, Roots, Table};
+use crate::platform::{ScanError, strip_deleted};
 
-use super::{Found, Roots};
-use crate::model::{Handle, HandleKind};
-use crate::process::{Table, strip_deleted};
-
-/// Runs `lsof -n -P -w -F pfln` and keeps the handles under the roots.
-pub fn scan(roots: &Roots, exclude: u32, table: &Table) -> anyhow::Result<Vec<Found>> {
-    let lsof = std::env::var_os("SAFECLEAN_LSOF").unwrap_or_else(|| "lsof".into());
-    let out = Command::new(&lsof)
+/// Runs `program -n -P -w -F pfln` and keeps the handles under the roots.
+pub fn scan(program: &OsStr, roots: &Roots, exclude: u32, table: &Table) -> Result<Vec<Found>, ScanError> {
+    let out = Command::new(program)
         .args(["-n", "-P", "-w", "-F", "pfln"])
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .output()
-        .with_context(|| format!("failed to run {}; install lsof or use the /proc backend", lsof.to_string_lossy()))?;
+        .map_err(|source| ScanError::LsofSpawn { program: program.to_os_string(), source })?;
     // lsof exits 1 whenever one process could not be read; only output without a single process is a failure.
     if out.stdout.is_empty() {
-        bail!("lsof printed nothing ({}); is it installed and allowed to read processes?", out.status);
+        return Err(ScanError::LsofSilent { program: program.to_os_string(), status: out.status });
     }
     let mut by_pid: BTreeMap<u32, Vec<Handle>> = BTreeMap::new();
     for (pid, handle) in parse(&out.stdout) {

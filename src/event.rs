@@ -1,0 +1,294 @@
+//! Everything that happens in a run, as one [`Event`] type, and the [`Summary`] built once at its end. Their
+//! serialisation is the JSON lines of `--message-format json`, a public contract.
+//!
+//! Every line is an object with a `reason`. Field names and values follow the README; change them only with a new
+//! field, never by renaming one. Events a person needs but the contract does not list (progress, cargo's output,
+//! warnings) are not JSON lines: [`Event::is_json_line`] says which are. A path is a string, with U+FFFD where its
+//! bytes are not UTF-8; such a path also gets a `…_bytes` field beside it with its exact bytes as an array of
+//! numbers, so nothing is lost.
+
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::ser::Error as _;
+use serde::{Serialize, Serializer};
+
+use crate::model::{Handle, Holder, Mode, Outcome, Removed, Settled, Sig, Uninspectable, Verified};
+use crate::purge::Progress;
+use crate::workspace::Dirs;
+
+/// Something that happened, in the order it happened.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// The dirs were resolved and passed the guard.
+    Dirs(Dirs),
+    /// Another run holds this target dir; this one waits for it.
+    WaitingForOtherRun { dir: PathBuf },
+    /// A holder, with the policy's decision (and, in a dry run, the outcome it would have). JSON: `holder`.
+    Holder { holder: Holder, outcome: Option<Outcome> },
+    /// The scan is complete: how many holders it reported, and what it could not inspect.
+    Scanned { holders: usize, uninspectable: Uninspectable },
+    /// A signal went out. JSON: `signal`.
+    Signal { pid: u32, signal: Sig },
+    /// A holder is gone. JSON: `exited`.
+    Exited { pid: u32, outcome: Outcome, after_ms: u64 },
+    /// A holder outlived everything sent to it; the summary's outcome says `survived`.
+    Survived { pid: u32, note: String, after_ms: u64 },
+    /// The purge started; the counters move while it runs.
+    PurgeStarted(Arc<Progress>),
+    /// The purge finished. JSON: `removed`.
+    Removed(Removed),
+    /// The verifying `cargo check` starts, as a person would type it.
+    VerifyStarted { command: String },
+    /// A line cargo wrote while verifying.
+    CargoLine(String),
+    /// The verifying `cargo check` finished. JSON: `verify`.
+    Verified(Verified),
+    /// Something worth telling that does not stop the run.
+    Warning(String),
+}
+
+impl Event {
+    /// Whether this event is one of the documented JSON lines.
+    #[must_use]
+    pub fn is_json_line(&self) -> bool {
+        self.line().is_some()
+    }
+
+    fn line(&self) -> Option<Line<'_>> {
+        Some(match self {
+            Event::Holder { holder, outcome } => Line::Holder(HolderLine::new(holder, *outcome)),
+            Event::Signal { pid, signal } => Line::Signal { pid: *pid, signal: signal.name() },
+            Event::Exited { pid, outcome, after_ms } => {
+                Line::Exited { pid: *pid, outcome: outcome.as_str(), after_ms: *after_ms }
+            }
+            Event::Removed(r) => Line::Removed { files: r.files, bytes: r.bytes, duration_ms: r.duration_ms },
+            Event::Verified(v) => Line::Verify { exit_code: v.exit_code, duration_ms: v.duration_ms },
+            _ => return None,
+        })
+    }
+}
+
+impl Serialize for Event {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.line() {
+            Some(line) => line.serialize(s),
+            None => Err(S::Error::custom("this event is not a JSON line")),
+        }
+    }
+}
+
+/// The wire form of the events that are JSON lines.
+#[derive(Serialize)]
+#[serde(tag = "reason", rename_all = "kebab-case")]
+enum Line<'a> {
+    Holder(HolderLine<'a>),
+    Signal { pid: u32, signal: &'static str },
+    Exited { pid: u32, outcome: &'static str, after_ms: u64 },
+    Removed { files: u64, bytes: u64, duration_ms: u64 },
+    Verify { exit_code: Option<i32>, duration_ms: u64 },
+}
+
+/// A path's text, and its bytes when the text had to replace some.
+fn wire_path(path: &Path) -> (String, Option<Vec<u8>>) {
+    match path.to_str() {
+        Some(text) => (text.to_string(), None),
+        None => (path.to_string_lossy().into_owned(), Some(path.as_os_str().as_bytes().to_vec())),
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct HandleLine {
+    kind: &'static str,
+    path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path_bytes: Option<Vec<u8>>,
+}
+
+impl From<&Handle> for HandleLine {
+    fn from(h: &Handle) -> Self {
+        let (path, path_bytes) = wire_path(&h.path);
+        HandleLine { kind: h.kind.as_str(), path, path_bytes }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct HolderLine<'a> {
+    pid: u32,
+    name: &'a str,
+    kind: &'static str,
+    cmdline: &'a [String],
+    handles: Vec<HandleLine>,
+    verdict: &'static str,
+    outcome: Option<&'static str>,
+}
+
+impl<'a> HolderLine<'a> {
+    fn new(h: &'a Holder, outcome: Option<Outcome>) -> Self {
+        HolderLine {
+            pid: h.process.pid,
+            name: h.process.display_name(),
+            kind: h.kind.as_str(),
+            cmdline: &h.process.cmdline,
+            handles: h.handles.iter().map(HandleLine::from).collect(),
+            verdict: h.verdict.as_str(),
+            outcome: outcome.map(Outcome::as_str),
+        }
+    }
+}
+
+/// Everything a run did, built once when it ends; the last JSON line.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub mode: Mode,
+    pub dirs: Option<Dirs>,
+    pub holders: Vec<Settled>,
+    pub uninspectable: Uninspectable,
+    pub removed: Option<Removed>,
+    pub verify: Option<Verified>,
+    pub exit_code: i32,
+}
+
+impl Summary {
+    /// The summary of a run that ended before it learned anything.
+    #[must_use]
+    pub fn empty(mode: Mode, exit_code: i32) -> Self {
+        Summary {
+            mode,
+            dirs: None,
+            holders: Vec::new(),
+            uninspectable: Uninspectable::default(),
+            removed: None,
+            verify: None,
+            exit_code,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct SummaryLine<'a> {
+    reason: &'static str,
+    target_dir: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target_dir_bytes: Option<Vec<u8>>,
+    build_dir: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    build_dir_bytes: Option<Vec<u8>>,
+    dry_run: bool,
+    holders: Vec<HolderLine<'a>>,
+    /// Processes that could not be inspected (other users', or access denied): what they hold is not known.
+    uninspectable: usize,
+    removed: Option<RemovedLine>,
+    verify: Option<VerifyLine>,
+    exit_code: i32,
+}
+
+#[derive(Serialize)]
+struct RemovedLine {
+    files: u64,
+    bytes: u64,
+    duration_ms: u64,
+}
+
+#[derive(Serialize)]
+struct VerifyLine {
+    exit_code: Option<i32>,
+    duration_ms: u64,
+}
+
+impl Serialize for Summary {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (target_dir, target_dir_bytes) = self.dirs.as_ref().map(|d| wire_path(&d.target_dir)).unzip();
+        let (build_dir, build_dir_bytes) =
+            self.dirs.as_ref().and_then(|d| d.build_dir.as_deref()).map(wire_path).unzip();
+        SummaryLine {
+            reason: "summary",
+            target_dir,
+            target_dir_bytes: target_dir_bytes.flatten(),
+            build_dir,
+            build_dir_bytes: build_dir_bytes.flatten(),
+            dry_run: self.mode == Mode::DryRun,
+            holders: self.holders.iter().map(|h| HolderLine::new(&h.holder, h.outcome)).collect(),
+            uninspectable: self.uninspectable.count(),
+            removed: self.removed.map(|r| RemovedLine { files: r.files, bytes: r.bytes, duration_ms: r.duration_ms }),
+            verify: self.verify.map(|v| VerifyLine { exit_code: v.exit_code, duration_ms: v.duration_ms }),
+            exit_code: self.exit_code,
+        }
+        .serialize(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{HandleKind, Kind, Process, Verdict};
+
+    pub(crate) fn cargo_holder() -> Holder {
+        Holder {
+            process: Process {
+                pid: 4242,
+                ppid: 1,
+                pgid: 4242,
+                start_time: 9,
+                name: "cargo".into(),
+                cmdline: vec!["cargo".into(), "build".into()],
+                exe: None,
+                uid: None,
+            },
+            handles: vec![Handle { kind: HandleKind::Lock, path: "/t/debug/.cargo-lock".into() }],
+            kind: Kind::Cargo,
+            verdict: Verdict::Terminate,
+            spare_reason: None,
+            relation: None,
+            via: None,
+        }
+    }
+
+    #[test]
+    fn lines_have_the_documented_shape() {
+        let h = cargo_holder();
+        let event = Event::Holder { holder: h.clone(), outcome: Some(Outcome::ExitedAfterSigterm) };
+        assert_eq!(
+            serde_json::to_value(&event).unwrap(),
+            serde_json::json!({"reason":"holder","pid":4242,"name":"cargo","kind":"cargo","cmdline":["cargo","build"],
+                "handles":[{"kind":"lock","path":"/t/debug/.cargo-lock"}],"verdict":"terminate",
+                "outcome":"exited-after-sigterm"})
+        );
+        let settled = Settled { holder: h, outcome: Some(Outcome::Killed), note: None };
+        let s = Summary { holders: vec![settled], ..Summary::empty(Mode::Clean, 4) };
+        let v = serde_json::to_value(&s).unwrap();
+        let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        let expected = [
+            "build_dir",
+            "dry_run",
+            "exit_code",
+            "holders",
+            "reason",
+            "removed",
+            "target_dir",
+            "uninspectable",
+            "verify",
+        ];
+        assert_eq!(keys, expected);
+        let signal = Event::Signal { pid: 1, signal: Sig::Term };
+        assert_eq!(
+            serde_json::to_value(&signal).unwrap(),
+            serde_json::json!({"reason":"signal","pid":1,"signal":"SIGTERM"})
+        );
+        assert!(!Event::Warning("x".into()).is_json_line());
+        assert!(serde_json::to_value(Event::CargoLine("x".into())).is_err());
+    }
+
+    #[test]
+    fn a_path_that_is_not_utf8_keeps_its_bytes() {
+        let raw = std::ffi::OsStr::from_bytes(b"/t/bad\xff/x");
+        let v = serde_json::to_value(HandleLine::from(&Handle { kind: HandleKind::Fd, path: raw.into() })).unwrap();
+        assert_eq!(v["path"], "/t/bad\u{fffd}/x");
+        let bytes: Vec<u8> = serde_json::from_value(v["path_bytes"].clone()).unwrap();
+        assert_eq!(bytes, b"/t/bad\xff/x");
+        let plain = serde_json::to_value(HandleLine::from(&Handle { kind: HandleKind::Fd, path: "/t/ok".into() }));
+        assert!(plain.unwrap().get("path_bytes").is_none());
+    }
+}

@@ -1,0 +1,136 @@
+//! What cargo leaves on disk, in one place: its lock files (build and artifact dirs, the package cache), the
+//! `CACHEDIR.TAG` it writes, what a target dir looks like, and whether one of its locks is taken right now.
+//!
+//! Cargo 1.95 takes `<profile>/.cargo-lock` in the build and artifact dir; from 1.96 also `.cargo-build-lock` and
+//! `.cargo-artifact-lock`, with `.cargo-lock` kept as a shared compatibility lock (cargo's
+//! `core/compiler/layout.rs`). The package cache locks are `$CARGO_HOME/.package-cache` and
+//! `.package-cache-mutate`.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{FlockOperation, flock};
+use rustix::io::Errno;
+
+/// The first line of a cache directory tag (<https://bford.info/cachedir/>): the same for every tool.
+pub const CACHEDIR_SIGNATURE: &str = "Signature: 8a477f597d28d172789f06886806bc55";
+
+/// The `CACHEDIR.TAG` cargo writes, byte for byte, so tools that look for cargo's tag find ours.
+pub const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55
+# This file is a cache directory tag created by cargo.
+# For information about cache directory tags see https://bford.info/cachedir/
+";
+
+/// What only cargo's own tag says: the signature line alone is shared by every tool that writes a tag.
+const CARGO_TAG_COMMENT: &str = "# This file is a cache directory tag created by cargo.";
+
+/// The lock files cargo keeps in each profile dir.
+pub const PROFILE_LOCKS: [&str; 3] = [".cargo-lock", ".cargo-build-lock", ".cargo-artifact-lock"];
+
+/// The package cache locks in cargo's home.
+pub const PACKAGE_CACHE_LOCKS: [&str; 2] = [".package-cache", ".package-cache-mutate"];
+
+/// Whether `path` names one of cargo's build or artifact dir locks.
+#[must_use]
+pub fn is_profile_lock(path: &Path) -> bool {
+    path.file_name().is_some_and(|n| PROFILE_LOCKS.iter().any(|l| n == *l))
+}
+
+/// Cargo's lock files in `dir`: `<profile>/<lock>`, and `<triple>/<profile>/<lock>` under dirs named like a target
+/// triple. Only those dirs are listed: a target dir's `deps/`, `build/` and `doc/` hold thousands of entries, and
+/// this runs between stopping the holders and the swap, while the user waits.
+#[must_use]
+pub fn cargo_locks(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for sub in subdirs(dir) {
+        push_locks(&sub, &mut out);
+        if sub.file_name().is_some_and(|n| looks_like_triple(&n.to_string_lossy())) {
+            for profile in subdirs(&sub) {
+                push_locks(&profile, &mut out);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn subdirs(dir: &Path) -> impl Iterator<Item = PathBuf> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()) && !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| e.path())
+}
+
+fn push_locks(profile: &Path, out: &mut Vec<PathBuf>) {
+    out.extend(PROFILE_LOCKS.iter().map(|n| profile.join(n)).filter(|p| p.is_file()));
+}
+
+/// `x86_64-unknown-linux-gnu`, `wasm32-unknown-unknown`, `aarch64-apple-darwin`: at least three parts.
+fn looks_like_triple(name: &str) -> bool {
+    name.split('-').filter(|p| !p.is_empty()).count() >= 3
+}
+
+/// The package cache locks of cargo's home `cargo_home`.
+#[must_use]
+pub fn package_cache_locks(cargo_home: &Path) -> Vec<PathBuf> {
+    PACKAGE_CACHE_LOCKS.iter().map(|n| cargo_home.join(n)).collect()
+}
+
+/// Whether `dir` carries one of the marks only cargo leaves in a target or build dir: cargo's own tag text, or its
+/// layout (`.rustc_info.json`, a profile dir with cargo's lock file).
+#[must_use]
+pub fn looks_like_target(dir: &Path) -> bool {
+    has_cargo_tag(dir) || dir.join(".rustc_info.json").is_file() || !cargo_locks(dir).is_empty()
+}
+
+/// `CACHEDIR.TAG` with the signature and the comment cargo writes (read no further than a tag is long).
+fn has_cargo_tag(dir: &Path) -> bool {
+    let mut text = String::new();
+    let read = File::open(dir.join("CACHEDIR.TAG")).and_then(|f| f.take(4096).read_to_string(&mut text));
+    read.is_ok() && text.starts_with(CACHEDIR_SIGNATURE) && text.lines().any(|l| l.trim_end() == CARGO_TAG_COMMENT)
+}
+
+/// Whether some process holds `lock` right now: a non-blocking exclusive `flock`, released at once.
+#[must_use]
+pub fn is_held(lock: &Path) -> bool {
+    let Ok(file) = File::open(lock) else { return false };
+    matches!(flock(&file, FlockOperation::NonBlockingLockExclusive), Err(Errno::WOULDBLOCK))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_and_probes_profile_locks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        std::fs::create_dir_all(d.join("debug")).unwrap();
+        std::fs::create_dir_all(d.join("x86_64-unknown-linux-gnu/release")).unwrap();
+        std::fs::write(d.join("debug/.cargo-lock"), "").unwrap();
+        std::fs::write(d.join("x86_64-unknown-linux-gnu/release/.cargo-build-lock"), "").unwrap();
+        let locks = cargo_locks(d);
+        assert_eq!(locks.len(), 2);
+        assert!(locks.iter().all(|l| is_profile_lock(l)));
+        assert!(!is_held(&locks[0]));
+        let held = File::open(&locks[0]).unwrap();
+        flock(&held, FlockOperation::LockExclusive).unwrap();
+        assert!(is_held(&locks[0]));
+        drop(held);
+        assert!(!is_held(&locks[0]));
+        assert!(looks_like_target(d));
+    }
+
+    #[test]
+    fn only_cargos_own_tag_counts() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        std::fs::write(d.join("CACHEDIR.TAG"), format!("{CACHEDIR_SIGNATURE}\n# made by another tool\n")).unwrap();
+        assert!(!looks_like_target(d));
+        std::fs::write(d.join("CACHEDIR.TAG"), CACHEDIR_TAG).unwrap();
+        assert!(looks_like_target(d));
+    }
+}

@@ -1,0 +1,255 @@
+//! The resolved plan: what the command line and the environment ask for, with every default decided. This is the
+//! only module that reads the environment or resolves `auto`; each stage gets its part of the plan as plain values.
+//!
+//! Platform precedence, most specific first: a piece's hidden option (`--scan-backend`, `--signal-backend`), then
+//! its environment variable (`SAFECLEAN_SCAN_BACKEND`, `SAFECLEAN_SIGNAL_BACKEND`), then `SAFECLEAN_PLATFORM`
+//! (`native`, the default, or `portable`), which picks every piece. `auto` means "what the platform picks".
+
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::path::PathBuf;
+
+use clap::ValueEnum;
+
+use crate::cli::{Args, Color, MessageFormat, MountCheckChoice, ScanBackend, SignalBackend, SwapChoice};
+use crate::guard::Protected;
+use crate::model::Mode;
+use crate::platform::{Holders, MountCheck, Platform, Signals};
+use crate::report::{Format, Output, Style};
+use crate::swap::SwapMethod;
+use crate::{purge, terminate};
+
+/// Everything a run is asked to do, decided.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub mode: Mode,
+    /// The dir relative paths are taken from.
+    pub cwd: PathBuf,
+    pub manifest_path: Option<PathBuf>,
+    /// Absolute.
+    pub target_dir: Option<PathBuf>,
+    /// The cargo to run: `$CARGO` (set by cargo for its subcommands) or `cargo` from `PATH`.
+    pub cargo: OsString,
+    /// Where cargo's package cache locks are: `$CARGO_HOME`, or `.cargo` in the home dir.
+    pub cargo_home: Option<PathBuf>,
+    pub force: bool,
+    pub protected: Protected,
+    pub no_kill: bool,
+    pub all_holders: bool,
+    pub only_if_held: bool,
+    pub verify: bool,
+    pub check_args: Vec<OsString>,
+    pub stop: terminate::Settings,
+    pub platform: Platform,
+    pub purge: purge::Settings,
+    pub swap: SwapMethod,
+    pub output: Output,
+}
+
+/// An environment variable with a value the tool does not know (exit 2, like a bad option).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("{name}={value} is not understood; use one of: {expected}")]
+    BadEnv { name: &'static str, value: String, expected: String },
+    #[error("cannot read the current dir: {0}")]
+    CurrentDir(String),
+}
+
+/// The environment a plan is resolved in: variables, whether stderr is a terminal, the cores, the current dir.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    vars: HashMap<String, OsString>,
+    pub stderr_is_terminal: bool,
+    pub cores: usize,
+    pub cwd: PathBuf,
+}
+
+impl Env {
+    /// This process's environment.
+    pub fn current() -> Result<Self, PlanError> {
+        use std::io::IsTerminal;
+        Ok(Env {
+            vars: std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v))).collect(),
+            stderr_is_terminal: std::io::stderr().is_terminal(),
+            cores: std::thread::available_parallelism().map_or(2, usize::from),
+            cwd: std::env::current_dir().map_err(|e| PlanError::CurrentDir(e.to_string()))?,
+        })
+    }
+
+    /// An environment made of `vars`, for tests and library callers.
+    #[must_use]
+    pub fn with_vars<'a>(vars: impl IntoIterator<Item = (&'a str, &'a str)>, cwd: PathBuf) -> Self {
+        Env {
+            vars: vars.into_iter().map(|(k, v)| (k.to_string(), v.into())).collect(),
+            stderr_is_terminal: false,
+            cores: 2,
+            cwd,
+        }
+    }
+
+    /// A variable that is set and not empty.
+    fn get(&self, name: &str) -> Option<&OsStr> {
+        self.vars.get(name).map(OsString::as_os_str).filter(|v| !v.is_empty())
+    }
+
+    fn path(&self, name: &str) -> Option<PathBuf> {
+        self.get(name).map(PathBuf::from)
+    }
+
+    /// A variable naming one of `T`'s values; `None` when unset.
+    fn choice<T: ValueEnum>(&self, name: &'static str) -> Result<Option<T>, PlanError> {
+        let Some(value) = self.get(name) else { return Ok(None) };
+        let text = value.to_string_lossy();
+        T::from_str(&text, true).map(Some).map_err(|_| PlanError::BadEnv {
+            name,
+            value: text.into_owned(),
+            expected: T::value_variants()
+                .iter()
+                .filter_map(|v| Some(v.to_possible_value()?.get_name().to_string()))
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+    }
+
+    fn flag(&self, name: &str) -> bool {
+        self.get(name).is_some_and(|v| v != "false" && v != "0")
+    }
+}
+
+/// `SAFECLEAN_PLATFORM`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PlatformChoice {
+    Native,
+    Portable,
+}
+
+impl Plan {
+    /// Decides everything `args` leave open, from `env`.
+    pub fn resolve(args: Args, env: &Env) -> Result<Plan, PlanError> {
+        let lsof = env.get("SAFECLEAN_LSOF").map_or_else(|| "lsof".into(), OsStr::to_os_string);
+        let mut platform = match env.choice("SAFECLEAN_PLATFORM")?.unwrap_or(PlatformChoice::Native) {
+            PlatformChoice::Native => Platform::native(),
+            PlatformChoice::Portable => Platform::portable(lsof.clone()),
+        };
+        match args.scan_backend.or(env.choice("SAFECLEAN_SCAN_BACKEND")?) {
+            Some(ScanBackend::Proc) => platform.holders = Holders::Proc,
+            Some(ScanBackend::Lsof) => platform.holders = Holders::Lsof { program: lsof },
+            Some(ScanBackend::Auto) | None => {}
+        }
+        match args.signal_backend.or(env.choice("SAFECLEAN_SIGNAL_BACKEND")?) {
+            Some(SignalBackend::Pidfd) => platform.signals = Signals::Pidfd,
+            Some(SignalBackend::Kill) => platform.signals = Signals::Kill,
+            Some(SignalBackend::Auto) | None => {}
+        }
+        let mount_check = match args.mount_check.or(env.choice("SAFECLEAN_MOUNT_CHECK")?) {
+            Some(MountCheckChoice::Openat2) => Some(MountCheck::Openat2),
+            Some(MountCheckChoice::Statx) => Some(MountCheck::Statx),
+            Some(MountCheckChoice::Mountinfo) => Some(MountCheck::Mountinfo),
+            Some(MountCheckChoice::Auto) | None => None,
+        };
+        let swap = match args.swap.or(env.choice("SAFECLEAN_SWAP")?) {
+            Some(SwapChoice::Rename) => SwapMethod::Rename,
+            Some(SwapChoice::Exchange | SwapChoice::Auto) | None => SwapMethod::Exchange,
+        };
+        let workers = match env.get("SAFECLEAN_PURGE_THREADS") {
+            None => purge::default_workers(env.cores),
+            Some(v) => v.to_str().and_then(|v| v.parse::<usize>().ok()).filter(|n| *n > 0).ok_or_else(|| {
+                PlanError::BadEnv {
+                    name: "SAFECLEAN_PURGE_THREADS",
+                    value: v.to_string_lossy().into_owned(),
+                    expected: "a number of threads, 1 or more".into(),
+                }
+            })?,
+        };
+        let sudo_user = env.get("SUDO_USER").map(|u| u.to_string_lossy().into_owned());
+        let protected = Protected::for_user(env.path("HOME"), sudo_user.as_deref(), env.path("CARGO_HOME"));
+        let cargo_home = env.path("CARGO_HOME").or_else(|| protected.homes.first().map(|h| h.join(".cargo")));
+        Ok(Plan {
+            mode: if args.dry_run { Mode::DryRun } else { Mode::Clean },
+            manifest_path: args.manifest_path.map(|m| env.cwd.join(m)),
+            target_dir: args.target_dir.map(|t| env.cwd.join(t)),
+            cwd: env.cwd.clone(),
+            cargo: env.get("CARGO").map_or_else(|| "cargo".into(), OsStr::to_os_string),
+            cargo_home,
+            force: args.force,
+            protected,
+            no_kill: args.no_kill,
+            all_holders: args.all_holders,
+            only_if_held: args.only_if_held,
+            verify: !args.no_verify,
+            check_args: args.check_args,
+            stop: terminate::Settings { grace: args.grace, kill_timeout: args.kill_timeout },
+            platform,
+            purge: purge::Settings { workers, mount_check },
+            swap,
+            output: output(args.message_format, args.color, args.quiet, args.verbose, env),
+        })
+    }
+}
+
+/// Resolves `--message-format`, `--color`, `-q`, `-v`, a terminal on stderr, `CI`, `NO_COLOR` and GitHub Actions.
+fn output(format: MessageFormat, color: Color, quiet: bool, verbose: u8, env: &Env) -> Output {
+    let ci = env.flag("CI");
+    let style = Style {
+        color: match color {
+            Color::Always => true,
+            Color::Never => false,
+            Color::Auto => env.stderr_is_terminal && !ci && env.get("NO_COLOR").is_none(),
+        },
+        progress: env.stderr_is_terminal && !ci && !quiet,
+        quiet,
+        verbose: verbose > 0,
+    };
+    let format = match format {
+        MessageFormat::Json => Format::Json,
+        MessageFormat::Human if env.get("GITHUB_ACTIONS").is_some_and(|v| v == "true") => {
+            Format::Github { step_summary: env.path("GITHUB_STEP_SUMMARY") }
+        }
+        MessageFormat::Human => Format::Human,
+    };
+    Output { format, style }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(argv: &[&str], vars: &[(&str, &str)]) -> Result<Plan, PlanError> {
+        let parsed =
+            Args::try_parse_args(std::iter::once("cargo-safeclean").chain(argv.iter().copied()).map(OsString::from));
+        Plan::resolve(parsed.unwrap(), &Env::with_vars(vars.iter().copied(), "/w".into()))
+    }
+
+    #[test]
+    fn the_specific_switch_beats_the_platform() {
+        let native = plan(&[], &[]).unwrap();
+        assert_eq!(native.platform, Platform::native());
+        let portable = plan(&[], &[("SAFECLEAN_PLATFORM", "portable"), ("SAFECLEAN_LSOF", "/opt/lsof")]).unwrap();
+        assert_eq!(portable.platform, Platform::portable("/opt/lsof".into()));
+        let mixed = plan(&[], &[("SAFECLEAN_PLATFORM", "portable"), ("SAFECLEAN_SCAN_BACKEND", "proc")]).unwrap();
+        assert_eq!((mixed.platform.holders, mixed.platform.signals), (Holders::Proc, Signals::Kill));
+        let flag = plan(&["--scan-backend", "lsof"], &[("SAFECLEAN_SCAN_BACKEND", "proc")]).unwrap();
+        assert_eq!(flag.platform.holders, Holders::Lsof { program: "lsof".into() });
+    }
+
+    #[test]
+    fn unknown_values_are_usage_errors() {
+        let e = plan(&[], &[("SAFECLEAN_PLATFORM", "windows")]).unwrap_err();
+        assert_eq!(e.to_string(), "SAFECLEAN_PLATFORM=windows is not understood; use one of: native, portable");
+        assert!(plan(&[], &[("SAFECLEAN_PURGE_THREADS", "many")]).is_err());
+        assert!(plan(&[], &[("SAFECLEAN_SWAP", "twice")]).is_err());
+    }
+
+    #[test]
+    fn defaults_come_from_the_environment_once() {
+        let p = plan(&["--target-dir", "t", "--color", "auto"], &[("CARGO", "/opt/cargo"), ("CI", "true")]).unwrap();
+        assert_eq!(p.cargo, OsString::from("/opt/cargo"));
+        assert_eq!(p.target_dir, Some(PathBuf::from("/w/t")));
+        assert!(!p.output.style.color && !p.output.style.progress);
+        assert_eq!(p.purge.workers, 16, "8 per core on 2 cores");
+        let p =
+            plan(&[], &[("SAFECLEAN_PURGE_THREADS", "3"), ("CARGO_HOME", "/h/c"), ("GITHUB_ACTIONS", "true")]).unwrap();
+        assert_eq!((p.purge.workers, p.cargo_home), (3, Some(PathBuf::from("/h/c"))));
+        assert_eq!(p.output.format, Format::Github { step_summary: None });
+    }
+}

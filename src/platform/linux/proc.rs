@@ -1,0 +1,361 @@
+//! `/proc`: the process table (`stat`), what each process holds (`exe`, `cwd`, `root`, `fd/*`, `maps`) and which
+//! files are locked (`/proc/locks`).
+//!
+//! Each process is read through one `O_PATH` handle on `/proc/PID` and `*at` calls, so its dir is resolved once.
+//! `stat` and `/proc/locks` are parsed by `procfs-core`; links and `maps` are read here, byte for byte: paths may
+//! be any bytes, and procfs reads those files as UTF-8 lines (a non-UTF-8 name would lose a whole process's maps).
+
+use std::collections::HashSet;
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::PathBuf;
+
+use procfs_core::FromRead;
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
+
+use crate::model::{Found, Handle, HandleKind, Process, Roots, Table, Uninspectable};
+use crate::platform::{ScanError, strip_deleted};
+
+/// What `/proc/PID/stat` says about a process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stat {
+    pub pid: u32,
+    pub name: String,
+    pub state: char,
+    pub ppid: u32,
+    pub pgid: u32,
+    pub flags: u32,
+    pub start_time: u64,
+}
+
+impl Stat {
+    /// Zombies hold nothing and cannot be signalled usefully: they count as gone.
+    #[must_use]
+    pub fn is_zombie(&self) -> bool {
+        matches!(self.state, 'Z' | 'X' | 'x')
+    }
+
+    /// Kernel threads (`PF_KTHREAD`) are never signalled.
+    #[must_use]
+    pub fn is_kernel_thread(&self) -> bool {
+        self.flags & 0x0020_0000 != 0
+    }
+
+    fn parse(bytes: &[u8]) -> Option<Stat> {
+        let s = procfs_core::process::Stat::from_read(bytes).ok()?;
+        Some(Stat {
+            pid: u32::try_from(s.pid).ok()?,
+            name: s.comm,
+            state: s.state,
+            ppid: u32::try_from(s.ppid).unwrap_or(0),
+            pgid: u32::try_from(s.pgrp).unwrap_or(0),
+            flags: s.flags,
+            start_time: s.starttime,
+        })
+    }
+}
+
+impl From<Stat> for Process {
+    fn from(s: Stat) -> Self {
+        Process {
+            pid: s.pid,
+            ppid: s.ppid,
+            pgid: s.pgid,
+            start_time: s.start_time,
+            name: s.name,
+            cmdline: Vec::new(),
+            exe: None,
+            uid: None,
+        }
+    }
+}
+
+/// An error that means the process went away while we looked at it.
+fn is_gone(e: Errno) -> bool {
+    matches!(e, Errno::NOENT | Errno::SRCH)
+}
+
+/// `/proc/PID`, opened once.
+fn open_pid(pid: u32) -> Result<OwnedFd, Errno> {
+    rustix::fs::open(format!("/proc/{pid}"), OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+}
+
+fn read_at(dir: &OwnedFd, name: &str) -> Result<Vec<u8>, Errno> {
+    let fd = rustix::fs::openat(dir, name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+    let mut out = Vec::with_capacity(512);
+    io::Read::read_to_end(&mut std::fs::File::from(fd), &mut out)
+        .map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::IO))?;
+    Ok(out)
+}
+
+fn stat_at(dir: &OwnedFd) -> Result<Option<Stat>, Errno> {
+    match read_at(dir, "stat") {
+        Ok(bytes) => Ok(Stat::parse(&bytes)),
+        Err(e) if is_gone(e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads the stat of one process; `Ok(None)` when it no longer exists.
+pub fn read_stat(pid: u32) -> io::Result<Option<Stat>> {
+    match open_pid(pid) {
+        Ok(dir) => stat_at(&dir).map_err(io::Error::from),
+        Err(e) if is_gone(e) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether the process `(pid, start_time)` is still alive (a zombie is not).
+#[must_use]
+pub fn is_alive(pid: u32, start_time: u64) -> bool {
+    matches!(read_stat(pid), Ok(Some(s)) if s.start_time == start_time && !s.is_zombie())
+}
+
+/// Fills in the command line and exe of a process.
+pub fn describe(p: &mut Process) {
+    let Ok(dir) = open_pid(p.pid) else { return };
+    if p.cmdline.is_empty()
+        && let Ok(raw) = read_at(&dir, "cmdline")
+    {
+        p.cmdline =
+            raw.split(|b| *b == 0).filter(|s| !s.is_empty()).map(|s| String::from_utf8_lossy(s).into_owned()).collect();
+    }
+    if p.exe.is_none() {
+        p.exe = link_at(&dir, "exe").ok().map(strip_deleted);
+    }
+}
+
+/// The current dir of `pid`.
+#[must_use]
+pub fn cwd(pid: u32) -> Option<PathBuf> {
+    link_at(&open_pid(pid).ok()?, "cwd").ok().map(strip_deleted)
+}
+
+fn link_at(dir: impl AsFd, name: &str) -> Result<OsString, Errno> {
+    rustix::fs::readlinkat(dir, name, Vec::new()).map(|c| OsString::from_vec(c.into_bytes()))
+}
+
+/// Everything a process holds, before anyone knows which dirs matter: an fd's number is kept so that its lock
+/// can be checked once it turns out to be under a root.
+#[derive(Debug)]
+struct RawHandle {
+    kind: HandleKind,
+    path: PathBuf,
+    fd: Option<u32>,
+}
+
+/// The process table and every absolute path each process holds, to be narrowed with [`Raw::filter`].
+#[derive(Debug, Default)]
+pub struct Raw {
+    table: Table,
+    uninspectable: Uninspectable,
+    held: Vec<(u32, Vec<RawHandle>)>,
+}
+
+/// Reads the whole process table and, with `with_handles`, what every process that can be inspected holds.
+/// The pids are split among the cores: each process costs a handful of syscalls, and there may be thousands.
+pub fn snapshot(exclude: u32, with_handles: bool) -> Result<Raw, ScanError> {
+    let pids: Vec<u32> = std::fs::read_dir("/proc")
+        .map_err(ScanError::Proc)?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    let workers = std::thread::available_parallelism().map_or(1, usize::from).min(8);
+    let chunk = pids.len().div_ceil(workers).max(1);
+    let parts: Vec<Raw> = std::thread::scope(|s| {
+        let handles: Vec<_> =
+            pids.chunks(chunk).map(|part| s.spawn(|| snapshot_part(part, exclude, with_handles))).collect();
+        handles.into_iter().map(|h| h.join().expect("a scan thread panicked")).collect()
+    });
+    let mut out = Raw::default();
+    for part in parts {
+        out.held.extend(part.held);
+        out.table.procs.extend(part.table.procs);
+        out.uninspectable.other_users += part.uninspectable.other_users;
+        out.uninspectable.own.extend(part.uninspectable.own);
+    }
+    Ok(out)
+}
+
+impl Raw {
+    /// What is held under `roots`; an fd on a file that `/proc/locks` lists is a `lock`.
+    pub fn filter(self, roots: &Roots) -> (Vec<Found>, Table, Uninspectable) {
+        let locks = locked_files();
+        let mut found = Vec::new();
+        for (pid, held) in self.held {
+            let handles: Vec<Handle> = held
+                .into_iter()
+                .filter(|h| roots.contains(&h.path))
+                .map(|h| {
+                    let locked = h.fd.is_some_and(|fd| is_locked(pid, fd, &locks));
+                    Handle { kind: if locked { HandleKind::Lock } else { h.kind }, path: h.path }
+                })
+                .collect();
+            if let (false, Some(p)) = (handles.is_empty(), self.table.procs.get(&pid)) {
+                found.push(Found { process: p.clone(), handles });
+            }
+        }
+        (found, self.table, self.uninspectable)
+    }
+}
+
+/// A locked file, as `/proc/locks` names it: device and inode.
+type LockedFile = (u32, u32, u64);
+
+/// The files `/proc/locks` lists as held. Waiters (`->` lines) hold nothing and are skipped; the pid column is
+/// not used: it can name a process that took the lock and exited while a child still holds the file.
+fn locked_files() -> HashSet<LockedFile> {
+    let Ok(text) = std::fs::read("/proc/locks") else { return HashSet::new() };
+    parse_locks(&text)
+}
+
+fn parse_locks(text: &[u8]) -> HashSet<LockedFile> {
+    // procfs-core reads `->` lines as the lock they wait for; they are told apart by their second column here.
+    text.split(|b| *b == b'\n')
+        .filter(|line| line.split(|b| *b == b' ').filter(|c| !c.is_empty()).nth(1) != Some(b"->"))
+        .filter_map(|line| procfs_core::Locks::from_read(line).ok()?.0.into_iter().next())
+        .map(|l| (l.devmaj, l.devmin, l.inode))
+        .collect()
+}
+
+fn is_locked(pid: u32, fd: u32, locks: &HashSet<LockedFile>) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    !locks.is_empty()
+        && std::fs::metadata(format!("/proc/{pid}/fd/{fd}"))
+            .is_ok_and(|m| locks.contains(&(rustix::fs::major(m.dev()), rustix::fs::minor(m.dev()), m.ino())))
+}
+
+fn snapshot_part(pids: &[u32], exclude: u32, with_handles: bool) -> Raw {
+    use std::os::unix::fs::MetadataExt;
+    let my_uid = rustix::process::geteuid().as_raw();
+    let mut out = Raw::default();
+    for &pid in pids {
+        let Ok(dir) = open_pid(pid) else { continue };
+        let Ok(Some(stat)) = stat_at(&dir) else { continue };
+        let skip = !with_handles || stat.is_zombie() || stat.is_kernel_thread() || pid == exclude;
+        let mut p = Process::from(stat);
+        if !skip {
+            match raw_handles(&dir) {
+                Ok(h) if !h.is_empty() => out.held.push((pid, h)),
+                Err(Errno::ACCESS | Errno::PERM) => {
+                    p.uid = std::fs::metadata(format!("/proc/{pid}")).ok().map(|m| m.uid());
+                    if p.uid == Some(my_uid) || my_uid == 0 {
+                        out.uninspectable.own.push((pid, p.name.clone()));
+                    } else {
+                        out.uninspectable.other_users += 1;
+                    }
+                }
+                // Nothing held; or gone, a race with exit: the process holds nothing any more.
+                Ok(_) | Err(_) => {}
+            }
+        }
+        out.table.procs.insert(pid, p);
+    }
+    out
+}
+
+/// Every absolute path one process holds. `EACCES`/`EPERM` means it could not be inspected at all.
+fn raw_handles(dir: &OwnedFd) -> Result<Vec<RawHandle>, Errno> {
+    let mut out = Vec::new();
+    // exe is the first read: its error tells whether this process can be inspected at all.
+    for (name, kind) in [("exe", HandleKind::Exe), ("cwd", HandleKind::Cwd), ("root", HandleKind::Root)] {
+        match link_at(dir, name) {
+            Ok(link) => push_absolute(&mut out, kind, link, None),
+            Err(e @ (Errno::ACCESS | Errno::PERM)) => return Err(e),
+            // Processes without an exe (exiting ones) still have fds worth reading.
+            Err(_) => {}
+        }
+    }
+    match rustix::fs::openat(dir, "fd", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) {
+        Ok(fds) => {
+            let names: Vec<_> = rustix::fs::Dir::read_from(&fds)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| std::str::from_utf8(e.file_name().to_bytes()).ok()?.parse::<u32>().ok())
+                .collect();
+            for fd in names {
+                if let Ok(link) = link_at(&fds, &fd.to_string()) {
+                    push_absolute(&mut out, HandleKind::Fd, link, Some(fd));
+                }
+            }
+        }
+        Err(e @ (Errno::ACCESS | Errno::PERM)) => return Err(e),
+        Err(_) => {}
+    }
+    if let Ok(maps) = read_at(dir, "maps") {
+        let mut seen: HashSet<&[u8]> = HashSet::new();
+        for path in map_paths(&maps).filter(|p| seen.insert(p)) {
+            push_absolute(&mut out, HandleKind::Mmap, OsStr::from_bytes(path).to_os_string(), None);
+        }
+    }
+    Ok(out)
+}
+
+/// Pipes, sockets, anonymous inodes and the like are not paths and never under a root.
+fn push_absolute(out: &mut Vec<RawHandle>, kind: HandleKind, link: OsString, fd: Option<u32>) {
+    if link.as_bytes().starts_with(b"/") {
+        out.push(RawHandle { kind, path: strip_deleted(link), fd });
+    }
+}
+
+/// The file paths in `/proc/PID/maps`: the sixth column, which may contain spaces.
+fn map_paths(maps: &[u8]) -> impl Iterator<Item = &[u8]> {
+    maps.split(|b| *b == b'\n').filter_map(|line| {
+        let slash = line.iter().position(|b| *b == b'/')?;
+        // The path is the first `/` after the five fixed columns; earlier columns never contain `/`.
+        let fixed = &line[..slash];
+        (fixed.split(|b| *b == b' ').filter(|c| !c.is_empty()).count() >= 5).then(|| &line[slash..])
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_names_with_parens_and_spaces() {
+        let s = Stat::parse(b"42 (a) b (c)) S 1 42 42 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 1234 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n").unwrap();
+        assert_eq!((s.pid, s.name.as_str(), s.state, s.ppid, s.pgid), (42, "a) b (c)", 'S', 1, 42));
+        assert_eq!(s.start_time, 1234);
+        assert!(!s.is_kernel_thread());
+        let k = Stat::parse(b"2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n").unwrap();
+        assert!(k.is_kernel_thread());
+    }
+
+    #[test]
+    fn reads_itself() {
+        let me = read_stat(std::process::id()).unwrap().unwrap();
+        assert!(is_alive(me.pid, me.start_time));
+        assert!(!is_alive(me.pid, me.start_time + 1));
+        let dir = std::env::current_dir().unwrap();
+        assert_eq!(cwd(me.pid), Some(dir.clone()));
+        let h = raw_handles(&open_pid(me.pid).unwrap()).unwrap();
+        assert!(h.iter().any(|h| h.kind == HandleKind::Cwd && h.path == dir));
+        let roots = Roots::new([dir.as_path()]);
+        let (found, table, _) = snapshot(0, true).unwrap().filter(&roots);
+        assert!(found.iter().any(|f| f.process.pid == me.pid), "it holds its own cwd");
+        assert!(table.procs.contains_key(&1));
+    }
+
+    #[test]
+    fn parses_lock_holders_and_skips_waiters() {
+        let text = b"1: FLOCK  ADVISORY  WRITE 1817 fe:00:10010689 0 EOF\n\
+                    1: -> FLOCK  ADVISORY  WRITE 1900 fe:00:10010690 0 EOF\n\
+                    2: POSIX  ADVISORY  READ 12 00:1a:77 0 EOF\n";
+        let locks = parse_locks(text);
+        assert_eq!(locks, [(0xfe, 0, 10_010_689), (0, 0x1a, 77)].into());
+    }
+
+    #[test]
+    fn map_paths_keep_spaces_and_skip_anonymous() {
+        let maps = b"55d0-55d1 r--p 00000000 fe:00 123 /t/a b.rlib\n\
+                     7ff0-7ff1 rw-p 00000000 00:00 0 \n\
+                     7ff2-7ff3 r--p 00000000 00:00 0 [vdso]\n\
+                     7ff4-7ff5 r-xp 00001000 fe:00 9 /t/x (deleted)\n";
+        let paths: Vec<&[u8]> = map_paths(maps).collect();
+        assert_eq!(paths, vec![&b"/t/a b.rlib"[..], &b"/t/x (deleted)"[..]]);
+    }
+}
