@@ -57,7 +57,8 @@ pub struct Args {
     #[arg(long)]
     pub no_verify: bool,
 
-    /// Clean a dir that does not look like a cargo target dir (never /, $HOME, the workspace or its ancestors).
+    /// Clean a dir that does not look like a cargo target dir (never /, a system or home dir, cargo's home, the
+    /// workspace, or an ancestor of these).
     #[arg(long)]
     pub force: bool,
 

@@ -22,7 +22,8 @@ fn main() {
         Err(e) => (Summary::empty(plan.mode, exit::UNEXPECTED), Err(Error::Signals(e))),
     };
     // A run whose report could not be written whole must not look like a success to the script reading it.
-    let code = match (reporter.finish(&summary, result.as_ref().err()), summary.exit_code) {
+    let error = result.as_ref().err().map(|e| e as &dyn std::fmt::Display);
+    let code = match (reporter.finish(&summary, error), summary.exit_code) {
         (Err(_), exit::OK) => exit::UNEXPECTED,
         (_, code) => code,
     };

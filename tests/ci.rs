@@ -26,8 +26,7 @@ fn github_actions_annotations_groups_and_step_summary() {
         .env("GITHUB_ACTIONS", "true")
         .env("CI", "true")
         .env("GITHUB_STEP_SUMMARY", step_summary.path())
-        .output()
-        .unwrap();
+        .output_bounded();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stopped.dies_within(Duration::from_secs(5)));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -61,8 +60,7 @@ fn github_actions_error_names_the_failure_and_exit_code() {
         .safeclean(&["--no-kill"])
         .env("GITHUB_ACTIONS", "true")
         .env("GITHUB_STEP_SUMMARY", step_summary.path())
-        .output()
-        .unwrap();
+        .output_bounded();
     assert_eq!(out.status.code(), Some(4));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let error = stdout.lines().find(|l| l.starts_with("::error ")).unwrap_or_else(|| panic!("{stdout}"));
@@ -112,7 +110,7 @@ fn cargo_make_task_runs_once_and_recovers_a_hung_build() {
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         cmd
     };
-    let built = cargo(&["build", "-q"]).output().unwrap();
+    let built = cargo(&["build", "-q"]).output_bounded();
     assert!(built.status.success(), "{}", stderr(&built));
     let mut rv = Rendezvous::new();
     let mut hung = rv.spawn(cargo(&["build"]).env(HANG, &rv.path));

@@ -4,7 +4,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::symlink;
 use std::process::Stdio;
 use std::time::Duration;
@@ -31,6 +30,7 @@ fn handles_by_pid(out: &std::process::Output) -> std::collections::BTreeMap<u64,
 }
 
 #[test]
+#[ignore = "needs root"]
 fn every_handle_kind_is_found_by_both_backends() {
     assert!(is_root(), "this test chroots a holder into target/ and must run as root (CI does)");
     let ws = Ws::new(false);
@@ -65,11 +65,8 @@ fn every_handle_kind_is_found_by_both_backends() {
         stderr(&human)
     );
 
-    let lsof_out = ws
-        .safeclean(&["--dry-run", "--message-format", "json"])
-        .env("SAFECLEAN_SCAN_BACKEND", "lsof")
-        .output()
-        .unwrap();
+    let lsof_out =
+        ws.safeclean(&["--dry-run", "--message-format", "json"]).env("SAFECLEAN_SCAN_BACKEND", "lsof").output_bounded();
     assert_eq!(lsof_out.status.code(), Some(0), "{}", stderr(&lsof_out));
     assert_eq!(handles_by_pid(&lsof_out), by_proc, "lsof and /proc disagree");
     let kinds_of = |out: &std::process::Output| -> Vec<(u64, String)> {
@@ -93,11 +90,7 @@ fn relations_build_children_and_orphans_are_explained() {
     // An orphan: its parent shell exits at once, and it is reparented.
     let bin = tempfile::tempdir().unwrap();
     let exe = holder_named(bin.path(), "orphan");
-    let launch =
-        format!("'{}' --cwd '{}' --notify '{}' & exit 0", exe.display(), ws.target().display(), rv.path.display());
-    let status = std::process::Command::new("sh").args(["-c", &launch]).status().unwrap();
-    assert!(status.success());
-    let orphan = rv.accept(None);
+    let orphan = rv.orphan_holder(&exe, &["--cwd", ws.target().to_str().unwrap()]);
 
     let out = ws.run(&["--dry-run"]);
     let text = stderr(&out);
@@ -162,12 +155,13 @@ fn a_symlinked_target_is_matched_by_both_paths_and_kept() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn processes_of_other_users_are_counted() {
     assert!(is_root(), "this test runs the tool as nobody next to root's processes and must run as root (CI does)");
     let ws = Ws::new(false);
     let mut rv = Rendezvous::new();
     let _root_holder = ws.root_holder_nobody_cannot_inspect(&mut rv);
-    let out = ws.safeclean_as_nobody(&["--dry-run", "--no-verify"]).output().unwrap();
+    let out = ws.safeclean_as_nobody(&["--dry-run", "--no-verify"]).output_bounded();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("processes of other users could not be inspected; run as root to see them"),
@@ -185,18 +179,8 @@ fn the_holder_of_a_lock_cargo_waits_for_is_named() {
     let bin = tempfile::tempdir().unwrap();
     let exe = holder_named(bin.path(), "cache-hog");
     let hog = rv.holder(&exe, &["--lock", home.path().join(".package-cache").to_str().unwrap()]);
-    let mut tool = ws.safeclean(&["--no-kill"]).env("CARGO_HOME", home.path()).stderr(Stdio::piped()).spawn().unwrap();
-    let lines = BufReader::new(tool.stderr.take().unwrap()).lines().map_while(Result::ok);
-    let mut named = None;
-    for line in lines {
-        if line.contains("waiting for the package cache lock") {
-            named = Some(line);
-            break;
-        }
-    }
-    let pid = tool.id();
-    rv.adopt(tool);
-    let named = named.expect("the blocked lock was named");
+    let (pid, _, stderr) = rv.start(ws.safeclean(&["--no-kill"]).env("CARGO_HOME", home.path()).stderr(Stdio::piped()));
+    let named = Lines::of(stderr.unwrap()).find(|l| l.contains("waiting for the package cache lock"));
     assert!(named.contains(&format!("held by pid {} cache-hog", hog.pid)), "{named}");
     assert!(named.contains(&format!("in {}", std::env::current_dir().unwrap().display())), "{named}");
     // Freeing the lock lets the check, and the run, finish.

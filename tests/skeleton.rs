@@ -166,8 +166,7 @@ fn guard_refuses_what_is_not_a_target_home_and_the_workspace() {
     let out = ws
         .safeclean(&["--target-dir", home.path().to_str().unwrap(), "--force"])
         .env("HOME", home.path())
-        .output()
-        .unwrap();
+        .output_bounded();
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(stderr(&out).contains("home directory"));
     assert!(home.path().join("CACHEDIR.TAG").exists());
@@ -248,7 +247,7 @@ fn version_help_and_usage_errors() {
     }
     assert_eq!(ws.run(&["--grace", "soon"]).status.code(), Some(2));
     // Run directly, without the word cargo passes.
-    let direct = std::process::Command::new(safeclean_exe()).arg("--version").output().unwrap();
+    let direct = std::process::Command::new(safeclean_exe()).arg("--version").output_bounded();
     assert_eq!(direct.status.code(), Some(0));
 }
 
@@ -261,8 +260,7 @@ fn honours_manifest_path_and_cargo_target_dir() {
         .safeclean(&["--message-format", "json", "--manifest-path", ws.root().join("Cargo.toml").to_str().unwrap()])
         .current_dir(elsewhere.path())
         .env("CARGO_TARGET_DIR", &target)
-        .output()
-        .unwrap();
+        .output_bounded();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(summary(&out)["target_dir"], target.to_str().unwrap());
     assert!(target.join("CACHEDIR.TAG").is_file() && target.join("debug").is_dir());
@@ -272,7 +270,7 @@ fn honours_manifest_path_and_cargo_target_dir() {
 #[test]
 fn outside_a_workspace_the_error_says_what_to_do() {
     let empty = tempfile::tempdir().unwrap();
-    let out = Ws::new(false).safeclean(&[]).current_dir(empty.path()).output().unwrap();
+    let out = Ws::new(false).safeclean(&[]).current_dir(empty.path()).output_bounded();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("--manifest-path"), "{}", stderr(&out));
 }

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -116,20 +115,18 @@ fn ctrl_c_during_grace_deletes_nothing(backend: Option<&str>) {
     let exe = ws.install_holder("target/debug/stubborn");
     let mut h = rv.holder(&exe, &["--ignore-term"]);
     let before = tree(&ws.target());
-    let mut tool = cmd_with(&ws, backend, &["--message-format", "json", "--grace", "60s"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = tool.id();
-    let mut lines = BufReader::new(tool.stdout.take().unwrap()).lines();
+    let (pid, stdout, _) = rv.start(
+        cmd_with(&ws, backend, &["--message-format", "json", "--grace", "60s"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    );
+    let lines = Lines::of(stdout.unwrap());
     // The SIGCONT event follows SIGTERM: the grace period has begun.
-    let in_grace = lines.by_ref().map_while(Result::ok).any(|l| l.contains("\"SIGCONT\""));
-    assert!(in_grace, "the tool never signalled");
+    lines.find(|l| l.contains("\"SIGCONT\""));
     let start = Instant::now();
     send(pid, Signal::INT);
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    let status = tool.wait().unwrap();
+    let rest = lines.rest();
+    let status = rv.finish_adopted(pid).status;
     assert_eq!(status.code(), Some(130));
     assert!(start.elapsed() < Duration::from_secs(5), "Ctrl-C did not stop the wait");
     assert_eq!(tree(&ws.target()), before, "an interrupted run deleted something");
@@ -192,19 +189,13 @@ fn ctrl_c_during_verify_lets_cargo_stop_and_the_next_run_finishes() {
     let ws = Ws::new(true);
     ws.build();
     let mut rv = Rendezvous::new();
-    let mut tool = ws
-        .safeclean(&["--message-format", "json"])
-        .env(HANG, &rv.path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = tool.id();
+    let (pid, _, _) = rv.start(
+        ws.safeclean(&["--message-format", "json"]).env(HANG, &rv.path).stdout(Stdio::null()).stderr(Stdio::null()),
+    );
     // The build script of the verifying `cargo check` says it is running.
     let mut script = rv.accept(Some(pid));
     send(pid, Signal::INT);
-    let status = tool.wait().unwrap();
-    assert_eq!(status.code(), Some(130));
+    assert_eq!(rv.finish_adopted(pid).status.code(), Some(130));
     assert!(script.dies_within(Duration::from_secs(5)), "cargo's build script outlived the interrupted check");
     let out = output_within(&mut ws.safeclean(&["--no-verify"]), PATIENCE);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

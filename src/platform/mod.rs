@@ -170,6 +170,30 @@ impl ProcHandle {
     }
 }
 
+/// The signal `sig` names.
+#[must_use]
+pub fn signal_of(sig: Sig) -> rustix::process::Signal {
+    use rustix::process::Signal;
+    match sig {
+        Sig::Term => Signal::TERM,
+        Sig::Cont => Signal::CONT,
+        Sig::Kill => Signal::KILL,
+    }
+}
+
+/// What a failed signal means.
+#[must_use]
+pub fn signal_error(e: rustix::io::Errno) -> SignalError {
+    use rustix::io::Errno;
+    match e {
+        Errno::SRCH => SignalError::Gone,
+        Errno::PERM => SignalError::Denied(
+            "operation not permitted (EPERM): the process belongs to another user; run as that user or root".into(),
+        ),
+        other => SignalError::Denied(other.to_string()),
+    }
+}
+
 /// The result of one wait.
 #[derive(Debug, Default)]
 pub struct Waited {

@@ -3,6 +3,7 @@
 //! table appended to `$GITHUB_STEP_SUMMARY`. Every event goes to the human reporter; this one only adds.
 
 use std::collections::HashMap;
+use std::fmt::Display;
 use std::fmt::Write as _;
 use std::io::Write;
 use std::path::PathBuf;
@@ -10,7 +11,6 @@ use std::sync::{Mutex, PoisonError};
 
 use super::human::HumanReporter;
 use super::{Reporter, human_bytes};
-use crate::error::Error;
 use crate::event::{Event, Summary};
 use crate::model::{Holder, Outcome, Verdict};
 
@@ -64,7 +64,7 @@ impl GithubReporter {
         self.command(&format!("::warning title={}::{}", escape_property(&title), escape_data(&message)));
     }
 
-    fn step_summary(summary: &Summary, error: Option<&Error>) -> String {
+    fn step_summary(summary: &Summary, error: Option<&dyn Display>) -> String {
         let mut md = String::from("### cargo safeclean\n\n");
         if let Some(d) = &summary.dirs {
             let _ = writeln!(md, "Target dir: `{}`\n", d.target_dir.display());
@@ -104,7 +104,7 @@ impl GithubReporter {
             None => md.push_str("`cargo check`: not run.\n"),
         }
         if let Some(e) = error {
-            let _ = writeln!(md, "\n**Failed with exit code {}:** {}", e.exit_code(), cell(&e.to_string()));
+            let _ = writeln!(md, "\n**Failed with exit code {}:** {}", summary.exit_code, cell(&e.to_string()));
         }
         md
     }
@@ -133,10 +133,10 @@ impl Reporter for GithubReporter {
         }
     }
 
-    fn finish(&self, summary: &Summary, error: Option<&Error>) -> std::io::Result<()> {
+    fn finish(&self, summary: &Summary, error: Option<&dyn Display>) -> std::io::Result<()> {
         self.human.finish(summary, error)?;
         if let Some(e) = error {
-            let message = format!("{e} (exit code {})", e.exit_code());
+            let message = format!("{e} (exit code {})", summary.exit_code);
             self.command(&format!(
                 "::error title={}::{}",
                 escape_property("cargo-safeclean failed"),

@@ -1,6 +1,7 @@
 //! Human text on stderr, in cargo's voice: a right-aligned status word, then what happened.
 
 use std::collections::HashMap;
+use std::fmt::Display;
 use std::fmt::Write as _;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,7 +11,6 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{Reporter, Style, human_bytes};
-use crate::error::Error;
 use crate::event::{Event, Summary};
 use crate::layout::is_profile_lock;
 use crate::model::{HandleKind, Holder, Outcome, Relation, SpareReason, Uninspectable, Verdict, Verified};
@@ -270,7 +270,7 @@ impl Reporter for HumanReporter {
         }
     }
 
-    fn finish(&self, summary: &Summary, error: Option<&Error>) -> std::io::Result<()> {
+    fn finish(&self, summary: &Summary, error: Option<&dyn Display>) -> std::io::Result<()> {
         if let Some(e) = error {
             self.print(&format!("{}: {e}", self.paint("error", Tone::Bad)));
         } else if summary.mode == crate::model::Mode::DryRun && !self.style.quiet {

@@ -1,13 +1,13 @@
 //! `--message-format json`: one JSON object per line on stdout, and nothing else there. cargo's output and
 //! warnings go to stderr.
 
+use std::fmt::Display;
 use std::io::Write;
 use std::sync::{Mutex, PoisonError};
 
 use serde::Serialize;
 
 use super::Reporter;
-use crate::error::Error;
 use crate::event::{Event, Summary};
 
 pub struct JsonReporter {
@@ -55,7 +55,7 @@ impl Reporter for JsonReporter {
         }
     }
 
-    fn finish(&self, summary: &Summary, error: Option<&Error>) -> std::io::Result<()> {
+    fn finish(&self, summary: &Summary, error: Option<&dyn Display>) -> std::io::Result<()> {
         if let Some(e) = error {
             self.stderr(&format!("error: {e}"));
         }

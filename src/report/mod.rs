@@ -6,10 +6,10 @@ mod github;
 mod human;
 mod json;
 
+use std::fmt::Display;
 use std::io::Write;
 use std::path::PathBuf;
 
-use crate::error::Error;
 use crate::event::{Event, Summary};
 
 /// Where the report goes and what it looks like, as the plan resolved it.
@@ -45,7 +45,7 @@ pub trait Reporter: Sync {
 
     /// The last word: the summary, and the error the run ended with. Fails if the report itself could not be
     /// written whole (the JSON stream), after saying so on stderr.
-    fn finish(&self, summary: &Summary, error: Option<&Error>) -> std::io::Result<()>;
+    fn finish(&self, summary: &Summary, error: Option<&dyn Display>) -> std::io::Result<()>;
 }
 
 /// The reporter for `output`, on the process's stdout and stderr.
@@ -69,7 +69,7 @@ pub fn to_writers(output: &Output, stdout: Box<dyn Write + Send>, stderr: Box<dy
 }
 
 /// Says why the run could not even start (a bad environment variable), before any reporter exists.
-pub fn early_error(error: &Error) {
+pub fn early_error(error: &dyn Display) {
     let _ = writeln!(std::io::stderr(), "error: {error}");
 }
 

@@ -102,7 +102,7 @@ impl Ws {
 
     /// Builds once so that target/ exists and looks like cargo's.
     pub fn build(&self) {
-        let out = self.cargo(&["build", "-q"]).output().unwrap();
+        let out = self.cargo(&["build", "-q"]).output_bounded();
         assert!(out.status.success(), "cargo build failed: {}", String::from_utf8_lossy(&out.stderr));
     }
 
@@ -113,9 +113,9 @@ impl Ws {
         cmd
     }
 
-    /// Runs `cargo safeclean ARGS` to the end.
+    /// Runs `cargo safeclean ARGS` to the end (within [`PATIENCE`]).
     pub fn run(&self, args: &[&str]) -> Output {
-        self.safeclean(args).output().unwrap()
+        self.safeclean(args).output_bounded()
     }
 
     /// `cargo safeclean ARGS` run as `nobody`. root's cargo is out of nobody's reach, so `$CARGO` is a script
@@ -252,6 +252,15 @@ impl Rendezvous {
         self.spawn(&mut cmd)
     }
 
+    /// Starts the holder fixture at `exe` with `args` as an orphan: its parent shell exits at once, so it is no
+    /// descendant of the test (a library run in this process would count the test's own children as its family).
+    pub fn orphan_holder(&mut self, exe: &Path, args: &[&str]) -> Ready {
+        let quoted: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
+        let launch = format!("'{}' {} --notify '{}' & exit 0", exe.display(), quoted.join(" "), self.path.display());
+        assert!(Command::new("sh").args(["-c", &launch]).status().unwrap().success());
+        self.accept(None)
+    }
+
     /// Waits for a connection; fails early if the process `watch` (our child) exits first.
     pub fn accept(&mut self, watch: Option<u32>) -> Ready {
         self.listener.set_nonblocking(true).unwrap();
@@ -303,6 +312,18 @@ impl Rendezvous {
     /// Registers a child to be killed and reaped when the test ends.
     pub fn adopt(&mut self, child: Child) {
         self.reaper.children.push(child);
+    }
+
+    /// Spawns `cmd` with its stdio as configured, keeps the child for killing at the end, and hands back its pid
+    /// and whatever pipes it has, for the test to read (with [`Lines`], which has a deadline).
+    pub fn start(
+        &mut self,
+        cmd: &mut Command,
+    ) -> (u32, Option<std::process::ChildStdout>, Option<std::process::ChildStderr>) {
+        let mut child = spawn_retrying(cmd);
+        let (pid, stdout, stderr) = (child.id(), child.stdout.take(), child.stderr.take());
+        self.reaper.children.push(child);
+        (pid, stdout, stderr)
     }
 
     /// Takes back the adopted child `pid` and collects its output, within [`PATIENCE`] (then it is killed).
@@ -419,6 +440,64 @@ pub fn tree(dir: &Path) -> Vec<PathBuf> {
     }
     out.sort();
     out
+}
+
+/// Running a command to the end with a deadline.
+pub trait Bounded {
+    /// Runs to the end and collects stdout and stderr, failing the test if that takes longer than [`PATIENCE`]
+    /// (the process is then killed by pid).
+    fn output_bounded(&mut self) -> Output;
+}
+
+impl Bounded for Command {
+    fn output_bounded(&mut self) -> Output {
+        output_within(self, PATIENCE)
+    }
+}
+
+/// The lines a child writes to a pipe, read on a thread so that waiting for one always has a deadline.
+pub struct Lines {
+    rx: std::sync::mpsc::Receiver<String>,
+}
+
+impl Lines {
+    pub fn of(pipe: impl Read + Send + 'static) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines { rx }
+    }
+
+    /// The first line that satisfies `wanted`; fails the test if none comes within [`PATIENCE`] or the pipe closes.
+    pub fn find(&self, wanted: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(line) if wanted(&line) => return line,
+                Ok(_) => {}
+                Err(e) => panic!("the line waited for did not come: {e}"),
+            }
+        }
+    }
+
+    /// Every line until the pipe closes, within [`PATIENCE`].
+    pub fn rest(&self) -> Vec<String> {
+        let deadline = Instant::now() + PATIENCE;
+        let mut out = Vec::new();
+        loop {
+            match self.rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) => out.push(line),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return out,
+                Err(e) => panic!("the pipe did not close within {PATIENCE:?}: {e}"),
+            }
+        }
+    }
 }
 
 /// Runs `cmd` to the end, failing the test if it takes longer than `limit` (it is then killed by pid).

@@ -10,8 +10,7 @@ use rustix::process::{Pid, PidfdFlags, pidfd_open, pidfd_send_signal};
 
 use crate::interrupt::Interrupt;
 use crate::model::{Sig, SignalError};
-use crate::platform::Waited;
-use crate::platform::portable::kill::{signal_error, signal_of};
+use crate::platform::{Waited, signal_error, signal_of};
 
 /// `pidfd_open` does not exist here (kernel < 5.3, or a sandbox that forbids it).
 #[derive(Debug)]

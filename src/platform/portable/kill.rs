@@ -6,12 +6,11 @@
 
 use std::time::{Duration, Instant};
 
-use rustix::io::Errno;
-use rustix::process::{Pid, Signal};
+use rustix::process::Pid;
 
 use crate::interrupt::Interrupt;
 use crate::model::{Sig, SignalError};
-use crate::platform::Waited;
+use crate::platform::{Waited, signal_error, signal_of};
 
 #[derive(Debug)]
 pub struct Killable {
@@ -43,26 +42,6 @@ impl Killable {
         }
         let raw = i32::try_from(self.pid).ok().and_then(Pid::from_raw).ok_or(SignalError::Gone)?;
         rustix::process::kill_process(raw, signal_of(sig)).map_err(signal_error)
-    }
-}
-
-#[must_use]
-pub fn signal_of(sig: Sig) -> Signal {
-    match sig {
-        Sig::Term => Signal::TERM,
-        Sig::Cont => Signal::CONT,
-        Sig::Kill => Signal::KILL,
-    }
-}
-
-#[must_use]
-pub fn signal_error(e: Errno) -> SignalError {
-    match e {
-        Errno::SRCH => SignalError::Gone,
-        Errno::PERM => SignalError::Denied(
-            "operation not permitted (EPERM): the process belongs to another user; run as that user or root".into(),
-        ),
-        other => SignalError::Denied(other.to_string()),
     }
 }
 
