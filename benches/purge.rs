@@ -6,7 +6,8 @@
 //! Run with `bench/purge.sh`, which builds the real corpus and installs rmz. Environment:
 //! `SAFECLEAN_BENCH_REAL_TARGET` (the real corpus), `SAFECLEAN_BENCH_RUNS` (default 5),
 //! `SAFECLEAN_BENCH_THREADS` (also compare these purge worker counts, e.g. `2,4,8,16,32`),
-//! `SAFECLEAN_BENCH_ONLY` (run only these tools, by name, e.g. `cargo safeclean`).
+//! `SAFECLEAN_BENCH_ONLY` (run only these tools, by name, e.g. `cargo safeclean`), `SAFECLEAN_BENCH_BASELINE` (another
+//! `cargo-safeclean` binary, e.g. of an earlier commit, measured in the same run as `cargo safeclean (baseline)`).
 
 #![expect(clippy::print_stdout, reason = "a benchmark prints its figures")]
 #![expect(clippy::cast_precision_loss, reason = "sizes for display")]
@@ -62,6 +63,9 @@ fn main() {
                 &[("SAFECLEAN_PURGE_THREADS", n)],
             ));
         }
+    }
+    if let Ok(baseline) = std::env::var("SAFECLEAN_BENCH_BASELINE") {
+        tools.insert(1, tool("cargo safeclean (baseline)", &[&baseline, "safeclean", "--no-verify", "-q"], &[]));
     }
     if let Ok(only) = std::env::var("SAFECLEAN_BENCH_ONLY") {
         let keep: Vec<&str> = only.split(',').collect();
