@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use cargo_safeclean::model::Roots;
 use cargo_safeclean::platform::Platform;
 use cargo_safeclean::scan::scan;
-use common::{Rendezvous, Ws, holder_exe};
+use common::{Bounded, Rendezvous, Ws, holder_exe};
 
 const PROCESSES: usize = 500;
 const INSIDE: usize = 10;
@@ -36,11 +36,25 @@ fn main() {
         rv.holder(&exe, &["--open", &files[0], "--open", &files[1], "--open", &files[2]]);
     }
     let roots = Roots::new([ws.target().as_path()]);
-    let found = scan(&Platform::native(), &roots, NOT_A_PID).unwrap().found.len();
-    assert_eq!(found, INSIDE, "the scan finds exactly the holders inside target/");
+    let native = Platform::native();
+    let portable = Platform::portable("lsof".into());
+    let lsof_holders = Platform { holders: portable.holders.clone(), ..native.clone() };
+    for platform in [&native, &portable] {
+        let found = scan(platform, &roots, NOT_A_PID).unwrap().found.len();
+        assert_eq!(found, INSIDE, "the scan finds exactly the holders inside target/");
+    }
 
-    let lib = median(|| {
-        scan(&Platform::native(), &roots, NOT_A_PID).unwrap();
+    let stage = |platform: &Platform| median(|| drop(scan(platform, &roots, NOT_A_PID).unwrap()));
+    let table = |platform: &Platform| median(|| drop(platform.snapshot(NOT_A_PID).unwrap()));
+    let (native_stage, lsof_stage, portable_stage) = (stage(&native), stage(&lsof_holders), stage(&portable));
+    let (proc_table, sysinfo_table) = (table(&lsof_holders), table(&portable));
+    let ps_table = median(|| {
+        let out = Command::new("ps")
+            .args(["-axo", "pid=,ppid=,pgid=,stat=,lstart=,comm=,args="])
+            .stderr(Stdio::null())
+            .output()
+            .expect("ps is installed");
+        assert!(!out.stdout.is_empty());
     });
     let lsof = median(|| {
         let out =
@@ -51,18 +65,25 @@ fn main() {
         let out = ws.run(&["--dry-run", "-q"]);
         assert!(out.status.success());
     });
-    let lsof_backend = median(|| {
-        scan(&Platform::portable("lsof".into()), &roots, NOT_A_PID).unwrap();
+    let portable_dry_run = median(|| {
+        let out = ws.safeclean(&["--dry-run", "-q"]).env("SAFECLEAN_PLATFORM", "portable").output_bounded();
+        assert!(out.status.success());
     });
     println!(
         "holder scan, {PROCESSES} processes holding 3 files each, {INSIDE} inside target/; medians of {RUNS} runs"
     );
-    println!("  scan stage (/proc backend):        {:>8.2} ms", ms(lib));
-    println!("  scan stage (lsof backend):         {:>8.2} ms", ms(lsof_backend));
-    println!("  lsof -n -F pcfn:                   {:>8.2} ms", ms(lsof));
-    println!("  cargo safeclean --dry-run (whole): {:>8.2} ms  (includes `cargo metadata`)", ms(dry_run));
-    println!("  ratio scan stage / lsof:           {:>8.3}  (goal: at most 0.5)", ms(lib) / ms(lsof));
-    println!("  ratio whole dry run / lsof:        {:>8.3}", ms(dry_run) / ms(lsof));
+    println!("  scan stage, native (/proc):                {:>8.2} ms", ms(native_stage));
+    println!("  scan stage, /proc table + lsof holders:    {:>8.2} ms", ms(lsof_stage));
+    println!("  scan stage, portable (sysinfo + lsof):     {:>8.2} ms", ms(portable_stage));
+    println!("  process table alone, /proc:                {:>8.2} ms", ms(proc_table));
+    println!("  process table alone, sysinfo + getpgid:    {:>8.2} ms", ms(sysinfo_table));
+    println!("  ps -axo pid,ppid,pgid,stat,lstart,comm,args: {:>6.2} ms", ms(ps_table));
+    println!("  lsof -n -F pcfn:                           {:>8.2} ms", ms(lsof));
+    println!("  cargo safeclean --dry-run (whole):         {:>8.2} ms  (includes `cargo metadata`)", ms(dry_run));
+    println!("  ... with SAFECLEAN_PLATFORM=portable:      {:>8.2} ms", ms(portable_dry_run));
+    println!("  ratio native scan stage / lsof:            {:>8.3}  (goal: at most 0.25)", ms(native_stage) / ms(lsof));
+    println!("  ratio portable scan stage / lsof:          {:>8.3}", ms(portable_stage) / ms(lsof));
+    println!("  ratio whole dry run / lsof:                {:>8.3}", ms(dry_run) / ms(lsof));
 }
 
 fn median(mut f: impl FnMut()) -> Duration {

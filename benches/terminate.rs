@@ -16,9 +16,10 @@ use std::cell::Cell;
 use cargo_safeclean::event::Event;
 use cargo_safeclean::interrupt::Interrupt;
 use cargo_safeclean::model::Sig;
+use cargo_safeclean::platform::Identity;
 use cargo_safeclean::platform::{Platform, Signals};
-use cargo_safeclean::terminate::{Settings, Target, terminate};
-use common::{Rendezvous, holder_exe, start_time};
+use cargo_safeclean::terminate::{Settings, terminate};
+use common::{Rendezvous, holder_exe};
 
 const RUNS: usize = 40;
 const GRACE: Duration = Duration::from_millis(200);
@@ -26,8 +27,13 @@ const GRACE: Duration = Duration::from_millis(200);
 fn main() {
     println!("termination latency, {RUNS} runs each (median / p90)");
     let settings = Settings { grace: GRACE, kill_timeout: Duration::from_secs(5) };
-    for (label, signals) in [("pidfd", Signals::Pidfd), ("kill(2) + polling", Signals::Kill)] {
-        let platform = Platform { signals, ..Platform::native() };
+    let native = Platform::native();
+    let platforms = [
+        ("pidfd", native.clone()),
+        ("kill(2) + polling", Platform { signals: Signals::Kill, ..native }),
+        ("portable", Platform::portable("lsof".into())),
+    ];
+    for (label, platform) in platforms {
         let notice: Vec<f64> = (0..RUNS).map(|_| exit_to_notice(settings, &platform)).collect();
         let kill: Vec<f64> = (0..RUNS).map(|_| grace_deadline_to_sigkill(settings, &platform)).collect();
         println!(
@@ -45,7 +51,7 @@ fn exit_to_notice(settings: Settings, platform: &Platform) -> f64 {
     let mut rv = Rendezvous::new();
     let exe = holder_exe();
     let ready = rv.holder(&exe, &["--report-exit"]);
-    let target = Target { pid: ready.pid, start_time: start_time(ready.pid).unwrap() };
+    let target = Identity::from(&platform.process(ready.pid).unwrap());
     let stream = ready.into_stream();
     let interrupt = Interrupt::manual().unwrap();
     let noticed = Cell::new(None);
@@ -66,7 +72,7 @@ fn grace_deadline_to_sigkill(settings: Settings, platform: &Platform) -> f64 {
     let mut rv = Rendezvous::new();
     let exe = holder_exe();
     let ready = rv.holder(&exe, &["--ignore-term"]);
-    let target = Target { pid: ready.pid, start_time: start_time(ready.pid).unwrap() };
+    let target = Identity::from(&platform.process(ready.pid).unwrap());
     let interrupt = Interrupt::manual().unwrap();
     let (term, kill) = (Cell::new(None), Cell::new(None));
     terminate(&[target], settings, platform, &interrupt, &|e| match e {

@@ -6,10 +6,14 @@
 //! emit [`event::Event`]s; only [`report`] prints. Everything platform-specific sits behind [`platform`]. See
 //! `ARCHITECTURE.md` for the map.
 
-// The process table and the purge's mount checks are Linux code today: say so at build time rather than fail at
-// run time.
-#[cfg(not(target_os = "linux"))]
-compile_error!("cargo-safeclean supports only Linux so far; see the README's Platforms section");
+// Linux runs the native implementation, every other Unix (macOS first) the portable one. Windows has neither a
+// process table we read nor these signals: say so at build time rather than fail at run time.
+#[cfg(not(unix))]
+compile_error!(
+    "cargo-safeclean supports Linux and macOS (other Unixes through the same portable code, untested); Windows \
+     support is planned (holders from the Restart Manager, termination through job objects); see the README's \
+     Platforms section"
+);
 
 pub mod cli;
 pub mod error;

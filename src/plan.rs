@@ -15,6 +15,11 @@ use crate::cli::{Args, Color, MessageFormat, MountCheckChoice, ScanBackend, Sign
 use crate::guard::Protected;
 use crate::model::Mode;
 use crate::platform::{Holders, MountCheck, Platform, Signals};
+
+/// A piece this OS does not have, asked for by name.
+fn unavailable(what: &'static str) -> PlanError {
+    PlanError::Unavailable { what }
+}
 use crate::report::{Format, Output, Style};
 use crate::swap::SwapMethod;
 use crate::{purge, terminate};
@@ -53,6 +58,8 @@ pub enum PlanError {
     BadEnv { name: &'static str, value: String, expected: String },
     #[error("cannot read the current dir: {0}")]
     CurrentDir(String),
+    #[error("{what} is not available on this platform; leave the variable unset or use `portable`")]
+    Unavailable { what: &'static str },
 }
 
 /// The environment a plan is resolved in: variables, whether stderr is a terminal, the cores, the current dir.
@@ -132,21 +139,24 @@ impl Plan {
             PlatformChoice::Portable => Platform::portable(lsof.clone()),
         };
         match args.scan_backend.or(env.choice("SAFECLEAN_SCAN_BACKEND")?) {
-            Some(ScanBackend::Proc) => platform.holders = Holders::Proc,
+            Some(ScanBackend::Proc) => platform = platform.with_proc_holders().ok_or(unavailable("the /proc scan"))?,
             Some(ScanBackend::Lsof) => platform.holders = Holders::Lsof { program: lsof },
             Some(ScanBackend::Auto) | None => {}
         }
         match args.signal_backend.or(env.choice("SAFECLEAN_SIGNAL_BACKEND")?) {
-            Some(SignalBackend::Pidfd) => platform.signals = Signals::Pidfd,
+            Some(SignalBackend::Pidfd) => platform = platform.with_pidfd_signals().ok_or(unavailable("pidfd"))?,
             Some(SignalBackend::Kill) => platform.signals = Signals::Kill,
             Some(SignalBackend::Auto) | None => {}
         }
-        let mount_check = match args.mount_check.or(env.choice("SAFECLEAN_MOUNT_CHECK")?) {
+        let forced = match args.mount_check.or(env.choice("SAFECLEAN_MOUNT_CHECK")?) {
             Some(MountCheckChoice::Openat2) => Some(MountCheck::Openat2),
             Some(MountCheckChoice::Statx) => Some(MountCheck::Statx),
             Some(MountCheckChoice::Mountinfo) => Some(MountCheck::Mountinfo),
             Some(MountCheckChoice::Auto) | None => None,
         };
+        if let Some(check) = forced {
+            platform = platform.with_mount_check(check).ok_or(unavailable("that mount check"))?;
+        }
         let swap = match args.swap.or(env.choice("SAFECLEAN_SWAP")?) {
             Some(SwapChoice::Rename) => SwapMethod::Rename,
             Some(SwapChoice::Exchange | SwapChoice::Auto) | None => SwapMethod::Exchange,
@@ -179,8 +189,8 @@ impl Plan {
             verify: !args.no_verify,
             check_args: args.check_args,
             stop: terminate::Settings { grace: args.grace, kill_timeout: args.kill_timeout },
+            purge: purge::Settings { workers, files: platform.files },
             platform,
-            purge: purge::Settings { workers, mount_check },
             swap,
             output: output(args.message_format, args.color, args.quiet, args.verbose, env),
         })
@@ -228,6 +238,7 @@ mod tests {
         assert_eq!(portable.platform, Platform::portable("/opt/lsof".into()));
         let mixed = plan(&[], &[("SAFECLEAN_PLATFORM", "portable"), ("SAFECLEAN_SCAN_BACKEND", "proc")]).unwrap();
         assert_eq!((mixed.platform.holders, mixed.platform.signals), (Holders::Proc, Signals::Kill));
+        assert_eq!(mixed.platform.processes, crate::platform::Processes::Proc, "the /proc scan brings its table");
         let flag = plan(&["--scan-backend", "lsof"], &[("SAFECLEAN_SCAN_BACKEND", "proc")]).unwrap();
         assert_eq!(flag.platform.holders, Holders::Lsof { program: "lsof".into() });
     }

@@ -19,7 +19,7 @@ use rustix::io::Errno;
 
 use crate::interrupt::Interrupt;
 use crate::model::Removed;
-use crate::platform::{MountCheck, Mounts, OpenDirError};
+use crate::platform::{Files, Mounts, OpenDirError};
 
 /// How many names one unlink task takes, so that one huge directory is shared among all workers.
 const CHUNK: usize = 256;
@@ -104,8 +104,8 @@ pub fn default_workers(cores: usize) -> usize {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settings {
     pub workers: usize,
-    /// How mount points are recognised; `None` detects the best this kernel has.
-    pub mount_check: Option<MountCheck>,
+    /// How the tree is walked: which implementation recognises mount points and makes dirs accessible.
+    pub files: Files,
 }
 
 /// Removes each of `roots` (directories; a symlink is removed, not followed) and everything below it, except
@@ -118,7 +118,7 @@ pub fn purge(roots: &[PathBuf], settings: Settings, progress: &Progress, interru
         queue: Mutex::new((Vec::new(), 0)),
         ready: Condvar::new(),
         problems: Mutex::default(),
-        mounts: Mounts::new(settings.mount_check, probe),
+        mounts: settings.files.mounts(probe),
     };
     let workers = settings.workers;
     for root in roots {
@@ -393,12 +393,18 @@ fn cstring(name: &OsStr) -> CString {
     CString::new(name.as_bytes()).unwrap_or_default()
 }
 
-/// Deep trees keep one fd per level open; lift the soft limit to the hard one.
+/// Deep trees keep one fd per level open; lift the soft limit to the hard one. macOS refuses an unlimited soft
+/// limit (its hard limit often is), so there the most a process may have, `OPEN_MAX`, is asked for instead.
 fn raise_fd_limit() {
-    use rustix::process::{Resource, getrlimit, setrlimit};
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    const OPEN_MAX: u64 = 10_240;
     let limit = getrlimit(Resource::Nofile);
-    if limit.current < limit.maximum {
-        let _ = setrlimit(Resource::Nofile, rustix::process::Rlimit { current: limit.maximum, maximum: limit.maximum });
+    if limit.current.is_some_and(|c| limit.maximum.is_none_or(|m| c < m)) {
+        let raised = setrlimit(Resource::Nofile, Rlimit { current: limit.maximum, maximum: limit.maximum });
+        if raised.is_err() {
+            let current = Some(limit.maximum.map_or(OPEN_MAX, |m| m.min(OPEN_MAX)));
+            let _ = setrlimit(Resource::Nofile, Rlimit { current, maximum: limit.maximum });
+        }
     }
 }
 
@@ -409,7 +415,12 @@ mod tests {
 
     fn run(root: &Path) -> Purged {
         let interrupt = Interrupt::manual().unwrap();
-        purge(&[root.to_path_buf()], Settings { workers: 4, mount_check: None }, &Progress::default(), &interrupt)
+        purge(
+            &[root.to_path_buf()],
+            Settings { workers: 4, files: crate::platform::Platform::native().files },
+            &Progress::default(),
+            &interrupt,
+        )
     }
 
     #[test]
@@ -489,7 +500,7 @@ mod tests {
         std::fs::write(t.join("a/f"), "x").unwrap();
         let interrupt = Interrupt::manual().unwrap();
         interrupt.trigger();
-        let settings = Settings { workers: 2, mount_check: None };
+        let settings = Settings { workers: 2, files: crate::platform::Platform::native().files };
         let p = purge(std::slice::from_ref(&t), settings, &Progress::default(), &interrupt);
         assert!(p.interrupted);
         assert!(t.join("a/f").exists());

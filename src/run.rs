@@ -13,11 +13,12 @@ use crate::interrupt::{Interrupt, Interrupted};
 use crate::layout::{cargo_locks, is_held};
 use crate::model::{HandleKind, Holder, Mode, Outcome, Removed, Roots, Settled, Uninspectable, Verdict, Verified};
 use crate::plan::Plan;
+use crate::platform::Identity;
 use crate::policy::{self, Policy};
 use crate::purge::{self, Progress, PurgeError, RemoveError};
 use crate::report::{Format, Reporter};
 use crate::scan::{self, Scan};
-use crate::terminate::{self, BusyLock, HoldersRemain, Named, Target};
+use crate::terminate::{self, BusyLock, HoldersRemain, Named};
 use crate::verify::{self, Blocked, VerifyError};
 use crate::workspace::{self, Dirs};
 use crate::{guard, runlock, swap};
@@ -139,7 +140,7 @@ impl Run<'_> {
         let id = swap::run_id();
         let mut swapped = swap::Swapped::default();
         for dir in dirs.roots() {
-            let s = swap::swap(dir, &id, plan.swap, plan.purge.mount_check)?;
+            let s = swap::swap(dir, &id, plan.swap, plan.purge.files)?;
             swapped.trash.extend(s.trash);
             swapped.mounts.extend(s.mounts);
         }
@@ -175,8 +176,7 @@ impl Run<'_> {
                 let locks = busy_locks(roots, &record.holders);
                 return if locks.is_empty() { Ok(()) } else { Err(HoldersRemain::LockBusy { locks }.into()) };
             }
-            let targets: Vec<Target> =
-                pending.iter().map(|h| Target { pid: h.process.pid, start_time: h.process.start_time }).collect();
+            let targets: Vec<Identity> = pending.iter().map(|h| Identity::from(&h.process)).collect();
             let done = terminate::terminate(&targets, self.plan.stop, &self.plan.platform, self.interrupt, self.emit);
             for (t, ended) in targets.iter().zip(done.ended) {
                 record.outcomes.insert(t.pid, (ended.outcome, ended.note));
@@ -319,8 +319,12 @@ fn busy_locks(roots: &Roots, holders: &[Holder]) -> Vec<BusyLock> {
         .flat_map(|r| cargo_locks(r))
         .filter(|l| is_held(l))
         .map(|path| {
-            let by = holders.iter().find(|h| h.handles.iter().any(|x| x.kind == HandleKind::Lock && x.path == path));
-            BusyLock { holder: by.map(|h| (named(h), h.kind.as_str())), path }
+            let with = |kind| holders.iter().find(|h| h.handles.iter().any(|x| x.kind == kind && x.path == path));
+            let (by, owns) = match with(HandleKind::Lock) {
+                Some(h) => (Some(h), true),
+                None => (with(HandleKind::Fd), false),
+            };
+            BusyLock { holder: by.map(|h| (named(h), h.kind.as_str())), owns, path }
         })
         .collect()
 }

@@ -49,11 +49,8 @@ impl Background {
         let (mut found, mut table, uninspectable) = snapshot.holders(roots, self.me)?;
         let family = table.family(self.me);
         found.retain(|f| !family.contains(&f.process.pid));
-        for pid in worth_describing(&found, &table) {
-            if let Some(p) = table.procs.get_mut(&pid) {
-                self.platform.describe(p);
-            }
-        }
+        let wanted = worth_describing(&found, &table);
+        self.platform.describe(&mut table, &wanted);
         for f in &mut found {
             if let Some(p) = table.procs.get(&f.process.pid) {
                 f.process = p.clone();
@@ -86,9 +83,16 @@ fn worth_describing(found: &[Found], table: &Table) -> HashSet<u32> {
     out
 }
 
-/// Sorted, unique handles; a mapping of the process's own exe is not reported twice.
+/// Sorted, unique handles; a mapping of the process's own exe is not reported twice. An "exe" that is not the
+/// process's exe is a mapping: macOS's lsof reports mapped files (a proc-macro `.so`) as `txt`, like the exe.
 fn dedup(handles: Vec<Handle>, exe: Option<&Path>) -> Vec<Handle> {
-    let set: BTreeSet<Handle> = handles.into_iter().collect();
+    let set: BTreeSet<Handle> = handles
+        .into_iter()
+        .map(|h| match h.kind {
+            HandleKind::Exe if exe.is_some_and(|e| e != h.path) => Handle { kind: HandleKind::Mmap, path: h.path },
+            _ => h,
+        })
+        .collect();
     let exe_handle = set.iter().find(|h| h.kind == HandleKind::Exe).map(|h| h.path.clone());
     set.into_iter()
         .filter(|h| {

@@ -18,7 +18,7 @@ use rustix::fs::{CWD, RenameFlags};
 use rustix::io::Errno;
 
 use crate::layout::CACHEDIR_TAG;
-use crate::platform::{MountCheck, Mounts};
+use crate::platform::Files;
 use crate::purge::RemoveError;
 
 type Result<T> = std::result::Result<T, RemoveError>;
@@ -56,12 +56,12 @@ pub struct Swapped {
 }
 
 /// Swaps `dir` out and returns the trash dirs (inside `dir`) to purge, including earlier runs' leftovers.
-pub fn swap(dir: &Path, id: &str, method: SwapMethod, mount_check: Option<MountCheck>) -> Result<Swapped> {
+pub fn swap(dir: &Path, id: &str, method: SwapMethod, files: Files) -> Result<Swapped> {
     let mut mounts = Vec::new();
     match std::fs::symlink_metadata(dir) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => recreate(dir, id, 0o755, method)?,
         Err(e) => return Err(RemoveError::new("inspect", dir, e)),
-        Ok(m) if m.file_type().is_symlink() || Mounts::new(mount_check, dir).is_mount_point(dir) => {
+        Ok(m) if m.file_type().is_symlink() || files.mounts(dir).is_mount_point(dir) => {
             mounts = empty_in_place(dir, id)?;
         }
         Ok(m) => recreate(dir, id, m.permissions().mode() & 0o7777, method)?,
@@ -233,7 +233,7 @@ mod tests {
         std::fs::create_dir_all(d.join("target.safeclean-12-ab/debug")).unwrap();
         std::fs::create_dir_all(d.join("target.safeclean-mine")).unwrap();
         std::fs::create_dir_all(d.join("target.safeclean-13-cd-new")).unwrap();
-        let trash = swap(&t, "99-ff", method, None).unwrap().trash;
+        let trash = swap(&t, "99-ff", method, Files::Portable).unwrap().trash;
         let names: Vec<String> = trash.iter().map(|p| p.file_name().unwrap().to_string_lossy().into()).collect();
         assert_eq!(names, [".safeclean-trash-12-ab", ".safeclean-trash-13-cd-new", ".safeclean-trash-99-ff"]);
         assert!(t.join(".safeclean-trash-99-ff/debug").is_dir());
@@ -249,7 +249,7 @@ mod tests {
         let real = d.join("cache");
         std::fs::create_dir_all(real.join("debug")).unwrap();
         std::os::unix::fs::symlink(&real, d.join("target")).unwrap();
-        let trash = swap(&d.join("target"), "1-a", SwapMethod::Exchange, None).unwrap().trash;
+        let trash = swap(&d.join("target"), "1-a", SwapMethod::Exchange, Files::Portable).unwrap().trash;
         assert!(std::fs::symlink_metadata(d.join("target")).unwrap().file_type().is_symlink());
         assert_eq!(trash, [d.join("target/.safeclean-trash-1-a")]);
         assert!(real.join(".safeclean-trash-1-a/debug").is_dir());
@@ -260,7 +260,7 @@ mod tests {
     fn a_missing_target_is_created() {
         let tmp = tempfile::tempdir().unwrap();
         let d = tmp.path();
-        assert!(swap(&d.join("target"), "1-a", SwapMethod::Exchange, None).unwrap().trash.is_empty());
+        assert!(swap(&d.join("target"), "1-a", SwapMethod::Exchange, Files::Portable).unwrap().trash.is_empty());
         assert!(d.join("target/CACHEDIR.TAG").is_file());
     }
 
@@ -270,7 +270,7 @@ mod tests {
         let t = tmp.path().join("target");
         // A failed run left trash A inside the target, with trash Z from an older version nested in it.
         std::fs::create_dir_all(t.join(".safeclean-trash-1-a/.safeclean-trash-0-f/x")).unwrap();
-        let trash = swap(&t, "2-b", SwapMethod::Exchange, None).unwrap().trash;
+        let trash = swap(&t, "2-b", SwapMethod::Exchange, Files::Portable).unwrap().trash;
         let names: Vec<String> = trash.iter().map(|p| p.file_name().unwrap().to_string_lossy().into()).collect();
         assert_eq!(names, [".safeclean-trash-0-f", ".safeclean-trash-1-a", ".safeclean-trash-2-b"]);
         assert!(t.join(".safeclean-trash-0-f/x").is_dir());

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::interrupt::Interrupt;
 use crate::layout::{cargo_locks, package_cache_locks};
 use crate::model::Verified;
-use crate::platform::{Platform, wait_any};
+use crate::platform::{Identity, Platform};
 use crate::workspace::Dirs;
 
 /// What to run.
@@ -105,10 +105,10 @@ pub fn run(
             }
         });
         // Our own unreaped child: its pid cannot be reused until we wait, so this handle is exact.
-        let handle = platform.start_time(child.id()).and_then(|t| platform.open_process(child.id(), t));
+        let handle = platform.process(child.id()).and_then(|p| platform.open_process(&Identity::from(&p)));
         if let Some(handle) = handle {
             loop {
-                let waited = wait_any(&[&handle], Instant::now() + Duration::from_hours(1), interrupt);
+                let waited = platform.wait_any(&[&handle], Instant::now() + Duration::from_hours(1), interrupt);
                 if waited.interrupted {
                     interrupted = true;
                     // The group is cargo's own (see above): its id is cargo's pid, which cannot be reused before

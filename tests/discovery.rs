@@ -29,6 +29,7 @@ fn handles_by_pid(out: &std::process::Output) -> std::collections::BTreeMap<u64,
         .collect()
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 #[ignore = "needs root"]
 fn every_handle_kind_is_found_by_both_backends() {
@@ -154,6 +155,7 @@ fn a_symlinked_target_is_matched_by_both_paths_and_kept() {
     assert!(!real.join("debug").exists());
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 #[ignore = "needs root"]
 fn processes_of_other_users_are_counted() {
@@ -205,4 +207,19 @@ fn rust_analyzer_is_an_ide_holder_and_is_spared() {
         (Some("ide"), Some("spare"), Some("spared"))
     );
     assert!(!srv.dies_within(Duration::from_millis(50)), "rust-analyzer was stopped");
+}
+
+#[test]
+fn a_lock_file_open_but_not_locked_is_reported_as_open_not_held() {
+    let ws = Ws::new(false);
+    ws.build();
+    let mut rv = Rendezvous::new();
+    let bin = tempfile::tempdir().unwrap();
+    let exe = holder_named(bin.path(), "reader");
+    let lock = ws.target().join("debug/.cargo-lock");
+    let _reader = rv.holder(&exe, &["--open", lock.to_str().unwrap()]);
+    let out = ws.run(&["--dry-run"]);
+    let text = stderr(&out);
+    assert!(text.contains(&format!("has the lock file open {}", lock.display())), "{text}");
+    assert!(!text.contains("holds the build directory lock"), "{text}");
 }

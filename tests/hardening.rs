@@ -16,11 +16,13 @@ use cargo_safeclean::platform::Platform;
 use cargo_safeclean::scan::scan;
 use common::*;
 
+#[cfg(target_os = "linux")]
 /// Paths under `dir` that contain `.safeclean-trash-` more than once.
 fn nested_trash(dir: &Path) -> Vec<PathBuf> {
     tree(dir).into_iter().filter(|p| p.to_string_lossy().matches(".safeclean-trash-").count() > 1).collect()
 }
 
+#[cfg(target_os = "linux")]
 /// A dir outside any workspace, on the same filesystem as the workspaces (both under the temp dir), holding a
 /// precious file: what a bind mount inside target/ exposes.
 fn precious_dir(name: &str) -> (tempfile::TempDir, PathBuf) {
@@ -31,6 +33,7 @@ fn precious_dir(name: &str) -> (tempfile::TempDir, PathBuf) {
     (outside, dir)
 }
 
+#[cfg(target_os = "linux")]
 macro_rules! each_mount_check {
     ($($check:ident),*) => {
         mod bind_mounts_inside_target_are_never_entered {
@@ -45,11 +48,14 @@ macro_rules! each_mount_check {
     };
 }
 
-each_mount_check!(openat2, statx, mountinfo);
+#[cfg(target_os = "linux")]
+each_mount_check!(openat2, statx, mountinfo, portable);
 
+#[cfg(target_os = "linux")]
 /// Item 1: a directory bind mount right under target/, a deep one and a bind-mounted file, all on the same
 /// filesystem, are left mounted and untouched; the rest is removed; exit 5 says how to release them; the next run
-/// finishes. Once per way of recognising a mount (the fallbacks are forced by the hidden switch).
+/// finishes. Once per way of recognising a mount (the fallbacks are forced by the hidden switch), and once with the
+/// portable walk (device and, on Linux, mount id).
 fn bind_mounts_inside_target_are_never_entered(check: &str) {
     assert!(is_root(), "this test bind-mounts dirs and files and must run as root (CI does)");
     let ws = Ws::new(false);
@@ -64,7 +70,7 @@ fn bind_mounts_inside_target_are_never_entered(check: &str) {
     mounts.bind(file_src.path(), &ws.target().join("debug/held.txt"));
     assert_eq!(std::fs::metadata(&top).unwrap().dev(), std::fs::metadata(ws.target()).unwrap().dev());
 
-    let out = ws.safeclean(&["--no-verify"]).env("SAFECLEAN_MOUNT_CHECK", check).output_bounded();
+    let out = with_check(ws.safeclean(&["--no-verify"]), check).output_bounded();
     let text = stderr(&out);
     assert_eq!(out.status.code(), Some(5), "{text}");
     for name in ["/bm", "/deep", "/held.txt"] {
@@ -85,12 +91,23 @@ fn bind_mounts_inside_target_are_never_entered(check: &str) {
     assert!(!left.iter().any(|p| p.ends_with(".rustc_info.json")), "{left:?}");
 
     mounts.unmount_all();
-    let out = ws.safeclean(&["--no-verify"]).env("SAFECLEAN_MOUNT_CHECK", check).output_bounded();
+    let out = with_check(ws.safeclean(&["--no-verify"]), check).output_bounded();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(tree(&ws.target()), [PathBuf::from("CACHEDIR.TAG")]);
     assert_eq!(std::fs::read_to_string(top.join("sub/precious")).unwrap(), "keep me");
 }
 
+#[cfg(target_os = "linux")]
+/// The run with mount points recognised by `check`: a forced native check, or the portable walk.
+fn with_check(mut cmd: Command, check: &str) -> Command {
+    match check {
+        "portable" => cmd.env("SAFECLEAN_PLATFORM", "portable").env_remove("SAFECLEAN_MOUNT_CHECK"),
+        check => cmd.env("SAFECLEAN_MOUNT_CHECK", check),
+    };
+    cmd
+}
+
+#[cfg(target_os = "linux")]
 /// Item 1: a target dir that is itself a bind mount of the same filesystem keeps its mount (its entries go).
 #[test]
 #[ignore = "needs root"]
@@ -220,6 +237,7 @@ fn the_home_dir_is_refused_even_when_home_is_unset_or_wrong() {
     }
 }
 
+#[cfg(target_os = "linux")]
 /// Item 4: under sudo, the invoking user's home is refused too.
 #[test]
 #[ignore = "needs root"]
@@ -234,6 +252,7 @@ fn the_home_of_sudo_user_is_refused() {
     assert!(stderr(&out).contains("the home directory /root"), "{}", stderr(&out));
 }
 
+#[cfg(target_os = "linux")]
 /// Item 5: run as an ordinary user next to another user's holder, the report never says that nothing holds the
 /// target dir, and the JSON summary counts what could not be inspected.
 #[test]
@@ -277,6 +296,7 @@ fn a_path_that_is_not_utf8_keeps_every_json_line_valid() {
     assert!(h.dies_within(Duration::from_secs(5)));
 }
 
+#[cfg(target_os = "linux")]
 /// Item 6: a JSON stream that cannot be written is an error, not a silent success.
 #[test]
 fn a_json_stream_that_cannot_be_written_is_an_error() {
@@ -341,6 +361,7 @@ fn the_tools_own_children_are_never_holders() {
     assert_eq!(summary(&out)["holders"].as_array().unwrap().len(), 0);
 }
 
+#[cfg(target_os = "linux")]
 /// Item 9: runs that keep failing (a mount left inside) adopt the trash instead of nesting it ever deeper.
 #[test]
 #[ignore = "needs root"]
@@ -368,8 +389,10 @@ fn repeated_failed_runs_do_not_nest_the_trash() {
 }
 
 /// Clears the immutable flag of every file named `name` under `dir` when the test ends.
+#[cfg(target_os = "linux")]
 struct Mutable<'a>(&'a Path, &'static str);
 
+#[cfg(target_os = "linux")]
 impl Drop for Mutable<'_> {
     fn drop(&mut self) {
         for p in tree(self.0).into_iter().filter(|p| p.ends_with(self.1)) {
@@ -378,6 +401,7 @@ impl Drop for Mutable<'_> {
     }
 }
 
+#[cfg(target_os = "linux")]
 /// Item 10: EPERM on an immutable file says how to clear the flag.
 #[test]
 #[ignore = "needs root"]

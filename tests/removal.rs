@@ -54,6 +54,7 @@ fn hostile_trees_non_utf8_deep_and_symlinked_are_removed() {
     assert!(summary(&out)["removed"]["files"].as_u64().unwrap() >= 3);
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 #[ignore = "needs root"]
 fn a_read_only_tree_is_removed_by_its_owner() {
@@ -133,6 +134,7 @@ fn three_concurrent_runs_all_succeed() {
     assert!(check.status.success(), "{}", stderr(&check));
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 #[ignore = "needs root"]
 fn a_mounted_target_keeps_its_mount_and_inner_mounts_are_left_alone() {

@@ -1,5 +1,5 @@
-//! The termination engine with real processes, through both process-handle backends: pidfd, and the forced
-//! fallback (start-time check, `kill(2)`, polling).
+//! The termination engine with real processes, through both process-handle backends: the platform's own (a pidfd
+//! on Linux), and the forced fallback (identity check, `kill(2)`, polling).
 
 mod common;
 
@@ -8,15 +8,15 @@ use std::time::{Duration, Instant};
 
 use cargo_safeclean::interrupt::Interrupt;
 use cargo_safeclean::model::Outcome;
-use cargo_safeclean::platform::{Platform, Signals};
-use cargo_safeclean::terminate::{Settings, Target, terminate};
+use cargo_safeclean::platform::{Identity, Platform, Signals};
+use cargo_safeclean::terminate::{Settings, terminate};
 use common::*;
 use rustix::process::Signal;
 
 /// Runs each scenario once per backend.
 macro_rules! both_backends {
     ($($name:ident),* $(,)?) => {
-        mod pidfd {
+        mod platform_signals {
             $(#[test] fn $name() { super::$name(None) })*
         }
         mod kill_fallback {
@@ -140,17 +140,22 @@ fn reused_pid_is_left_alone(backend: Option<&str>) {
     let mut rv = Rendezvous::new();
     let exe = ws.install_holder("bin/holder");
     let mut h = rv.holder(&exe, &[]);
-    let real = start_time(h.pid).unwrap();
+    let real = identity(h.pid).unwrap();
     let interrupt = Interrupt::manual().unwrap();
     let settings = Settings { grace: Duration::from_secs(1), kill_timeout: Duration::from_secs(1) };
-    let platform =
-        Platform { signals: if backend.is_some() { Signals::Kill } else { Signals::Pidfd }, ..Platform::native() };
-    // The same pid with another start time: what the scan saw is gone and this is a stranger.
-    let done = terminate(&[Target { pid: h.pid, start_time: real + 1 }], settings, &platform, &interrupt, &|_| {});
-    assert_eq!(done.ended[0].outcome, Outcome::AlreadyGone);
-    assert!(!h.dies_within(Duration::from_millis(50)));
+    let default = platform();
+    let platform = Platform { signals: if backend.is_some() { Signals::Kill } else { default.signals }, ..default };
+    // The same pid with another start time, or another name: what the scan saw is gone and this is a stranger.
+    for stranger in [
+        Identity { start_time: real.start_time + 1, ..real.clone() },
+        Identity { name: "someone-else".into(), ..real.clone() },
+    ] {
+        let done = terminate(&[stranger], settings, &platform, &interrupt, &|_| {});
+        assert_eq!(done.ended[0].outcome, Outcome::AlreadyGone);
+        assert!(!h.dies_within(Duration::from_millis(50)));
+    }
     // With the right identity it is stopped.
-    let done = terminate(&[Target { pid: h.pid, start_time: real }], settings, &platform, &interrupt, &|_| {});
+    let done = terminate(&[real], settings, &platform, &interrupt, &|_| {});
     assert_eq!(done.ended[0].outcome, Outcome::ExitedAfterSigterm);
     assert!(h.dies_within(Duration::from_secs(1)));
 }

@@ -1,32 +1,46 @@
 //! The platform seam: the only code that reads `/proc`, holds pidfds, walks `/proc/self/fd` or calls
-//! Linux-only syscalls. One module per implementation, as fuc keeps one `compat` module per OS:
+//! OS-specific syscalls. One module per implementation, as fuc keeps one `compat` module per OS:
 //!
 //! - [`linux`]: `/proc` for the process table and what each process holds (with `/proc/locks`), pidfds for
 //!   signals, `openat2`/`statx`/mountinfo for mount points and `/proc/self/fd` for a chmod that cannot follow a
 //!   symlink;
-//! - [`portable`]: what any Unix has: `lsof -F` for holders and `kill(2)` guarded by an identity check for signals.
+//! - [`portable`]: what any Unix has — sysinfo and `getpgid` for the process table, `lsof -F` for holders,
+//!   `kill(2)` guarded by an identity check for signals, `openat`/`fstat`/`fchmodat` for the purge. It is the
+//!   implementation on macOS, and it is compiled and tested on Linux too.
 //!
 //! A [`Platform`] says which implementation serves each piece. The plan builds it once: `SAFECLEAN_PLATFORM`
-//! picks every piece, and the per-piece switches (`SAFECLEAN_SCAN_BACKEND`, `SAFECLEAN_SIGNAL_BACKEND`) override
-//! the piece they name. Both implementations are compiled on Linux, so CI tests both.
+//! picks every piece, and the per-piece switches override the piece they name. Variants that exist only on Linux
+//! are compiled only there, so nothing pretends to work where it does not.
 
 #[cfg(target_os = "linux")]
 pub mod linux;
 pub mod portable;
 
-use std::ffi::OsString;
-use std::path::PathBuf;
+use std::collections::HashSet;
+use std::ffi::{CStr, OsString};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
-
-pub use linux::fs::{MountCheck, Mounts, OpenDirError};
 
 use crate::interrupt::Interrupt;
 use crate::model::{Found, Process, Roots, Sig, SignalError, Table, Uninspectable};
 
+/// Where the process table (parents, groups, start times, command lines) comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Processes {
+    /// `/proc/PID/{stat,cmdline,exe,cwd}`; start times in clock ticks since boot.
+    #[cfg(target_os = "linux")]
+    Proc,
+    /// sysinfo (refreshed without threads) and `getpgid`; start times in whole seconds, so the identity check
+    /// also compares the name.
+    Sysinfo,
+}
+
 /// Who says which process holds what.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Holders {
-    /// `/proc/PID/{fd,maps,cwd,exe,root}` and `/proc/locks`.
+    /// `/proc/PID/{fd,maps,cwd,exe,root}` and `/proc/locks`, read with the process table in one pass.
+    #[cfg(target_os = "linux")]
     Proc,
     /// `lsof -F`, run as `program`.
     Lsof { program: OsString },
@@ -37,66 +51,291 @@ pub enum Holders {
 pub enum Signals {
     /// A pidfd pins the process: no signal reaches a stranger, and `poll` reports the exit (Linux ≥ 5.3; falls
     /// back to [`Signals::Kill`] where `pidfd_open` is missing).
+    #[cfg(target_os = "linux")]
     Pidfd,
-    /// `kill(2)` after an identity check, and exits noticed by polling.
+    /// `kill(2)` right after an identity check, and exits noticed by polling.
     Kill,
+}
+
+/// How the purge walks a tree: recognising mount points, and making a mode-000 dir accessible.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Files {
+    /// `openat2(RESOLVE_NO_XDEV)` (or the forced fallback) and a chmod through `/proc/self/fd`.
+    #[cfg(target_os = "linux")]
+    Native(Option<MountCheck>),
+    /// `openat` then the device (and, on Linux, the mount id), and `fchmodat(AT_SYMLINK_NOFOLLOW)`.
+    Portable,
+}
+
+/// How the native walk recognises mount points (Linux); forced only to test the fallbacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MountCheck {
+    /// Every descent is an `openat2(RESOLVE_NO_XDEV)`: crossing a mount fails with `EXDEV` (Linux ≥ 5.6).
+    Openat2,
+    /// `openat`, then the mount id from `statx(STATX_MNT_ID)` against the parent's (Linux ≥ 5.8).
+    Statx,
+    /// `openat`, then the device and `/proc/self/mountinfo`'s mount points.
+    Mountinfo,
+}
+
+impl Files {
+    /// What the purge and the swap walk trees with; `probe` is a dir on the filesystem to be walked.
+    #[must_use]
+    pub fn mounts(self, probe: &Path) -> Mounts {
+        match self {
+            #[cfg(target_os = "linux")]
+            Files::Native(check) => Mounts::Native(linux::fs::Mounts::new(check, probe)),
+            Files::Portable => Mounts::Portable(portable::fs::Mounts),
+        }
+    }
 }
 
 /// Which implementation serves each piece.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Platform {
+    pub processes: Processes,
     pub holders: Holders,
     pub signals: Signals,
+    pub files: Files,
 }
 
 impl Platform {
-    /// This OS's own implementation of every piece.
+    /// This OS's own implementation of every piece: Linux's where there is one, the portable one elsewhere.
     #[must_use]
     pub fn native() -> Self {
-        Platform { holders: Holders::Proc, signals: Signals::Pidfd }
+        #[cfg(target_os = "linux")]
+        return Platform {
+            processes: Processes::Proc,
+            holders: Holders::Proc,
+            signals: Signals::Pidfd,
+            files: Files::Native(None),
+        };
+        #[cfg(not(target_os = "linux"))]
+        return Self::portable("lsof".into());
     }
 
-    /// The portable implementation of every piece that has one, with `lsof` as the holder source.
+    /// The portable implementation of every piece, with `lsof` as the holder source.
     #[must_use]
     pub fn portable(lsof: OsString) -> Self {
-        Platform { holders: Holders::Lsof { program: lsof }, signals: Signals::Kill }
+        Platform {
+            processes: Processes::Sysinfo,
+            holders: Holders::Lsof { program: lsof },
+            signals: Signals::Kill,
+            files: Files::Portable,
+        }
     }
 
-    /// Reads the process table and, when the holder source is `/proc`, what every process holds, before anyone
-    /// knows which dirs matter (see [`crate::scan`]). `exclude` (this process) is not inspected.
+    /// With `/proc` as the holder source, and so as the process table: they are read in one pass, and start
+    /// times from two tables must never meet in an identity check. `None` where there is no `/proc`.
+    #[must_use]
+    pub fn with_proc_holders(self) -> Option<Self> {
+        #[cfg(target_os = "linux")]
+        return Some(Platform { holders: Holders::Proc, processes: Processes::Proc, ..self });
+        #[cfg(not(target_os = "linux"))]
+        return None;
+    }
+
+    /// With pidfds for signals; `None` where there are none.
+    #[must_use]
+    pub fn with_pidfd_signals(self) -> Option<Self> {
+        #[cfg(target_os = "linux")]
+        return Some(Platform { signals: Signals::Pidfd, ..self });
+        #[cfg(not(target_os = "linux"))]
+        return None;
+    }
+
+    /// With the native walk and `check` forced; `None` where that check does not exist.
+    #[must_use]
+    pub fn with_mount_check(self, check: MountCheck) -> Option<Self> {
+        #[cfg(target_os = "linux")]
+        return Some(Platform { files: Files::Native(Some(check)), ..self });
+        #[cfg(not(target_os = "linux"))]
+        return {
+            let _ = check;
+            None
+        };
+    }
+
+    /// Reads the process table and, when the holder source reads it with the table, what every process holds,
+    /// before anyone knows which dirs matter (see [`crate::scan`]). `exclude` (this process) is not inspected.
     pub fn snapshot(&self, exclude: u32) -> Result<Snapshot, ScanError> {
-        let with_handles = self.holders == Holders::Proc;
-        Ok(Snapshot { raw: linux::proc::snapshot(exclude, with_handles)?, holders: self.holders.clone() })
+        let raw = match (&self.holders, self.processes) {
+            #[cfg(target_os = "linux")]
+            (Holders::Proc, _) => Raw::Proc(linux::proc::snapshot(exclude, true)?),
+            #[cfg(target_os = "linux")]
+            (Holders::Lsof { .. }, Processes::Proc) => Raw::Proc(linux::proc::snapshot(exclude, false)?),
+            (Holders::Lsof { .. }, Processes::Sysinfo) => Raw::Table(portable::table::table()?),
+        };
+        Ok(Snapshot { raw, holders: self.holders.clone() })
     }
 
-    /// Fills in the command line and exe of a process (read only for the few that may be reported).
-    pub fn describe(&self, p: &mut Process) {
-        linux::proc::describe(p);
+    /// Fills in the command line and exe of the processes `pids` of `table` (read only for the few that may be
+    /// reported).
+    pub fn describe<S: std::hash::BuildHasher>(&self, table: &mut Table, pids: &HashSet<u32, S>) {
+        match self.processes {
+            #[cfg(target_os = "linux")]
+            Processes::Proc => {
+                for p in table.procs.values_mut().filter(|p| pids.contains(&p.pid)) {
+                    linux::proc::describe(p);
+                }
+            }
+            Processes::Sysinfo => portable::table::describe(table, pids),
+        }
     }
 
     /// The current dir of `pid`, if it can be read.
     #[must_use]
     pub fn cwd(&self, pid: u32) -> Option<PathBuf> {
-        linux::proc::cwd(pid)
+        match self.processes {
+            #[cfg(target_os = "linux")]
+            Processes::Proc => linux::proc::cwd(pid),
+            Processes::Sysinfo => portable::table::cwd(pid),
+        }
     }
 
-    /// The start time of our own child `pid` (its identity, which cannot be reused before we reap it).
+    /// One process as the table would show it (not described), if it is alive; for identifying our own child.
     #[must_use]
-    pub fn start_time(&self, pid: u32) -> Option<u64> {
-        linux::proc::read_stat(pid).ok().flatten().map(|s| s.start_time)
+    pub fn process(&self, pid: u32) -> Option<Process> {
+        match self.processes {
+            #[cfg(target_os = "linux")]
+            Processes::Proc => linux::proc::read_stat(pid).ok().flatten().filter(|s| !s.is_zombie()).map(Process::from),
+            Processes::Sysinfo => portable::table::process(pid),
+        }
     }
 
-    /// Opens a handle on `(pid, start_time)`; `None` when that process is gone (or a zombie).
+    /// Whether `target` is still the process the scan saw (a zombie is not).
     #[must_use]
-    pub fn open_process(&self, pid: u32, start_time: u64) -> Option<ProcHandle> {
+    pub fn is_alive(&self, target: &Identity) -> bool {
+        match self.processes {
+            #[cfg(target_os = "linux")]
+            Processes::Proc => linux::proc::is_alive(target),
+            Processes::Sysinfo => portable::table::is_alive(target),
+        }
+    }
+
+    /// Opens a handle on `target`; `None` when that process is gone (or a zombie).
+    #[must_use]
+    pub fn open_process(&self, target: &Identity) -> Option<ProcHandle> {
+        let alive = |t: &Identity| self.is_alive(t);
         // Where `pidfd_open` is missing (ENOSYS, kernel < 5.3), kill(2) below.
+        #[cfg(target_os = "linux")]
         if self.signals == Signals::Pidfd
-            && let Ok(handle) = linux::pidfd::Pidfd::open(pid, start_time, linux::proc::is_alive)
+            && let Ok(handle) = linux::pidfd::Pidfd::open(target, alive)
         {
             return handle.map(ProcHandle::Pidfd);
         }
-        portable::kill::Killable::open(pid, start_time, linux::proc::is_alive).map(ProcHandle::Kill)
+        portable::kill::Killable::open(target.clone(), alive).map(ProcHandle::Kill)
     }
+
+    /// Sends `sig` through `handle`.
+    pub fn signal(&self, handle: &ProcHandle, sig: Sig) -> Result<(), SignalError> {
+        match handle {
+            #[cfg(target_os = "linux")]
+            ProcHandle::Pidfd(h) => h.signal(sig),
+            ProcHandle::Kill(h) => h.signal(sig, |t| self.is_alive(t)),
+        }
+    }
+
+    /// Waits until one of `handles` exits, `until` passes, or an interrupt arrives: woken by the exit itself when
+    /// every handle is a pidfd, polling otherwise.
+    pub fn wait_any(&self, handles: &[&ProcHandle], until: Instant, interrupt: &Interrupt) -> Waited {
+        #[cfg(target_os = "linux")]
+        {
+            let pidfds: Option<Vec<&linux::pidfd::Pidfd>> = handles
+                .iter()
+                .map(|h| match h {
+                    ProcHandle::Pidfd(p) => Some(p),
+                    ProcHandle::Kill(_) => None,
+                })
+                .collect();
+            if let Some(pidfds) = pidfds {
+                return linux::pidfd::wait_any(&pidfds, until, interrupt);
+            }
+        }
+        let exited = || {
+            handles
+                .iter()
+                .enumerate()
+                .filter(|(_, h)| match h {
+                    #[cfg(target_os = "linux")]
+                    ProcHandle::Pidfd(p) => p.exited_now(),
+                    ProcHandle::Kill(k) => !self.is_alive(k.identity()),
+                })
+                .map(|(i, _)| i)
+                .collect()
+        };
+        portable::kill::poll_until(exited, until, interrupt)
+    }
+}
+
+/// What identifies a process across time: a pid alone can be reused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub pid: u32,
+    /// In the unit of the process table it came from (clock ticks since boot for `/proc`, seconds for sysinfo).
+    pub start_time: u64,
+    /// Compared too, which matters where start times are coarse (sysinfo's whole seconds). A process that changed
+    /// its name (by exec) counts as gone; the re-scan after the termination finds it again under its new name.
+    pub name: String,
+}
+
+impl From<&Process> for Identity {
+    fn from(p: &Process) -> Self {
+        Identity { pid: p.pid, start_time: p.start_time, name: p.name.clone() }
+    }
+}
+
+/// The process table, and what each process holds if it was read in the same pass.
+#[derive(Debug)]
+enum Raw {
+    #[cfg(target_os = "linux")]
+    Proc(linux::proc::Raw),
+    Table((Table, Uninspectable)),
+}
+
+/// What [`Platform::snapshot`] read, to be narrowed to the dirs that matter with [`Snapshot::holders`].
+#[derive(Debug)]
+pub struct Snapshot {
+    raw: Raw,
+    holders: Holders,
+}
+
+impl Snapshot {
+    /// What is held under `roots`, with the process table and the processes that could not be inspected.
+    pub fn holders(self, roots: &Roots, exclude: u32) -> Result<(Vec<Found>, Table, Uninspectable), ScanError> {
+        let (found, table, uninspectable) = match self.raw {
+            #[cfg(target_os = "linux")]
+            Raw::Proc(raw) => raw.filter(roots),
+            Raw::Table((table, uninspectable)) => (Vec::new(), table, uninspectable),
+        };
+        match &self.holders {
+            #[cfg(target_os = "linux")]
+            Holders::Proc => Ok((found, table, uninspectable)),
+            Holders::Lsof { program } => {
+                let found = portable::lsof::scan(program, roots, exclude, &table)?;
+                // lsof skips what it may not read (`-w`): other users' processes, when not root.
+                let uninspectable = Uninspectable { other_users: portable::table::others(&table), ..uninspectable };
+                Ok((found, table, uninspectable))
+            }
+        }
+    }
+}
+
+/// Why the process table or the holders could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error("failed to list /proc: {0}; is procfs mounted?")]
+    Proc(#[source] std::io::Error),
+    #[error("failed to read the process table: {0}")]
+    Table(String),
+    #[error("failed to run {}: {source}; install lsof or use the /proc backend", program.to_string_lossy())]
+    LsofSpawn {
+        program: OsString,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} printed nothing ({status}); is it installed and allowed to read processes?", program.to_string_lossy())]
+    LsofSilent { program: OsString, status: std::process::ExitStatus },
 }
 
 /// Linux appends ` (deleted)` to links whose target was unlinked, and lsof repeats it; the path is what matters.
@@ -110,45 +349,13 @@ pub fn strip_deleted(link: OsString) -> PathBuf {
     PathBuf::from(OsString::from_vec(bytes))
 }
 
-/// What [`Platform::snapshot`] read, to be narrowed to the dirs that matter with [`Snapshot::holders`].
-#[derive(Debug)]
-pub struct Snapshot {
-    raw: linux::proc::Raw,
-    holders: Holders,
-}
-
-impl Snapshot {
-    /// What is held under `roots`, with the process table and the processes that could not be inspected.
-    pub fn holders(self, roots: &Roots, exclude: u32) -> Result<(Vec<Found>, Table, Uninspectable), ScanError> {
-        let (mut found, table, uninspectable) = self.raw.filter(roots);
-        if let Holders::Lsof { program } = &self.holders {
-            found = portable::lsof::scan(program, roots, exclude, &table)?;
-        }
-        Ok((found, table, uninspectable))
-    }
-}
-
-/// Why the process table or the holders could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum ScanError {
-    #[error("failed to list /proc: {0}; is procfs mounted?")]
-    Proc(#[source] std::io::Error),
-    #[error("failed to run {}: {source}; install lsof or use the /proc backend", program.to_string_lossy())]
-    LsofSpawn {
-        program: OsString,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{} printed nothing ({status}); is it installed and allowed to read processes?", program.to_string_lossy())]
-    LsofSilent { program: OsString, status: std::process::ExitStatus },
-}
-
 /// A handle on a process we did not spawn, safe against pid reuse.
 ///
 /// We cannot use `std::process::Child` (the processes are not our children) nor sysinfo's `wait()` (it polls
 /// forever on non-children).
 #[derive(Debug)]
 pub enum ProcHandle {
+    #[cfg(target_os = "linux")]
     Pidfd(linux::pidfd::Pidfd),
     Kill(portable::kill::Killable),
 }
@@ -157,15 +364,9 @@ impl ProcHandle {
     #[must_use]
     pub fn pid(&self) -> u32 {
         match self {
+            #[cfg(target_os = "linux")]
             ProcHandle::Pidfd(h) => h.pid(),
-            ProcHandle::Kill(h) => h.pid(),
-        }
-    }
-
-    pub fn signal(&self, sig: Sig) -> Result<(), SignalError> {
-        match self {
-            ProcHandle::Pidfd(h) => h.signal(sig),
-            ProcHandle::Kill(h) => h.signal(sig, linux::proc::is_alive),
+            ProcHandle::Kill(h) => h.identity().pid,
         }
     }
 }
@@ -197,37 +398,64 @@ pub fn signal_error(e: rustix::io::Errno) -> SignalError {
 /// The result of one wait.
 #[derive(Debug, Default)]
 pub struct Waited {
-    /// Indices (into the slice given to [`wait_any`]) of the processes that exited.
+    /// Indices (into the slice given to [`Platform::wait_any`]) of the processes that exited.
     pub exited: Vec<usize>,
     pub interrupted: bool,
 }
 
-/// Waits until one of `handles` exits, `until` passes, or an interrupt arrives: woken by the exit itself when
-/// every handle is a pidfd, polling otherwise.
-pub fn wait_any(handles: &[&ProcHandle], until: Instant, interrupt: &Interrupt) -> Waited {
-    let pidfds: Option<Vec<&linux::pidfd::Pidfd>> = handles
-        .iter()
-        .map(|h| match h {
-            ProcHandle::Pidfd(p) => Some(p),
-            ProcHandle::Kill(_) => None,
-        })
-        .collect();
-    match pidfds {
-        Some(pidfds) => linux::pidfd::wait_any(&pidfds, until, interrupt),
-        None => portable::kill::poll_until(
-            || {
-                handles
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, h)| match h {
-                        ProcHandle::Pidfd(p) => p.exited_now(),
-                        ProcHandle::Kill(k) => !linux::proc::is_alive(k.pid(), k.start_time()),
-                    })
-                    .map(|(i, _)| i)
-                    .collect()
-            },
-            until,
-            interrupt,
-        ),
+/// Why a directory was not opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenDirError {
+    /// It is a mount point: left alone.
+    Mount,
+    Errno(rustix::io::Errno),
+}
+
+/// Walking a tree to delete it: never into a mount point, never through a symlink.
+#[derive(Debug)]
+pub enum Mounts {
+    #[cfg(target_os = "linux")]
+    Native(linux::fs::Mounts),
+    Portable(portable::fs::Mounts),
+}
+
+impl Mounts {
+    /// Opens the directory `name` in `parent` to list it: never through a symlink, never into a mount.
+    pub fn open_dir(&self, parent: &OwnedFd, name: &CStr) -> Result<OwnedFd, OpenDirError> {
+        match self {
+            #[cfg(target_os = "linux")]
+            Mounts::Native(m) => m.open_dir(parent, name),
+            Mounts::Portable(m) => m.open_dir(parent, name),
+        }
+    }
+
+    /// Gives the owner rwx on the directory `name` in `parent`, never through a symlink, never on a mount's root.
+    pub fn chmod_dir_rwx(&self, parent: &OwnedFd, name: &CStr) -> Result<(), OpenDirError> {
+        match self {
+            #[cfg(target_os = "linux")]
+            Mounts::Native(m) => m.chmod_dir_rwx(parent, name),
+            Mounts::Portable(m) => m.chmod_dir_rwx(parent, name),
+        }
+    }
+
+    /// Whether `name` in `parent` (not followed if a symlink) is a mount point: asked when an unlink says `EBUSY`.
+    #[must_use]
+    pub fn is_mount_at(&self, parent: &OwnedFd, name: &CStr) -> bool {
+        match self {
+            #[cfg(target_os = "linux")]
+            Mounts::Native(m) => m.is_mount_at(parent, name),
+            Mounts::Portable(m) => m.is_mount_at(parent, name),
+        }
+    }
+
+    /// Whether the directory `dir` (not followed if a symlink) is a mount point.
+    #[must_use]
+    pub fn is_mount_point(&self, dir: &Path) -> bool {
+        let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else { return true };
+        let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+        let flags = rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC;
+        let Ok(parent_fd) = rustix::fs::open(parent, flags, rustix::fs::Mode::empty()) else { return false };
+        let Ok(name) = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(name)) else { return false };
+        self.is_mount_at(&parent_fd, &name)
     }
 }

@@ -108,10 +108,11 @@ impl HumanReporter {
         let mut parts: Vec<String> = Vec::new();
         for handle in &h.handles {
             let path = handle.path.display();
-            let text = if handle.kind == HandleKind::Lock && is_profile_lock(&handle.path) {
-                format!("holds the build directory lock {path}")
-            } else {
-                format!("{} {path}", handle.kind.as_str())
+            // Where the holder source cannot see lock state (lsof on macOS), an fd on a lock file only says that.
+            let text = match handle.kind {
+                HandleKind::Lock if is_profile_lock(&handle.path) => format!("holds the build directory lock {path}"),
+                HandleKind::Fd if is_profile_lock(&handle.path) => format!("has the lock file open {path}"),
+                kind => format!("{} {path}", kind.as_str()),
             };
             parts.push(text);
         }

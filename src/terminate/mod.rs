@@ -13,15 +13,8 @@ use std::time::{Duration, Instant};
 use crate::event::Event;
 use crate::interrupt::Interrupt;
 use crate::model::Outcome;
-use crate::platform::{Platform, ProcHandle, wait_any};
+use crate::platform::{Identity, Platform, ProcHandle};
 pub use machine::{Ended, Machine, Sig, SignalError, Step};
-
-/// A process to stop, by identity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Target {
-    pub pid: u32,
-    pub start_time: u64,
-}
 
 /// How long to wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,14 +35,14 @@ pub struct Terminated {
 /// Stops `targets`: SIGTERM and SIGCONT to all, wait up to the grace period, SIGKILL to the rest, wait up to the
 /// kill timeout. On interrupt it stops escalating at once.
 pub fn terminate(
-    targets: &[Target],
+    targets: &[Identity],
     settings: Settings,
     platform: &Platform,
     interrupt: &Interrupt,
     emit: &dyn Fn(Event),
 ) -> Terminated {
     let start = Instant::now();
-    let handles: Vec<Option<ProcHandle>> = targets.iter().map(|t| platform.open_process(t.pid, t.start_time)).collect();
+    let handles: Vec<Option<ProcHandle>> = targets.iter().map(|t| platform.open_process(t)).collect();
     let mut m = Machine::new(targets.len(), settings.grace, settings.kill_timeout);
     for (i, h) in handles.iter().enumerate() {
         if h.is_none() {
@@ -65,7 +58,7 @@ pub fn terminate(
             Step::Signal(list) => {
                 for (i, sig) in list {
                     let Some(h) = handles[i].as_ref().filter(|_| m.ended(i).is_none()) else { continue };
-                    match h.signal(sig) {
+                    match platform.signal(h, sig) {
                         Ok(()) => emit(Event::Signal { pid: h.pid(), signal: sig }),
                         Err(e) => m.signal_failed(i, sig, e, start.elapsed()),
                     }
@@ -79,7 +72,7 @@ pub fn terminate(
                 }
                 let live = m.live_indices();
                 let live_handles: Vec<&ProcHandle> = live.iter().filter_map(|&i| handles[i].as_ref()).collect();
-                let waited = wait_any(&live_handles, start + until, interrupt);
+                let waited = platform.wait_any(&live_handles, start + until, interrupt);
                 let now = start.elapsed();
                 for j in waited.exited {
                     m.exited(live[j], now);
@@ -96,7 +89,7 @@ pub fn terminate(
     Terminated { ended, interrupted }
 }
 
-fn report_ended(m: &Machine, targets: &[Target], reported: &mut [bool], emit: &dyn Fn(Event)) {
+fn report_ended(m: &Machine, targets: &[Identity], reported: &mut [bool], emit: &dyn Fn(Event)) {
     for (i, t) in targets.iter().enumerate() {
         if let (false, Some(ended)) = (reported[i], m.ended(i)) {
             reported[i] = true;
@@ -130,14 +123,23 @@ pub struct BusyLock {
     pub path: PathBuf,
     /// The spared holder that has it, with its kind; `None` when no process that could be inspected has it.
     pub holder: Option<(Named, &'static str)>,
+    /// Whether the scan saw that holder own the lock, or only have the lock file open (lsof on macOS reports no
+    /// lock state).
+    pub owns: bool,
 }
 
 impl fmt::Display for BusyLock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.holder {
-            Some((who, kind)) => {
+            Some((who, kind)) if self.owns => {
                 write!(f, "{} is locked by {who}, spared as {kind} (--all-holders stops it)", self.path.display())
             }
+            Some((who, kind)) => write!(
+                f,
+                "{} is locked, and {who}, spared as {kind}, has it open (which process owns the lock cannot be seen \
+                 here; --all-holders stops it)",
+                self.path.display()
+            ),
             None => write!(
                 f,
                 "{} is locked by a process that could not be inspected (another user's? run as root to see it)",

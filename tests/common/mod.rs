@@ -4,14 +4,15 @@
 #![allow(dead_code, reason = "each test binary uses a different part of the fixtures")]
 
 use std::io::{BufRead, BufReader, Read};
-use std::os::fd::AsFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use cargo_safeclean::model::Sig;
+use cargo_safeclean::platform::{Identity, Platform};
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
-use rustix::process::{Pid, PidfdFlags, Signal, pidfd_open, pidfd_send_signal};
+use rustix::process::{Pid, Signal};
 
 /// How long any readiness or exit may take before the test fails (not a sleep: an upper bound on a wait).
 pub const PATIENCE: Duration = Duration::from_mins(2);
@@ -55,6 +56,7 @@ pub fn clean_env(cmd: &mut Command) -> &mut Command {
 /// A temporary cargo workspace.
 pub struct Ws {
     pub dir: tempfile::TempDir,
+    root: PathBuf,
 }
 
 impl Ws {
@@ -70,7 +72,9 @@ impl Ws {
     }
 
     fn create(dir: tempfile::TempDir, build_script: bool) -> Self {
-        let root = dir.path();
+        // Canonical, as cargo reports it (macOS keeps temp dirs behind the /var -> /private/var symlink).
+        let root = dir.path().canonicalize().unwrap();
+        let root = root.as_path();
         std::fs::create_dir_all(root.join("src")).unwrap();
         std::fs::write(
             root.join("Cargo.toml"),
@@ -81,11 +85,11 @@ impl Ws {
         if build_script {
             std::fs::write(root.join("build.rs"), BUILD_RS).unwrap();
         }
-        Ws { dir }
+        Ws { root: root.to_path_buf(), dir }
     }
 
     pub fn root(&self) -> &Path {
-        self.dir.path()
+        &self.root
     }
 
     pub fn target(&self) -> PathBuf {
@@ -118,8 +122,9 @@ impl Ws {
         self.safeclean(args).output_bounded()
     }
 
-    /// `cargo safeclean ARGS` run as `nobody`. root's cargo is out of nobody's reach, so `$CARGO` is a script
-    /// that only answers `metadata` for this workspace: the tool honours `$CARGO`.
+    /// `cargo safeclean ARGS` run as `nobody` (uid 65534, as on Linux). root's cargo is out of nobody's reach, so
+    /// `$CARGO` is a script that only answers `metadata` for this workspace: the tool honours `$CARGO`.
+    #[cfg(target_os = "linux")]
     pub fn safeclean_as_nobody(&self, args: &[&str]) -> Command {
         use std::os::unix::fs::PermissionsExt;
         let fake = self.root().join("fake-cargo.sh");
@@ -139,6 +144,7 @@ impl Ws {
     }
 
     /// A target dir that `nobody` can read, held by a process of root's that `nobody` cannot inspect.
+    #[cfg(target_os = "linux")]
     pub fn root_holder_nobody_cannot_inspect(&self, rv: &mut Rendezvous) -> Ready {
         use std::os::unix::fs::PermissionsExt;
         std::fs::create_dir_all(self.target().join("debug")).unwrap();
@@ -264,7 +270,7 @@ impl Rendezvous {
     /// Waits for a connection; fails early if the process `watch` (our child) exits first.
     pub fn accept(&mut self, watch: Option<u32>) -> Ready {
         self.listener.set_nonblocking(true).unwrap();
-        let pidfd = watch.map(|p| pidfd_open(pid_of(p), PidfdFlags::empty()).unwrap());
+
         let deadline = Instant::now() + PATIENCE;
         loop {
             match self.listener.accept() {
@@ -287,13 +293,12 @@ impl Rendezvous {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             assert!(!left.is_zero(), "nothing became ready within {PATIENCE:?}");
-            let mut fds = vec![PollFd::new(&self.listener, PollFlags::IN)];
-            if let Some(fd) = &pidfd {
-                fds.push(PollFd::new(fd, PollFlags::IN));
-            }
-            let ts = Timespec { tv_sec: left.as_secs().try_into().unwrap(), tv_nsec: 0 };
+            // Woken by a connection, or every 10 ms to see whether the watched child exited before it connected.
+            let mut fds = [PollFd::new(&self.listener, PollFlags::IN)];
+            let step = left.min(Duration::from_millis(10));
+            let ts = Timespec { tv_sec: 0, tv_nsec: step.subsec_nanos().into() };
             let _ = poll(&mut fds, Some(&ts));
-            if fds.get(1).is_some_and(|f| !f.revents().is_empty()) && !fds[0].revents().contains(PollFlags::IN) {
+            if watch.is_some_and(has_exited) && !fds[0].revents().contains(PollFlags::IN) {
                 let child = self.reaper.children.iter_mut().find(|c| Some(c.id()) == watch).unwrap();
                 let mut err = String::new();
                 if let Some(e) = child.stderr.as_mut() {
@@ -352,26 +357,25 @@ pub fn spawn_retrying(cmd: &mut Command) -> Child {
 #[derive(Default)]
 pub struct Reaper {
     children: Vec<Child>,
-    /// (pid, start time) of processes that are not our children (build scripts, grandchildren).
-    pids: Vec<(u32, u64)>,
+    /// Processes that are not our children (build scripts, grandchildren), by identity.
+    others: Vec<Identity>,
 }
 
 impl Reaper {
     pub fn remember(&mut self, pid: u32) {
-        if let Some(start) = start_time(pid) {
-            self.pids.push((pid, start));
+        if let Some(id) = identity(pid) {
+            self.others.push(id);
         }
     }
 }
 
 impl Drop for Reaper {
     fn drop(&mut self) {
-        for &(pid, start) in &self.pids {
-            if let Ok(fd) = pidfd_open(pid_of(pid), PidfdFlags::empty()) {
-                // Only the process we saw: a reused pid has another start time.
-                if start_time(pid) == Some(start) {
-                    let _ = pidfd_send_signal(fd.as_fd(), Signal::KILL);
-                }
+        // Only the processes we saw: the handle checks the identity, so a reused pid is left alone.
+        let platform = platform();
+        for id in &self.others {
+            if let Some(handle) = platform.open_process(id) {
+                let _ = platform.signal(&handle, Sig::Kill);
             }
         }
         for c in &mut self.children {
@@ -391,18 +395,29 @@ pub fn send(pid: u32, sig: Signal) {
     rustix::process::kill_process(pid_of(pid), sig).unwrap();
 }
 
-/// The start time of `pid` (field 22 of `/proc/PID/stat`), if it is alive and not a zombie.
-pub fn start_time(pid: u32) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest: Vec<&str> = text[text.rfind(')')? + 1..].split_whitespace().collect();
-    if rest[0] == "Z" || rest[0] == "X" {
-        return None;
+/// The platform the tests look at processes with: the one `SAFECLEAN_PLATFORM` asks the tool for, so that
+/// identities the tests take are in the same units as the tool's.
+pub fn platform() -> Platform {
+    match std::env::var("SAFECLEAN_PLATFORM").as_deref() {
+        Ok("portable") => Platform::portable("lsof".into()),
+        _ => Platform::native(),
     }
-    rest.get(19)?.parse().ok()
+}
+
+/// The identity of `pid`, if it is alive and not a zombie.
+pub fn identity(pid: u32) -> Option<Identity> {
+    platform().process(pid).map(|p| Identity::from(&p))
 }
 
 pub fn alive(pid: u32) -> bool {
-    start_time(pid).is_some()
+    identity(pid).is_some()
+}
+
+/// Whether our child `pid` has exited (it is not reaped: its pid stays ours until someone waits for it).
+pub fn has_exited(pid: u32) -> bool {
+    use rustix::process::{WaitId, WaitIdOptions, waitid};
+    let options = WaitIdOptions::EXITED | WaitIdOptions::NOWAIT | WaitIdOptions::NOHANG;
+    matches!(waitid(WaitId::Pid(pid_of(pid)), options), Ok(Some(_)) | Err(_))
 }
 
 /// The JSON lines of a `--message-format json` run.
@@ -509,9 +524,7 @@ pub fn output_within(cmd: &mut Command, limit: Duration) -> Output {
 /// Collects what `child` writes to its piped stdout and stderr (either may be unpiped) until it exits, failing the
 /// test if that takes longer than `limit` (it is then killed by pid).
 pub fn finish_within(mut child: Child, limit: Duration) -> Output {
-    let fd = pidfd_open(pid_of(child.id()), PidfdFlags::empty()).unwrap();
-    let mut fds = [PollFd::new(&fd, PollFlags::IN)];
-    let ts = Timespec { tv_sec: limit.as_secs().try_into().unwrap(), tv_nsec: limit.subsec_nanos().into() };
+    let pid = child.id();
     // Read the pipes on threads so a chatty child cannot block on a full pipe while we wait.
     let so = child.stdout.take();
     let se = child.stderr.take();
@@ -529,22 +542,30 @@ pub fn finish_within(mut child: Child, limit: Duration) -> Output {
         }
         v
     });
-    let exited = matches!(poll(&mut fds, Some(&ts)), Ok(n) if n > 0);
+    let exited = exits_within(pid, limit);
     if !exited {
+        // Our own unreaped child: its pid cannot have been reused.
         let _ = child.kill();
     }
     let status = child.wait().unwrap();
     let out = Output { status, stdout: t_out.join().unwrap(), stderr: t_err.join().unwrap() };
-    assert!(exited, "process {} did not finish within {limit:?}; stderr:\n{}", child.id(), stderr(&out));
+    assert!(exited, "process {pid} did not finish within {limit:?}; stderr:\n{}", stderr(&out));
     out
 }
 
-/// Whether our child `pid` exits (or has exited) within `limit`; it is not reaped.
+/// Whether our child `pid` exits (or has exited) within `limit`; it is not reaped. Checked every millisecond:
+/// what is waited for is an exit, with a deadline, not a readiness guessed by a sleep.
 pub fn exits_within(pid: u32, limit: Duration) -> bool {
-    let Ok(fd) = pidfd_open(pid_of(pid), PidfdFlags::empty()) else { return true };
-    let mut fds = [PollFd::new(&fd, PollFlags::IN)];
-    let ts = Timespec { tv_sec: limit.as_secs().try_into().unwrap(), tv_nsec: limit.subsec_nanos().into() };
-    matches!(poll(&mut fds, Some(&ts)), Ok(n) if n > 0)
+    let deadline = Instant::now() + limit;
+    loop {
+        if has_exited(pid) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 impl Ready {
@@ -559,8 +580,10 @@ pub fn is_root() -> bool {
 }
 
 /// Mounts made by a test under one dir, all unmounted (lazily, deepest first) when the test ends, pass or fail.
+#[cfg(target_os = "linux")]
 pub struct MountGuard(PathBuf);
 
+#[cfg(target_os = "linux")]
 impl MountGuard {
     pub fn under(dir: &Path) -> Self {
         MountGuard(dir.to_path_buf())
@@ -610,6 +633,7 @@ impl MountGuard {
     }
 }
 
+#[cfg(target_os = "linux")]
 impl Drop for MountGuard {
     fn drop(&mut self) {
         self.unmount_all();

@@ -20,16 +20,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags, StatxFlags};
 use rustix::io::Errno;
 
-/// How mount points are told apart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MountCheck {
-    /// Every descent is an `openat2(RESOLVE_NO_XDEV)`: crossing a mount fails with `EXDEV`.
-    Openat2,
-    /// `openat`, then the mount id from `statx(STATX_MNT_ID)` against the parent's.
-    Statx,
-    /// `openat`, then the device and `/proc/self/mountinfo`'s mount points.
-    Mountinfo,
-}
+use crate::platform::{MountCheck, OpenDirError};
 
 impl MountCheck {
     /// The best check this kernel supports, found by trying each on `probe` (a directory that exists).
@@ -59,14 +50,6 @@ fn no_xdev() -> ResolveFlags {
 fn mount_id(dir: BorrowedFd<'_>, name: &CStr, flags: AtFlags) -> Option<u64> {
     let st = rustix::fs::statx(dir, name, flags | AtFlags::SYMLINK_NOFOLLOW, StatxFlags::MNT_ID).ok()?;
     StatxFlags::from_bits_retain(st.stx_mask).contains(StatxFlags::MNT_ID).then_some(st.stx_mnt_id)
-}
-
-/// Why a directory was not opened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OpenDirError {
-    /// It is a mount point: left alone.
-    Mount,
-    Errno(Errno),
 }
 
 /// The mount knowledge of one walk: the check in use and, for [`MountCheck::Mountinfo`], the mount points.
@@ -103,9 +86,7 @@ impl Mounts {
     /// Gives the owner rwx on the directory `name` in `parent`, never through a symlink and never on a mount's
     /// root: the `O_PATH` handle is opened as every descent is (see the module docs for why `/proc/self/fd`).
     pub fn chmod_dir_rwx(&self, parent: &OwnedFd, name: &CStr) -> Result<(), OpenDirError> {
-        let fd = self.open_path(parent, name)?;
-        let link = format!("/proc/self/fd/{}", fd.as_raw_fd());
-        rustix::fs::chmod(link.as_str(), Mode::RWXU).map_err(OpenDirError::Errno)
+        chmod_through_fd(&self.open_path(parent, name)?).map_err(OpenDirError::Errno)
     }
 
     /// Whether `name` in `parent` (a file or a directory, not followed if a symlink) is a mount point. Asked when
@@ -142,19 +123,31 @@ impl Mounts {
                 .is_ok_and(|p| self.points.contains(&p)),
         }
     }
+}
 
-    /// Whether the directory `dir` (not followed if a symlink) is a mount point.
-    #[must_use]
-    pub fn is_mount_point(&self, dir: &Path) -> bool {
-        let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else { return true };
-        let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
-        let Ok(parent_fd) = rustix::fs::open(parent, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-        else {
-            return false;
-        };
-        let Ok(name) = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(name)) else { return false };
-        self.is_mount_at(&parent_fd, &name)
-    }
+/// Gives the owner rwx on the inode an `O_PATH` handle names, through `/proc/self/fd`: `fchmod` refuses `O_PATH`
+/// handles, and the link names exactly that inode, whatever happens to its name meanwhile.
+fn chmod_through_fd(fd: &OwnedFd) -> Result<(), Errno> {
+    rustix::fs::chmod(format!("/proc/self/fd/{}", fd.as_raw_fd()).as_str(), Mode::RWXU)
+}
+
+/// The portable walk's chmod where `fchmodat(AT_SYMLINK_NOFOLLOW)` is not supported (Linux): the directory
+/// `name` in `parent`, opened without following a symlink, changed through its handle.
+pub fn chmod_dir_rwx_nofollow(parent: &OwnedFd, name: &CStr) -> Result<(), Errno> {
+    let fd = rustix::fs::openat(
+        parent,
+        name,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    chmod_through_fd(&fd)
+}
+
+/// Whether two open files are on the same mount, by mount id (`true` where the kernel does not say): what the
+/// portable walk adds on Linux to the device comparison, which a bind mount of the same filesystem passes.
+#[must_use]
+pub fn same_mount(a: BorrowedFd<'_>, b: BorrowedFd<'_>) -> bool {
+    mount_id(a, c"", AtFlags::EMPTY_PATH) == mount_id(b, c"", AtFlags::EMPTY_PATH)
 }
 
 /// Every mount point of this process's namespace, from `/proc/self/mountinfo`.
@@ -213,8 +206,8 @@ mod tests {
             let m = Mounts::new(Some(check), tmp.path());
             assert!(m.open_dir(&parent, c"d").is_ok(), "{check:?}");
             assert!(!m.is_mount_at(&parent, c"d") && !m.is_mount_at(&parent, c"f"), "{check:?}");
-            assert!(!m.is_mount_point(&tmp.path().join("d")), "{check:?}");
-            assert!(m.is_mount_point(Path::new("/proc")), "{check:?}");
+            let root = rustix::fs::open("/", dir_flags(), Mode::empty()).unwrap();
+            assert!(m.is_mount_at(&root, c"proc"), "{check:?}");
         }
         assert_eq!(MountCheck::detect(tmp.path()), MountCheck::Openat2, "this kernel has openat2");
     }

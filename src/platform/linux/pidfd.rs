@@ -10,7 +10,7 @@ use rustix::process::{Pid, PidfdFlags, pidfd_open, pidfd_send_signal};
 
 use crate::interrupt::Interrupt;
 use crate::model::{Sig, SignalError};
-use crate::platform::{Waited, signal_error, signal_of};
+use crate::platform::{Identity, Waited, signal_error, signal_of};
 
 /// `pidfd_open` does not exist here (kernel < 5.3, or a sandbox that forbids it).
 #[derive(Debug)]
@@ -23,12 +23,13 @@ pub struct Pidfd {
 }
 
 impl Pidfd {
-    /// Opens a pidfd on `(pid, start_time)`; `Ok(None)` when that process is gone. `alive` checks the identity
-    /// after the open: the pidfd pins whatever process has this pid, which is ours only if its start time matches.
-    pub fn open(pid: u32, start_time: u64, alive: fn(u32, u64) -> bool) -> Result<Option<Self>, Unsupported> {
+    /// Opens a pidfd on `target`; `Ok(None)` when that process is gone. `alive` checks the identity after the
+    /// open: the pidfd pins whatever process has this pid, which is ours only if its start time matches.
+    pub fn open(target: &Identity, alive: impl Fn(&Identity) -> bool) -> Result<Option<Self>, Unsupported> {
+        let pid = target.pid;
         let Some(raw) = i32::try_from(pid).ok().and_then(Pid::from_raw) else { return Ok(None) };
         match pidfd_open(raw, PidfdFlags::empty()) {
-            Ok(fd) => Ok(alive(pid, start_time).then_some(Pidfd { pid, fd })),
+            Ok(fd) => Ok(alive(target).then_some(Pidfd { pid, fd })),
             Err(Errno::SRCH) => Ok(None),
             Err(_) => Err(Unsupported),
         }

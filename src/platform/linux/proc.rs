@@ -17,7 +17,7 @@ use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
 use crate::model::{Found, Handle, HandleKind, Process, Roots, Table, Uninspectable};
-use crate::platform::{ScanError, strip_deleted};
+use crate::platform::{Identity, ScanError, strip_deleted};
 
 /// What `/proc/PID/stat` says about a process.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,16 +83,17 @@ fn open_pid(pid: u32) -> Result<OwnedFd, Errno> {
     rustix::fs::open(format!("/proc/{pid}"), OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
 }
 
-fn read_at(dir: &OwnedFd, name: &str) -> Result<Vec<u8>, Errno> {
+/// Reads a whole `/proc` file; `capacity` is what it usually needs, so that it takes one read and one more for EOF.
+fn read_at(dir: &OwnedFd, name: &str, capacity: usize) -> Result<Vec<u8>, Errno> {
     let fd = rustix::fs::openat(dir, name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
-    let mut out = Vec::with_capacity(512);
+    let mut out = Vec::with_capacity(capacity);
     io::Read::read_to_end(&mut std::fs::File::from(fd), &mut out)
         .map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::IO))?;
     Ok(out)
 }
 
 fn stat_at(dir: &OwnedFd) -> Result<Option<Stat>, Errno> {
-    match read_at(dir, "stat") {
+    match read_at(dir, "stat", 1024) {
         Ok(bytes) => Ok(Stat::parse(&bytes)),
         Err(e) if is_gone(e) => Ok(None),
         Err(e) => Err(e),
@@ -108,17 +109,18 @@ pub fn read_stat(pid: u32) -> io::Result<Option<Stat>> {
     }
 }
 
-/// Whether the process `(pid, start_time)` is still alive (a zombie is not).
+/// Whether `target` is still alive (a zombie is not) and the same process: start time and name.
 #[must_use]
-pub fn is_alive(pid: u32, start_time: u64) -> bool {
-    matches!(read_stat(pid), Ok(Some(s)) if s.start_time == start_time && !s.is_zombie())
+pub fn is_alive(target: &Identity) -> bool {
+    matches!(read_stat(target.pid), Ok(Some(s))
+        if s.start_time == target.start_time && s.name == target.name && !s.is_zombie())
 }
 
 /// Fills in the command line and exe of a process.
 pub fn describe(p: &mut Process) {
     let Ok(dir) = open_pid(p.pid) else { return };
     if p.cmdline.is_empty()
-        && let Ok(raw) = read_at(&dir, "cmdline")
+        && let Ok(raw) = read_at(&dir, "cmdline", 4096)
     {
         p.cmdline =
             raw.split(|b| *b == 0).filter(|s| !s.is_empty()).map(|s| String::from_utf8_lossy(s).into_owned()).collect();
@@ -228,7 +230,6 @@ fn is_locked(pid: u32, fd: u32, locks: &HashSet<LockedFile>) -> bool {
 }
 
 fn snapshot_part(pids: &[u32], exclude: u32, with_handles: bool) -> Raw {
-    use std::os::unix::fs::MetadataExt;
     let my_uid = rustix::process::geteuid().as_raw();
     let mut out = Raw::default();
     for &pid in pids {
@@ -236,11 +237,12 @@ fn snapshot_part(pids: &[u32], exclude: u32, with_handles: bool) -> Raw {
         let Ok(Some(stat)) = stat_at(&dir) else { continue };
         let skip = !with_handles || stat.is_zombie() || stat.is_kernel_thread() || pid == exclude;
         let mut p = Process::from(stat);
+        // `/proc/PID` belongs to the process's user: who may be inspected, when lsof is the holder source.
+        p.uid = rustix::fs::fstat(&dir).ok().map(|s| s.st_uid);
         if !skip {
             match raw_handles(&dir) {
                 Ok(h) if !h.is_empty() => out.held.push((pid, h)),
                 Err(Errno::ACCESS | Errno::PERM) => {
-                    p.uid = std::fs::metadata(format!("/proc/{pid}")).ok().map(|m| m.uid());
                     if p.uid == Some(my_uid) || my_uid == 0 {
                         out.uninspectable.own.push((pid, p.name.clone()));
                     } else {
@@ -285,7 +287,7 @@ fn raw_handles(dir: &OwnedFd) -> Result<Vec<RawHandle>, Errno> {
         Err(e @ (Errno::ACCESS | Errno::PERM)) => return Err(e),
         Err(_) => {}
     }
-    if let Ok(maps) = read_at(dir, "maps") {
+    if let Ok(maps) = read_at(dir, "maps", 32 * 1024) {
         let mut seen: HashSet<&[u8]> = HashSet::new();
         for path in map_paths(&maps).filter(|p| seen.insert(p)) {
             push_absolute(&mut out, HandleKind::Mmap, OsStr::from_bytes(path).to_os_string(), None);
@@ -328,8 +330,10 @@ mod tests {
     #[test]
     fn reads_itself() {
         let me = read_stat(std::process::id()).unwrap().unwrap();
-        assert!(is_alive(me.pid, me.start_time));
-        assert!(!is_alive(me.pid, me.start_time + 1));
+        let id = Identity::from(&Process::from(me.clone()));
+        assert!(is_alive(&id));
+        assert!(!is_alive(&Identity { start_time: id.start_time + 1, ..id.clone() }));
+        assert!(!is_alive(&Identity { name: "someone-else".into(), ..id }));
         let dir = std::env::current_dir().unwrap();
         assert_eq!(cwd(me.pid), Some(dir.clone()));
         let h = raw_handles(&open_pid(me.pid).unwrap()).unwrap();

@@ -1,5 +1,6 @@
-//! Signals through `kill(2)`, for where there is no pidfd: the identity `(pid, start time)` is checked right
-//! before each signal, and exits are noticed by polling (1 ms at first, backing off to 20 ms).
+//! Signals through `kill(2)`, for where there is no pidfd: the process's identity (pid, start time and, where
+//! start times are coarse, name) is checked right before each signal, and exits are noticed by polling (1 ms at
+//! first, backing off to 20 ms).
 //!
 //! A pid reused between the check and the `kill` would get the signal; the window is one syscall long, and a pid
 //! is reused only after the whole pid space has wrapped around.
@@ -10,37 +11,31 @@ use rustix::process::Pid;
 
 use crate::interrupt::Interrupt;
 use crate::model::{Sig, SignalError};
-use crate::platform::{Waited, signal_error, signal_of};
+use crate::platform::{Identity, Waited, signal_error, signal_of};
 
 #[derive(Debug)]
 pub struct Killable {
-    pid: u32,
-    start_time: u64,
+    identity: Identity,
 }
 
 impl Killable {
-    /// A handle on `(pid, start_time)`, or `None` when that process is gone.
+    /// A handle on `identity`, or `None` when that process is gone; `alive` checks the identity.
     #[must_use]
-    pub fn open(pid: u32, start_time: u64, alive: fn(u32, u64) -> bool) -> Option<Self> {
-        alive(pid, start_time).then_some(Killable { pid, start_time })
+    pub fn open(identity: Identity, alive: impl Fn(&Identity) -> bool) -> Option<Self> {
+        alive(&identity).then_some(Killable { identity })
     }
 
     #[must_use]
-    pub fn pid(&self) -> u32 {
-        self.pid
-    }
-
-    #[must_use]
-    pub fn start_time(&self) -> u64 {
-        self.start_time
+    pub fn identity(&self) -> &Identity {
+        &self.identity
     }
 
     /// Sends `sig` if the process is still the one the scan saw.
-    pub fn signal(&self, sig: Sig, alive: fn(u32, u64) -> bool) -> Result<(), SignalError> {
-        if !alive(self.pid, self.start_time) {
+    pub fn signal(&self, sig: Sig, alive: impl Fn(&Identity) -> bool) -> Result<(), SignalError> {
+        if !alive(&self.identity) {
             return Err(SignalError::Gone);
         }
-        let raw = i32::try_from(self.pid).ok().and_then(Pid::from_raw).ok_or(SignalError::Gone)?;
+        let raw = i32::try_from(self.identity.pid).ok().and_then(Pid::from_raw).ok_or(SignalError::Gone)?;
         rustix::process::kill_process(raw, signal_of(sig)).map_err(signal_error)
     }
 }

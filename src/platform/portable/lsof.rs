@@ -53,13 +53,41 @@ pub fn parse(text: &[u8]) -> Vec<(u32, Handle)> {
             b'l' => locked = matches!(value, b"W" | b"w" | b"R" | b"r" | b"U" | b"u" | b"x" | b"X"),
             b'n' => {
                 let (Some(pid), Some(kind)) = (pid, kind_of(fd, locked)) else { continue };
-                let path = strip_deleted(OsStr::from_bytes(value).to_os_string());
+                let path = strip_deleted(OsStr::from_bytes(&unescape(value)).to_os_string());
                 if path.is_absolute() {
                     out.push((pid, Handle { kind, path }));
                 }
             }
             _ => {}
         }
+    }
+    out
+}
+
+/// Undoes lsof's escapes in a name: `\\` for a backslash, `\xHH` for a byte it cannot print, `\t` and the like
+/// for control characters (lsof 4.95, measured). It also prints some control bytes as `^X`, which cannot be told
+/// from a name holding `^` and a letter; those stay as printed.
+fn unescape(name: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(name.len());
+    let mut i = 0;
+    while i < name.len() {
+        let (byte, len) = match (name[i], name.get(i + 1)) {
+            (b'\\', Some(b'\\')) => (b'\\', 2),
+            (b'\\', Some(b'x')) => {
+                match name.get(i + 2..i + 4).and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()) {
+                    Some(b) => (b, 4),
+                    None => (b'\\', 1),
+                }
+            }
+            (b'\\', Some(b't')) => (b'\t', 2),
+            (b'\\', Some(b'n')) => (b'\n', 2),
+            (b'\\', Some(b'r')) => (b'\r', 2),
+            (b'\\', Some(b'b')) => (0x08, 2),
+            (b'\\', Some(b'f')) => (0x0c, 2),
+            (b, _) => (b, 1),
+        };
+        out.push(byte);
+        i += len;
     }
     out
 }
@@ -84,6 +112,16 @@ fn kind_of(fd: &[u8], locked: bool) -> Option<HandleKind> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn undoes_lsofs_escapes() {
+        assert_eq!(unescape(br"/t/bad\xff"), b"/t/bad\xff");
+        assert_eq!(unescape(br"/t/lit\\x41"), br"/t/lit\x41");
+        assert_eq!(unescape(br"/t/tab\tx"), b"/t/tab\tx");
+        assert_eq!(unescape(br"/t/back\\slash"), br"/t/back\slash");
+        assert_eq!(unescape("/t/uni\u{e9}".as_bytes()), "/t/uni\u{e9}".as_bytes());
+        assert_eq!(unescape(br"/t/odd\q"), br"/t/odd\q");
+    }
 
     #[test]
     fn parses_field_output() {
