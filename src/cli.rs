@@ -53,6 +53,10 @@ pub struct Args {
     #[arg(long)]
     pub only_if_held: bool,
 
+    /// Stop the owners of cargo's locks (package cache, build and artifact dirs) and delete nothing.
+    #[arg(long, conflicts_with_all = ["only_if_held", "force"])]
+    pub unlock: bool,
+
     /// Skip the verifying `cargo check`.
     #[arg(long)]
     pub no_verify: bool,

@@ -14,7 +14,8 @@ use std::sync::Arc;
 use serde::ser::Error as _;
 use serde::{Serialize, Serializer};
 
-use crate::model::{Handle, Holder, Mode, Outcome, Removed, Settled, Sig, Uninspectable, Verified};
+use crate::layout::{LockName, lock_name};
+use crate::model::{Handle, Hold, Holder, Mode, Outcome, Removed, Settled, Sig, Uninspectable, Verified};
 use crate::purge::Progress;
 use crate::workspace::Dirs;
 
@@ -104,12 +105,21 @@ struct HandleLine {
     path: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     path_bytes: Option<Vec<u8>>,
+    /// Which of cargo's locks the file is, when the handle holds or waits for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lock: Option<&'static str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    shared: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    waiting: bool,
 }
 
 impl From<&Handle> for HandleLine {
     fn from(h: &Handle) -> Self {
         let (path, path_bytes) = wire_path(&h.path);
-        HandleLine { kind: h.kind.as_str(), path, path_bytes }
+        let lock = h.hold.and_then(|_| lock_name(&h.path)).map(LockName::as_str);
+        let (shared, waiting) = (h.hold == Some(Hold::Shared), h.hold == Some(Hold::Waiting));
+        HandleLine { kind: h.kind.as_str(), path, path_bytes, lock, shared, waiting }
     }
 }
 
@@ -142,6 +152,7 @@ impl<'a> HolderLine<'a> {
 #[derive(Debug, Clone)]
 pub struct Summary {
     pub mode: Mode,
+    pub dry_run: bool,
     pub dirs: Option<Dirs>,
     pub holders: Vec<Settled>,
     pub uninspectable: Uninspectable,
@@ -153,9 +164,10 @@ pub struct Summary {
 impl Summary {
     /// The summary of a run that ended before it learned anything.
     #[must_use]
-    pub fn empty(mode: Mode, exit_code: i32) -> Self {
+    pub fn empty(mode: Mode, dry_run: bool, exit_code: i32) -> Self {
         Summary {
             mode,
+            dry_run,
             dirs: None,
             holders: Vec::new(),
             uninspectable: Uninspectable::default(),
@@ -169,6 +181,7 @@ impl Summary {
 #[derive(Serialize)]
 struct SummaryLine<'a> {
     reason: &'static str,
+    mode: &'static str,
     target_dir: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     target_dir_bytes: Option<Vec<u8>>,
@@ -204,11 +217,12 @@ impl Serialize for Summary {
             self.dirs.as_ref().and_then(|d| d.build_dir.as_deref()).map(wire_path).unzip();
         SummaryLine {
             reason: "summary",
+            mode: self.mode.as_str(),
             target_dir,
             target_dir_bytes: target_dir_bytes.flatten(),
             build_dir,
             build_dir_bytes: build_dir_bytes.flatten(),
-            dry_run: self.mode == Mode::DryRun,
+            dry_run: self.dry_run,
             holders: self.holders.iter().map(|h| HolderLine::new(&h.holder, h.outcome)).collect(),
             uninspectable: self.uninspectable.count(),
             removed: self.removed.map(|r| RemovedLine { files: r.files, bytes: r.bytes, duration_ms: r.duration_ms }),
@@ -234,9 +248,16 @@ mod tests {
                 name: "cargo".into(),
                 cmdline: vec!["cargo".into(), "build".into()],
                 exe: None,
+                cwd: None,
+                started_at: None,
+                stopped: false,
                 uid: None,
             },
-            handles: vec![Handle { kind: HandleKind::Lock, path: "/t/debug/.cargo-lock".into() }],
+            handles: vec![Handle {
+                kind: HandleKind::Lock,
+                path: "/t/debug/.cargo-lock".into(),
+                hold: Some(Hold::Exclusive),
+            }],
             kind: Kind::Cargo,
             verdict: Verdict::Terminate,
             spare_reason: None,
@@ -252,11 +273,11 @@ mod tests {
         assert_eq!(
             serde_json::to_value(&event).unwrap(),
             serde_json::json!({"reason":"holder","pid":4242,"name":"cargo","kind":"cargo","cmdline":["cargo","build"],
-                "handles":[{"kind":"lock","path":"/t/debug/.cargo-lock"}],"verdict":"terminate",
+                "handles":[{"kind":"lock","path":"/t/debug/.cargo-lock","lock":"build-directory"}],"verdict":"terminate",
                 "outcome":"exited-after-sigterm"})
         );
         let settled = Settled { holder: h, outcome: Some(Outcome::Killed), note: None };
-        let s = Summary { holders: vec![settled], ..Summary::empty(Mode::Clean, 4) };
+        let s = Summary { holders: vec![settled], ..Summary::empty(Mode::Clean, false, 4) };
         let v = serde_json::to_value(&s).unwrap();
         let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
         keys.sort_unstable();
@@ -265,6 +286,7 @@ mod tests {
             "dry_run",
             "exit_code",
             "holders",
+            "mode",
             "reason",
             "removed",
             "target_dir",
@@ -284,11 +306,11 @@ mod tests {
     #[test]
     fn a_path_that_is_not_utf8_keeps_its_bytes() {
         let raw = std::ffi::OsStr::from_bytes(b"/t/bad\xff/x");
-        let v = serde_json::to_value(HandleLine::from(&Handle { kind: HandleKind::Fd, path: raw.into() })).unwrap();
+        let v = serde_json::to_value(HandleLine::from(&Handle::new(HandleKind::Fd, raw))).unwrap();
         assert_eq!(v["path"], "/t/bad\u{fffd}/x");
         let bytes: Vec<u8> = serde_json::from_value(v["path_bytes"].clone()).unwrap();
         assert_eq!(bytes, b"/t/bad\xff/x");
-        let plain = serde_json::to_value(HandleLine::from(&Handle { kind: HandleKind::Fd, path: "/t/ok".into() }));
+        let plain = serde_json::to_value(HandleLine::from(&Handle::new(HandleKind::Fd, "/t/ok")));
         assert!(plain.unwrap().get("path_bytes").is_none());
     }
 }

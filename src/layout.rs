@@ -31,6 +31,55 @@ pub const PROFILE_LOCKS: [&str; 3] = [".cargo-lock", ".cargo-build-lock", ".carg
 /// The package cache locks in cargo's home.
 pub const PACKAGE_CACHE_LOCKS: [&str; 2] = [".package-cache", ".package-cache-mutate"];
 
+/// Which of cargo's locks a lock file is, as `--unlock` and the JSON name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockName {
+    /// `$CARGO_HOME/.package-cache` and `.package-cache-mutate` ("package cache", "shared package cache",
+    /// "package cache mutation" in cargo's messages).
+    PackageCache,
+    /// `.cargo-build-lock`, and `.cargo-lock` (which cargo 1.95 takes for the build dir, and for the artifact dir
+    /// when both are one dir).
+    BuildDirectory,
+    /// `.cargo-artifact-lock`.
+    ArtifactDirectory,
+}
+
+impl LockName {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockName::PackageCache => "package-cache",
+            LockName::BuildDirectory => "build-directory",
+            LockName::ArtifactDirectory => "artifact-directory",
+        }
+    }
+
+    /// As cargo says it: "Blocking waiting for file lock on build directory".
+    #[must_use]
+    pub fn in_words(self) -> &'static str {
+        match self {
+            LockName::PackageCache => "package cache",
+            LockName::BuildDirectory => "build directory",
+            LockName::ArtifactDirectory => "artifact directory",
+        }
+    }
+}
+
+/// Which of cargo's locks the file `path` is, by its name.
+#[must_use]
+pub fn lock_name(path: &Path) -> Option<LockName> {
+    let name = path.file_name()?;
+    if PACKAGE_CACHE_LOCKS.iter().any(|l| name == *l) {
+        Some(LockName::PackageCache)
+    } else if name == ".cargo-artifact-lock" {
+        Some(LockName::ArtifactDirectory)
+    } else if name == ".cargo-build-lock" || name == ".cargo-lock" {
+        Some(LockName::BuildDirectory)
+    } else {
+        None
+    }
+}
+
 /// Whether `path` names one of cargo's build or artifact dir locks.
 #[must_use]
 pub fn is_profile_lock(path: &Path) -> bool {

@@ -19,7 +19,7 @@ fn main() {
     let reporter = report::for_output(&plan.output);
     let (summary, result) = match Interrupt::install() {
         Ok(interrupt) => cargo_safeclean::run(&plan, reporter.as_ref(), &interrupt),
-        Err(e) => (Summary::empty(plan.mode, exit::UNEXPECTED), Err(Error::Signals(e))),
+        Err(e) => (Summary::empty(plan.mode, plan.dry_run, exit::UNEXPECTED), Err(Error::Signals(e))),
     };
     // A run whose report could not be written whole must not look like a success to the script reading it.
     let error = result.as_ref().err().map(|e| e as &dyn std::fmt::Display);

@@ -8,13 +8,23 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// What kind of run this is.
+/// What kind of run this is (a dry run of either says what would happen and changes nothing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// Stop the holders, swap, purge, verify.
+    /// Stop what holds the target and build dirs, swap, purge, verify.
     Clean,
-    /// Scan and say what would happen; signal nothing, delete nothing.
-    DryRun,
+    /// Stop the owners of cargo's locks (package cache, build and artifact dirs), delete nothing, verify.
+    Unlock,
+}
+
+impl Mode {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Clean => "clean",
+            Mode::Unlock => "unlock",
+        }
+    }
 }
 
 /// A process as seen at scan time. `(pid, start_time)` is its identity: a pid alone can be reused.
@@ -27,9 +37,14 @@ pub struct Process {
     pub start_time: u64,
     /// The short name (`comm` on Linux, cut at 15 bytes).
     pub name: String,
-    /// Filled in only for the few processes a run may report (see `scan`).
+    /// Filled in only for the few processes a run may report (see `scan`), as are `exe`, `cwd` and `started_at`.
     pub cmdline: Vec<String>,
     pub exe: Option<PathBuf>,
+    pub cwd: Option<PathBuf>,
+    /// When it started, in seconds since the Unix epoch.
+    pub started_at: Option<u64>,
+    /// Stopped by a signal (Ctrl-Z) or a debugger.
+    pub stopped: bool,
     pub uid: Option<u32>,
 }
 
@@ -178,10 +193,31 @@ impl HandleKind {
     }
 }
 
+/// How a process stands towards a lock on the file a handle names: only its owner holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Hold {
+    /// Its open file description holds the exclusive lock.
+    Exclusive,
+    /// It holds a shared lock, as others may.
+    Shared,
+    /// It is blocked in `flock`, waiting for the lock.
+    Waiting,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Handle {
     pub kind: HandleKind,
     pub path: PathBuf,
+    /// For a lock file: whether it holds or waits for the lock, where the holder source can tell.
+    pub hold: Option<Hold>,
+}
+
+impl Handle {
+    /// A handle that says nothing about a lock.
+    #[must_use]
+    pub fn new(kind: HandleKind, path: impl Into<PathBuf>) -> Self {
+        Handle { kind, path: path.into(), hold: None }
+    }
 }
 
 /// A process and what it holds under the roots, as the scan found it.
@@ -256,6 +292,8 @@ impl Verdict {
 pub enum SpareReason {
     /// Spared by the default policy; `--all-holders` terminates it.
     Policy,
+    /// It only shares or waits for a lock (`--unlock` stops owners only).
+    NotOwner,
     /// Pid 1, or (defensively) this run's own family.
     Protected,
 }
@@ -390,6 +428,9 @@ mod tests {
             name: String::new(),
             cmdline: vec![],
             exe: None,
+            cwd: None,
+            started_at: None,
+            stopped: false,
             uid: None,
         }
     }

@@ -28,6 +28,8 @@ use crate::{purge, terminate};
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub mode: Mode,
+    /// Say what would happen; signal nothing, delete nothing.
+    pub dry_run: bool,
     /// The dir relative paths are taken from.
     pub cwd: PathBuf,
     pub manifest_path: Option<PathBuf>,
@@ -175,7 +177,8 @@ impl Plan {
         let protected = Protected::for_user(env.path("HOME"), sudo_user.as_deref(), env.path("CARGO_HOME"));
         let cargo_home = env.path("CARGO_HOME").or_else(|| protected.homes.first().map(|h| h.join(".cargo")));
         Ok(Plan {
-            mode: if args.dry_run { Mode::DryRun } else { Mode::Clean },
+            mode: if args.unlock { Mode::Unlock } else { Mode::Clean },
+            dry_run: args.dry_run,
             manifest_path: args.manifest_path.map(|m| env.cwd.join(m)),
             target_dir: args.target_dir.map(|t| env.cwd.join(t)),
             cwd: env.cwd.clone(),

@@ -8,12 +8,14 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
 
-use crate::model::{Found, Handle, Holder, Kind, Process, Relation, Roots, SpareReason, Table, Verdict};
+use crate::model::{Found, Handle, Hold, Holder, Kind, Process, Relation, Roots, SpareReason, Table, Verdict};
 
 /// What the policy needs besides the scan.
 #[derive(Debug, Clone)]
 pub struct Policy {
     pub all_holders: bool,
+    /// `--unlock`: only the owner of a lock is a reason to stop anything; who shares it or waits for it is spared.
+    pub owners_only: bool,
     /// Never signalled: pid 1, and this run's own family (which the scan already leaves out).
     pub protected: HashSet<u32>,
 }
@@ -21,10 +23,10 @@ pub struct Policy {
 impl Policy {
     /// The policy for the run `me`: it protects pid 1, itself, its ancestors and its descendants.
     #[must_use]
-    pub fn for_run(table: &Table, me: u32, all_holders: bool) -> Self {
+    pub fn for_run(table: &Table, me: u32, all_holders: bool, owners_only: bool) -> Self {
         let mut protected = table.family(me);
         protected.insert(1);
-        Policy { all_holders, protected }
+        Policy { all_holders, owners_only, protected }
     }
 }
 
@@ -65,7 +67,8 @@ pub fn decide(found: Vec<Found>, table: &Table, roots: &Roots, policy: &Policy) 
         .into_iter()
         .map(|f| {
             let kind = kind_of(&f.process, roots);
-            holder(f.process, f.handles, kind, None, policy)
+            let owner = !policy.owners_only || f.handles.iter().any(|h| h.hold == Some(Hold::Exclusive));
+            holder(f.process, f.handles, kind, None, owner, policy)
         })
         .collect();
     let children = build_children(&holders, table, policy);
@@ -77,9 +80,19 @@ pub fn decide(found: Vec<Found>, table: &Table, roots: &Roots, policy: &Policy) 
     holders
 }
 
-fn holder(process: Process, handles: Vec<Handle>, kind: Kind, via: Option<u32>, policy: &Policy) -> Holder {
+/// `owner`: it owns a lock, or locks do not matter in this run.
+fn holder(
+    process: Process,
+    handles: Vec<Handle>,
+    kind: Kind,
+    via: Option<u32>,
+    owner: bool,
+    policy: &Policy,
+) -> Holder {
     let (verdict, spare_reason) = if policy.protected.contains(&process.pid) {
         (Verdict::Spare, Some(SpareReason::Protected))
+    } else if !owner {
+        (Verdict::Spare, Some(SpareReason::NotOwner))
     } else if matches!(kind, Kind::Ide | Kind::Other) && !policy.all_holders {
         (Verdict::Spare, Some(SpareReason::Policy))
     } else {
@@ -110,7 +123,7 @@ fn build_children(holders: &[Holder], table: &Table, policy: &Policy) -> Vec<Hol
         .filter(|(pid, _)| !known.contains(pid) && !policy.protected.contains(pid))
         .filter_map(|(pid, parent)| {
             let p = table.procs.get(&pid)?.clone();
-            Some(holder(p, Vec::new(), Kind::BuildChild, Some(parent), policy))
+            Some(holder(p, Vec::new(), Kind::BuildChild, Some(parent), true, policy))
         })
         .collect();
     out.sort_by_key(|h| h.process.pid);
@@ -164,6 +177,9 @@ mod tests {
             name: name.into(),
             cmdline: vec![name.into()],
             exe: Some(PathBuf::from(exe)),
+            cwd: None,
+            started_at: None,
+            stopped: false,
             uid: None,
         }
     }
@@ -175,7 +191,7 @@ mod tests {
     use crate::model::HandleKind;
 
     fn found(p: &Process) -> Found {
-        Found { process: p.clone(), handles: vec![Handle { kind: HandleKind::Cwd, path: "/w/target".into() }] }
+        Found { process: p.clone(), handles: vec![Handle::new(HandleKind::Cwd, "/w/target")] }
     }
 
     #[test]
@@ -196,7 +212,7 @@ mod tests {
     #[test]
     fn verdicts_and_protection() {
         let table = Table::default();
-        let p = Policy { all_holders: false, protected: [5].into() };
+        let p = Policy { all_holders: false, owners_only: false, protected: [5].into() };
         let mk = |pid, name: &str, exe: &str| found(&proc(pid, 1, pid, name, exe));
         let hs = decide(
             vec![mk(5, "cargo", "/bin/cargo"), mk(6, "bash", "/bin/bash"), mk(7, "rustc", "/bin/rustc")],
@@ -213,6 +229,25 @@ mod tests {
     }
 
     #[test]
+    fn only_owners_are_stopped_for_a_lock() {
+        let lock = |pid, hold| Found {
+            process: proc(pid, 1, pid, "cargo", "/bin/cargo"),
+            handles: vec![Handle { kind: HandleKind::Fd, path: "/h/.package-cache".into(), hold }],
+        };
+        let p = Policy { all_holders: false, owners_only: true, protected: HashSet::new() };
+        let found = vec![
+            lock(5, Some(Hold::Exclusive)),
+            lock(6, Some(Hold::Waiting)),
+            lock(7, Some(Hold::Shared)),
+            lock(8, None),
+        ];
+        let hs = decide(found, &Table::default(), &Roots::new([Path::new("/h/.package-cache")]), &p);
+        let v: Vec<(u32, Verdict)> = hs.iter().map(|h| (h.process.pid, h.verdict)).collect();
+        assert_eq!(v, [(5, Verdict::Terminate), (6, Verdict::Spare), (7, Verdict::Spare), (8, Verdict::Spare)]);
+        assert!(hs[1..].iter().all(|h| h.spare_reason == Some(SpareReason::NotOwner)));
+    }
+
+    #[test]
     fn build_children_follow_trees_and_led_groups_only() {
         // 10 cargo (group leader) → 11 build script → 12 cc; 13 in group 10 reparented to 1;
         // 20 a shell leading group 20 with 21 (a holder-less sibling), 22 holder started by the shell.
@@ -226,7 +261,7 @@ mod tests {
             proc(22, 20, 20, "rustc", "/bin/rustc"),
         ];
         let table = Table { procs: procs.iter().map(|p| (p.pid, p.clone())).collect() };
-        let policy = Policy { all_holders: false, protected: HashSet::new() };
+        let policy = Policy { all_holders: false, owners_only: false, protected: HashSet::new() };
         let hs = decide(vec![found(&procs[0]), found(&procs[1]), found(&procs[6])], &table, &roots(), &policy);
         let got: Vec<(u32, Kind, Option<u32>)> = hs.iter().map(|h| (h.process.pid, h.kind, h.via)).collect();
         assert_eq!(

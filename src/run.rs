@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::error::{self, Error};
 use crate::event::{Event, Summary};
 use crate::interrupt::{Interrupt, Interrupted};
-use crate::layout::{cargo_locks, is_held};
+use crate::layout::{LockName, cargo_locks, is_held, package_cache_locks};
 use crate::model::{HandleKind, Holder, Mode, Outcome, Removed, Roots, Settled, Uninspectable, Verdict, Verified};
 use crate::plan::Plan;
 use crate::platform::Identity;
@@ -34,7 +34,7 @@ pub fn run(plan: &Plan, reporter: &dyn Reporter, interrupt: &Interrupt) -> (Summ
     let mut record = Record::default();
     let emit = |e: Event| reporter.event(&e);
     let result = Run { plan, emit: &emit, interrupt, me: std::process::id() }.pipeline(&mut record);
-    (record.into_summary(plan.mode, error::exit_code(&result)), result)
+    (record.into_summary(plan.mode, plan.dry_run, error::exit_code(&result)), result)
 }
 
 /// What the stages returned so far.
@@ -49,7 +49,7 @@ struct Record {
 }
 
 impl Record {
-    fn into_summary(mut self, mode: Mode, exit_code: i32) -> Summary {
+    fn into_summary(mut self, mode: Mode, dry_run: bool, exit_code: i32) -> Summary {
         let holders = self
             .holders
             .into_iter()
@@ -60,6 +60,7 @@ impl Record {
             .collect();
         Summary {
             mode,
+            dry_run,
             dirs: self.dirs,
             holders,
             uninspectable: self.uninspectable,
@@ -89,18 +90,34 @@ impl Run<'_> {
             cwd: &plan.cwd,
         })?;
         record.dirs = Some(dirs.clone());
-        guard::check(&dirs, &plan.protected, plan.force)?;
+        // The guard protects what a clean deletes; `--unlock` deletes nothing.
+        if plan.mode == Mode::Clean {
+            guard::check(&dirs, &plan.protected, plan.force)?;
+        }
         (self.emit)(Event::Dirs(dirs.clone()));
 
         let waited = Cell::new(false);
-        let _run_lock = match plan.mode {
-            Mode::DryRun => None,
-            Mode::Clean => runlock::take(&dirs.target_dir, self.interrupt, || {
+        let _run_lock = if plan.mode == Mode::Clean && !plan.dry_run {
+            runlock::take(&dirs.target_dir, self.interrupt, || {
                 waited.set(true);
                 (self.emit)(Event::WaitingForOtherRun { dir: dirs.target_dir.clone() });
-            })?,
+            })?
+        } else {
+            None
         };
-        let roots = Roots::new(dirs.roots());
+        // What to scan, and the locks that must be free at the end: a clean scans the whole dirs; `--unlock` only
+        // the lock files, the package cache's in cargo's home included.
+        let locks: Vec<PathBuf> = match plan.mode {
+            Mode::Clean => dirs.roots().flat_map(cargo_locks).collect(),
+            Mode::Unlock => {
+                let home = plan.cargo_home.iter().flat_map(|h| package_cache_locks(h)).filter(|l| l.is_file());
+                dirs.roots().flat_map(cargo_locks).chain(home).collect()
+            }
+        };
+        let roots = match plan.mode {
+            Mode::Clean => Roots::new(dirs.roots()),
+            Mode::Unlock => Roots::new(locks.iter().map(PathBuf::as_path)),
+        };
         // After waiting for another run, what the early scan saw is stale.
         let first =
             if waited.get() { scan::scan(&plan.platform, &roots, self.me)? } else { background.finish(&roots)? };
@@ -111,7 +128,7 @@ impl Run<'_> {
             self.report_holders(&holders, &record.uninspectable, |_| None);
             return Ok(());
         }
-        if plan.mode == Mode::DryRun {
+        if plan.dry_run {
             let foreseen = |h: &Holder| {
                 Some(if h.verdict == Verdict::Terminate { Outcome::WouldTerminate } else { Outcome::WouldSpare })
             };
@@ -134,7 +151,10 @@ impl Run<'_> {
                 return Err(HoldersRemain::NoKill { dir: dirs.target_dir.clone(), pids: doomed }.into());
             }
         }
-        self.stop_until_free(&roots, record)?;
+        self.stop_until_free(&roots, &locks, record)?;
+        if plan.mode == Mode::Unlock {
+            return self.verify_only(&dirs, record);
+        }
 
         // Swap every dir before purging any, so the tree is usable again as early as possible.
         let id = swap::run_id();
@@ -149,7 +169,7 @@ impl Run<'_> {
 
     /// Applies the policy to a scan.
     fn decide(&self, scan: Scan, roots: &Roots) -> Vec<Holder> {
-        let policy = Policy::for_run(&scan.table, self.me, self.plan.all_holders);
+        let policy = Policy::for_run(&scan.table, self.me, self.plan.all_holders, self.plan.mode == Mode::Unlock);
         policy::decide(scan.found, &scan.table, roots, &policy)
     }
 
@@ -167,13 +187,13 @@ impl Run<'_> {
 
     /// Terminates the holders to terminate, re-scans, and repeats while new ones appear (a build started
     /// meanwhile) or a cargo lock is still taken.
-    fn stop_until_free(&self, roots: &Roots, record: &mut Record) -> Result<(), Error> {
+    fn stop_until_free(&self, roots: &Roots, locks: &[PathBuf], record: &mut Record) -> Result<(), Error> {
         let mut pending: Vec<Holder> =
             record.holders.iter().filter(|h| h.verdict == Verdict::Terminate).cloned().collect();
         for round in 0..ROUNDS {
             if pending.is_empty() {
                 // Nothing was stopped, so the scan is still current; only holders it could not see remain to check.
-                let locks = busy_locks(roots, &record.holders);
+                let locks = busy_locks(locks, &record.holders);
                 return if locks.is_empty() { Ok(()) } else { Err(HoldersRemain::LockBusy { locks }.into()) };
             }
             let targets: Vec<Identity> = pending.iter().map(|h| Identity::from(&h.process)).collect();
@@ -199,12 +219,14 @@ impl Run<'_> {
                 .into_iter()
                 .filter(|h| h.verdict == Verdict::Terminate)
                 .collect();
-            let locks = busy_locks(roots, &record.holders);
-            if again.is_empty() && locks.is_empty() {
+            let busy = busy_locks(locks, &record.holders);
+            if again.is_empty() && busy.is_empty() {
                 return Ok(());
             }
             if round + 1 == ROUNDS {
-                return Err(HoldersRemain::KeepComing { holders: again.iter().map(named).collect(), locks }.into());
+                return Err(
+                    HoldersRemain::KeepComing { holders: again.iter().map(named).collect(), locks: busy }.into()
+                );
             }
             for h in &again {
                 (self.emit)(Event::Holder { holder: h.clone(), outcome: None });
@@ -215,30 +237,56 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Purges the trash while `cargo check` runs; the run ends when both have.
-    fn purge_and_verify(&self, dirs: &Dirs, swapped: swap::Swapped, record: &mut Record) -> Result<(), Error> {
+    /// The verifying `cargo check` (unless `--no-verify`), its lines reported as they come and the holder of a lock
+    /// it waits for named.
+    fn verify(&self, dirs: &Dirs) -> Option<Result<Verified, VerifyError>> {
         let plan = self.plan;
-        let progress = Arc::new(Progress::default());
-        (self.emit)(Event::PurgeStarted(Arc::clone(&progress)));
-        let req = verify::Request {
-            cargo: &plan.cargo,
-            args: &plan.check_args,
-            dirs,
-            color: plan.output.style.color,
-            stdout_to_stderr: plan.output.format == Format::Json,
-        };
+        let req = self.verify_request(dirs);
         let on_line = |line: &str| {
             (self.emit)(Event::CargoLine(line.to_string()));
             if let Some(blocked) = verify::blocked_on(line, dirs, plan.cargo_home.as_deref()) {
                 self.name_lock_holders(&blocked);
             }
         };
+        plan.verify.then(|| {
+            (self.emit)(Event::VerifyStarted { command: req.shown() });
+            verify::run(&req, &plan.platform, self.interrupt, &on_line)
+        })
+    }
+
+    fn verify_request<'a>(&'a self, dirs: &'a Dirs) -> verify::Request<'a> {
+        verify::Request {
+            cargo: &self.plan.cargo,
+            args: &self.plan.check_args,
+            dirs,
+            color: self.plan.output.style.color,
+            stdout_to_stderr: self.plan.output.format == Format::Json,
+        }
+    }
+
+    /// The end of `--unlock`: nothing to delete, only the check.
+    fn verify_only(&self, dirs: &Dirs, record: &mut Record) -> Result<(), Error> {
+        let Some(verified) = self.verify(dirs).transpose()? else { return Ok(()) };
+        record.verified = Some(verified);
+        (self.emit)(Event::Verified(verified));
+        if verified.interrupted || self.interrupt.is_set() {
+            return Err(Interrupted("while verifying; nothing was deleted").into());
+        }
+        if !verified.success() {
+            let command = self.verify_request(dirs).shown();
+            return Err(VerifyError::Failed { command, exit_code: verified.exit_code }.into());
+        }
+        Ok(())
+    }
+
+    /// Purges the trash while `cargo check` runs; the run ends when both have.
+    fn purge_and_verify(&self, dirs: &Dirs, swapped: swap::Swapped, record: &mut Record) -> Result<(), Error> {
+        let plan = self.plan;
+        let progress = Arc::new(Progress::default());
+        (self.emit)(Event::PurgeStarted(Arc::clone(&progress)));
         let (purged, verified) = std::thread::scope(|s| {
             let purge = s.spawn(|| purge::purge(&swapped.trash, plan.purge, &progress, self.interrupt));
-            let verified = plan.verify.then(|| {
-                (self.emit)(Event::VerifyStarted { command: req.shown() });
-                verify::run(&req, &plan.platform, self.interrupt, &on_line)
-            });
+            let verified = self.verify(dirs);
             (purge.join().expect("the purge thread panicked"), verified)
         });
         for m in &purged.problems.skipped_mounts {
@@ -272,14 +320,23 @@ impl Run<'_> {
             return Err(PurgeError::MountsLeft { mounts }.into());
         }
         match verified {
-            Some(v) if !v.success() => Err(VerifyError::Failed { command: req.shown(), exit_code: v.exit_code }.into()),
+            Some(v) if !v.success() => {
+                let command = self.verify_request(dirs).shown();
+                Err(VerifyError::Failed { command, exit_code: v.exit_code }.into())
+            }
             _ => Ok(()),
         }
     }
 
     /// Cargo said it is blocked on a lock: say who holds it, which cargo never does.
     fn name_lock_holders(&self, blocked: &Blocked) {
-        let what = blocked.what;
+        let what = blocked.lock.in_words();
+        // A clean does not reach outside the workspace; `--unlock` is the way to free cargo's home.
+        let hint = if blocked.lock == LockName::PackageCache && self.plan.mode == Mode::Clean {
+            "; `cargo safeclean --unlock` would stop it"
+        } else {
+            ""
+        };
         let roots = Roots::new(blocked.files.iter().map(PathBuf::as_path));
         // Our own `cargo check` has the file open while it waits; the scan leaves out this run's family.
         let found = match scan::scan(&self.plan.platform, &roots, self.me) {
@@ -298,7 +355,7 @@ impl Run<'_> {
             let p = &f.process;
             let cwd = self.plan.platform.cwd(p.pid).map_or_else(|| "?".into(), |c| c.display().to_string());
             (self.emit)(Event::Warning(format!(
-                "cargo is waiting for the {what} lock, held by pid {} {} ({}) in {cwd}",
+                "cargo is waiting for the {what} lock, held by pid {} {} ({}) in {cwd}{hint}",
                 p.pid,
                 p.display_name(),
                 shell_words::join(&p.cmdline)
@@ -311,13 +368,12 @@ fn named(h: &Holder) -> Named {
     Named { pid: h.process.pid, name: h.process.display_name().to_string() }
 }
 
-/// Cargo's lock files under the roots that some process holds right now, with the spared holder that has each.
-fn busy_locks(roots: &Roots, holders: &[Holder]) -> Vec<BusyLock> {
-    roots
-        .paths()
+/// The lock files among `locks` that some process holds right now, with the spared holder that has each.
+fn busy_locks(locks: &[PathBuf], holders: &[Holder]) -> Vec<BusyLock> {
+    locks
         .iter()
-        .flat_map(|r| cargo_locks(r))
         .filter(|l| is_held(l))
+        .cloned()
         .map(|path| {
             let with = |kind| holders.iter().find(|h| h.handles.iter().any(|x| x.kind == kind && x.path == path));
             let (by, owns) = match with(HandleKind::Lock) {

@@ -89,7 +89,7 @@ fn dedup(handles: Vec<Handle>, exe: Option<&Path>) -> Vec<Handle> {
     let set: BTreeSet<Handle> = handles
         .into_iter()
         .map(|h| match h.kind {
-            HandleKind::Exe if exe.is_some_and(|e| e != h.path) => Handle { kind: HandleKind::Mmap, path: h.path },
+            HandleKind::Exe if exe.is_some_and(|e| e != h.path) => Handle::new(HandleKind::Mmap, h.path),
             _ => h,
         })
         .collect();

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::interrupt::Interrupt;
-use crate::layout::{cargo_locks, package_cache_locks};
+use crate::layout::{LockName, cargo_locks, package_cache_locks};
 use crate::model::Verified;
 use crate::platform::{Identity, Platform};
 use crate::workspace::Dirs;
@@ -137,23 +137,26 @@ pub fn run(
 /// One of cargo's locks that a `cargo` is waiting for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Blocked {
-    /// As cargo names it: `package cache`, `build directory`, `artifact directory`.
-    pub what: &'static str,
+    pub lock: LockName,
     /// The files that lock lives in.
     pub files: Vec<PathBuf>,
 }
 
 /// Which of cargo's locks a `Blocking waiting for file lock on …` line names, and the files that lock lives in.
-/// `cargo_home` is where the package cache locks are.
+/// `cargo_home` is where the package cache locks are. At `-vv` cargo appends the path, which is ignored here.
 #[must_use]
 pub fn blocked_on(line: &str, dirs: &Dirs, cargo_home: Option<&Path>) -> Option<Blocked> {
     let what = line.trim().strip_prefix("Blocking waiting for file lock on ")?;
     let build_dir = dirs.build_dir.as_deref().unwrap_or(&dirs.target_dir);
-    Some(match what.trim() {
-        "package cache" => Blocked { what: "package cache", files: package_cache_locks(cargo_home?) },
-        "build directory" => Blocked { what: "build directory", files: cargo_locks(build_dir) },
-        "artifact directory" => Blocked { what: "artifact directory", files: cargo_locks(&dirs.target_dir) },
-        _ => return None,
+    let starts = |phrase: &str| what.trim() == phrase || what.starts_with(&format!("{phrase} "));
+    Some(if ["package cache", "shared package cache", "package cache mutation"].into_iter().any(starts) {
+        Blocked { lock: LockName::PackageCache, files: package_cache_locks(cargo_home?) }
+    } else if starts("build directory") {
+        Blocked { lock: LockName::BuildDirectory, files: cargo_locks(build_dir) }
+    } else if starts("artifact directory") {
+        Blocked { lock: LockName::ArtifactDirectory, files: cargo_locks(&dirs.target_dir) }
+    } else {
+        return None;
     })
 }
 
@@ -174,9 +177,13 @@ mod tests {
     #[test]
     fn knows_which_lock_cargo_waits_for() {
         let d = dirs();
-        let blocked = |line| blocked_on(line, &d, Some(Path::new("/h/.cargo"))).map(|b| b.what);
-        assert_eq!(blocked("    Blocking waiting for file lock on build directory"), Some("build directory"));
-        assert_eq!(blocked("Blocking waiting for file lock on artifact directory"), Some("artifact directory"));
+        let blocked = |line| blocked_on(line, &d, Some(Path::new("/h/.cargo"))).map(|b| b.lock);
+        assert_eq!(blocked("    Blocking waiting for file lock on build directory"), Some(LockName::BuildDirectory));
+        assert_eq!(blocked("Blocking waiting for file lock on artifact directory"), Some(LockName::ArtifactDirectory));
+        assert_eq!(blocked("Blocking waiting for file lock on shared package cache"), Some(LockName::PackageCache));
+        assert_eq!(blocked("Blocking waiting for file lock on package cache mutation"), Some(LockName::PackageCache));
+        let vv = "Blocking waiting for file lock on build directory (/w/target/debug/.cargo-lock)";
+        assert_eq!(blocked(vv), Some(LockName::BuildDirectory), "-vv appends the path");
         let cache = blocked_on("Blocking waiting for file lock on package cache", &d, Some(Path::new("/h/.cargo")));
         assert_eq!(
             cache.unwrap().files,

@@ -33,6 +33,7 @@ impl Reporter for Recorder {
 fn plan_for(ws: &Ws) -> Plan {
     Plan {
         mode: Mode::Clean,
+        dry_run: false,
         cwd: ws.root().to_path_buf(),
         manifest_path: None,
         // Given, so that no CARGO_TARGET_DIR of the environment running the tests can move it.

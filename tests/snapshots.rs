@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use cargo_safeclean::event::{Event, Summary};
 use cargo_safeclean::model::{
-    Handle, HandleKind, Holder, Kind, Mode, Outcome, Process, Relation, Removed, Settled, Sig, SpareReason,
+    Handle, HandleKind, Hold, Holder, Kind, Mode, Outcome, Process, Relation, Removed, Settled, Sig, SpareReason,
     Uninspectable, Verdict, Verified,
 };
 use cargo_safeclean::purge::Progress;
@@ -48,6 +48,9 @@ fn process(pid: u32, parent: u32, exe: &str, cmdline: &[&str]) -> Process {
         name: exe.rsplit('/').next().unwrap().chars().take(15).collect(),
         cmdline: cmdline.iter().map(|s| (*s).to_string()).collect(),
         exe: Some(exe.into()),
+        cwd: None,
+        started_at: None,
+        stopped: false,
         uid: None,
     }
 }
@@ -56,8 +59,8 @@ fn holders() -> Vec<Holder> {
     let cargo = Holder {
         process: process(4100, 1, "/usr/bin/cargo", &["cargo", "build"]),
         handles: vec![
-            Handle { kind: HandleKind::Lock, path: "/w/target/debug/.cargo-lock".into() },
-            Handle { kind: HandleKind::Cwd, path: "/w/target/debug".into() },
+            Handle { kind: HandleKind::Lock, path: "/w/target/debug/.cargo-lock".into(), hold: Some(Hold::Exclusive) },
+            Handle::new(HandleKind::Cwd, "/w/target/debug"),
         ],
         kind: Kind::Cargo,
         verdict: Verdict::Terminate,
@@ -67,7 +70,7 @@ fn holders() -> Vec<Holder> {
     };
     let script = Holder {
         process: process(4101, 4100, "/w/target/debug/build/app-1/build-script-build", &["build-script-build"]),
-        handles: vec![Handle { kind: HandleKind::Exe, path: "/w/target/debug/build/app-1/build-script-build".into() }],
+        handles: vec![Handle::new(HandleKind::Exe, "/w/target/debug/build/app-1/build-script-build")],
         kind: Kind::BuildScript,
         verdict: Verdict::Terminate,
         spare_reason: None,
@@ -76,7 +79,7 @@ fn holders() -> Vec<Holder> {
     };
     let ide = Holder {
         process: process(4200, 1, "/opt/rust-analyzer-proc-macro-srv", &["rust-analyzer-proc-macro-srv"]),
-        handles: vec![Handle { kind: HandleKind::Mmap, path: "/w/target/debug/deps/libmacros.so".into() }],
+        handles: vec![Handle::new(HandleKind::Mmap, "/w/target/debug/deps/libmacros.so")],
         kind: Kind::Ide,
         verdict: Verdict::Spare,
         spare_reason: Some(SpareReason::Policy),
@@ -127,6 +130,7 @@ fn summary(events: &[Event]) -> Summary {
     };
     Summary {
         mode: Mode::Clean,
+        dry_run: false,
         dirs,
         holders: holders()
             .into_iter()

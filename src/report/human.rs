@@ -12,8 +12,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{Reporter, Style, human_bytes};
 use crate::event::{Event, Summary};
-use crate::layout::is_profile_lock;
-use crate::model::{HandleKind, Holder, Outcome, Relation, SpareReason, Uninspectable, Verdict, Verified};
+use crate::layout::lock_name;
+use crate::model::{Hold, Holder, Kind, Outcome, Relation, SpareReason, Uninspectable, Verdict, Verified};
 use crate::purge::Progress;
 
 #[derive(Clone, Copy)]
@@ -109,10 +109,12 @@ impl HumanReporter {
         for handle in &h.handles {
             let path = handle.path.display();
             // Where the holder source cannot see lock state (lsof on macOS), an fd on a lock file only says that.
-            let text = match handle.kind {
-                HandleKind::Lock if is_profile_lock(&handle.path) => format!("holds the build directory lock {path}"),
-                HandleKind::Fd if is_profile_lock(&handle.path) => format!("has the lock file open {path}"),
-                kind => format!("{} {path}", kind.as_str()),
+            let text = match (handle.hold, lock_name(&handle.path)) {
+                (Some(Hold::Exclusive), Some(lock)) => format!("holds the {} lock {path}", lock.in_words()),
+                (Some(Hold::Shared), Some(lock)) => format!("shares the {} lock {path}", lock.in_words()),
+                (Some(Hold::Waiting), Some(lock)) => format!("waits for the {} lock {path}", lock.in_words()),
+                (None, Some(_)) => format!("has the lock file open {path}"),
+                _ => format!("{} {path}", handle.kind.as_str()),
             };
             parts.push(text);
         }
@@ -131,6 +133,22 @@ impl HumanReporter {
             Some(Relation::Orphaned) => parts.push("orphaned (the process that started it is gone)".into()),
             Some(Relation::ChildOf { pid, name }) => parts.push(format!("child of {name} pid {pid}")),
             None => {}
+        }
+        // A lock's holder is seldom in this workspace: where it runs and for how long tell what it is.
+        let p = &h.process;
+        if h.handles.iter().any(|x| x.hold.is_some()) {
+            if let Some(cwd) = &p.cwd {
+                parts.push(format!("in {}", cwd.display()));
+            }
+            if let Some(age) = p.started_at.and_then(running_for) {
+                parts.push(format!("running for {age}"));
+            }
+        }
+        if p.stopped {
+            parts.push("stopped (Ctrl-Z or a debugger)".into());
+        }
+        if h.kind == Kind::Ide && h.verdict == Verdict::Spare {
+            parts.push("rust-analyzer can be given its own target dir (rust-analyzer.cargo.targetDir)".into());
         }
         parts.join(", ")
     }
@@ -230,11 +248,23 @@ impl HumanReporter {
     }
 }
 
+/// How long a process started at `started` (seconds since the epoch) has been running: `3h 12m`, `5m 3s`, `4s`.
+fn running_for(started: u64) -> Option<String> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+    let s = now.checked_sub(started)?;
+    Some(match (s / 3600, s / 60 % 60, s % 60) {
+        (0, 0, sec) => format!("{sec}s"),
+        (0, min, sec) => format!("{min}m {sec}s"),
+        (h, min, _) => format!("{h}h {min}m"),
+    })
+}
+
 /// What happens to a holder, in words.
 fn plan(h: &Holder, outcome: Option<Outcome>) -> &'static str {
     match (h.verdict, h.spare_reason, outcome) {
         (_, _, Some(Outcome::WouldTerminate)) => "would terminate",
         (_, Some(SpareReason::Protected), _) => "spared: init, or this run's own family",
+        (_, Some(SpareReason::NotOwner), _) => "spared: it does not own the lock, and is never signalled for it",
         (_, Some(SpareReason::Policy), Some(Outcome::WouldSpare)) => "would spare (--all-holders stops it)",
         (_, Some(SpareReason::Policy), _) => "spared (--all-holders stops it)",
         (Verdict::Terminate, _, _) => "to terminate",
@@ -274,7 +304,7 @@ impl Reporter for HumanReporter {
     fn finish(&self, summary: &Summary, error: Option<&dyn Display>) -> std::io::Result<()> {
         if let Some(e) = error {
             self.print(&format!("{}: {e}", self.paint("error", Tone::Bad)));
-        } else if summary.mode == crate::model::Mode::DryRun && !self.style.quiet {
+        } else if summary.dry_run && !self.style.quiet {
             let n = summary.holders.iter().filter(|h| h.holder.verdict == Verdict::Terminate).count();
             self.status("Dry run", Tone::Good, &format!("{n} to terminate; nothing was signalled or deleted"));
         }

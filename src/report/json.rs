@@ -114,7 +114,7 @@ mod tests {
         let r = JsonReporter::new(Box::new(sink.clone()), Box::new(std::io::sink()));
         r.event(&Event::Signal { pid: 7, signal: Sig::Term });
         r.event(&Event::Signal { pid: 7, signal: Sig::Cont });
-        assert!(r.finish(&Summary::empty(Mode::Clean, 0), None).is_err());
+        assert!(r.finish(&Summary::empty(Mode::Clean, false, 0), None).is_err());
         let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
         assert_eq!(text.lines().count(), 2, "{text}");
         assert!(text.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()), "{text}");

@@ -1,7 +1,8 @@
 //! Test fixture: a process that holds things in a target dir, then reports ready and waits to be killed.
 //!
 //! `safeclean-test-holder --notify SOCKET [--open F] [--lock F] [--mmap F] [--cwd D] [--chroot DIR]
-//! [--ignore-term] [--ignore-int] [--tag TEXT] [--report-exit]`. It connects to the Unix socket SOCKET first (a
+//! [--ignore-term] [--ignore-int] [--tag TEXT] [--report-exit] [--wait-lock F]`. With `--wait-lock` it blocks in
+//! `flock` on F after saying ready, then writes `locked\n` and exits once it has the lock. It connects to the Unix socket SOCKET first (a
 //! chroot would put it out of reach), does the setup, then writes `ready PID\n` and keeps the connection open, so
 //! the test learns of readiness without sleeping and of death by EOF. With `--report-exit` it exits on SIGTERM and
 //! first writes `exit NANOS\n`.
@@ -20,6 +21,7 @@ fn main() {
     let mut files = Vec::new();
     let mut maps = Vec::new();
     let mut report_exit = false;
+    let mut wait_lock = None;
     while let Some(arg) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| panic!("{} needs a value", arg.display()));
         match arg.to_str().unwrap_or_default() {
@@ -60,6 +62,7 @@ fn main() {
             "--ignore-term" => ignore(signal_hook::consts::SIGTERM),
             "--ignore-int" => ignore(signal_hook::consts::SIGINT),
             "--report-exit" => report_exit = true,
+            "--wait-lock" => wait_lock = Some(value()),
             _ => panic!("unknown option {}", arg.display()),
         }
     }
@@ -67,6 +70,12 @@ fn main() {
     let mut exit_signals =
         report_exit.then(|| signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM]).expect("signals"));
     writeln!(sock, "ready {}", std::process::id()).expect("notify");
+    if let Some(path) = wait_lock {
+        let f = open(&path);
+        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive).expect("flock");
+        let _ = writeln!(sock, "locked");
+        std::process::exit(0);
+    }
     if let Some(signals) = &mut exit_signals {
         // Exit on SIGTERM, saying when (CLOCK_REALTIME, ns) just before: benchmarks measure how soon the tool
         // notices.

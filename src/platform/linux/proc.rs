@@ -16,7 +16,7 @@ use procfs_core::FromRead;
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
-use crate::model::{Found, Handle, HandleKind, Process, Roots, Table, Uninspectable};
+use crate::model::{Found, Handle, HandleKind, Hold, Process, Roots, Table, Uninspectable};
 use crate::platform::{Identity, ScanError, strip_deleted};
 
 /// What `/proc/PID/stat` says about a process.
@@ -68,6 +68,9 @@ impl From<Stat> for Process {
             name: s.name,
             cmdline: Vec::new(),
             exe: None,
+            cwd: None,
+            started_at: None,
+            stopped: matches!(s.state, 'T' | 't'),
             uid: None,
         }
     }
@@ -128,6 +131,19 @@ pub fn describe(p: &mut Process) {
     if p.exe.is_none() {
         p.exe = link_at(&dir, "exe").ok().map(strip_deleted);
     }
+    if p.cwd.is_none() {
+        p.cwd = link_at(&dir, "cwd").ok().map(strip_deleted);
+    }
+    p.started_at = boot_time().map(|boot| boot + p.start_time / rustix::param::clock_ticks_per_second());
+}
+
+/// When the machine booted, in seconds since the epoch (`btime` in `/proc/stat`); start times count from there.
+fn boot_time() -> Option<u64> {
+    static BOOT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *BOOT.get_or_init(|| {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        stat.lines().find_map(|l| l.strip_prefix("btime "))?.trim().parse().ok()
+    })
 }
 
 /// The current dir of `pid`.
@@ -182,17 +198,21 @@ pub fn snapshot(exclude: u32, with_handles: bool) -> Result<Raw, ScanError> {
 }
 
 impl Raw {
-    /// What is held under `roots`; an fd on a file that `/proc/locks` lists is a `lock`.
+    /// What is held under `roots`. An fd's lock state: its owner is the open file description whose
+    /// `/proc/PID/fdinfo/N` lists the lock (`lock:` lines), a waiter is named by a `->` line of `/proc/locks`, and
+    /// anyone else only has the file open.
     pub fn filter(self, roots: &Roots) -> (Vec<Found>, Table, Uninspectable) {
-        let locks = locked_files();
+        let waiting = std::fs::read("/proc/locks").map(|t| waiters(&t)).unwrap_or_default();
         let mut found = Vec::new();
         for (pid, held) in self.held {
             let handles: Vec<Handle> = held
                 .into_iter()
                 .filter(|h| roots.contains(&h.path))
                 .map(|h| {
-                    let locked = h.fd.is_some_and(|fd| is_locked(pid, fd, &locks));
-                    Handle { kind: if locked { HandleKind::Lock } else { h.kind }, path: h.path }
+                    let hold = h.fd.and_then(|fd| fd_hold(pid, fd, &waiting));
+                    let kind =
+                        if matches!(hold, Some(Hold::Exclusive | Hold::Shared)) { HandleKind::Lock } else { h.kind };
+                    Handle { kind, path: h.path, hold }
                 })
                 .collect();
             if let (false, Some(p)) = (handles.is_empty(), self.table.procs.get(&pid)) {
@@ -203,30 +223,42 @@ impl Raw {
     }
 }
 
-/// A locked file, as `/proc/locks` names it: device and inode.
-type LockedFile = (u32, u32, u64);
+/// A lock waiter, as `/proc/locks` names it: pid, device and inode.
+type Waiter = (u32, u32, u32, u64);
 
-/// The files `/proc/locks` lists as held. Waiters (`->` lines) hold nothing and are skipped; the pid column is
-/// not used: it can name a process that took the lock and exited while a child still holds the file.
-fn locked_files() -> HashSet<LockedFile> {
-    let Ok(text) = std::fs::read("/proc/locks") else { return HashSet::new() };
-    parse_locks(&text)
-}
-
-fn parse_locks(text: &[u8]) -> HashSet<LockedFile> {
-    // procfs-core reads `->` lines as the lock they wait for; they are told apart by their second column here.
+/// The `->` lines of `/proc/locks`: processes blocked waiting for a lock. procfs-core parses a line but does not
+/// keep whether it waits, so the arrow is looked at here.
+fn waiters(text: &[u8]) -> HashSet<Waiter> {
     text.split(|b| *b == b'\n')
-        .filter(|line| line.split(|b| *b == b' ').filter(|c| !c.is_empty()).nth(1) != Some(b"->"))
+        .filter(|line| line.split(|b| *b == b' ').filter(|c| !c.is_empty()).nth(1) == Some(b"->"))
         .filter_map(|line| procfs_core::Locks::from_read(line).ok()?.0.into_iter().next())
-        .map(|l| (l.devmaj, l.devmin, l.inode))
+        .filter_map(|l| Some((u32::try_from(l.pid?).ok()?, l.devmaj, l.devmin, l.inode)))
         .collect()
 }
 
-fn is_locked(pid: u32, fd: u32, locks: &HashSet<LockedFile>) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    !locks.is_empty()
-        && std::fs::metadata(format!("/proc/{pid}/fd/{fd}"))
-            .is_ok_and(|m| locks.contains(&(rustix::fs::major(m.dev()), rustix::fs::minor(m.dev()), m.ino())))
+/// How the fd `fd` of `pid` stands towards a lock on its file.
+fn fd_hold(pid: u32, fd: u32, waiting: &HashSet<Waiter>) -> Option<Hold> {
+    if let Ok(info) = std::fs::read(format!("/proc/{pid}/fdinfo/{fd}")) {
+        let locks = info.split(|b| *b == b'\n').filter_map(|line| line.strip_prefix(b"lock:"));
+        let mut hold = None;
+        for line in locks {
+            let lock = procfs_core::Locks::from_read(line).ok()?.0.into_iter().next()?;
+            hold = Some(match (lock.kind, hold) {
+                (procfs_core::LockKind::Write, _) | (_, Some(Hold::Exclusive)) => Hold::Exclusive,
+                _ => Hold::Shared,
+            });
+        }
+        if hold.is_some() {
+            return hold;
+        }
+    }
+    if waiting.iter().any(|w| w.0 == pid) {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(format!("/proc/{pid}/fd/{fd}")).ok()?;
+        let id = (pid, rustix::fs::major(m.dev()), rustix::fs::minor(m.dev()), m.ino());
+        return waiting.contains(&id).then_some(Hold::Waiting);
+    }
+    None
 }
 
 fn snapshot_part(pids: &[u32], exclude: u32, with_handles: bool) -> Raw {
@@ -345,12 +377,31 @@ mod tests {
     }
 
     #[test]
-    fn parses_lock_holders_and_skips_waiters() {
+    fn finds_waiters_and_only_waiters() {
         let text = b"1: FLOCK  ADVISORY  WRITE 1817 fe:00:10010689 0 EOF\n\
-                    1: -> FLOCK  ADVISORY  WRITE 1900 fe:00:10010690 0 EOF\n\
+                    1: -> FLOCK  ADVISORY  WRITE 1900 fe:00:10010689 0 EOF\n\
                     2: POSIX  ADVISORY  READ 12 00:1a:77 0 EOF\n";
-        let locks = parse_locks(text);
-        assert_eq!(locks, [(0xfe, 0, 10_010_689), (0, 0x1a, 77)].into());
+        assert_eq!(waiters(text), [(1900, 0xfe, 0, 10_010_689)].into());
+    }
+
+    #[test]
+    fn owners_shared_holders_and_waiters_are_told_apart() {
+        use std::os::fd::AsRawFd;
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join(".package-cache");
+        std::fs::write(&path, "").unwrap();
+        let me = std::process::id();
+        let raw = |f: &std::fs::File| u32::try_from(f.as_raw_fd()).unwrap();
+        let plain = std::fs::File::open(&path).unwrap();
+        assert_eq!(fd_hold(me, raw(&plain), &HashSet::new()), None);
+        rustix::fs::flock(&plain, rustix::fs::FlockOperation::LockShared).unwrap();
+        assert_eq!(fd_hold(me, raw(&plain), &HashSet::new()), Some(Hold::Shared));
+        drop(plain);
+        let owner = std::fs::File::open(&path).unwrap();
+        rustix::fs::flock(&owner, rustix::fs::FlockOperation::LockExclusive).unwrap();
+        assert_eq!(fd_hold(me, raw(&owner), &HashSet::new()), Some(Hold::Exclusive));
+        let opener = std::fs::File::open(&path).unwrap();
+        assert_eq!(fd_hold(me, raw(&opener), &HashSet::new()), None, "the same file, another description");
     }
 
     #[test]

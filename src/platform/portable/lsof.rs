@@ -8,7 +8,7 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::process::{Command, Stdio};
 
-use crate::model::{Found, Handle, HandleKind, Roots, Table};
+use crate::model::{Found, Handle, HandleKind, Hold, Roots, Table};
 use crate::platform::{ScanError, strip_deleted};
 
 /// Runs `program -n -P -w -F pfln` and keeps the handles under the roots.
@@ -41,21 +41,21 @@ pub fn parse(text: &[u8]) -> Vec<(u32, Handle)> {
     let mut out = Vec::new();
     let mut pid = None;
     let mut fd: &[u8] = b"";
-    let mut locked = false;
+    let mut locked = None;
     for line in text.split(|b| *b == b'\n') {
         let Some((&tag, value)) = line.split_first() else { continue };
         match tag {
             b'p' => pid = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok()),
             b'f' => {
                 fd = value;
-                locked = false;
+                locked = None;
             }
-            b'l' => locked = matches!(value, b"W" | b"w" | b"R" | b"r" | b"U" | b"u" | b"x" | b"X"),
+            b'l' => locked = lock_of(value),
             b'n' => {
-                let (Some(pid), Some(kind)) = (pid, kind_of(fd, locked)) else { continue };
+                let (Some(pid), Some(kind)) = (pid, kind_of(fd, locked.is_some())) else { continue };
                 let path = strip_deleted(OsStr::from_bytes(&unescape(value)).to_os_string());
                 if path.is_absolute() {
-                    out.push((pid, Handle { kind, path }));
+                    out.push((pid, Handle { kind, path, hold: locked }));
                 }
             }
             _ => {}
@@ -90,6 +90,17 @@ fn unescape(name: &[u8]) -> Vec<u8> {
         i += len;
     }
     out
+}
+
+/// lsof's lock field: `W`/`w` (and `X`/`x`, its exclusive forms on some systems) for a write lock, `R`/`r` for a
+/// read lock; a space for none. It shows only what the process owns: waiters look like openers (and macOS's lsof
+/// shows no lock state at all).
+fn lock_of(value: &[u8]) -> Option<Hold> {
+    match value {
+        b"W" | b"w" | b"X" | b"x" | b"U" | b"u" => Some(Hold::Exclusive),
+        b"R" | b"r" => Some(Hold::Shared),
+        _ => None,
+    }
 }
 
 fn kind_of(fd: &[u8], locked: bool) -> Option<HandleKind> {

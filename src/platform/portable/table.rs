@@ -49,6 +49,9 @@ fn to_process(pid: Pid, p: &sysinfo::Process) -> Process {
         name: p.name().to_string_lossy().into_owned(),
         cmdline: Vec::new(),
         exe: None,
+        cwd: None,
+        started_at: Some(p.start_time()),
+        stopped: p.status() == ProcessStatus::Stop,
         uid: p.user_id().map(|u| **u),
     }
 }
@@ -79,12 +82,13 @@ pub fn others(table: &Table) -> usize {
 /// Fills in the command line and exe of the processes `wanted`, in one refresh.
 pub fn describe<S: std::hash::BuildHasher>(table: &mut Table, wanted: &HashSet<u32, S>) {
     let Some(mut sys) = system() else { return };
-    let kind = basic().with_cmd(UpdateKind::Always).with_exe(UpdateKind::Always);
+    let kind = basic().with_cmd(UpdateKind::Always).with_exe(UpdateKind::Always).with_cwd(UpdateKind::Always);
     sys.refresh_processes_specifics(ProcessesToUpdate::Some(&pids(wanted.iter().copied())), true, kind);
     for (pid, p) in sys.processes() {
         if let Some(entry) = table.procs.get_mut(&pid.as_u32()) {
             entry.cmdline = p.cmd().iter().map(|a| a.to_string_lossy().into_owned()).collect();
             entry.exe = p.exe().map(PathBuf::from);
+            entry.cwd = p.cwd().map(PathBuf::from);
         }
     }
 }

@@ -1,0 +1,175 @@
+//! `--unlock`: the owners of cargo's locks (package cache, build and artifact dirs) are stopped, their waiters and
+//! mere openers are not, and nothing is deleted.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::*;
+
+/// A private cargo home with its package cache lock file.
+fn cargo_home() -> (tempfile::TempDir, PathBuf) {
+    let home = tempfile::Builder::new().prefix("safeclean-cargo-home-").tempdir().unwrap();
+    let lock = home.path().join(".package-cache");
+    std::fs::write(&lock, "").unwrap();
+    (home, lock)
+}
+
+/// A file in target/ whose inode proves the target dir was not touched.
+fn marker(ws: &Ws) -> (PathBuf, u64) {
+    let m = ws.target().join("debug/marker");
+    std::fs::write(&m, "warm cache").unwrap();
+    let inode = std::fs::metadata(&m).unwrap().ino();
+    (m, inode)
+}
+
+fn still_there(marker: &(PathBuf, u64)) -> bool {
+    std::fs::metadata(&marker.0).is_ok_and(|m| m.ino() == marker.1)
+}
+
+/// The holder fixture renamed `cargo`, as the processes that hold cargo's locks are.
+fn fake_cargo(dir: &Path) -> PathBuf {
+    holder_named(dir, "cargo")
+}
+
+#[test]
+fn the_owner_of_the_package_cache_is_killed_and_nothing_is_deleted() {
+    let ws = Ws::new(false);
+    ws.build();
+    let marker = marker(&ws);
+    let (home, lock) = cargo_home();
+    let bin = tempfile::tempdir().unwrap();
+    let mut rv = Rendezvous::new();
+    let mut owner = rv.holder(&fake_cargo(bin.path()), &["--lock", lock.to_str().unwrap(), "--ignore-term"]);
+
+    let out = ws
+        .safeclean(&["--unlock", "--grace", "1s", "--message-format", "json"])
+        .env("CARGO_HOME", home.path())
+        .output_bounded();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(owner.dies_within(Duration::from_secs(5)), "the owner survived");
+    let s = summary(&out);
+    assert_eq!(s["mode"], "unlock");
+    let h = &s["holders"][0];
+    assert_eq!((h["pid"].as_u64(), h["kind"].as_str()), (Some(u64::from(owner.pid)), Some("cargo")), "{s}");
+    assert_eq!(h["handles"][0]["lock"], "package-cache");
+    assert_eq!(h["outcome"], "killed", "it ignored SIGTERM, so SIGKILL after the grace period");
+    assert_eq!(s["removed"], serde_json::Value::Null);
+    assert_eq!(s["verify"]["exit_code"], 0);
+    assert!(!stderr(&out).contains("Blocking waiting for file lock"), "{}", stderr(&out));
+    assert!(still_there(&marker), "--unlock deleted something");
+}
+
+#[test]
+fn a_process_with_a_registry_file_open_holds_no_lock() {
+    let ws = Ws::new(false);
+    ws.build();
+    let (home, _lock) = cargo_home();
+    let crate_file = home.path().join("registry/cache/index.crates.io/x-1.0.0.crate");
+    std::fs::create_dir_all(crate_file.parent().unwrap()).unwrap();
+    let bin = tempfile::tempdir().unwrap();
+    let mut rv = Rendezvous::new();
+    let mut reader = rv.holder(&fake_cargo(bin.path()), &["--open", crate_file.to_str().unwrap()]);
+    let out = ws
+        .safeclean(&["--unlock", "--no-verify", "--message-format", "json"])
+        .env("CARGO_HOME", home.path())
+        .output_bounded();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(summary(&out)["holders"].as_array().unwrap().len(), 0);
+    assert!(!reader.dies_within(Duration::from_millis(100)), "a reader of the registry was stopped");
+}
+
+#[test]
+fn a_hung_build_is_stopped_and_the_target_keeps_its_contents() {
+    let ws = Ws::new(true);
+    ws.build();
+    let marker = marker(&ws);
+    // A private cargo home, so that `--unlock` reaches no cargo of the other tests.
+    let (home, _) = cargo_home();
+    let mut rv = Rendezvous::new();
+    let mut script = rv.spawn(ws.cargo(&["build"]).env(HANG, &rv.path).env("CARGO_HOME", home.path()));
+    let mut tool = ws.safeclean(&["--unlock", "--grace", "5s", "--message-format", "json"]);
+    let out = output_within(tool.env("CARGO_HOME", home.path()), PATIENCE);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(script.dies_within(Duration::from_secs(5)), "the build script survived");
+    let s = summary(&out);
+    let kinds: Vec<&str> = s["holders"].as_array().unwrap().iter().map(|h| h["kind"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"cargo") && kinds.contains(&"build-child"), "{kinds:?}");
+    let cargo = s["holders"].as_array().unwrap().iter().find(|h| h["kind"] == "cargo").unwrap();
+    let locks: Vec<&str> = cargo["handles"].as_array().unwrap().iter().filter_map(|h| h["lock"].as_str()).collect();
+    assert!(locks.contains(&"build-directory"), "{cargo}");
+    assert!(still_there(&marker), "--unlock deleted something");
+    assert_eq!(s["verify"]["exit_code"], 0);
+}
+
+#[test]
+fn a_dry_run_says_who_blocks_and_changes_nothing() {
+    let ws = Ws::new(false);
+    ws.build();
+    let (home, lock) = cargo_home();
+    let bin = tempfile::tempdir().unwrap();
+    let mut rv = Rendezvous::new();
+    let mut owner =
+        rv.holder(&fake_cargo(bin.path()), &["--lock", lock.to_str().unwrap(), "--cwd", bin.path().to_str().unwrap()]);
+    let out = ws.safeclean(&["--unlock", "--dry-run"]).env("CARGO_HOME", home.path()).output_bounded();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stderr(&out);
+    let line =
+        text.lines().find(|l| l.contains(&format!("pid {} cargo", owner.pid))).unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains(&format!("holds the package cache lock {}", lock.display())), "{line}");
+    assert!(line.contains(&format!("in {}", bin.path().canonicalize().unwrap().display())), "where it runs: {line}");
+    assert!(line.contains("running for") && line.contains("would terminate"), "{line}");
+    assert!(!owner.dies_within(Duration::from_millis(100)));
+}
+
+/// Waits (bounded) until `/proc/locks` shows `pid` blocked waiting for a lock.
+#[cfg(target_os = "linux")]
+fn blocked_in_flock(pid: u32) {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let waits = || {
+        std::fs::read_to_string("/proc/locks")
+            .unwrap()
+            .lines()
+            .any(|l| l.contains(" -> ") && l.split_whitespace().nth(5) == Some(&pid.to_string()))
+    };
+    while !waits() {
+        assert!(std::time::Instant::now() < deadline, "pid {pid} never blocked in flock");
+        std::thread::yield_now();
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_waiter_is_not_signalled_and_gets_the_lock_when_the_owner_dies() {
+    let ws = Ws::new(false);
+    ws.build();
+    let (home, lock) = cargo_home();
+    let bin = tempfile::tempdir().unwrap();
+    let exe = fake_cargo(bin.path());
+    let mut rv = Rendezvous::new();
+    let mut owner = rv.holder(&exe, &["--lock", lock.to_str().unwrap(), "--ignore-term"]);
+    let waiter = rv.holder(&exe, &["--wait-lock", lock.to_str().unwrap()]);
+    blocked_in_flock(waiter.pid);
+
+    let out = ws
+        .safeclean(&["--unlock", "--grace", "1s", "--no-verify", "--message-format", "json"])
+        .env("CARGO_HOME", home.path())
+        .output_bounded();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(owner.dies_within(Duration::from_secs(5)));
+    let lines = json_lines(&out);
+    assert!(!lines.iter().any(|l| l["reason"] == "signal" && l["pid"] == waiter.pid), "the waiter was signalled");
+    let s = summary(&out);
+    let w = s["holders"].as_array().unwrap().iter().find(|h| h["pid"] == waiter.pid).expect("the waiter is listed");
+    assert_eq!((w["verdict"].as_str(), w["outcome"].as_str()), (Some("spare"), Some("spared")));
+    // `/proc/locks` shows who waits; lsof shows a waiter as one more process with the file open.
+    let sees_waiters = platform().holders == cargo_safeclean::platform::Holders::Proc;
+    assert_eq!(w["handles"][0]["waiting"].as_bool(), sees_waiters.then_some(true), "{w}");
+    // It gets the lock and exits by itself.
+    let mut said = String::new();
+    BufReader::new(waiter.into_stream()).read_line(&mut said).unwrap();
+    assert_eq!(said.trim(), "locked");
+}
