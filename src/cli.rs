@@ -53,6 +53,14 @@ pub struct Args {
     #[arg(long)]
     pub only_if_held: bool,
 
+    /// Run the check first; clean only if it fails in a way a damaged build dir explains.
+    #[arg(long, conflicts_with_all = ["unlock", "no_verify", "only_if_held"])]
+    pub if_broken: bool,
+
+    /// The cargo command of the check and the verify (archive and link damage shows only in a build).
+    #[arg(long, value_name = "CMD", value_enum, default_value_t = CheckWith::Check)]
+    pub check_with: CheckWith,
+
     /// Stop the owners of cargo's locks (package cache, build and artifact dirs) and delete nothing.
     #[arg(long, conflicts_with_all = ["only_if_held", "force"])]
     pub unlock: bool,
@@ -103,6 +111,24 @@ pub struct Args {
     /// Arguments passed to `cargo check`.
     #[arg(last = true, value_name = "CHECK_ARGS")]
     pub check_args: Vec<OsString>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckWith {
+    Check,
+    Build,
+    Test,
+}
+
+impl CheckWith {
+    #[must_use]
+    pub fn subcommand(self) -> &'static str {
+        match self {
+            CheckWith::Check => "check",
+            CheckWith::Build => "build",
+            CheckWith::Test => "test",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

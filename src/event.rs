@@ -15,7 +15,9 @@ use serde::ser::Error as _;
 use serde::{Serialize, Serializer};
 
 use crate::layout::{LockName, lock_name};
-use crate::model::{Handle, Hold, Holder, Mode, Outcome, Removed, Settled, Sig, Uninspectable, Verified};
+use crate::model::{
+    CheckResult, Checked, Handle, Hold, Holder, Mode, Outcome, Removed, Settled, Sig, Uninspectable, Verified,
+};
 use crate::purge::Progress;
 use crate::workspace::Dirs;
 
@@ -40,6 +42,10 @@ pub enum Event {
     PurgeStarted(Arc<Progress>),
     /// The purge finished. JSON: `removed`.
     Removed(Removed),
+    /// The check of `--if-broken` starts, as a person would type it.
+    CheckStarted { command: String },
+    /// The check of `--if-broken` ended. JSON: `check`.
+    Checked(Checked),
     /// The verifying `cargo check` starts, as a person would type it.
     VerifyStarted { command: String },
     /// A line cargo wrote while verifying.
@@ -66,6 +72,7 @@ impl Event {
             }
             Event::Removed(r) => Line::Removed { files: r.files, bytes: r.bytes, duration_ms: r.duration_ms },
             Event::Verified(v) => Line::Verify { exit_code: v.exit_code, duration_ms: v.duration_ms },
+            Event::Checked(c) => Line::Check(CheckLine::from(c)),
             _ => return None,
         })
     }
@@ -89,6 +96,43 @@ enum Line<'a> {
     Exited { pid: u32, outcome: &'static str, after_ms: u64 },
     Removed { files: u64, bytes: u64, duration_ms: u64 },
     Verify { exit_code: Option<i32>, duration_ms: u64 },
+    Check(CheckLine),
+}
+
+/// The check's result: `result`, then what it found (`signature` and `path`, or the `lock` and its `holder_pid`).
+#[derive(Debug, Serialize)]
+struct CheckLine {
+    result: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signature: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lock: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    holder_pid: Option<u32>,
+    exit_code: Option<i32>,
+    duration_ms: u64,
+}
+
+impl From<&Checked> for CheckLine {
+    fn from(c: &Checked) -> Self {
+        let (mut signature, mut path, mut lock, mut holder_pid) = (None, None, None, None);
+        match &c.result {
+            CheckResult::Corrupt { signature: s, path: p } => (signature, path) = (Some(*s), Some(wire_path(p).0)),
+            CheckResult::Blocked { lock: l, holder } => (lock, holder_pid) = (Some(wire_path(l).0), *holder),
+            CheckResult::Healthy | CheckResult::CodeError => {}
+        }
+        CheckLine {
+            result: c.result.as_str(),
+            signature,
+            path,
+            lock,
+            holder_pid,
+            exit_code: c.exit_code,
+            duration_ms: c.duration_ms,
+        }
+    }
 }
 
 /// A path's text, and its bytes when the text had to replace some.
@@ -153,6 +197,8 @@ impl<'a> HolderLine<'a> {
 pub struct Summary {
     pub mode: Mode,
     pub dry_run: bool,
+    /// What the check of `--if-broken` found.
+    pub check: Option<Checked>,
     pub dirs: Option<Dirs>,
     pub holders: Vec<Settled>,
     pub uninspectable: Uninspectable,
@@ -168,6 +214,7 @@ impl Summary {
         Summary {
             mode,
             dry_run,
+            check: None,
             dirs: None,
             holders: Vec::new(),
             uninspectable: Uninspectable::default(),
@@ -189,6 +236,8 @@ struct SummaryLine<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     build_dir_bytes: Option<Vec<u8>>,
     dry_run: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    check: Option<CheckLine>,
     holders: Vec<HolderLine<'a>>,
     /// Processes that could not be inspected (other users', or access denied): what they hold is not known.
     uninspectable: usize,
@@ -223,6 +272,7 @@ impl Serialize for Summary {
             build_dir,
             build_dir_bytes: build_dir_bytes.flatten(),
             dry_run: self.dry_run,
+            check: self.check.as_ref().map(CheckLine::from),
             holders: self.holders.iter().map(|h| HolderLine::new(&h.holder, h.outcome)).collect(),
             uninspectable: self.uninspectable.count(),
             removed: self.removed.map(|r| RemovedLine { files: r.files, bytes: r.bytes, duration_ms: r.duration_ms }),

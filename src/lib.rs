@@ -16,6 +16,7 @@ compile_error!(
 );
 
 pub mod cli;
+pub mod diagnose;
 pub mod error;
 pub mod event;
 pub mod exit;

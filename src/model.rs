@@ -399,6 +399,40 @@ pub struct Removed {
     pub duration_ms: u64,
 }
 
+/// What the check of `--if-broken` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckResult {
+    /// It passed: nothing to clean.
+    Healthy,
+    /// It failed with a damaged build dir's signature, pointing at `path`.
+    Corrupt { signature: &'static str, path: PathBuf },
+    /// It failed with errors no clean fixes.
+    CodeError,
+    /// It waited on one of cargo's build or artifact dir locks, held by `holder` (if it could be seen).
+    Blocked { lock: PathBuf, holder: Option<u32> },
+}
+
+impl CheckResult {
+    #[must_use]
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CheckResult::Healthy => "healthy",
+            CheckResult::Corrupt { .. } => "corrupt",
+            CheckResult::CodeError => "code-error",
+            CheckResult::Blocked { .. } => "blocked",
+        }
+    }
+}
+
+/// The check of `--if-broken`: what it found, and how cargo ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    pub result: CheckResult,
+    /// cargo's exit code; `None` when it was stopped or killed by a signal.
+    pub exit_code: Option<i32>,
+    pub duration_ms: u64,
+}
+
 /// How the verifying `cargo check` went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Verified {

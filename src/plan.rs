@@ -45,6 +45,10 @@ pub struct Plan {
     pub all_holders: bool,
     pub only_if_held: bool,
     pub verify: bool,
+    /// Check first, and clean only a damaged build dir.
+    pub if_broken: bool,
+    /// The cargo subcommand of the check and the verify: `check`, `build` or `test`.
+    pub check_with: &'static str,
     pub check_args: Vec<OsString>,
     pub stop: terminate::Settings,
     pub platform: Platform,
@@ -190,6 +194,8 @@ impl Plan {
             all_holders: args.all_holders,
             only_if_held: args.only_if_held,
             verify: !args.no_verify,
+            if_broken: args.if_broken,
+            check_with: args.check_with.subcommand(),
             check_args: args.check_args,
             stop: terminate::Settings { grace: args.grace, kill_timeout: args.kill_timeout },
             purge: purge::Settings { workers, files: platform.files },

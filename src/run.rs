@@ -7,11 +7,15 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::diagnose;
 use crate::error::{self, Error};
 use crate::event::{Event, Summary};
 use crate::interrupt::{Interrupt, Interrupted};
 use crate::layout::{LockName, cargo_locks, is_held, package_cache_locks};
-use crate::model::{HandleKind, Holder, Mode, Outcome, Removed, Roots, Settled, Uninspectable, Verdict, Verified};
+use crate::model::{
+    CheckResult, Checked, HandleKind, Hold, Holder, Mode, Outcome, Removed, Roots, Settled, Uninspectable, Verdict,
+    Verified,
+};
 use crate::plan::Plan;
 use crate::platform::Identity;
 use crate::policy::{self, Policy};
@@ -22,6 +26,12 @@ use crate::terminate::{self, BusyLock, HoldersRemain, Named};
 use crate::verify::{self, Blocked, VerifyError};
 use crate::workspace::{self, Dirs};
 use crate::{guard, runlock, swap};
+
+/// What the check of `--if-broken` says the build dir needs.
+enum Health {
+    Healthy,
+    Damaged,
+}
 
 /// How many times to scan, stop and re-scan before giving up on holders that keep appearing.
 const ROUNDS: usize = 3;
@@ -41,6 +51,7 @@ pub fn run(plan: &Plan, reporter: &dyn Reporter, interrupt: &Interrupt) -> (Summ
 #[derive(Default)]
 struct Record {
     dirs: Option<Dirs>,
+    check: Option<Checked>,
     holders: Vec<Holder>,
     outcomes: HashMap<u32, (Outcome, Option<String>)>,
     uninspectable: Uninspectable,
@@ -61,6 +72,7 @@ impl Record {
         Summary {
             mode,
             dry_run,
+            check: self.check,
             dirs: self.dirs,
             holders,
             uninspectable: self.uninspectable,
@@ -118,7 +130,13 @@ impl Run<'_> {
             Mode::Clean => Roots::new(dirs.roots()),
             Mode::Unlock => Roots::new(locks.iter().map(PathBuf::as_path)),
         };
-        // After waiting for another run, what the early scan saw is stale.
+        if plan.if_broken {
+            match self.check_first(&dirs, &locks, record)? {
+                Health::Healthy => return Ok(()),
+                Health::Damaged => waited.set(true),
+            }
+        }
+        // After waiting for another run, or for the check, what the early scan saw is stale.
         let first =
             if waited.get() { scan::scan(&plan.platform, &roots, self.me)? } else { background.finish(&roots)? };
         record.uninspectable = first.uninspectable.clone();
@@ -165,6 +183,82 @@ impl Run<'_> {
             swapped.mounts.extend(s.mounts);
         }
         self.purge_and_verify(&dirs, swapped, record)
+    }
+
+    /// `--if-broken`: runs the check, and says whether the build dir needs a clean. A check that waits on a build or
+    /// artifact dir lock is stopped; an owner the policy would stop is stopped too, and the check runs once more
+    /// (a stuck build is not a broken cache); an owner it would spare ends the run (exit 4), nothing deleted.
+    fn check_first(&self, dirs: &Dirs, locks: &[PathBuf], record: &mut Record) -> Result<Health, Error> {
+        let plan = self.plan;
+        let roots = Roots::new(dirs.roots());
+        for attempt in 0..2 {
+            let start = std::time::Instant::now();
+            let lines = std::sync::Mutex::new(Vec::new());
+            let blocked: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::default();
+            let on_line = |line: &str| {
+                (self.emit)(Event::CargoLine(line.to_string()));
+                lines.lock().expect("check lines").extend(diagnose::readable(line));
+                match verify::blocked_on(line, dirs, plan.cargo_home.as_deref()) {
+                    // Cargo's home is `--unlock`'s: named, and waited for.
+                    Some(b) if b.lock == LockName::PackageCache => self.name_lock_holders(&b),
+                    Some(b) => *blocked.lock().expect("blocked lock") = b.files.into_iter().next(),
+                    None => {}
+                }
+            };
+            // The locks themselves say it waits, even when `-q` hides cargo's line.
+            let watch = |cargo: u32| {
+                let mut b = blocked.lock().expect("blocked lock");
+                if b.is_none()
+                    && let Some(waits) = plan.platform.waiting_for(locks)
+                {
+                    *b = waits.into_iter().find(|(pid, _)| *pid == cargo).map(|(_, lock)| lock);
+                }
+                b.is_some()
+            };
+            let req = verify::Request { read_stdout: true, ..self.verify_request(dirs) };
+            (self.emit)(Event::CheckStarted { command: req.shown() });
+            let v = verify::run(&req, &plan.platform, self.interrupt, &on_line, &watch)?;
+            if v.interrupted || self.interrupt.is_set() {
+                return Err(Interrupted("during the check; nothing was signalled or deleted").into());
+            }
+            let duration_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let mut checked = |result: CheckResult, exit_code| {
+                let c = Checked { result, exit_code, duration_ms };
+                (self.emit)(Event::Checked(c.clone()));
+                record.check = Some(c);
+            };
+            if let Some(lock) = blocked.into_inner().expect("blocked lock") {
+                let owners = self.decide(scan::scan(&plan.platform, &Roots::new([lock.as_path()]), self.me)?, &roots);
+                let owner = owners.iter().find(|h| h.handles.iter().any(|x| x.hold == Some(Hold::Exclusive)));
+                let holder = owner.map(|h| h.process.pid);
+                checked(CheckResult::Blocked { lock: lock.clone(), holder }, None);
+                if attempt == 0 && owner.is_some_and(|h| h.verdict == Verdict::Terminate) {
+                    if plan.dry_run {
+                        self.report_holders(&owners, &Uninspectable::default(), |_| Some(Outcome::WouldTerminate));
+                        record.holders.extend(owners);
+                        return Ok(Health::Healthy);
+                    }
+                    self.report_holders(&owners, &Uninspectable::default(), |_| None);
+                    record.holders.extend(owners);
+                    self.stop_until_free(&Roots::new([lock.as_path()]), std::slice::from_ref(&lock), record)?;
+                    continue;
+                }
+                record.holders.extend(owners.iter().cloned());
+                return Err(HoldersRemain::LockBusy { locks: busy_locks(&[lock], &owners) }.into());
+            }
+            if v.success() {
+                checked(CheckResult::Healthy, v.exit_code);
+                return Ok(Health::Healthy);
+            }
+            let lines = lines.into_inner().expect("check lines");
+            if let Some(damage) = diagnose::diagnose(&lines, &roots) {
+                checked(CheckResult::Corrupt { signature: damage.signature, path: damage.path }, v.exit_code);
+                return Ok(Health::Damaged);
+            }
+            checked(CheckResult::CodeError, v.exit_code);
+            return Err(VerifyError::CodeBroken { command: req.shown(), exit_code: v.exit_code }.into());
+        }
+        unreachable!("the second check returns whatever it finds")
     }
 
     /// Applies the policy to a scan.
@@ -250,13 +344,15 @@ impl Run<'_> {
         };
         plan.verify.then(|| {
             (self.emit)(Event::VerifyStarted { command: req.shown() });
-            verify::run(&req, &plan.platform, self.interrupt, &on_line)
+            verify::run(&req, &plan.platform, self.interrupt, &on_line, &|_| false)
         })
     }
 
     fn verify_request<'a>(&'a self, dirs: &'a Dirs) -> verify::Request<'a> {
         verify::Request {
             cargo: &self.plan.cargo,
+            subcommand: self.plan.check_with,
+            read_stdout: false,
             args: &self.plan.check_args,
             dirs,
             color: self.plan.output.style.color,

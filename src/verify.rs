@@ -1,5 +1,6 @@
-//! The verifying `cargo check`: `$CARGO check ARGS…` in the workspace root, its output streamed line by line, and
-//! what cargo's "Blocking waiting for file lock on …" lines say it waits for.
+//! The verifying `cargo check` (or `build`, `test`: `--check-with`): `$CARGO check ARGS…` in the workspace root, its
+//! output streamed line by line, and what cargo's "Blocking waiting for file lock on …" lines say it waits for.
+//! `--if-broken` runs the same command first, reading stdout too and watching for a lock it waits on.
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
@@ -17,12 +18,16 @@ use crate::workspace::Dirs;
 #[derive(Debug, Clone)]
 pub struct Request<'a> {
     pub cargo: &'a OsString,
+    /// `check`, `build` or `test`.
+    pub subcommand: &'static str,
     pub args: &'a [OsString],
     pub dirs: &'a Dirs,
     /// `CARGO_TERM_COLOR=always` rather than `never`.
     pub color: bool,
     /// Send cargo's stdout to our stderr (JSON mode keeps stdout for JSON lines).
     pub stdout_to_stderr: bool,
+    /// Read cargo's stdout line by line too (for `--message-format=json` diagnostics), through `on_line`.
+    pub read_stdout: bool,
 }
 
 /// Why the check did not pass.
@@ -39,6 +44,12 @@ pub enum VerifyError {
         exit_code.map_or("killed by a signal".into(), |c| format!("exit code {c}"))
     )]
     Failed { command: String, exit_code: Option<i32> },
+    #[error(
+        "`{command}` failed ({}) with errors no clean fixes: the code, not the build dir, is broken; nothing was \
+         signalled or deleted",
+        exit_code.map_or("killed by a signal".into(), |c| format!("exit code {c}"))
+    )]
+    CodeBroken { command: String, exit_code: Option<i32> },
 }
 
 impl Request<'_> {
@@ -46,7 +57,7 @@ impl Request<'_> {
     /// passed their own.
     fn command(&self) -> Command {
         let mut cmd = Command::new(self.cargo);
-        cmd.arg("check");
+        cmd.arg(self.subcommand);
         let user_has = |flag: &str| {
             self.args.iter().any(|a| a.to_str().is_some_and(|a| a == flag || a.starts_with(&format!("{flag}="))))
         };
@@ -76,13 +87,15 @@ impl Request<'_> {
     }
 }
 
-/// Runs the check; every line cargo writes to stderr goes to `on_line`. On interrupt, cargo gets SIGINT and is
-/// waited for.
+/// Runs the check; every line cargo writes to stderr (and to stdout with `read_stdout`) goes to `on_line`. `watch`
+/// is asked about every 100 ms, with cargo's pid, whether to stop it. On interrupt, or when `watch` says so, cargo
+/// and what it started get SIGINT and are waited for.
 pub fn run(
     req: &Request<'_>,
     platform: &Platform,
     interrupt: &Interrupt,
     on_line: &(dyn Fn(&str) + Sync),
+    watch: &dyn Fn(u32) -> bool,
 ) -> Result<Verified, VerifyError> {
     let start = Instant::now();
     let mut cmd = req.command();
@@ -91,12 +104,15 @@ pub fn run(
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     cmd.stdin(Stdio::null()).stderr(Stdio::piped());
     let spawn_error = |source| VerifyError::Spawn { program: req.cargo.clone(), source };
-    if req.stdout_to_stderr {
+    if req.read_stdout {
+        cmd.stdout(Stdio::piped());
+    } else if req.stdout_to_stderr {
         let stderr = std::os::fd::AsFd::as_fd(&std::io::stderr()).try_clone_to_owned().map_err(spawn_error)?;
         cmd.stdout(Stdio::from(stderr));
     }
     let mut child = cmd.spawn().map_err(spawn_error)?;
     let stderr = child.stderr.take().expect("stderr is piped");
+    let stdout = child.stdout.take();
     let mut interrupted = false;
     let status = std::thread::scope(|s| {
         s.spawn(|| {
@@ -104,13 +120,21 @@ pub fn run(
                 on_line(String::from_utf8_lossy(&line).trim_end_matches('\r'));
             }
         });
+        if let Some(stdout) = stdout {
+            s.spawn(|| {
+                for line in BufReader::new(stdout).split(b'\n').map_while(Result::ok) {
+                    on_line(String::from_utf8_lossy(&line).trim_end_matches('\r'));
+                }
+            });
+        }
         // Our own unreaped child: its pid cannot be reused until we wait, so this handle is exact.
         let handle = platform.process(child.id()).and_then(|p| platform.open_process(&Identity::from(&p)));
         if let Some(handle) = handle {
             loop {
-                let waited = platform.wait_any(&[&handle], Instant::now() + Duration::from_hours(1), interrupt);
-                if waited.interrupted {
-                    interrupted = true;
+                let waited = platform.wait_any(&[&handle], Instant::now() + Duration::from_millis(100), interrupt);
+                let stop = waited.exited.is_empty() && !waited.interrupted && watch(child.id());
+                if waited.interrupted || stop {
+                    interrupted = waited.interrupted;
                     // The group is cargo's own (see above): its id is cargo's pid, which cannot be reused before
                     // we reap cargo.
                     let _ = rustix::process::kill_process_group(
@@ -196,7 +220,15 @@ mod tests {
     fn shows_the_command_quoted() {
         let d = Dirs { manifest_path: Some("/w/my ws/Cargo.toml".into()), ..dirs() };
         let args = ["--features".into(), "a b".into()];
-        let req = Request { cargo: &"cargo".into(), args: &args, dirs: &d, color: false, stdout_to_stderr: false };
+        let req = Request {
+            cargo: &"cargo".into(),
+            subcommand: "check",
+            args: &args,
+            dirs: &d,
+            color: false,
+            stdout_to_stderr: false,
+            read_stdout: false,
+        };
         assert_eq!(req.shown(), "cargo check --manifest-path '/w/my ws/Cargo.toml' --features 'a b'");
     }
 }

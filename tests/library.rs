@@ -46,6 +46,8 @@ fn plan_for(ws: &Ws) -> Plan {
         all_holders: false,
         only_if_held: false,
         verify: true,
+        if_broken: false,
+        check_with: "check",
         check_args: vec!["--quiet".into()],
         stop: terminate::Settings { grace: Duration::from_secs(5), kill_timeout: Duration::from_secs(5) },
         platform: platform(),

@@ -131,6 +131,7 @@ fn summary(events: &[Event]) -> Summary {
     Summary {
         mode: Mode::Clean,
         dry_run: false,
+        check: None,
         dirs,
         holders: holders()
             .into_iter()

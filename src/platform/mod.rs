@@ -183,6 +183,20 @@ impl Platform {
         }
     }
 
+    /// Which of `locks` each process is blocked waiting for, where the holder source can see waiters: `/proc/locks`
+    /// does, lsof does not (`None`; cargo's "Blocking waiting" line is all there is then).
+    #[must_use]
+    pub fn waiting_for(&self, locks: &[PathBuf]) -> Option<Vec<(u32, PathBuf)>> {
+        match &self.holders {
+            #[cfg(target_os = "linux")]
+            Holders::Proc => Some(linux::proc::waiting_for(locks)),
+            Holders::Lsof { .. } => {
+                let _ = locks;
+                None
+            }
+        }
+    }
+
     /// The current dir of `pid`, if it can be read.
     #[must_use]
     pub fn cwd(&self, pid: u32) -> Option<PathBuf> {

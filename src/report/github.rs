@@ -12,7 +12,7 @@ use std::sync::{Mutex, PoisonError};
 use super::human::HumanReporter;
 use super::{Reporter, human_bytes};
 use crate::event::{Event, Summary};
-use crate::model::{Holder, Outcome, Verdict};
+use crate::model::{CheckResult, Checked, Holder, Outcome, Verdict};
 
 /// Escapes a workflow command's message as the runner expects (`%`, CR, LF).
 #[must_use]
@@ -129,6 +129,11 @@ impl Reporter for GithubReporter {
                 }
             }
             Event::Survived { pid, note, .. } => self.annotate(*pid, &format!("survived: {note}")),
+            Event::Checked(Checked { result: CheckResult::Corrupt { signature, path }, .. }) => {
+                let message = format!("{signature} in {}: the build dir was cleaned and checked again", path.display());
+                let title = escape_property("cargo-safeclean: damaged build dir");
+                self.command(&format!("::warning title={title}::{}", escape_data(&message)));
+            }
             _ => {}
         }
     }

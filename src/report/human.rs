@@ -13,7 +13,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use super::{Reporter, Style, human_bytes};
 use crate::event::{Event, Summary};
 use crate::layout::lock_name;
-use crate::model::{Hold, Holder, Kind, Outcome, Relation, SpareReason, Uninspectable, Verdict, Verified};
+use crate::model::{
+    CheckResult, Checked, Hold, Holder, Kind, Outcome, Relation, SpareReason, Uninspectable, Verdict, Verified,
+};
 use crate::purge::Progress;
 
 #[derive(Clone, Copy)]
@@ -237,6 +239,29 @@ impl HumanReporter {
         self.status("Removed", Tone::Good, &format!("{files} {noun}, {} total", human_bytes(bytes)));
     }
 
+    fn checked(&self, c: &Checked) {
+        let secs = Duration::from_millis(c.duration_ms).as_secs_f64();
+        match &c.result {
+            CheckResult::Healthy => {
+                self.status("Healthy", Tone::Good, &format!("the check passed in {secs:.2}s; nothing to clean"));
+            }
+            CheckResult::Corrupt { signature, path } => self.status(
+                "Damaged",
+                Tone::Warn,
+                &format!("build dir: {signature} in {}; cleaning it", path.display()),
+            ),
+            CheckResult::CodeError => self.status(
+                "Failed",
+                Tone::Bad,
+                "the check failed with errors no clean fixes: the code, not the build dir, is broken",
+            ),
+            CheckResult::Blocked { lock, holder } => {
+                let by = holder.map_or_else(|| "a process that could not be inspected".into(), |p| self.describe(p));
+                self.status("Blocked", Tone::Warn, &format!("the check waits for {}, held by {by}", lock.display()));
+            }
+        }
+    }
+
     fn verified(&self, v: &Verified) {
         let secs = Duration::from_millis(v.duration_ms).as_secs_f64();
         let (word, tone, text) = match (v.success(), v.exit_code) {
@@ -293,6 +318,10 @@ impl Reporter for HumanReporter {
             Event::Survived { pid, note, after_ms } => self.ended(*pid, Outcome::Survived, *after_ms, Some(note)),
             Event::PurgeStarted(progress) => self.purge_started(progress),
             Event::Removed(r) => self.removed(r.files, r.bytes),
+            Event::CheckStarted { command } => {
+                self.status("Checking", Tone::Good, &format!("the build dir with `{command}`"));
+            }
+            Event::Checked(c) => self.checked(c),
             Event::VerifyStarted { command } => self.status("Verifying", Tone::Good, &format!("with `{command}`")),
             Event::CargoLine(line) if !self.style.quiet => self.print(line),
             Event::Verified(v) => self.verified(v),

@@ -236,6 +236,21 @@ fn waiters(text: &[u8]) -> HashSet<Waiter> {
         .collect()
 }
 
+/// Which of `locks` each process is blocked waiting for, from the `->` lines of `/proc/locks`.
+#[must_use]
+pub fn waiting_for(locks: &[PathBuf]) -> Vec<(u32, PathBuf)> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(text) = std::fs::read("/proc/locks") else { return Vec::new() };
+    let waiting = waiters(&text);
+    let mut out = Vec::new();
+    for lock in locks {
+        let Ok(m) = std::fs::metadata(lock) else { continue };
+        let (major, minor) = (rustix::fs::major(m.dev()), rustix::fs::minor(m.dev()));
+        out.extend(waiting.iter().filter(|w| (w.1, w.2, w.3) == (major, minor, m.ino())).map(|w| (w.0, lock.clone())));
+    }
+    out
+}
+
 /// How the fd `fd` of `pid` stands towards a lock on its file.
 fn fd_hold(pid: u32, fd: u32, waiting: &HashSet<Waiter>) -> Option<Hold> {
     if let Ok(info) = std::fs::read(format!("/proc/{pid}/fdinfo/{fd}")) {

@@ -1,0 +1,199 @@
+//! `--if-broken`: check first; clean only a damaged build dir, never broken code, and never for a stuck build.
+
+mod common;
+
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::*;
+
+/// A workspace whose package `app` (a library and a binary) depends on a path dependency `dep`, checked once.
+fn with_dependency() -> Ws {
+    let ws = Ws::new(false);
+    let dep = ws.root().join("dep");
+    std::fs::create_dir_all(dep.join("src")).unwrap();
+    std::fs::write(dep.join("Cargo.toml"), "[package]\nname = \"dep\"\nversion = \"0.1.0\"\nedition = \"2021\"\n")
+        .unwrap();
+    std::fs::write(dep.join("src/lib.rs"), "pub fn answer() -> u32 { 42 }\n").unwrap();
+    let manifest = ws.root().join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .replace("\n[workspace]\n", "\n[dependencies]\ndep = { path = \"dep\" }\n\n[workspace]\n");
+    std::fs::write(&manifest, text).unwrap();
+    std::fs::write(ws.root().join("src/lib.rs"), "pub fn answer() -> u32 { dep::answer() }\n").unwrap();
+    // A binary too: only linking reads the dependency's `.rlib`.
+    std::fs::write(ws.root().join("src/main.rs"), "fn main() { println!(\"{}\", app::answer()); }\n").unwrap();
+    let out = ws.cargo(&["check", "-q"]).output_bounded();
+    assert!(out.status.success(), "{}", stderr(&out));
+    ws
+}
+
+/// A file in target/ whose inode proves the target dir was not touched.
+fn marker(ws: &Ws) -> (PathBuf, u64) {
+    let m = ws.target().join("debug/marker");
+    std::fs::write(&m, "warm cache").unwrap();
+    (m.clone(), std::fs::metadata(&m).unwrap().ino())
+}
+
+fn untouched(marker: &(PathBuf, u64)) -> bool {
+    std::fs::metadata(&marker.0).is_ok_and(|m| m.ino() == marker.1)
+}
+
+/// Overwrites the dependency's `ext` output (`rmeta` or `rlib`) with garbage, as a crash mid-write leaves it.
+fn corrupt(ws: &Ws, ext: &str) -> PathBuf {
+    let deps = ws.target().join("debug/deps");
+    let file = std::fs::read_dir(&deps)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name().unwrap().to_string_lossy().starts_with("libdep-") && p.extension().is_some_and(|e| e == ext)
+        })
+        .unwrap_or_else(|| panic!("no libdep-*.{ext} in {}", deps.display()));
+    std::fs::write(&file, "garbage").unwrap();
+    file
+}
+
+fn check_events(out: &std::process::Output) -> Vec<serde_json::Value> {
+    json_lines(out).into_iter().filter(|l| l["reason"] == "check").collect()
+}
+
+#[test]
+fn a_healthy_cache_is_left_alone() {
+    let ws = with_dependency();
+    let marker = marker(&ws);
+    let out = ws.run(&["--if-broken", "--message-format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let lines = json_lines(&out);
+    assert_eq!(lines[0]["reason"], "check", "the check comes before anything else");
+    assert_eq!(lines[0]["result"], "healthy");
+    let s = summary(&out);
+    assert_eq!(s["check"]["result"], "healthy");
+    assert_eq!(s["removed"], serde_json::Value::Null);
+    assert!(untouched(&marker), "a healthy cache was cleaned");
+}
+
+#[test]
+fn a_corrupt_rmeta_is_healed_through_colour_and_json_diagnostics() {
+    for check_args in [&["--color=always"][..], &["--message-format=json"]] {
+        let ws = with_dependency();
+        let damaged = corrupt(&ws, "rmeta");
+        let mut args = vec!["--if-broken", "--message-format", "json", "--"];
+        args.extend_from_slice(check_args);
+        let out = ws.run(&args);
+        assert_eq!(out.status.code(), Some(0), "{check_args:?}: {}", stderr(&out));
+        let check = &check_events(&out)[0];
+        assert_eq!(check["result"], "corrupt", "{check_args:?}: {check}");
+        assert_eq!(check["signature"], "corrupt-metadata");
+        assert_eq!(check["path"], damaged.to_str().unwrap());
+        let s = summary(&out);
+        assert!(s["removed"]["files"].as_u64().unwrap() > 0, "the build dir was cleaned");
+        assert_eq!(s["verify"]["exit_code"], 0);
+        let build = ws.cargo(&["build", "-q"]).output_bounded();
+        assert!(build.status.success(), "{}", stderr(&build));
+    }
+}
+
+#[test]
+fn a_corrupt_rlib_shows_in_a_build_and_is_healed() {
+    let ws = with_dependency();
+    let built = ws.cargo(&["build", "-q"]).output_bounded();
+    assert!(built.status.success(), "{}", stderr(&built));
+    let damaged = corrupt(&ws, "rlib");
+    let out = ws.run(&["--if-broken", "--check-with", "build", "--message-format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let check = &check_events(&out)[0];
+    // Linked through the package's own library, the garbage rlib is "not found in rlib format": no path is named,
+    // and the report points at the build dir.
+    assert_eq!((check["signature"].as_str(), check["path"].as_str()), (Some("missing-rlib"), ws.target().to_str()));
+    assert_eq!(summary(&out)["verify"]["exit_code"], 0);
+    // The verify was a build too: the binary is there, and the rlib is whole again.
+    assert!(ws.target().join("debug/app").is_file(), "{:?}", tree(&ws.target().join("debug")));
+    assert_ne!(std::fs::read(&damaged).unwrap(), b"garbage");
+}
+
+#[test]
+fn a_type_error_is_the_codes_fault_and_nothing_is_deleted() {
+    let ws = with_dependency();
+    let marker = marker(&ws);
+    std::fs::write(ws.root().join("src/lib.rs"), "pub fn answer() -> u32 { \"no\" }\n").unwrap();
+    let out = ws.run(&["--if-broken", "--message-format", "json"]);
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert_eq!(check_events(&out)[0]["result"], "code-error");
+    assert!(stderr(&out).contains("the code, not the build dir, is broken"), "{}", stderr(&out));
+    assert!(untouched(&marker));
+}
+
+#[test]
+fn a_dry_run_checks_and_deletes_nothing() {
+    let ws = with_dependency();
+    let damaged = corrupt(&ws, "rmeta");
+    let out = ws.run(&["--if-broken", "--dry-run", "--message-format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(check_events(&out)[0]["result"], "corrupt");
+    assert_eq!(std::fs::read_to_string(&damaged).unwrap(), "garbage", "a dry run deleted something");
+    assert_eq!(summary(&out)["dry_run"], true);
+}
+
+#[test]
+fn without_the_check_it_is_a_usage_error() {
+    let ws = Ws::new(false);
+    let out = ws.run(&["--if-broken", "--no-verify"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+/// A hung `cargo build` holds the build dir lock: the check waits on it, the build is stopped, the check runs
+/// again and passes, and nothing is deleted (a stuck build is not a broken cache).
+fn a_hung_build_is_stopped_and_the_cache_kept(check_args: &[&str]) {
+    let ws = Ws::new(true);
+    ws.build();
+    let marker = marker(&ws);
+    let mut rv = Rendezvous::new();
+    let mut script = rv.spawn(ws.cargo(&["build"]).env(HANG, &rv.path));
+    let mut args = vec!["--if-broken", "--grace", "5s", "--message-format", "json", "--"];
+    args.extend_from_slice(check_args);
+    let out = ws.run(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(script.dies_within(Duration::from_secs(5)), "the hung build script survived");
+    let results: Vec<String> = check_events(&out).iter().map(|c| c["result"].as_str().unwrap().to_string()).collect();
+    assert_eq!(results, ["blocked", "healthy"]);
+    assert!(untouched(&marker), "the cache was deleted for a stuck build");
+    assert!(summary(&out)["holders"].as_array().unwrap().iter().any(|h| h["kind"] == "cargo"));
+}
+
+#[test]
+fn a_hung_build_holding_the_build_lock_is_stopped_and_checked_again() {
+    a_hung_build_is_stopped_and_the_cache_kept(&[]);
+}
+
+/// With `-q` cargo prints no "Blocking waiting for file lock" line: the lock itself shows the wait. Only `/proc`
+/// shows waiters; lsof does not, and there the check would wait for the build as cargo does.
+#[test]
+fn a_quiet_check_blocked_on_the_build_lock_is_seen_by_the_lock() {
+    if platform().holders == cargo_safeclean::platform::Holders::Proc {
+        a_hung_build_is_stopped_and_the_cache_kept(&["-q"]);
+    }
+}
+
+#[test]
+fn a_spared_owner_of_the_build_lock_is_named_and_nothing_is_deleted() {
+    let ws = Ws::new(false);
+    ws.build();
+    let marker = marker(&ws);
+    let mut rv = Rendezvous::new();
+    let bin = tempfile::tempdir().unwrap();
+    let exe = holder_named(bin.path(), "locker");
+    let lock = ws.target().join("debug/.cargo-lock");
+    let mut locker = rv.holder(&exe, &["--lock", lock.to_str().unwrap()]);
+    let out = ws.run(&["--if-broken", "--message-format", "json"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let check = &check_events(&out)[0];
+    assert_eq!(
+        (check["result"].as_str(), check["holder_pid"].as_u64()),
+        (Some("blocked"), Some(u64::from(locker.pid)))
+    );
+    assert!(stderr(&out).contains(&format!("locked by pid {} locker", locker.pid)), "{}", stderr(&out));
+    assert!(untouched(&marker));
+    assert!(!locker.dies_within(Duration::from_millis(50)), "a spared owner was stopped");
+}
