@@ -8,6 +8,6 @@ cargo build --release --quiet --bins
 tool="$PWD/target/release/cargo-safeclean"
 cd bench/real-corpus
 cargo check --locked -q   # warm the check artifacts once
-hyperfine --warmup 2 --runs 15 --export-markdown /dev/stdout \
+hyperfine -N --warmup 3 --runs 30 --export-markdown /dev/stdout \
   -n 'cargo check' 'cargo check --locked -q' \
   -n 'cargo safeclean --if-broken' "$tool safeclean --if-broken -q -- --locked"

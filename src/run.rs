@@ -94,7 +94,9 @@ impl Run<'_> {
     fn pipeline(&self, record: &mut Record) -> Result<(), Error> {
         let plan = self.plan;
         // The process table is read while `cargo metadata` runs: the user waits for the two together, not in turn.
-        let background = scan::start(&plan.platform, self.me);
+        // Not when checking first: the check takes longer than the table stays current, and on a healthy cache
+        // the scan would only take the cores from cargo.
+        let background = (!plan.if_broken).then(|| scan::start(&plan.platform, self.me));
         let dirs = workspace::resolve(&workspace::Request {
             cargo: &plan.cargo,
             manifest_path: plan.manifest_path.as_deref(),
@@ -133,12 +135,14 @@ impl Run<'_> {
         if plan.if_broken {
             match self.check_first(&dirs, &locks, record)? {
                 Health::Healthy => return Ok(()),
-                Health::Damaged => waited.set(true),
+                Health::Damaged => {}
             }
         }
         // After waiting for another run, or for the check, what the early scan saw is stale.
-        let first =
-            if waited.get() { scan::scan(&plan.platform, &roots, self.me)? } else { background.finish(&roots)? };
+        let first = match background {
+            Some(early) if !waited.get() => early.finish(&roots)?,
+            _ => scan::scan(&plan.platform, &roots, self.me)?,
+        };
         record.uninspectable = first.uninspectable.clone();
         let holders = self.decide(first, &roots);
 
