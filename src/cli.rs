@@ -61,6 +61,23 @@ pub struct Args {
     #[arg(long, value_name = "CMD", value_enum, default_value_t = CheckWith::Check)]
     pub check_with: CheckWith,
 
+    /// Return once the old tree is swapped out (and verified); a detached, idle-priority process deletes it.
+    #[arg(long, conflicts_with = "unlock")]
+    pub detach: bool,
+
+    /// With --detach: purge in the foreground when the target's filesystem has less free space than this
+    /// (default: the smaller of 10% of the filesystem and 5GiB; e.g. 2GiB, 500MB).
+    #[arg(long, value_name = "SIZE", requires = "detach", value_parser = parse_size)]
+    pub detach_min_free: Option<u64>,
+
+    /// The detached deleter itself: delete these trash dirs (started by --detach).
+    #[arg(long, hide = true, num_args = 1.., value_name = "TRASH", value_parser = |t: &str| trash_path(t, false))]
+    pub purge_detached: Vec<PathBuf>,
+
+    /// The detached deleter's log, removed when it ends without a problem.
+    #[arg(long, hide = true, requires = "purge_detached", value_name = "PATH", value_parser = |t: &str| trash_path(t, true))]
+    pub purge_log: Option<PathBuf>,
+
     /// Stop the owners of cargo's locks (package cache, build and artifact dirs) and delete nothing.
     #[arg(long, conflicts_with_all = ["only_if_held", "force"])]
     pub unlock: bool,
@@ -193,6 +210,43 @@ fn strip_subcommand_word<I: IntoIterator<Item = OsString>>(args: I) -> Vec<OsStr
     args
 }
 
+/// A path the detached deleter may delete: absolute, and named as this tool names its trash (a `log`: its log).
+/// The deleter has no guard of its own; this keeps it to what a run swapped out.
+fn trash_path(text: &str, log: bool) -> Result<PathBuf, String> {
+    use crate::layout::{LOG_SUFFIX, is_trash_name};
+    use std::os::unix::ffi::OsStrExt;
+    let path = PathBuf::from(text);
+    let name = path.file_name().map(OsStrExt::as_bytes).unwrap_or_default();
+    if path.is_absolute() && is_trash_name(name) && (!log || name.ends_with(LOG_SUFFIX.as_bytes())) {
+        Ok(path)
+    } else {
+        Err(format!("`{text}` is not a trash path of this tool (an absolute path to .safeclean-trash-PID-HEX[.log])"))
+    }
+}
+
+/// Parses `5GiB`, `500MB`, `2G`, `1024` (bytes); units are binary (`K`, `M`, `G`, `T`, with or without `iB`/`B`).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().map_err(|_| format!("`{text}` is not a size; write it like 5GiB or 500MB"))?;
+    let shift = match unit.trim().trim_end_matches("iB").trim_end_matches('B').to_ascii_uppercase().as_str() {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => return Err(format!("unknown unit in `{text}`; use B, KiB, MiB, GiB or TiB")),
+    };
+    #[expect(clippy::cast_precision_loss, reason = "a size")]
+    let bytes = value * (1u64 << shift) as f64;
+    if !(0.0..1.8e19).contains(&bytes) {
+        return Err(format!("`{text}` is out of range"));
+    }
+    #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "checked just above")]
+    Ok(bytes as u64)
+}
+
 /// The longest `--grace` or `--kill-timeout`: longer waits are typos, and deadlines must stay representable.
 pub const MAX_DURATION: Duration = Duration::from_hours(24);
 
@@ -233,6 +287,10 @@ mod tests {
         assert!(parse_duration("5h").is_err());
         assert!(parse_duration("fast").is_err());
         assert!(parse_duration("").is_err());
+        assert_eq!(parse_size("5GiB"), Ok(5 << 30));
+        assert_eq!(parse_size("500MB"), Ok(500 << 20));
+        assert_eq!(parse_size("1024"), Ok(1024));
+        assert!(parse_size("lots").is_err() && parse_size("5PB").is_err());
         assert!(parse_duration("9223372036854775807s").unwrap_err().contains("24h"));
         assert!(parse_duration("-1s").unwrap_err().contains("negative"));
         assert_eq!(parse_duration("24h"), Err("unknown unit `h` in `24h`; use ms, s or m".into()));

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use serde::ser::Error as _;
 use serde::{Serialize, Serializer};
 
+use crate::detach::Detached;
 use crate::layout::{LockName, lock_name};
 use crate::model::{
     CheckResult, Checked, Handle, Hold, Holder, Mode, Outcome, Removed, Settled, Sig, Uninspectable, Verified,
@@ -42,6 +43,8 @@ pub enum Event {
     PurgeStarted(Arc<Progress>),
     /// The purge finished. JSON: `removed`.
     Removed(Removed),
+    /// A detached deleter took the purge over. JSON: `purge_detached`, instead of `removed`.
+    PurgeDetached(Detached),
     /// The check of `--if-broken` starts, as a person would type it.
     CheckStarted { command: String },
     /// The check of `--if-broken` ended. JSON: `check`.
@@ -73,6 +76,7 @@ impl Event {
             Event::Removed(r) => Line::Removed { files: r.files, bytes: r.bytes, duration_ms: r.duration_ms },
             Event::Verified(v) => Line::Verify { exit_code: v.exit_code, duration_ms: v.duration_ms },
             Event::Checked(c) => Line::Check(CheckLine::from(c)),
+            Event::PurgeDetached(d) => Line::PurgeDetached(DetachedLine::from(d)),
             _ => return None,
         })
     }
@@ -92,11 +96,41 @@ impl Serialize for Event {
 #[serde(tag = "reason", rename_all = "kebab-case")]
 enum Line<'a> {
     Holder(HolderLine<'a>),
-    Signal { pid: u32, signal: &'static str },
-    Exited { pid: u32, outcome: &'static str, after_ms: u64 },
-    Removed { files: u64, bytes: u64, duration_ms: u64 },
-    Verify { exit_code: Option<i32>, duration_ms: u64 },
+    Signal {
+        pid: u32,
+        signal: &'static str,
+    },
+    Exited {
+        pid: u32,
+        outcome: &'static str,
+        after_ms: u64,
+    },
+    Removed {
+        files: u64,
+        bytes: u64,
+        duration_ms: u64,
+    },
+    Verify {
+        exit_code: Option<i32>,
+        duration_ms: u64,
+    },
     Check(CheckLine),
+    #[serde(rename = "purge_detached")]
+    PurgeDetached(DetachedLine),
+}
+
+/// The detached deleter: its pid, the trash dirs it deletes, its log.
+#[derive(Debug, Serialize)]
+struct DetachedLine {
+    pid: u32,
+    trash: Vec<String>,
+    log: String,
+}
+
+impl From<&Detached> for DetachedLine {
+    fn from(d: &Detached) -> Self {
+        DetachedLine { pid: d.pid, trash: d.trash.iter().map(|t| wire_path(t).0).collect(), log: wire_path(&d.log).0 }
+    }
 }
 
 /// The check's result: `result`, then what it found (`signature` and `path`, or the `lock` and its `holder_pid`).
@@ -199,6 +233,8 @@ pub struct Summary {
     pub dry_run: bool,
     /// What the check of `--if-broken` found.
     pub check: Option<Checked>,
+    /// The deleter a `--detach` handed the purge to.
+    pub purge_detached: Option<Detached>,
     pub dirs: Option<Dirs>,
     pub holders: Vec<Settled>,
     pub uninspectable: Uninspectable,
@@ -215,6 +251,7 @@ impl Summary {
             mode,
             dry_run,
             check: None,
+            purge_detached: None,
             dirs: None,
             holders: Vec::new(),
             uninspectable: Uninspectable::default(),
@@ -242,6 +279,8 @@ struct SummaryLine<'a> {
     /// Processes that could not be inspected (other users', or access denied): what they hold is not known.
     uninspectable: usize,
     removed: Option<RemovedLine>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    purge_detached: Option<DetachedLine>,
     verify: Option<VerifyLine>,
     exit_code: i32,
 }
@@ -276,6 +315,7 @@ impl Serialize for Summary {
             holders: self.holders.iter().map(|h| HolderLine::new(&h.holder, h.outcome)).collect(),
             uninspectable: self.uninspectable.count(),
             removed: self.removed.map(|r| RemovedLine { files: r.files, bytes: r.bytes, duration_ms: r.duration_ms }),
+            purge_detached: self.purge_detached.as_ref().map(DetachedLine::from),
             verify: self.verify.map(|v| VerifyLine { exit_code: v.exit_code, duration_ms: v.duration_ms }),
             exit_code: self.exit_code,
         }

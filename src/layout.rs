@@ -25,6 +25,35 @@ pub const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55
 /// What only cargo's own tag says: the signature line alone is shared by every tool that writes a tag.
 const CARGO_TAG_COMMENT: &str = "# This file is a cache directory tag created by cargo.";
 
+/// The name prefix of this tool's trash dirs inside a target dir (`.safeclean-trash-PID-HEX`): ours, not cargo's,
+/// but on disk beside cargo's files, and never a holding.
+pub const TRASH_PREFIX: &str = ".safeclean-trash-";
+
+/// The suffix of the dir a run prepares beside the target dir before it swaps it in: `target.safeclean-ID-new`.
+pub const NEW_SUFFIX: &str = "-new";
+
+/// The suffix of a detached deleter's log, beside its trash dir: `.safeclean-trash-ID.log`.
+pub const LOG_SUFFIX: &str = ".log";
+
+/// Whether `id` is a run id as this tool makes them (`PID-HEX`, or `PID-HEX-new`): never take a name a user chose
+/// alike for ours.
+#[must_use]
+pub fn is_run_id(id: &[u8]) -> bool {
+    let id = id.strip_suffix(NEW_SUFFIX.as_bytes()).unwrap_or(id);
+    let mut parts = id.splitn(2, |b| *b == b'-');
+    let pid = parts.next().unwrap_or_default();
+    let time = parts.next().unwrap_or_default();
+    !pid.is_empty() && pid.iter().all(u8::is_ascii_digit) && !time.is_empty() && time.iter().all(u8::is_ascii_hexdigit)
+}
+
+/// Whether `name` is one this tool gives its trash: a trash dir `.safeclean-trash-ID`, or a deleter's log
+/// `.safeclean-trash-ID.log`.
+#[must_use]
+pub fn is_trash_name(name: &[u8]) -> bool {
+    let Some(id) = name.strip_prefix(TRASH_PREFIX.as_bytes()) else { return false };
+    is_run_id(id.strip_suffix(LOG_SUFFIX.as_bytes()).unwrap_or(id))
+}
+
 /// The lock files cargo keeps in each profile dir.
 pub const PROFILE_LOCKS: [&str; 3] = [".cargo-lock", ".cargo-build-lock", ".cargo-artifact-lock"];
 
@@ -152,6 +181,17 @@ pub fn is_held(lock: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trash_names_are_only_the_ones_this_tool_makes() {
+        assert!(is_trash_name(b".safeclean-trash-12-ab09"));
+        assert!(is_trash_name(b".safeclean-trash-12-ab09.log"));
+        assert!(is_trash_name(b".safeclean-trash-12-ab09-new"));
+        for other in [&b".safeclean-trash-"[..], b".safeclean-trash-x", b".safeclean-trash-12-zz", b"target", b"12-ab"]
+        {
+            assert!(!is_trash_name(other), "{}", String::from_utf8_lossy(other));
+        }
+    }
 
     #[test]
     fn finds_and_probes_profile_locks() {

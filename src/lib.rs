@@ -16,6 +16,7 @@ compile_error!(
 );
 
 pub mod cli;
+pub mod detach;
 pub mod diagnose;
 pub mod error;
 pub mod event;

@@ -4,10 +4,11 @@ use cargo_safeclean::cli::Args;
 use cargo_safeclean::error::Error;
 use cargo_safeclean::interrupt::Interrupt;
 use cargo_safeclean::plan::{Env, Plan};
-use cargo_safeclean::{event::Summary, exit, report};
+use cargo_safeclean::{detach, event::Summary, exit, report};
 
 fn main() {
     let args = Args::parse_from_env();
+    let deleter = (!args.purge_detached.is_empty()).then(|| (args.purge_detached.clone(), args.purge_log.clone()));
     let plan = match Env::current().and_then(|env| Plan::resolve(args, &env)) {
         Ok(plan) => plan,
         Err(e) => {
@@ -16,6 +17,13 @@ fn main() {
             std::process::exit(e.exit_code());
         }
     };
+    if let Some((trash, log)) = deleter {
+        let clean =
+            detach::deleter(&trash, log.as_deref(), plan.purge, report::deleter_ready, |purged, not_lowered| {
+                report::deleter_log(&trash, purged, not_lowered);
+            });
+        std::process::exit(if clean { exit::OK } else { exit::REMOVE_FAILED });
+    }
     let reporter = report::for_output(&plan.output);
     let (summary, result) = match Interrupt::install() {
         Ok(interrupt) => cargo_safeclean::run(&plan, reporter.as_ref(), &interrupt),

@@ -51,10 +51,21 @@ pub struct Plan {
     pub check_with: &'static str,
     pub check_args: Vec<OsString>,
     pub stop: terminate::Settings,
+    /// `--detach`: hand the purge to a detached deleter, unless free space is below `min_free` (`None`: the smaller
+    /// of 10% of the filesystem and 5 GiB).
+    pub detach: Option<Detach>,
     pub platform: Platform,
     pub purge: purge::Settings,
     pub swap: SwapMethod,
     pub output: Output,
+}
+
+/// How a detached purge runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Detach {
+    pub min_free: Option<u64>,
+    /// The deleter's purge workers.
+    pub workers: usize,
 }
 
 /// An environment variable with a value the tool does not know (exit 2, like a bad option).
@@ -198,7 +209,12 @@ impl Plan {
             check_with: args.check_with.subcommand(),
             check_args: args.check_args,
             stop: terminate::Settings { grace: args.grace, kill_timeout: args.kill_timeout },
-            purge: purge::Settings { workers, files: platform.files },
+            detach: args.detach.then_some(Detach {
+                min_free: args.detach_min_free,
+                // Fewer than the foreground purge: nobody waits for it, and it should leave the disk to others.
+                workers: env.cores.clamp(2, 8),
+            }),
+            purge: purge::Settings { workers, files: platform.files, busy: purge::Busy::Skip },
             platform,
             swap,
             output: output(args.message_format, args.color, args.quiet, args.verbose, env),

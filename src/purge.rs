@@ -14,10 +14,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use rustix::fs::{AtFlags, FileType, FlockOperation, Mode, OFlags};
 use rustix::io::Errno;
 
 use crate::interrupt::Interrupt;
+use crate::layout::TRASH_PREFIX;
 use crate::model::Removed;
 use crate::platform::{Files, Mounts, OpenDirError};
 
@@ -82,6 +83,8 @@ pub struct Problems {
     pub skipped_mounts: Vec<PathBuf>,
     /// Entries that could not be removed, with why.
     pub errors: Vec<(PathBuf, std::io::Error)>,
+    /// Trash dirs another purge is deleting, left to it.
+    pub busy: Vec<PathBuf>,
 }
 
 /// The purge's result.
@@ -106,38 +109,69 @@ pub struct Settings {
     pub workers: usize,
     /// How the tree is walked: which implementation recognises mount points and makes dirs accessible.
     pub files: Files,
+    /// What to do with a trash dir another purge is deleting.
+    pub busy: Busy,
 }
 
-/// Removes each of `roots` (directories; a symlink is removed, not followed) and everything below it, except
-/// mount points, which are left mounted and untouched.
+/// What to do with a trash dir whose lock another purge holds (a detached deleter): two never work on one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Busy {
+    /// Leave it to that purge (a run the user waits for).
+    Skip,
+    /// Wait for that purge to end, then finish what it left (a detached deleter, which nobody waits for).
+    Wait,
+}
+
+/// Removes each of `roots` (trash dirs, or files; a symlink is removed, not followed) and everything below it,
+/// except mount points, which are left mounted and untouched.
 pub fn purge(roots: &[PathBuf], settings: Settings, progress: &Progress, interrupt: &Interrupt) -> Purged {
-    raise_fd_limit();
-    let start = Instant::now();
-    let probe = roots.first().and_then(|r| r.parent()).unwrap_or(Path::new("/"));
-    let pool = Pool {
-        queue: Mutex::new((Vec::new(), 0)),
-        ready: Condvar::new(),
-        problems: Mutex::default(),
-        mounts: settings.files.mounts(probe),
-    };
-    let workers = settings.workers;
-    for root in roots {
-        pool.start_root(root);
-    }
-    let stop = AtomicBool::new(false);
-    std::thread::scope(|s| {
-        for _ in 0..workers.max(1) {
-            s.spawn(|| pool.work(progress, interrupt, &stop));
+    Purge::lock(roots, settings).run(progress, interrupt)
+}
+
+/// A purge whose roots are open and locked, its workers not started yet.
+pub struct Purge {
+    pool: Pool,
+    workers: usize,
+    start: Instant,
+}
+
+impl Purge {
+    /// Opens and locks each root, before any worker starts: from here on no other purge works on them.
+    #[must_use]
+    pub fn lock(roots: &[PathBuf], settings: Settings) -> Self {
+        raise_fd_limit();
+        let probe = roots.first().and_then(|r| r.parent()).unwrap_or(Path::new("/"));
+        let pool = Pool {
+            queue: Mutex::new((Vec::new(), 0)),
+            ready: Condvar::new(),
+            problems: Mutex::default(),
+            mounts: settings.files.mounts(probe),
+            busy: settings.busy,
+        };
+        for root in roots {
+            pool.start_root(root);
         }
-    });
-    Purged {
-        removed: Removed {
-            files: progress.files.load(Ordering::Relaxed),
-            bytes: progress.bytes.load(Ordering::Relaxed),
-            duration_ms: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
-        },
-        problems: pool.problems.into_inner().unwrap_or_default(),
-        interrupted: stop.load(Ordering::Relaxed),
+        Purge { pool, workers: settings.workers, start: Instant::now() }
+    }
+
+    /// Deletes what was locked.
+    pub fn run(self, progress: &Progress, interrupt: &Interrupt) -> Purged {
+        let pool = self.pool;
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            for _ in 0..self.workers.max(1) {
+                s.spawn(|| pool.work(progress, interrupt, &stop));
+            }
+        });
+        Purged {
+            removed: Removed {
+                files: progress.files.load(Ordering::Relaxed),
+                bytes: progress.bytes.load(Ordering::Relaxed),
+                duration_ms: u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX),
+            },
+            problems: pool.problems.into_inner().unwrap_or_default(),
+            interrupted: stop.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -145,8 +179,9 @@ pub fn purge(roots: &[PathBuf], settings: Settings, progress: &Progress, interru
 struct Dir {
     fd: OwnedFd,
     path: PathBuf,
-    /// The dir to remove this one from when it is empty; `None` for a dir we only empty (a root's parent).
-    parent: Option<(Arc<Dir>, CString)>,
+    /// Where to remove this one from when it is empty; `None` for a dir we only empty (a root's parent, held only
+    /// while its root is opened).
+    parent: Option<Parent>,
     /// Tasks that still refer to this dir, plus one for its own listing.
     pending: AtomicUsize,
     /// A mount point or an error below: this dir cannot become empty, so do not try to remove it.
@@ -154,9 +189,32 @@ struct Dir {
     made_writable: AtomicBool,
 }
 
+/// Where an empty dir is removed from.
+enum Parent {
+    /// A dir of this purge.
+    Dir(Arc<Dir>, CString),
+    /// A root's parent, opened again by path once the root is empty: while it works the purge holds nothing outside
+    /// its roots (a detached deleter holding the target dir would look like one of its holders). The root's name is
+    /// this tool's, unique, and only an empty dir is removed: if the parent was swapped meanwhile, the root moved
+    /// with it, and what is left is the next purge's.
+    Path(PathBuf, CString),
+}
+
+/// What [`Pool::open_child`] made of a name.
+enum Opened {
+    /// An open (and, for trash, locked) directory.
+    Dir(Arc<Dir>),
+    /// A trash dir another purge holds, not waited for yet.
+    Busy,
+    /// Nothing left to do with it.
+    Done,
+}
+
 enum Task {
     /// Open `name` in `parent` and list it.
     Open { parent: Arc<Dir>, name: CString },
+    /// List a dir already open (a root).
+    List { dir: Arc<Dir> },
     /// Unlink these non-directory entries of `dir`.
     Unlink { dir: Arc<Dir>, names: Vec<CString> },
 }
@@ -167,6 +225,7 @@ struct Pool {
     ready: Condvar,
     problems: Mutex<Problems>,
     mounts: Mounts,
+    busy: Busy,
 }
 
 impl Pool {
@@ -200,7 +259,18 @@ impl Pool {
             blocked: AtomicBool::new(false),
             made_writable: AtomicBool::new(false),
         });
-        self.push(Task::Open { parent: holder, name: cstring(name) });
+        // Opened (and locked) here, before any worker runs; listed by a worker. A root another purge holds is
+        // waited for by a worker, later, if this purge waits at all.
+        match self.open_child(&holder, &cstring(name), &Progress::default(), false) {
+            Opened::Dir(mut dir) => {
+                if let Some(d) = Arc::get_mut(&mut dir) {
+                    d.parent = Some(Parent::Path(parent.to_path_buf(), cstring(name)));
+                }
+                self.push(Task::List { dir });
+            }
+            Opened::Busy => self.push(Task::Open { parent: holder, name: cstring(name) }),
+            Opened::Done => {}
+        }
     }
 
     fn work(&self, progress: &Progress, interrupt: &Interrupt, stop: &AtomicBool) {
@@ -225,6 +295,10 @@ impl Pool {
             };
             match task {
                 Task::Open { parent, name } => self.open_and_list(&parent, &name, progress),
+                Task::List { dir } => {
+                    self.list(&dir, progress);
+                    self.release(&dir);
+                }
                 Task::Unlink { dir, names } => {
                     for name in &names {
                         self.unlink(&dir, name, progress);
@@ -241,6 +315,16 @@ impl Pool {
     }
 
     fn open_and_list(&self, parent: &Arc<Dir>, name: &CStr, progress: &Progress) {
+        if let Opened::Dir(dir) = self.open_child(parent, name, progress, true) {
+            self.list(&dir, progress);
+            self.release(&dir);
+        }
+    }
+
+    /// Opens the directory `name` in `parent`, holding one reference to `parent` until it is released: by the
+    /// child, which then holds it; by a file, a mount, a busy trash dir or an error, dealt with here; or, for
+    /// [`Opened::Busy`], by the caller. `may_block`: wait here for a trash dir another purge holds.
+    fn open_child(&self, parent: &Arc<Dir>, name: &CStr, progress: &Progress, may_block: bool) -> Opened {
         let path = parent.path.join(OsStr::from_bytes(name.to_bytes()));
         let mut opened = self.mounts.open_dir(&parent.fd, name);
         if matches!(opened, Err(OpenDirError::Errno(Errno::ACCESS | Errno::PERM)))
@@ -252,30 +336,51 @@ impl Pool {
             Ok(fd) => fd,
             Err(OpenDirError::Mount) => {
                 self.skip_mount(parent, path);
-                return self.release(parent);
+                self.release(parent);
+                return Opened::Done;
             }
-            Err(OpenDirError::Errno(Errno::NOENT)) => return self.release(parent),
-            // It turned out not to be a directory (a symlink, or swapped under us): unlink it as a file.
+            Err(OpenDirError::Errno(Errno::NOENT)) => {
+                self.release(parent);
+                return Opened::Done;
+            }
+            // It turned out not to be a directory (a symlink, a file, or swapped under us): unlink it as a file.
             Err(OpenDirError::Errno(Errno::NOTDIR | Errno::LOOP)) => {
                 self.unlink(parent, name, progress);
-                return self.release(parent);
+                self.release(parent);
+                return Opened::Done;
             }
             Err(OpenDirError::Errno(e)) => {
                 self.error(path, e);
                 parent.blocked.store(true, Ordering::Relaxed);
-                return self.release(parent);
+                self.release(parent);
+                return Opened::Done;
             }
         };
-        let dir = Arc::new(Dir {
+        // Another purge's trash (a detached deleter's): it holds the lock as long as it works on it.
+        if name.to_bytes().starts_with(TRASH_PREFIX.as_bytes()) {
+            match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive) {
+                Err(Errno::WOULDBLOCK) if self.busy == Busy::Wait && !may_block => return Opened::Busy,
+                Err(Errno::WOULDBLOCK) if self.busy == Busy::Wait => {
+                    let _ = rustix::fs::flock(&fd, FlockOperation::LockExclusive);
+                }
+                Err(Errno::WOULDBLOCK) => {
+                    self.problems.lock().expect("purge problems poisoned").busy.push(path);
+                    parent.blocked.store(true, Ordering::Relaxed);
+                    self.release(parent);
+                    return Opened::Done;
+                }
+                // Locked; or a filesystem without locks: nothing to respect, nothing to hold.
+                Ok(()) | Err(_) => {}
+            }
+        }
+        Opened::Dir(Arc::new(Dir {
             fd,
             path,
-            parent: Some((Arc::clone(parent), name.to_owned())),
+            parent: Some(Parent::Dir(Arc::clone(parent), name.to_owned())),
             pending: AtomicUsize::new(1),
             blocked: AtomicBool::new(false),
             made_writable: AtomicBool::new(false),
-        });
-        self.list(&dir, progress);
-        self.release(&dir);
+        }))
     }
 
     /// A mount point inside the trash: it stays mounted and untouched, and so do the dirs above it.
@@ -364,7 +469,23 @@ impl Pool {
         if dir.pending.fetch_sub(1, Ordering::AcqRel) != 1 {
             return;
         }
-        let Some((parent, name)) = &dir.parent else { return };
+        let (parent, name) = match &dir.parent {
+            None => return,
+            Some(Parent::Path(path, name)) => {
+                if !dir.blocked.load(Ordering::Relaxed) {
+                    // Opened as at the start: a target dir may be a symlink the guard accepted.
+                    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+                    let removed = rustix::fs::open(path, flags, Mode::empty())
+                        .and_then(|fd| rustix::fs::unlinkat(&fd, name.as_c_str(), AtFlags::REMOVEDIR));
+                    match removed {
+                        Ok(()) | Err(Errno::NOENT) => {}
+                        Err(e) => self.error(dir.path.clone(), e),
+                    }
+                }
+                return;
+            }
+            Some(Parent::Dir(parent, name)) => (parent, name),
+        };
         if dir.blocked.load(Ordering::Relaxed) {
             parent.blocked.store(true, Ordering::Relaxed);
         } else {
@@ -417,7 +538,7 @@ mod tests {
         let interrupt = Interrupt::manual().unwrap();
         purge(
             &[root.to_path_buf()],
-            Settings { workers: 4, files: crate::platform::Platform::native().files },
+            Settings { workers: 4, files: crate::platform::Platform::native().files, busy: Busy::Skip },
             &Progress::default(),
             &interrupt,
         )
@@ -500,7 +621,7 @@ mod tests {
         std::fs::write(t.join("a/f"), "x").unwrap();
         let interrupt = Interrupt::manual().unwrap();
         interrupt.trigger();
-        let settings = Settings { workers: 2, files: crate::platform::Platform::native().files };
+        let settings = Settings { workers: 2, files: crate::platform::Platform::native().files, busy: Busy::Skip };
         let p = purge(std::slice::from_ref(&t), settings, &Progress::default(), &interrupt);
         assert!(p.interrupted);
         assert!(t.join("a/f").exists());

@@ -7,10 +7,12 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::detach::{self, Detached};
 use crate::diagnose;
 use crate::error::{self, Error};
 use crate::event::{Event, Summary};
 use crate::interrupt::{Interrupt, Interrupted};
+use crate::layout::{LOG_SUFFIX, TRASH_PREFIX};
 use crate::layout::{LockName, cargo_locks, is_held, package_cache_locks};
 use crate::model::{
     CheckResult, Checked, HandleKind, Hold, Holder, Mode, Outcome, Removed, Roots, Settled, Uninspectable, Verdict,
@@ -52,6 +54,7 @@ pub fn run(plan: &Plan, reporter: &dyn Reporter, interrupt: &Interrupt) -> (Summ
 struct Record {
     dirs: Option<Dirs>,
     check: Option<Checked>,
+    detached: Option<Detached>,
     holders: Vec<Holder>,
     outcomes: HashMap<u32, (Outcome, Option<String>)>,
     uninspectable: Uninspectable,
@@ -73,6 +76,7 @@ impl Record {
             mode,
             dry_run,
             check: self.check,
+            purge_detached: self.detached,
             dirs: self.dirs,
             holders,
             uninspectable: self.uninspectable,
@@ -186,7 +190,60 @@ impl Run<'_> {
             swapped.trash.extend(s.trash);
             swapped.mounts.extend(s.mounts);
         }
+        if let Some(detached) = self.detach(&dirs, &swapped, &id) {
+            return self.verify_after_detaching(&dirs, detached, swapped.mounts, record);
+        }
         self.purge_and_verify(&dirs, swapped, record)
+    }
+
+    /// `--detach`: hands the trash to a detached deleter, unless the disk is too full to wait (then, or if it does
+    /// not start, the purge stays in the foreground, and the report says why).
+    fn detach(&self, dirs: &Dirs, swapped: &swap::Swapped, id: &str) -> Option<Detached> {
+        let settings = self.plan.detach?;
+        if swapped.trash.is_empty() {
+            return None;
+        }
+        if let Some(why) = detach::too_full(&dirs.target_dir, settings.min_free) {
+            (self.emit)(Event::Warning(why));
+            return None;
+        }
+        // Beside the trash, and itself named as trash: the run after the deleter's removes it.
+        let log = dirs.target_dir.join(format!("{TRASH_PREFIX}{id}{LOG_SUFFIX}"));
+        match detach::spawn(&swapped.trash, &log, settings.workers) {
+            Ok(detached) => {
+                (self.emit)(Event::PurgeDetached(detached.clone()));
+                Some(detached)
+            }
+            Err(e) => {
+                (self.emit)(Event::Warning(format!("{e}; deleting in the foreground")));
+                None
+            }
+        }
+    }
+
+    /// After detaching: the check, in the foreground; the deleter reports to its log.
+    fn verify_after_detaching(
+        &self,
+        dirs: &Dirs,
+        detached: Detached,
+        mounts: Vec<PathBuf>,
+        record: &mut Record,
+    ) -> Result<(), Error> {
+        record.detached = Some(detached);
+        if let Some(verified) = self.verify(dirs).transpose()? {
+            record.verified = Some(verified);
+            (self.emit)(Event::Verified(verified));
+            if verified.interrupted || self.interrupt.is_set() {
+                return Err(
+                    Interrupted("while verifying; the old tree is still being deleted in the background").into()
+                );
+            }
+            if !verified.success() {
+                let command = self.verify_request(dirs).shown();
+                return Err(VerifyError::Failed { command, exit_code: verified.exit_code }.into());
+            }
+        }
+        if mounts.is_empty() { Ok(()) } else { Err(PurgeError::MountsLeft { mounts }.into()) }
     }
 
     /// `--if-broken`: runs the check, and says whether the build dir needs a clean. A check that waits on a build or
@@ -394,6 +451,12 @@ impl Run<'_> {
         }
         for (path, e) in &purged.problems.errors {
             (self.emit)(Event::Warning(format!("could not remove {}: {e}", path.display())));
+        }
+        for path in &purged.problems.busy {
+            (self.emit)(Event::Warning(format!(
+                "left {} to the detached purge that is deleting it; the next run removes what remains",
+                path.display()
+            )));
         }
         record.removed = Some(purged.removed);
         (self.emit)(Event::Removed(purged.removed));

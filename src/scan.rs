@@ -9,6 +9,7 @@
 use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
 
+use crate::layout::TRASH_PREFIX;
 use crate::model::{Found, Handle, HandleKind, Roots, Table, Uninspectable};
 pub use crate::platform::ScanError;
 use crate::platform::{Platform, Snapshot};
@@ -51,6 +52,11 @@ impl Background {
         found.retain(|f| !family.contains(&f.process.pid));
         let wanted = worth_describing(&found, &table);
         self.platform.describe(&mut table, &wanted);
+        // What lies in this tool's trash is held by no build: a detached deleter working there holds nothing.
+        for f in &mut found {
+            f.handles.retain(|h| !in_trash(roots, &h.path));
+        }
+        found.retain(|f| !f.handles.is_empty());
         for f in &mut found {
             if let Some(p) = table.procs.get(&f.process.pid) {
                 f.process = p.clone();
@@ -83,6 +89,13 @@ fn worth_describing(found: &[Found], table: &Table) -> HashSet<u32> {
     out
 }
 
+/// Whether `path` lies inside one of this tool's trash dirs, which lie right under a root.
+fn in_trash(roots: &Roots, path: &Path) -> bool {
+    roots.paths().iter().filter_map(|r| path.strip_prefix(r).ok()).any(|rest| {
+        rest.components().next().is_some_and(|c| c.as_os_str().as_encoded_bytes().starts_with(TRASH_PREFIX.as_bytes()))
+    })
+}
+
 /// Sorted, unique handles; a mapping of the process's own exe is not reported twice. An "exe" that is not the
 /// process's exe is a mapping: macOS's lsof reports mapped files (a proc-macro `.so`) as `txt`, like the exe.
 fn dedup(handles: Vec<Handle>, exe: Option<&Path>) -> Vec<Handle> {
@@ -100,4 +113,22 @@ fn dedup(handles: Vec<Handle>, exe: Option<&Path>) -> Vec<Handle> {
                 || (Some(h.path.as_path()) != exe_handle.as_deref() && Some(h.path.as_path()) != exe)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_what_lies_in_a_trash_dir_right_under_a_root_is_trash() {
+        let roots = Roots::new([Path::new("/w/target")]);
+        assert!(in_trash(&roots, Path::new("/w/target/.safeclean-trash-1-ab/debug/app")));
+        assert!(in_trash(&roots, Path::new("/w/target/.safeclean-trash-1-ab.log")));
+        assert!(!in_trash(&roots, Path::new("/w/target/debug/.safeclean-trash-1-ab")));
+        assert!(!in_trash(&roots, Path::new("/w/target/debug/app")));
+        assert!(!in_trash(
+            &Roots::new([Path::new("/w/.safeclean-trash-1/target")]),
+            Path::new("/w/.safeclean-trash-1/target/x")
+        ));
+    }
 }

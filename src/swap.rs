@@ -17,18 +17,15 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{CWD, RenameFlags};
 use rustix::io::Errno;
 
-use crate::layout::CACHEDIR_TAG;
+use crate::layout::{CACHEDIR_TAG, NEW_SUFFIX, is_run_id};
 use crate::platform::Files;
 use crate::purge::RemoveError;
 
 type Result<T> = std::result::Result<T, RemoveError>;
 
-/// The name prefix of trash dirs inside the target dir.
-pub const TRASH_PREFIX: &str = ".safeclean-trash-";
+pub use crate::layout::TRASH_PREFIX;
 /// The infix of the dir a crash may leave beside the target dir: `target.safeclean-ID`.
 pub const ASIDE_INFIX: &str = ".safeclean-";
-/// The suffix of the new dir while it is being prepared beside the target dir.
-const NEW_SUFFIX: &str = "-new";
 
 /// A name unique to this run: pid and time, so concurrent and successive runs never collide.
 #[must_use]
@@ -152,8 +149,9 @@ fn adopt_leftovers_beside(dir: &Path) -> Result<()> {
     for entry in entries.flatten() {
         let entry_name = entry.file_name();
         let Some(id) = entry_name.as_bytes().strip_prefix(prefix.as_slice()) else { continue };
-        // Only names this tool makes (`PID-HEX`): never adopt something a user happened to name alike.
-        if !is_run_id(id) || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+        // Only names this tool makes (`PID-HEX`): never adopt something a user happened to name alike, nor what a
+        // detached deleter is working on.
+        if !is_run_id(id) || !entry.file_type().is_ok_and(|t| t.is_dir()) || is_busy(&entry.path()) {
             continue;
         }
         let mut trash_name = OsString::from(TRASH_PREFIX);
@@ -167,14 +165,6 @@ fn adopt_leftovers_beside(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn is_run_id(id: &[u8]) -> bool {
-    let id = id.strip_suffix(NEW_SUFFIX.as_bytes()).unwrap_or(id);
-    let mut parts = id.splitn(2, |b| *b == b'-');
-    let pid = parts.next().unwrap_or_default();
-    let time = parts.next().unwrap_or_default();
-    !pid.is_empty() && pid.iter().all(u8::is_ascii_digit) && !time.is_empty() && time.iter().all(u8::is_ascii_hexdigit)
-}
-
 /// Every trash dir inside `dir`. Trash that a failed run left inside the tree it swapped (it then sits inside
 /// this run's trash) is lifted back to the top first, so paths never grow from run to run.
 fn trash_inside(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -184,7 +174,8 @@ fn trash_inside(dir: &Path) -> Result<Vec<PathBuf>> {
         // A trash dir that vanished or cannot be listed is the purge's to report, not the swap's.
         for nested in trash_entries(&trash).unwrap_or_default() {
             let top = dir.join(nested.file_name().unwrap_or_default());
-            if std::fs::symlink_metadata(&top).is_ok() {
+            // A detached deleter removes its trash from where it found it; moved, it could not.
+            if std::fs::symlink_metadata(&top).is_ok() || is_busy(&nested) {
                 continue;
             }
             match std::fs::rename(&nested, &top) {
@@ -199,6 +190,13 @@ fn trash_inside(dir: &Path) -> Result<Vec<PathBuf>> {
     }
     out.sort();
     Ok(out)
+}
+
+/// Whether a detached deleter holds the lock of the trash dir `path`.
+fn is_busy(path: &Path) -> bool {
+    std::fs::File::open(path).is_ok_and(|f| {
+        matches!(rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive), Err(Errno::WOULDBLOCK))
+    })
 }
 
 /// The `.safeclean-trash-*` dirs directly in `dir`.

@@ -101,7 +101,7 @@ fn copy_tree(from: &Path, to: &Path) {
 }
 
 #[test]
-fn cargo_make_task_runs_once_and_recovers_a_hung_build() {
+fn cargo_make_task_runs_once_recovers_a_hung_build_and_detaches_the_purge() {
     let dir = three_member_workspace();
     let root = dir.path();
     let cargo = |args: &[&str]| {
@@ -136,6 +136,12 @@ fn cargo_make_task_runs_once_and_recovers_a_hung_build() {
     assert_eq!(s["verify"]["exit_code"], 0);
     assert!(s["holders"].as_array().unwrap().iter().any(|h| h["kind"] == "build-script"));
     assert!(root.join("target/CACHEDIR.TAG").is_file());
+    // The task detaches the purge: its leftovers are gone once its deleter is.
+    let pid = s["purge_detached"]["pid"].as_u64().unwrap_or_else(|| panic!("the task did not detach: {s}"));
+    if let Some(deleter) = identity(u32::try_from(pid).unwrap()) {
+        rv.remember(deleter.pid);
+        assert!(gone_within(&deleter, PATIENCE), "deleter {pid} still runs");
+    }
     let leftovers: Vec<_> =
         tree(&root.join("target")).into_iter().filter(|p| p.to_string_lossy().contains("safeclean")).collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");

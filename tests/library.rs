@@ -49,9 +49,10 @@ fn plan_for(ws: &Ws) -> Plan {
         if_broken: false,
         check_with: "check",
         check_args: vec!["--quiet".into()],
+        detach: None,
         stop: terminate::Settings { grace: Duration::from_secs(5), kill_timeout: Duration::from_secs(5) },
         platform: platform(),
-        purge: purge::Settings { workers: 4, files: platform().files },
+        purge: purge::Settings { workers: 4, files: platform().files, busy: purge::Busy::Skip },
         swap: SwapMethod::Exchange,
         output: Output {
             format: Format::Human,

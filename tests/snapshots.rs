@@ -132,6 +132,7 @@ fn summary(events: &[Event]) -> Summary {
         mode: Mode::Clean,
         dry_run: false,
         check: None,
+        purge_detached: None,
         dirs,
         holders: holders()
             .into_iter()

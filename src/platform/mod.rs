@@ -282,6 +282,22 @@ impl Platform {
     }
 }
 
+/// Lowers the calling thread to the lowest CPU priority (nice 19) and, where the platform has IO priorities
+/// (Linux), to the idle IO class. Both are per thread on Linux: call it before starting the threads that should
+/// inherit it. What could not be lowered is returned, for the log.
+#[must_use]
+pub fn lower_priority() -> Vec<String> {
+    let mut failed = Vec::new();
+    if let Err(e) = rustix::process::setpriority_process(None, 19) {
+        failed.push(format!("nice 19: {e}"));
+    }
+    #[cfg(target_os = "linux")]
+    if let Err(e) = linux::idle_io() {
+        failed.push(format!("idle IO priority: {e}"));
+    }
+    failed
+}
+
 /// What identifies a process across time: a pid alone can be reused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {

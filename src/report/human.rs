@@ -318,6 +318,15 @@ impl Reporter for HumanReporter {
             Event::Survived { pid, note, after_ms } => self.ended(*pid, Outcome::Survived, *after_ms, Some(note)),
             Event::PurgeStarted(progress) => self.purge_started(progress),
             Event::Removed(r) => self.removed(r.files, r.bytes),
+            Event::PurgeDetached(d) => self.status(
+                "Detached",
+                Tone::Good,
+                &format!(
+                    "pid {} deletes the old tree in the background at idle priority; follow it with `tail -f {}`",
+                    d.pid,
+                    d.log.display()
+                ),
+            ),
             Event::CheckStarted { command } => {
                 self.status("Checking", Tone::Good, &format!("the build dir with `{command}`"));
             }

@@ -73,6 +73,32 @@ pub fn early_error(error: &dyn Display) {
     let _ = writeln!(std::io::stderr(), "error: {error}");
 }
 
+/// The detached deleter says it holds its locks: the one line its parent waits for on its stdout.
+pub fn deleter_ready() {
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "ready");
+    let _ = out.flush();
+}
+
+/// What the detached deleter did, for its log (its stderr).
+pub fn deleter_log(trash: &[std::path::PathBuf], purged: &crate::purge::Purged, not_lowered: &[String]) {
+    let mut log = std::io::stderr();
+    for what in not_lowered {
+        let _ = writeln!(log, "warning: could not lower the priority ({what})");
+    }
+    for t in trash {
+        let _ = writeln!(log, "deleting {}", t.display());
+    }
+    for m in &purged.problems.skipped_mounts {
+        let _ = writeln!(log, "warning: left mount point {} and what is under it alone", m.display());
+    }
+    for (path, e) in &purged.problems.errors {
+        let _ = writeln!(log, "error: could not remove {}: {e}", path.display());
+    }
+    let r = purged.removed;
+    let _ = writeln!(log, "removed {} files, {} in {} ms", r.files, human_bytes(r.bytes), r.duration_ms);
+}
+
 /// Sizes as cargo prints them: `1.4GiB`, `512.0KiB`, `17B`.
 #[must_use]
 pub fn human_bytes(bytes: u64) -> String {

@@ -413,6 +413,14 @@ pub fn alive(pid: u32) -> bool {
     identity(pid).is_some()
 }
 
+/// Whether the process `id` (not our child) is gone within `limit`: woken by its exit (a pidfd on Linux).
+pub fn gone_within(id: &Identity, limit: Duration) -> bool {
+    let platform = platform();
+    let Some(handle) = platform.open_process(id) else { return true };
+    let interrupt = cargo_safeclean::interrupt::Interrupt::manual().unwrap();
+    !platform.wait_any(&[&handle], Instant::now() + limit, &interrupt).exited.is_empty()
+}
+
 /// Whether our child `pid` has exited (it is not reaped: its pid stays ours until someone waits for it).
 pub fn has_exited(pid: u32) -> bool {
     use rustix::process::{WaitId, WaitIdOptions, waitid};

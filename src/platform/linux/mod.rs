@@ -3,3 +3,18 @@
 pub mod fs;
 pub mod pidfd;
 pub mod proc;
+
+/// Puts the calling thread in the idle IO class (`IOPRIO_CLASS_IDLE`: it gets the disk when nobody else wants
+/// it). Per thread, like nice: threads started afterwards inherit it.
+pub fn idle_io() -> std::io::Result<()> {
+    const IOPRIO_WHO_PROCESS: libc::c_long = 1;
+    const IOPRIO_CLASS_IDLE: libc::c_long = 3;
+    const IOPRIO_CLASS_SHIFT: libc::c_long = 13;
+    // SAFETY: `ioprio_set(which, who, ioprio)` takes three integers and reads or writes no memory of ours; `who` 0
+    // is the calling thread. There is no safe wrapper: rustix and nix have none, and the `ioprio` crate (last
+    // release 2021) pins nix 0.21.
+    #[expect(unsafe_code, reason = "a syscall no safe crate wraps; see SAFETY")]
+    let done =
+        unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT) };
+    if done == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+}

@@ -1,0 +1,114 @@
+//! The detached purge (`--detach`): once the old tree is swapped out, a process of its own deletes it while the user
+//! goes on. It runs this binary again (`--purge-detached TRASH…`) in a session of its own (it survives the terminal
+//! closing and the parent's exit), with stdin and stdout away from the terminal and stderr on a log beside the
+//! trash, at the idle IO class and nice 19, with fewer workers than a purge someone waits for.
+//!
+//! It holds no run lock, only the lock of each trash dir it deletes (so two purges never work on one), and says
+//! it holds them before the parent returns. If it is killed, the next run (or the next detached purge) finishes
+//! the job, as with any leftover trash.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::interrupt::Interrupt;
+use crate::platform;
+use crate::purge::{self, Progress, Purge, Purged};
+
+/// The default free-space floor: the smaller of 10% of the filesystem and 5 GiB.
+const FLOOR_SHARE: u64 = 10;
+const FLOOR_MAX: u64 = 5 << 30;
+
+/// How long the parent waits for the deleter to hold its locks.
+const READY_WITHIN: Duration = Duration::from_secs(10);
+
+/// A deleter that took over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Detached {
+    pub pid: u32,
+    pub trash: Vec<PathBuf>,
+    /// Where it writes what it did.
+    pub log: PathBuf,
+}
+
+/// Why the purge stays in the foreground: less free space on `dir`'s filesystem than `min_free` (default: the
+/// smaller of 10% of the filesystem and 5 GiB), so the space is wanted back now.
+#[must_use]
+pub fn too_full(dir: &Path, min_free: Option<u64>) -> Option<String> {
+    let st = rustix::fs::statvfs(dir).ok()?;
+    let unit = st.f_frsize.max(1);
+    let free = st.f_bavail.saturating_mul(unit);
+    let floor = min_free.unwrap_or_else(|| (st.f_blocks.saturating_mul(unit) / FLOOR_SHARE).min(FLOOR_MAX));
+    (free < floor).then(|| {
+        format!(
+            "only {} free on the target's filesystem (under {}): deleting in the foreground to get the space back now",
+            crate::report::human_bytes(free),
+            crate::report::human_bytes(floor)
+        )
+    })
+}
+
+/// Starts the deleter for `trash`, its stderr on `log`, with `workers` workers; returns once it holds the locks of
+/// the trash dirs, so that no other purge starts on them.
+pub fn spawn(trash: &[PathBuf], log: &Path, workers: usize) -> std::io::Result<Detached> {
+    let exe = std::env::current_exe()?;
+    let log_file = std::fs::File::create(log)?;
+    let mut child = Command::new(exe)
+        .arg("--purge-log")
+        .arg(log)
+        .arg("--purge-detached")
+        .args(trash)
+        .env("SAFECLEAN_PURGE_THREADS", workers.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log_file)
+        .spawn()?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    match rx.recv_timeout(READY_WITHIN) {
+        Ok(line) if line.trim() == "ready" => Ok(Detached { pid: child.id(), trash: trash.to_vec(), log: log.into() }),
+        other => {
+            // Our own child, not reaped: its pid is still its own.
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(std::io::Error::other(format!("the detached deleter did not start ({other:?}); see {}", log.display())))
+        }
+    }
+}
+
+/// The deleter (`--purge-detached`): leaves the parent's session, lowers its priority before any worker starts
+/// (IO priority and nice are per thread on Linux, and inherited), locks the trash, says `on_ready`, deletes, and
+/// hands what it did and what could not be lowered to `report`. Its log is removed if all went well (a log that
+/// stays is named as trash: the next run removes it). Returns whether all went well.
+pub fn deleter(
+    trash: &[PathBuf],
+    log: Option<&Path>,
+    settings: purge::Settings,
+    on_ready: impl FnOnce(),
+    report: impl FnOnce(&Purged, &[String]),
+) -> bool {
+    // A session of its own: no terminal to lose. The hang-up signal is ignored too, in case one comes anyway.
+    let _ = rustix::process::setsid();
+    let _ = signal_hook::flag::register(signal_hook::consts::SIGHUP, std::sync::Arc::default());
+    let _ = std::env::set_current_dir("/");
+    let not_lowered = platform::lower_priority();
+    let purge = Purge::lock(trash, purge::Settings { busy: purge::Busy::Wait, ..settings });
+    on_ready();
+    // Nobody interrupts it: a killed deleter leaves trash the next run finishes.
+    let interrupt = Interrupt::manual().expect("a socket pair");
+    let purged = purge.run(&Progress::default(), &interrupt);
+    report(&purged, &not_lowered);
+    let clean = purged.problems.errors.is_empty() && purged.problems.skipped_mounts.is_empty();
+    // By path, holding nothing meanwhile: its name is unique, and a run that swapped the target dir since has
+    // taken the log along with the rest.
+    if clean && let Some(log) = log {
+        let _ = std::fs::remove_file(log);
+    }
+    clean
+}
