@@ -3,6 +3,7 @@
 # synthetic 300,000-file tree. Prints Markdown tables (copied into BENCHMARKS.md).
 #   bench/purge.sh                         # both corpora, 5 runs each
 #   SAFECLEAN_BENCH_THREADS=2,4,8,16,32 bench/purge.sh   # also compare purge worker counts
+#   SAFECLEAN_BENCH_DETACH_THREADS=2,16 bench/purge.sh   # also compare the detached deleter's worker counts
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v /usr/bin/time >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq time; }

@@ -1,11 +1,13 @@
 //! Removal speed: `cargo safeclean` against `rmz`, `rm -rf` and `cargo clean` on two corpora — a real target dir
 //! (debug, release and doc of a project with 150+ dependencies) and a synthetic tree of 300,000 small files in
-//! 1,500 dirs — measuring the median time, the time until target/ is usable again, and peak memory. Every run
-//! gets a fresh copy of the corpus (`cp -a`), so every run frees real blocks.
+//! 1,500 dirs — measuring the median time, the time until target/ is usable again, the time until the old tree is
+//! gone (later than the command's exit only with `--detach`), and peak memory. Every run gets a fresh copy of the
+//! corpus (`cp -a`), so every run frees real blocks.
 //!
 //! Run with `bench/purge.sh`, which builds the real corpus and installs rmz. Environment:
 //! `SAFECLEAN_BENCH_REAL_TARGET` (the real corpus), `SAFECLEAN_BENCH_RUNS` (default 5),
 //! `SAFECLEAN_BENCH_THREADS` (also compare these purge worker counts, e.g. `2,4,8,16,32`),
+//! `SAFECLEAN_BENCH_DETACH_THREADS` (also compare these detached deleter worker counts, e.g. `2,16`),
 //! `SAFECLEAN_BENCH_ONLY` (run only these tools, by name, e.g. `cargo safeclean`), `SAFECLEAN_BENCH_BASELINE` (another
 //! `cargo-safeclean` binary, e.g. of an earlier commit, measured in the same run as `cargo safeclean (baseline)`).
 
@@ -32,6 +34,8 @@ struct Tool {
 struct Sample {
     total: Duration,
     usable: Duration,
+    /// Until nothing of the old tree is left: no trash inside target/, nothing set aside beside it.
+    gone: Duration,
     rss_kib: u64,
 }
 
@@ -50,6 +54,11 @@ fn main() {
     }
     let mut tools = vec![
         tool("cargo safeclean", &[&safeclean_exe().display().to_string(), "safeclean", "--no-verify", "-q"], &[]),
+        tool(
+            "cargo safeclean --detach",
+            &[&safeclean_exe().display().to_string(), "safeclean", "--detach", "--no-verify", "-q"],
+            &[],
+        ),
         tool("rmz", &["rmz", "target"], &[]),
         tool("rm -rf", &["rm", "-rf", "target"], &[]),
         tool("cargo clean", &[env!("CARGO"), "clean", "-q"], &[]),
@@ -64,6 +73,16 @@ fn main() {
             ));
         }
     }
+    if let Ok(list) = std::env::var("SAFECLEAN_BENCH_DETACH_THREADS") {
+        for n in list.split(',').filter(|n| !n.is_empty()) {
+            let exe = safeclean_exe().display().to_string();
+            tools.push(tool(
+                &format!("--detach, {n} workers"),
+                &[&exe, "safeclean", "--detach", "--no-verify", "-q"],
+                &[("SAFECLEAN_DETACH_THREADS", n)],
+            ));
+        }
+    }
     if let Ok(baseline) = std::env::var("SAFECLEAN_BENCH_BASELINE") {
         tools.insert(1, tool("cargo safeclean (baseline)", &[&baseline, "safeclean", "--no-verify", "-q"], &[]));
     }
@@ -73,8 +92,10 @@ fn main() {
     }
     for (label, source) in &corpora {
         println!("\n## {label}, median of {runs} runs\n");
-        println!("| tool | median time | target usable after | peak RSS | time vs rmz | time vs rm -rf |");
-        println!("|---|---|---|---|---|---|");
+        println!(
+            "| tool | median time | target usable after | old tree gone after | peak RSS | time vs rmz | time vs rm -rf |"
+        );
+        println!("|---|---|---|---|---|---|---|");
         let mut results: Vec<(String, Vec<Sample>)> = tools.iter().map(|t| (t.name.clone(), Vec::new())).collect();
         for _ in 0..runs {
             // Interleaved, so that a slow phase of the disk hurts every tool alike.
@@ -89,11 +110,13 @@ fn main() {
         for (name, samples) in &results {
             let total = median(samples, |s| s.total);
             let usable = median(samples, |s| s.usable);
+            let gone = median(samples, |s| s.gone);
             let rss = samples.iter().map(|s| s.rss_kib).max().unwrap_or(0);
             println!(
-                "| {name} | {:.3} s | {:.1} ms | {:.1} MiB | {:.2}× | {:.2}× |",
+                "| {name} | {:.3} s | {:.1} ms | {:.3} s | {:.1} MiB | {:.2}× | {:.2}× |",
                 total.as_secs_f64(),
                 usable.as_secs_f64() * 1000.0,
+                gone.as_secs_f64(),
                 rss as f64 / 1024.0,
                 total.as_secs_f64() / rmz.as_secs_f64(),
                 total.as_secs_f64() / rm.as_secs_f64(),
@@ -152,9 +175,25 @@ fn run_once(tool: &Tool, source: &Path, scratch: &Path) -> Sample {
     };
     let total = start.elapsed();
     assert!(status.success(), "{} failed", tool.name);
+    // A detached deleter goes on after the exit; it is not our child, so only the tree tells when it is done.
+    let deadline = Instant::now() + Duration::from_hours(1);
+    while old_tree_left(ws.root()) {
+        assert!(Instant::now() < deadline, "{}: the old tree is still there after an hour", tool.name);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let gone = start.elapsed();
     let rss_kib = std::fs::read_to_string(&rss_file).unwrap().lines().last().unwrap_or("0").trim().parse().unwrap_or(0);
     let _ = std::fs::remove_dir_all(ws.root());
-    Sample { total, usable: usable.unwrap_or(total), rss_kib }
+    Sample { total, usable: usable.unwrap_or(total), gone, rss_kib }
+}
+
+/// Whether anything of the old tree is left in or beside the workspace's target/.
+fn old_tree_left(root: &Path) -> bool {
+    let names = |dir: &Path| -> Vec<String> {
+        std::fs::read_dir(dir).into_iter().flatten().flatten().map(|e| e.file_name().to_string_lossy().into()).collect()
+    };
+    names(&root.join("target")).iter().any(|n| n.starts_with(cargo_safeclean::layout::TRASH_PREFIX))
+        || names(root).iter().any(|n| n.contains(".safeclean-"))
 }
 
 fn make_synthetic(dir: &Path, dirs: usize, files: usize) {

@@ -135,6 +135,17 @@ impl Env {
         })
     }
 
+    /// A variable giving a number of threads (1 or more); `None` when unset.
+    fn threads(&self, name: &'static str) -> Result<Option<usize>, PlanError> {
+        let Some(v) = self.get(name) else { return Ok(None) };
+        let n = v.to_str().and_then(|v| v.parse::<usize>().ok()).filter(|n| *n > 0);
+        n.map(Some).ok_or_else(|| PlanError::BadEnv {
+            name,
+            value: v.to_string_lossy().into_owned(),
+            expected: "a number of threads, 1 or more".into(),
+        })
+    }
+
     fn flag(&self, name: &str) -> bool {
         self.get(name).is_some_and(|v| v != "false" && v != "0")
     }
@@ -178,16 +189,9 @@ impl Plan {
             Some(SwapChoice::Rename) => SwapMethod::Rename,
             Some(SwapChoice::Exchange | SwapChoice::Auto) | None => SwapMethod::Exchange,
         };
-        let workers = match env.get("SAFECLEAN_PURGE_THREADS") {
-            None => purge::default_workers(env.cores),
-            Some(v) => v.to_str().and_then(|v| v.parse::<usize>().ok()).filter(|n| *n > 0).ok_or_else(|| {
-                PlanError::BadEnv {
-                    name: "SAFECLEAN_PURGE_THREADS",
-                    value: v.to_string_lossy().into_owned(),
-                    expected: "a number of threads, 1 or more".into(),
-                }
-            })?,
-        };
+        let workers = env.threads("SAFECLEAN_PURGE_THREADS")?.unwrap_or_else(|| purge::default_workers(env.cores));
+        // Fewer than the foreground purge: nobody waits for the deleter, and it should leave the machine to others.
+        let detached_workers = env.threads("SAFECLEAN_DETACH_THREADS")?.unwrap_or_else(|| env.cores.clamp(2, 8));
         let sudo_user = env.get("SUDO_USER").map(|u| u.to_string_lossy().into_owned());
         let protected = Protected::for_user(env.path("HOME"), sudo_user.as_deref(), env.path("CARGO_HOME"));
         let cargo_home = env.path("CARGO_HOME").or_else(|| protected.homes.first().map(|h| h.join(".cargo")));
@@ -209,11 +213,7 @@ impl Plan {
             check_with: args.check_with.subcommand(),
             check_args: args.check_args,
             stop: terminate::Settings { grace: args.grace, kill_timeout: args.kill_timeout },
-            detach: args.detach.then_some(Detach {
-                min_free: args.detach_min_free,
-                // Fewer than the foreground purge: nobody waits for it, and it should leave the disk to others.
-                workers: env.cores.clamp(2, 8),
-            }),
+            detach: args.detach.then_some(Detach { min_free: args.detach_min_free, workers: detached_workers }),
             purge: purge::Settings { workers, files: platform.files, busy: purge::Busy::Skip },
             platform,
             swap,
@@ -273,6 +273,10 @@ mod tests {
         let e = plan(&[], &[("SAFECLEAN_PLATFORM", "windows")]).unwrap_err();
         assert_eq!(e.to_string(), "SAFECLEAN_PLATFORM=windows is not understood; use one of: native, portable");
         assert!(plan(&[], &[("SAFECLEAN_PURGE_THREADS", "many")]).is_err());
+        assert!(plan(&["--detach"], &[("SAFECLEAN_DETACH_THREADS", "0")]).is_err());
+        let detached = plan(&["--detach"], &[("SAFECLEAN_DETACH_THREADS", "5")]).unwrap().detach.unwrap();
+        assert_eq!(detached.workers, 5);
+        assert_eq!(plan(&["--detach"], &[]).unwrap().detach.unwrap().workers, 2, "one per core, at least 2");
         assert!(plan(&[], &[("SAFECLEAN_SWAP", "twice")]).is_err());
     }
 
