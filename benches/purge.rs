@@ -77,7 +77,7 @@ fn main() {
         for n in list.split(',').filter(|n| !n.is_empty()) {
             let exe = safeclean_exe().display().to_string();
             tools.push(tool(
-                &format!("--detach, {n} workers"),
+                &format!("--detach ({n} workers)"),
                 &[&exe, "safeclean", "--detach", "--no-verify", "-q"],
                 &[("SAFECLEAN_DETACH_THREADS", n)],
             ));
