@@ -1,179 +1,25 @@
-//! Deleting a trash tree fast and safely.
-//!
-//! Every operation is relative to an open directory fd (`openat`/`unlinkat` with `O_NOFOLLOW`), so no path is
-//! trusted twice and no symlink is ever followed — the class of bug behind CVE-2022-21658. Work is split into
-//! tasks (list a dir, unlink a chunk of its files) on a bounded pool; a dir is removed from its parent when its
-//! last task ends. It never crosses into another filesystem, makes read-only dirs writable, handles names that are
-//! not UTF-8 and trees deeper than `PATH_MAX`, and tolerates entries that vanish underneath it.
+//! The walk behind a purge: a pool of workers sharing a stack of tasks (open and list a dir, unlink a chunk of its
+//! names), each dir reference-counted by the tasks that still need it and removed from its parent by the last one.
+//! Every step is relative to an open directory fd; descents go through [`Mounts`], which refuses symlinks and mount
+//! points; a trash dir is locked before it is worked on.
 
 use std::ffi::{CStr, CString, OsStr};
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Instant;
 
 use rustix::fs::{AtFlags, FileType, FlockOperation, Mode, OFlags};
 use rustix::io::Errno;
 
+use super::{Busy, Problems, Progress};
 use crate::interrupt::Interrupt;
 use crate::layout::TRASH_PREFIX;
-use crate::model::Removed;
-use crate::platform::{Files, Mounts, OpenDirError};
+use crate::platform::{Mounts, OpenDirError};
 
 /// How many names one unlink task takes, so that one huge directory is shared among all workers.
 const CHUNK: usize = 256;
-
-/// Counters that the reporter reads while the purge runs.
-#[derive(Debug, Default)]
-pub struct Progress {
-    pub files: AtomicU64,
-    pub bytes: AtomicU64,
-}
-
-/// A removal that failed, with the path and what the user can do about it.
-#[derive(Debug, thiserror::Error)]
-#[error("failed to {action} {}: {source}; {}", path.display(), hint(source))]
-pub struct RemoveError {
-    pub action: &'static str,
-    pub path: PathBuf,
-    #[source]
-    pub source: std::io::Error,
-}
-
-impl RemoveError {
-    pub fn new(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        RemoveError { action, path: path.into(), source }
-    }
-}
-
-/// The usual way out of a failed removal. EPERM, unlike EACCES, survives the owner's own chmod: an immutable or
-/// append-only file, usually.
-fn hint(e: &std::io::Error) -> &'static str {
-    match (e.raw_os_error(), e.kind()) {
-        (Some(code), _) if code == Errno::PERM.raw_os_error() => {
-            "it may be immutable or append-only (`lsattr` shows an `i` or `a`): clear that with `chattr -i -a` as \
-             root, or it belongs to another user in a sticky dir; then run cargo safeclean again"
-        }
-        (_, std::io::ErrorKind::PermissionDenied) => "check the owner and permissions, or run as the owner",
-        _ => "fix the cause and run cargo safeclean again; it finishes what this run left",
-    }
-}
-
-/// Why the old tree is not all gone (exit 5).
-#[derive(Debug, thiserror::Error)]
-pub enum PurgeError {
-    #[error(transparent)]
-    Remove(#[from] RemoveError),
-    #[error(
-        "left {} inside the old tree mounted and untouched: {}; the rest was removed. Release {} with `umount PATH` \
-         (as root) and run cargo safeclean again: it removes what is left",
-        if mounts.len() == 1 { "a mount point" } else { "mount points" },
-        mounts.iter().map(|m| m.display().to_string()).collect::<Vec<_>>().join(", "),
-        if mounts.len() == 1 { "it" } else { "them" }
-    )]
-    MountsLeft { mounts: Vec<PathBuf> },
-}
-
-/// What a purge could not do.
-#[derive(Debug, Default)]
-pub struct Problems {
-    /// Mount points found inside the trash and left alone.
-    pub skipped_mounts: Vec<PathBuf>,
-    /// Entries that could not be removed, with why.
-    pub errors: Vec<(PathBuf, std::io::Error)>,
-    /// Trash dirs another purge is deleting, left to it.
-    pub busy: Vec<PathBuf>,
-}
-
-/// The purge's result.
-#[derive(Debug, Default)]
-pub struct Purged {
-    pub removed: Removed,
-    pub problems: Problems,
-    pub interrupted: bool,
-}
-
-/// The number of workers for `cores` cores. Unlinks wait on the disk (one discard request per freed file on a
-/// disk mounted with `discard`), not on the CPU, so more in flight than cores pays: on 2 cores, 300,000 files took
-/// 20.8 s with 2 workers, 11.4 s with 8, 8.8 s with 16 and 9.4 s with 32 (BENCHMARKS.md).
-#[must_use]
-pub fn default_workers(cores: usize) -> usize {
-    (cores * 8).clamp(8, 64)
-}
-
-/// How to purge.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Settings {
-    pub workers: usize,
-    /// How the tree is walked: which implementation recognises mount points and makes dirs accessible.
-    pub files: Files,
-    /// What to do with a trash dir another purge is deleting.
-    pub busy: Busy,
-}
-
-/// What to do with a trash dir whose lock another purge holds (a detached deleter): two never work on one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Busy {
-    /// Leave it to that purge (a run the user waits for).
-    Skip,
-    /// Wait for that purge to end, then finish what it left (a detached deleter, which nobody waits for).
-    Wait,
-}
-
-/// Removes each of `roots` (trash dirs, or files; a symlink is removed, not followed) and everything below it,
-/// except mount points, which are left mounted and untouched.
-pub fn purge(roots: &[PathBuf], settings: Settings, progress: &Progress, interrupt: &Interrupt) -> Purged {
-    Purge::lock(roots, settings).run(progress, interrupt)
-}
-
-/// A purge whose roots are open and locked, its workers not started yet.
-pub struct Purge {
-    pool: Pool,
-    workers: usize,
-    start: Instant,
-}
-
-impl Purge {
-    /// Opens and locks each root, before any worker starts: from here on no other purge works on them.
-    #[must_use]
-    pub fn lock(roots: &[PathBuf], settings: Settings) -> Self {
-        raise_fd_limit();
-        let probe = roots.first().and_then(|r| r.parent()).unwrap_or(Path::new("/"));
-        let pool = Pool {
-            queue: Mutex::new((Vec::new(), 0)),
-            ready: Condvar::new(),
-            problems: Mutex::default(),
-            mounts: settings.files.mounts(probe),
-            busy: settings.busy,
-        };
-        for root in roots {
-            pool.start_root(root);
-        }
-        Purge { pool, workers: settings.workers, start: Instant::now() }
-    }
-
-    /// Deletes what was locked.
-    pub fn run(self, progress: &Progress, interrupt: &Interrupt) -> Purged {
-        let pool = self.pool;
-        let stop = AtomicBool::new(false);
-        std::thread::scope(|s| {
-            for _ in 0..self.workers.max(1) {
-                s.spawn(|| pool.work(progress, interrupt, &stop));
-            }
-        });
-        Purged {
-            removed: Removed {
-                files: progress.files.load(Ordering::Relaxed),
-                bytes: progress.bytes.load(Ordering::Relaxed),
-                duration_ms: u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX),
-            },
-            problems: pool.problems.into_inner().unwrap_or_default(),
-            interrupted: stop.load(Ordering::Relaxed),
-        }
-    }
-}
 
 /// An open directory being emptied.
 struct Dir {
@@ -219,7 +65,7 @@ enum Task {
     Unlink { dir: Arc<Dir>, names: Vec<CString> },
 }
 
-struct Pool {
+pub(super) struct Pool {
     /// The task stack (LIFO keeps the number of open dirs near the tree depth) and the count of tasks in flight.
     queue: Mutex<(Vec<Task>, usize)>,
     ready: Condvar,
@@ -229,6 +75,14 @@ struct Pool {
 }
 
 impl Pool {
+    pub(super) fn new(mounts: Mounts, busy: Busy) -> Self {
+        Pool { queue: Mutex::new((Vec::new(), 0)), ready: Condvar::new(), problems: Mutex::default(), mounts, busy }
+    }
+
+    pub(super) fn into_problems(self) -> Problems {
+        self.problems.into_inner().unwrap_or_default()
+    }
+
     fn push(&self, task: Task) {
         let mut q = self.queue.lock().expect("purge queue poisoned");
         q.0.push(task);
@@ -241,7 +95,7 @@ impl Pool {
         self.problems.lock().expect("purge problems poisoned").errors.push((path, e.into()));
     }
 
-    fn start_root(&self, root: &Path) {
+    pub(super) fn start_root(&self, root: &Path) {
         let (Some(parent), Some(name)) = (root.parent(), root.file_name()) else {
             self.error(root.to_path_buf(), std::io::Error::other("not a removable path"));
             return;
@@ -273,7 +127,7 @@ impl Pool {
         }
     }
 
-    fn work(&self, progress: &Progress, interrupt: &Interrupt, stop: &AtomicBool) {
+    pub(super) fn work(&self, progress: &Progress, interrupt: &Interrupt, stop: &AtomicBool) {
         loop {
             let task = {
                 let mut q = self.queue.lock().expect("purge queue poisoned");
@@ -516,7 +370,7 @@ fn cstring(name: &OsStr) -> CString {
 
 /// Deep trees keep one fd per level open; lift the soft limit to the hard one. macOS refuses an unlimited soft
 /// limit (its hard limit often is), so there the most a process may have, `OPEN_MAX`, is asked for instead.
-fn raise_fd_limit() {
+pub(super) fn raise_fd_limit() {
     use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
     const OPEN_MAX: u64 = 10_240;
     let limit = getrlimit(Resource::Nofile);
@@ -526,104 +380,5 @@ fn raise_fd_limit() {
             let current = Some(limit.maximum.map_or(OPEN_MAX, |m| m.min(OPEN_MAX)));
             let _ = setrlimit(Resource::Nofile, Rlimit { current, maximum: limit.maximum });
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::fs::{PermissionsExt, symlink};
-
-    fn run(root: &Path) -> Purged {
-        let interrupt = Interrupt::manual().unwrap();
-        purge(
-            &[root.to_path_buf()],
-            Settings { workers: 4, files: crate::platform::Platform::native().files, busy: Busy::Skip },
-            &Progress::default(),
-            &interrupt,
-        )
-    }
-
-    #[test]
-    fn removes_a_tree_counting_files_and_bytes_and_keeps_symlink_targets() {
-        let tmp = tempfile::tempdir().unwrap();
-        let d = tmp.path();
-        let outside = d.join("outside");
-        std::fs::create_dir_all(outside.join("keep")).unwrap();
-        std::fs::write(outside.join("keep/file"), "precious").unwrap();
-        let t = d.join("trash");
-        for i in 0..10 {
-            std::fs::create_dir_all(t.join(format!("d{i}/e"))).unwrap();
-            for j in 0..300 {
-                std::fs::write(t.join(format!("d{i}/e/f{j}")), "12345").unwrap();
-            }
-        }
-        symlink(&outside, t.join("link-dir")).unwrap();
-        symlink(outside.join("keep/file"), t.join("d0/link-file")).unwrap();
-        let p = run(&t);
-        assert!(p.problems.errors.is_empty(), "{:?}", p.problems.errors);
-        assert!(!t.exists());
-        assert_eq!(p.removed.files, 3002);
-        assert!(p.removed.bytes >= 15_000);
-        assert_eq!(std::fs::read_to_string(outside.join("keep/file")).unwrap(), "precious");
-    }
-
-    #[test]
-    fn removes_read_only_and_unreadable_dirs() {
-        let tmp = tempfile::tempdir().unwrap();
-        let d = tmp.path();
-        let t = d.join("trash");
-        std::fs::create_dir_all(t.join("ro/inner")).unwrap();
-        std::fs::write(t.join("ro/inner/f"), "x").unwrap();
-        std::fs::set_permissions(t.join("ro/inner"), std::fs::Permissions::from_mode(0o000)).unwrap();
-        std::fs::set_permissions(t.join("ro"), std::fs::Permissions::from_mode(0o500)).unwrap();
-        let p = run(&t);
-        assert!(p.problems.errors.is_empty(), "{:?}", p.problems.errors);
-        assert!(!t.exists());
-    }
-
-    #[test]
-    fn removes_non_utf8_names_and_very_deep_trees() {
-        let tmp = tempfile::tempdir().unwrap();
-        let d = tmp.path();
-        let t = d.join("trash");
-        std::fs::create_dir_all(&t).unwrap();
-        std::fs::write(t.join(OsStr::from_bytes(b"bad-\xff-name")), "x").unwrap();
-        // Deeper than PATH_MAX (4096): built with relative mkdirs from inside the tree.
-        let mut fd = rustix::fs::open(&t, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
-        let name = "d".repeat(200);
-        for _ in 0..30 {
-            rustix::fs::mkdirat(&fd, name.as_str(), Mode::RWXU).unwrap();
-            fd = rustix::fs::openat(&fd, name.as_str(), OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
-        }
-        drop(rustix::fs::openat(&fd, "leaf", OFlags::CREATE | OFlags::WRONLY, Mode::RUSR).unwrap());
-        let p = run(&t);
-        assert!(p.problems.errors.is_empty(), "{:?}", p.problems.errors);
-        assert!(!t.exists());
-        assert_eq!(p.removed.files, 2);
-    }
-
-    #[test]
-    fn a_missing_root_is_nothing_to_do() {
-        let tmp = tempfile::tempdir().unwrap();
-        let d = tmp.path();
-        let p = run(&d.join("nope"));
-        assert!(p.problems.errors.is_empty());
-        assert_eq!(p.removed.files, 0);
-    }
-
-    #[test]
-    fn an_interrupted_purge_stops_and_leaves_the_rest() {
-        let tmp = tempfile::tempdir().unwrap();
-        let d = tmp.path();
-        let t = d.join("trash");
-        std::fs::create_dir_all(t.join("a")).unwrap();
-        std::fs::write(t.join("a/f"), "x").unwrap();
-        let interrupt = Interrupt::manual().unwrap();
-        interrupt.trigger();
-        let settings = Settings { workers: 2, files: crate::platform::Platform::native().files, busy: Busy::Skip };
-        let p = purge(std::slice::from_ref(&t), settings, &Progress::default(), &interrupt);
-        assert!(p.interrupted);
-        assert!(t.join("a/f").exists());
     }
 }
