@@ -7,9 +7,11 @@
 //! it holds them before the parent returns. If it is killed, the next run (or the next detached purge) finishes
 //! the job, as with any leftover trash.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::Duration;
 
 use crate::interrupt::Interrupt;
@@ -32,21 +34,24 @@ pub struct Detached {
     pub log: PathBuf,
 }
 
-/// Why the purge stays in the foreground: less free space on `dir`'s filesystem than `min_free` (default: the
-/// smaller of 10% of the filesystem and 5 GiB), so the space is wanted back now.
+/// Too little free space to wait for a detached deleter: the purge stays in the foreground.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LowSpace {
+    /// Bytes free for unprivileged users on the target's filesystem.
+    pub free: u64,
+    /// The floor it is under: `--detach-min-free`, or the smaller of 10% of the filesystem and 5 GiB.
+    pub floor: u64,
+}
+
+/// Whether `dir`'s filesystem has less free space than `min_free` (default: the smaller of 10% of the filesystem
+/// and 5 GiB), so that the space is wanted back now. A filesystem that cannot be measured is not too full.
 #[must_use]
-pub fn too_full(dir: &Path, min_free: Option<u64>) -> Option<String> {
+pub fn too_full(dir: &Path, min_free: Option<u64>) -> Option<LowSpace> {
     let st = rustix::fs::statvfs(dir).ok()?;
     let unit = st.f_frsize.max(1);
     let free = st.f_bavail.saturating_mul(unit);
     let floor = min_free.unwrap_or_else(|| (st.f_blocks.saturating_mul(unit) / FLOOR_SHARE).min(FLOOR_MAX));
-    (free < floor).then(|| {
-        format!(
-            "only {} free on the target's filesystem (under {}): deleting in the foreground to get the space back now",
-            crate::report::human_bytes(free),
-            crate::report::human_bytes(floor)
-        )
-    })
+    (free < floor).then_some(LowSpace { free, floor })
 }
 
 /// Starts the deleter for `trash`, its stderr on `log`, with `workers` workers; returns once it holds the locks of
@@ -82,33 +87,64 @@ pub fn spawn(trash: &[PathBuf], log: &Path, workers: usize) -> std::io::Result<D
     }
 }
 
-/// The deleter (`--purge-detached`): leaves the parent's session, lowers its priority before any worker starts
-/// (IO priority and nice are per thread on Linux, and inherited), locks the trash, says `on_ready`, deletes, and
-/// hands what it did and what could not be lowered to `report`. Its log is removed if all went well (a log that
-/// stays is named as trash: the next run removes it). Returns whether all went well.
-pub fn deleter(
-    trash: &[PathBuf],
-    log: Option<&Path>,
-    settings: purge::Settings,
-    on_ready: impl FnOnce(),
-    report: impl FnOnce(&Purged, &[String]),
-) -> bool {
+/// What the deleter tells: its parent that it holds its locks, and its log what it does. The report layer
+/// implements it; the deleter itself prints nothing.
+pub trait Log: Sync {
+    /// It holds the lock of every trash dir: tell the parent, through `parent`, that it may return.
+    fn ready(&self, parent: &mut dyn Write);
+    /// It starts deleting `trash`; `not_lowered` says which priority could not be lowered, and why.
+    fn started(&self, trash: &[PathBuf], not_lowered: &[String]);
+    /// How far it got, every [`PROGRESS_EVERY`], so that a person following the log sees it move.
+    fn progress(&self, files: u64, bytes: u64);
+    /// What it did and what it could not do.
+    fn finished(&self, purged: &Purged);
+}
+
+/// How often the deleter writes how far it got.
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+
+/// The deleter (`--purge-detached`): leaves the parent's session, lowers its priority before any other thread
+/// starts (IO priority and nice are per thread on Linux, and inherited), locks the trash, says it is ready, and
+/// deletes. Its log is removed if all went well (a log that stays is named as trash: the next run removes it).
+/// Returns whether all went well.
+pub fn deleter(trash: &[PathBuf], log_path: Option<&Path>, settings: purge::Settings, log: &dyn Log) -> bool {
     // A session of its own: no terminal to lose. The hang-up signal is ignored too, in case one comes anyway.
     let _ = rustix::process::setsid();
     let _ = signal_hook::flag::register(signal_hook::consts::SIGHUP, std::sync::Arc::default());
     let _ = std::env::set_current_dir("/");
     let not_lowered = platform::lower_priority();
     let purge = Purge::lock(trash, purge::Settings { busy: purge::Busy::Wait, ..settings });
-    on_ready();
+    log.started(trash, &not_lowered);
+    // The parent reads one line from the pipe on stdout and is gone soon after: stdout goes to /dev/null first,
+    // and the line through a copy of the pipe, closed once written.
+    let pipe = rustix::io::dup(std::io::stdout()).map(std::fs::File::from);
+    if let Ok(null) = std::fs::File::options().write(true).open("/dev/null") {
+        let _ = rustix::stdio::dup2_stdout(null);
+    }
+    if let Ok(mut pipe) = pipe {
+        log.ready(&mut pipe);
+    }
     // Nobody interrupts it: a killed deleter leaves trash the next run finishes.
     let interrupt = Interrupt::manual().expect("a socket pair");
-    let purged = purge.run(&Progress::default(), &interrupt);
-    report(&purged, &not_lowered);
+    let progress = Progress::default();
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let purged = std::thread::scope(|s| {
+        let progress = &progress;
+        s.spawn(move || {
+            while let Err(RecvTimeoutError::Timeout) = finished.recv_timeout(PROGRESS_EVERY) {
+                log.progress(progress.files.load(Ordering::Relaxed), progress.bytes.load(Ordering::Relaxed));
+            }
+        });
+        let purged = purge.run(progress, &interrupt);
+        drop(done);
+        purged
+    });
+    log.finished(&purged);
     let clean = purged.problems.errors.is_empty() && purged.problems.skipped_mounts.is_empty();
     // By path, holding nothing meanwhile: its name is unique, and a run that swapped the target dir since has
     // taken the log along with the rest.
-    if clean && let Some(log) = log {
-        let _ = std::fs::remove_file(log);
+    if clean && let Some(log_path) = log_path {
+        let _ = std::fs::remove_file(log_path);
     }
     clean
 }

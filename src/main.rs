@@ -18,10 +18,7 @@ fn main() {
         }
     };
     if let Some((trash, log)) = deleter {
-        let clean =
-            detach::deleter(&trash, log.as_deref(), plan.purge, report::deleter_ready, |purged, not_lowered| {
-                report::deleter_log(&trash, purged, not_lowered);
-            });
+        let clean = detach::deleter(&trash, log.as_deref(), plan.purge, &report::DeleterLog);
         std::process::exit(if clean { exit::OK } else { exit::REMOVE_FAILED });
     }
     let reporter = report::for_output(&plan.output);

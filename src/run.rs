@@ -22,7 +22,7 @@ use crate::plan::Plan;
 use crate::platform::Identity;
 use crate::policy::{self, Policy};
 use crate::purge::{self, Progress, PurgeError, RemoveError};
-use crate::report::{Format, Reporter};
+use crate::report::{Format, Reporter, human_bytes};
 use crate::scan::{self, Scan};
 use crate::terminate::{self, BusyLock, HoldersRemain, Named};
 use crate::verify::{self, Blocked, VerifyError};
@@ -203,8 +203,13 @@ impl Run<'_> {
         if swapped.trash.is_empty() {
             return None;
         }
-        if let Some(why) = detach::too_full(&dirs.target_dir, settings.min_free) {
-            (self.emit)(Event::Warning(why));
+        if let Some(low) = detach::too_full(&dirs.target_dir, settings.min_free) {
+            (self.emit)(Event::Warning(format!(
+                "only {} free on the target's filesystem (under {}): deleting in the foreground to get the space \
+                 back now",
+                human_bytes(low.free),
+                human_bytes(low.floor)
+            )));
             return None;
         }
         // Beside the trash, and itself named as trash: the run after the deleter's removes it.

@@ -110,8 +110,14 @@ fn the_run_returns_first_and_every_deleter_thread_runs_at_idle_priority() {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
     assert_eq!(fields[3], pid.to_string(), "session id (field 6) is its pid");
-    assert_eq!(std::fs::read_link(format!("/proc/{pid}/fd/0")).unwrap(), Path::new("/dev/null"));
+    for fd in [0, 1] {
+        assert_eq!(std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).unwrap(), Path::new("/dev/null"), "fd {fd}");
+    }
     assert_eq!(std::fs::read_link(format!("/proc/{pid}/fd/2")).unwrap(), d.log);
+    let log = std::fs::read_to_string(&d.log).unwrap();
+    for t in &d.trash {
+        assert!(log.contains(&format!("deleting {}", t.display())), "the log says what it deletes: {log}");
+    }
 
     // Every thread, the workers included (seen once they run): idle IO class, nice 19.
     let mut seen = priorities(pid);

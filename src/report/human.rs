@@ -322,7 +322,7 @@ impl Reporter for HumanReporter {
                 "Detached",
                 Tone::Good,
                 &format!(
-                    "pid {} deletes the old tree in the background at idle priority; follow it with `tail -f {}`",
+                    "pid {} deletes the old tree in the background, at the lowest priority; follow it with `tail -f {}`",
                     d.pid,
                     d.log.display()
                 ),

@@ -73,30 +73,43 @@ pub fn early_error(error: &dyn Display) {
     let _ = writeln!(std::io::stderr(), "error: {error}");
 }
 
-/// The detached deleter says it holds its locks: the one line its parent waits for on its stdout.
-pub fn deleter_ready() {
-    let mut out = std::io::stdout();
-    let _ = writeln!(out, "ready");
-    let _ = out.flush();
+/// The detached deleter's voice: "ready" to its parent (the one line the parent waits for), and its log on its
+/// stderr, which is the log file.
+pub struct DeleterLog;
+
+fn log_line(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
-/// What the detached deleter did, for its log (its stderr).
-pub fn deleter_log(trash: &[std::path::PathBuf], purged: &crate::purge::Purged, not_lowered: &[String]) {
-    let mut log = std::io::stderr();
-    for what in not_lowered {
-        let _ = writeln!(log, "warning: could not lower the priority ({what})");
+impl crate::detach::Log for DeleterLog {
+    fn ready(&self, parent: &mut dyn Write) {
+        let _ = writeln!(parent, "ready");
+        let _ = parent.flush();
     }
-    for t in trash {
-        let _ = writeln!(log, "deleting {}", t.display());
+
+    fn started(&self, trash: &[PathBuf], not_lowered: &[String]) {
+        for what in not_lowered {
+            log_line(&format!("warning: could not lower the priority ({what})"));
+        }
+        for t in trash {
+            log_line(&format!("deleting {}", t.display()));
+        }
     }
-    for m in &purged.problems.skipped_mounts {
-        let _ = writeln!(log, "warning: left mount point {} and what is under it alone", m.display());
+
+    fn progress(&self, files: u64, bytes: u64) {
+        log_line(&format!("removed {files} files, {} so far", human_bytes(bytes)));
     }
-    for (path, e) in &purged.problems.errors {
-        let _ = writeln!(log, "error: could not remove {}: {e}", path.display());
+
+    fn finished(&self, purged: &crate::purge::Purged) {
+        for m in &purged.problems.skipped_mounts {
+            log_line(&format!("warning: left mount point {} and what is under it alone", m.display()));
+        }
+        for (path, e) in &purged.problems.errors {
+            log_line(&format!("error: could not remove {}: {e}", path.display()));
+        }
+        let r = purged.removed;
+        log_line(&format!("removed {} files, {} in {} ms; done", r.files, human_bytes(r.bytes), r.duration_ms));
     }
-    let r = purged.removed;
-    let _ = writeln!(log, "removed {} files, {} in {} ms", r.files, human_bytes(r.bytes), r.duration_ms);
 }
 
 /// Sizes as cargo prints them: `1.4GiB`, `512.0KiB`, `17B`.
