@@ -223,3 +223,30 @@ fn the_deleter_deletes_nothing_but_trash() {
     }
     assert!(src.join("lib.rs").is_file() && named_like_trash.is_dir());
 }
+
+#[test]
+fn a_foreground_run_during_a_detached_purge_leaves_its_trash_to_it() {
+    let (ws, _rv, first) = stopped_mid_way();
+    let out = ws.run(&["--no-verify", "--message-format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("to the detached purge that is deleting it"), "{}", stderr(&out));
+    assert!(summary(&out)["holders"].as_array().unwrap().is_empty(), "the deleter was no holder");
+    assert!(alive(first.id.pid), "the foreground run left the deleter alone");
+    let top: Vec<String> = std::fs::read_dir(ws.target())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "CACHEDIR.TAG")
+        .collect();
+    assert!(
+        matches!(&top[..], [t] if t.starts_with(".safeclean-trash-")),
+        "target/ is fresh but for the trash it left: {top:?}"
+    );
+    assert!(first.trash.iter().all(|t| !t.exists()), "the busy trash went with the old tree");
+
+    send(first.id.pid, rustix::process::Signal::CONT);
+    assert!(ends(&first));
+    let out = ws.run(&["--no-verify"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(leftovers(&ws), Vec::<PathBuf>::new(), "the next run removes what remains");
+    assert_eq!(tree(&ws.target()), [PathBuf::from("CACHEDIR.TAG")]);
+}
