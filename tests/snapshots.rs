@@ -1,5 +1,6 @@
 //! Snapshots of what people and scripts read: `--help`, and the human report, the JSON lines and the GitHub
-//! Actions output of one fixed run (the events a run emits, replayed with fixed pids, paths and durations).
+//! Actions output of one fixed run (the events a run emits, replayed with fixed pids, paths and durations), and of
+//! the same run with `--detach`.
 //!
 //! A change to any of them shows as a diff here; accept it with `INSTA_UPDATE=always cargo test --test snapshots`
 //! (or `cargo insta review`) when it is meant, and say so in the CHANGELOG.
@@ -9,6 +10,7 @@ mod common;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use cargo_safeclean::detach::Detached;
 use cargo_safeclean::event::{Event, Summary};
 use cargo_safeclean::model::{
     Handle, HandleKind, Hold, Holder, Kind, Mode, Outcome, Process, Relation, Removed, Settled, Sig, SpareReason,
@@ -145,18 +147,46 @@ fn summary(events: &[Event]) -> Summary {
     }
 }
 
+/// The same run with `--detach`: a deleter takes the purge over, and no mount is left.
+fn detached_run() -> (Vec<Event>, Summary) {
+    let detached = Detached {
+        pid: 4300,
+        trash: vec!["/w/target/.safeclean-trash-1-a".into()],
+        log: "/w/target/.safeclean-trash-1-a.log".into(),
+    };
+    // Handed over right after the swap, before the check starts.
+    let mut events: Vec<Event> = events()
+        .into_iter()
+        .filter(|e| !matches!(e, Event::PurgeStarted(_) | Event::Warning(_) | Event::Removed(_)))
+        .collect();
+    let verify = events.iter().position(|e| matches!(e, Event::VerifyStarted { .. })).unwrap();
+    events.insert(verify, Event::PurgeDetached(detached.clone()));
+    let summary = Summary { removed: None, purge_detached: Some(detached), exit_code: 0, ..summary(&events) };
+    (events, summary)
+}
+
 /// Replays the fixed run through the reporter for `format`; returns (stdout, stderr).
 fn replay(format: Format, verbose: bool) -> (String, String) {
+    let events = events();
+    let error =
+        "left a mount point inside the old tree mounted and untouched: /w/target/.safeclean-trash-1-a/debug/cache";
+    replay_run(format, verbose, &events, &summary(&events), Some(&error))
+}
+
+fn replay_run(
+    format: Format,
+    verbose: bool,
+    events: &[Event],
+    summary: &Summary,
+    error: Option<&dyn std::fmt::Display>,
+) -> (String, String) {
     let (out, err) = (Buf::default(), Buf::default());
     let output = Output { format, style: Style { color: false, progress: false, quiet: false, verbose } };
     let reporter = to_writers(&output, Box::new(out.clone()), Box::new(err.clone()));
-    let events = events();
-    for e in &events {
+    for e in events {
         reporter.event(e);
     }
-    let error =
-        "left a mount point inside the old tree mounted and untouched: /w/target/.safeclean-trash-1-a/debug/cache";
-    reporter.finish(&summary(&events), Some(&error)).unwrap();
+    reporter.finish(summary, error).unwrap();
     (out.text(), err.text())
 }
 
@@ -184,6 +214,20 @@ fn github_actions() {
     let (stdout, _) = replay(Format::Github { step_summary: Some(step.path().to_path_buf()) }, false);
     insta::assert_snapshot!("github_stdout", stdout);
     insta::assert_snapshot!("github_step_summary", std::fs::read_to_string(step.path()).unwrap());
+}
+
+#[test]
+fn a_detached_run() {
+    let (events, summary) = detached_run();
+    let (stdout, stderr) = replay_run(Format::Human, false, &events, &summary, None);
+    assert_eq!(stdout, "");
+    insta::assert_snapshot!("detached_human", stderr);
+    let (stdout, _) = replay_run(Format::Json, false, &events, &summary, None);
+    insta::assert_snapshot!("detached_json_stdout", stdout);
+    let step = tempfile::NamedTempFile::new().unwrap();
+    let github = Format::Github { step_summary: Some(step.path().to_path_buf()) };
+    replay_run(github, false, &events, &summary, None);
+    insta::assert_snapshot!("detached_github_step_summary", std::fs::read_to_string(step.path()).unwrap());
 }
 
 #[test]

@@ -95,6 +95,14 @@ impl GithubReporter {
         if let Some(r) = summary.removed {
             let _ = writeln!(md, "Removed {} files, {} total.\n", r.files, human_bytes(r.bytes));
         }
+        if let Some(d) = &summary.purge_detached {
+            let _ = writeln!(
+                md,
+                "The old tree is being deleted in the background by pid {} (log: `{}`).\n",
+                d.pid,
+                d.log.display()
+            );
+        }
         match summary.verify {
             Some(v) if v.success() => md.push_str("`cargo check`: passed.\n"),
             Some(v) => {
