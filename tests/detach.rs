@@ -232,14 +232,10 @@ fn a_foreground_run_during_a_detached_purge_leaves_its_trash_to_it() {
     assert!(stderr(&out).contains("to the detached purge that is deleting it"), "{}", stderr(&out));
     assert!(summary(&out)["holders"].as_array().unwrap().is_empty(), "the deleter was no holder");
     assert!(alive(first.id.pid), "the foreground run left the deleter alone");
-    let top: Vec<String> = std::fs::read_dir(ws.target())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n != "CACHEDIR.TAG")
-        .collect();
+    let left = leftovers(&ws);
     assert!(
-        matches!(&top[..], [t] if t.starts_with(".safeclean-trash-")),
-        "target/ is fresh but for the trash it left: {top:?}"
+        matches!(&left[..], [t] if t.parent() == Some(&*ws.target())),
+        "one trash dir inside target/, holding the busy one, and nothing beside: {left:?}"
     );
     assert!(first.trash.iter().all(|t| !t.exists()), "the busy trash went with the old tree");
 
