@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+use crate::model::FileId;
+
 /// Kill what holds a cargo target dir, recreate it, and verify the build.
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -70,13 +72,18 @@ pub struct Args {
     #[arg(long, value_name = "SIZE", requires = "detach", value_parser = parse_size)]
     pub detach_min_free: Option<u64>,
 
-    /// The detached deleter itself: delete these trash dirs (started by --detach).
-    #[arg(long, hide = true, num_args = 1.., value_name = "TRASH", value_parser = |t: &str| trash_path(t, false))]
-    pub purge_detached: Vec<PathBuf>,
+    /// The detached deleter itself: delete these trash dirs, each only if it still is DEV:INO (started by --detach).
+    #[arg(long, hide = true, num_args = 1.., value_name = "DEV:INO:TRASH", value_parser = detached_trash)]
+    pub purge_detached: Vec<(FileId, PathBuf)>,
 
     /// The detached deleter's log, removed when it ends without a problem.
-    #[arg(long, hide = true, requires = "purge_detached", value_name = "PATH", value_parser = |t: &str| trash_path(t, true))]
+    #[arg(long, hide = true, requires = "purge_detached", value_name = "PATH", value_parser = deleter_log)]
     pub purge_log: Option<PathBuf>,
+
+    /// How long to wait for a lock another process holds: another run's on this target dir, or a purge's on a
+    /// trash dir (e.g. 30s, 10m).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub lock_timeout: Duration,
 
     /// Stop the owners of cargo's locks (package cache, build and artifact dirs) and delete nothing.
     #[arg(long, conflicts_with_all = ["only_if_held", "force"])]
@@ -210,17 +217,28 @@ fn strip_subcommand_word<I: IntoIterator<Item = OsString>>(args: I) -> Vec<OsStr
     args
 }
 
-/// A path the detached deleter may delete: absolute, and named as this tool names its trash (a `log`: its log).
-/// The deleter has no guard of its own; this keeps it to what a run swapped out.
-fn trash_path(text: &str, log: bool) -> Result<PathBuf, String> {
-    use crate::layout::{LOG_SUFFIX, is_trash_name};
+/// A trash dir the detached deleter may delete: its identity, and an absolute path named as this tool names its
+/// trash. The deleter has no guard of its own; this keeps it to what a run swapped out.
+fn detached_trash(text: &str) -> Result<(FileId, PathBuf), String> {
+    use std::os::unix::ffi::OsStrExt;
+    let not = || format!("`{text}` is not a trash path of this tool (DEV:INO:/path/to/.safeclean-trash-PID-HEX)");
+    let mut parts = text.splitn(3, ':');
+    let (Some(dev), Some(ino), Some(path)) = (parts.next(), parts.next(), parts.next()) else { return Err(not()) };
+    let id: FileId = format!("{dev}:{ino}").parse().map_err(|_| not())?;
+    let path = PathBuf::from(path);
+    let name = path.file_name().map(OsStrExt::as_bytes).unwrap_or_default();
+    if path.is_absolute() && crate::layout::is_trash_name(name) { Ok((id, path)) } else { Err(not()) }
+}
+
+/// The detached deleter's log: an absolute path named `deleter-PID-HEX.log`.
+fn deleter_log(text: &str) -> Result<PathBuf, String> {
     use std::os::unix::ffi::OsStrExt;
     let path = PathBuf::from(text);
     let name = path.file_name().map(OsStrExt::as_bytes).unwrap_or_default();
-    if path.is_absolute() && is_trash_name(name) && (!log || name.ends_with(LOG_SUFFIX.as_bytes())) {
+    if path.is_absolute() && crate::layout::is_deleter_log(name) {
         Ok(path)
     } else {
-        Err(format!("`{text}` is not a trash path of this tool (an absolute path to .safeclean-trash-PID-HEX[.log])"))
+        Err(format!("`{text}` is not a deleter's log of this tool (an absolute path to deleter-PID-HEX.log)"))
     }
 }
 

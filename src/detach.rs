@@ -1,22 +1,31 @@
 //! The detached purge (`--detach`): once the old tree is swapped out, a process of its own deletes it while the user
-//! goes on. It runs this binary again (`--purge-detached TRASH…`) in a session of its own (it survives the terminal
-//! closing and the parent's exit), with stdin and stdout away from the terminal and stderr on a log beside the
-//! trash, at the idle IO class and nice 19, with fewer workers than a purge someone waits for.
+//! goes on. It runs this binary again (`--purge-detached DEV:INO:TRASH…`) in a session of its own (it survives the
+//! terminal closing and the parent's exit), with stdin and stdout away from the terminal and stderr on a log in the
+//! runner's own runtime dir (made there with `O_EXCL|O_NOFOLLOW`, so no name another user controls is ever
+//! written), at the idle IO class and nice 19, with fewer workers than a purge someone waits for.
 //!
-//! It holds no run lock, only the lock of each trash dir it deletes (so two purges never work on one), and says
-//! it holds them before the parent returns. If it is killed, the next run (or the next detached purge) finishes
-//! the job, as with any leftover trash.
+//! It is given each trash dir with its identity (device and inode) and deletes only a dir that still is what it was
+//! given. It holds no run lock, only the lock of each trash dir it deletes (so two purges never work on one) and of
+//! its log (so no run removes a live deleter's log), and says it holds them before the parent returns. If it is
+//! killed, the next run (or the next detached purge) finishes the job, as with any leftover trash.
 
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::Duration;
 
+use rustix::fs::{AtFlags, FlockOperation, Mode, OFlags};
+
 use crate::interrupt::Interrupt;
+use crate::layout::{DELETER_LOG_PREFIX, LOG_SUFFIX};
+use crate::model::FileId;
 use crate::platform;
-use crate::purge::{self, Progress, Purge, Purged};
+use crate::purge::{self, Progress, Purge, Purged, TrashRoot};
+use crate::runlock::RuntimeDir;
 
 /// The default free-space floor: the smaller of 10% of the filesystem and 5 GiB.
 const FLOOR_SHARE: u64 = 10;
@@ -54,16 +63,27 @@ pub fn too_full(dir: &Path, min_free: Option<u64>) -> Option<LowSpace> {
     (free < floor).then_some(LowSpace { free, floor })
 }
 
-/// Starts the deleter for `trash`, its stderr on `log`, with `workers` workers; returns once it holds the locks of
-/// the trash dirs, so that no other purge starts on them.
-pub fn spawn(trash: &[PathBuf], log: &Path, workers: usize) -> std::io::Result<Detached> {
+/// Starts the deleter for `trash` (run `id`'s), its log in `runtime`, with `workers` workers; returns once it holds
+/// the locks of the trash dirs and of its log, so that no other purge starts on them.
+pub fn spawn(
+    trash: &[TrashRoot],
+    runtime: &RuntimeDir,
+    id: &str,
+    workers: usize,
+    lock_timeout: Duration,
+) -> std::io::Result<Detached> {
     let exe = std::env::current_exe()?;
-    let log_file = std::fs::File::create(log)?;
-    let mut child = Command::new(exe)
-        .arg("--purge-log")
-        .arg(log)
-        .arg("--purge-detached")
-        .args(trash)
+    let name = format!("{DELETER_LOG_PREFIX}{id}{LOG_SUFFIX}");
+    let log_file = runtime.create(&name)?;
+    let log = runtime.path.join(&name);
+    let mut cmd = Command::new(exe);
+    cmd.arg("--purge-log").arg(&log).arg("--lock-timeout").arg(format!("{}ms", lock_timeout.as_millis()));
+    cmd.arg("--purge-detached").args(trash.iter().map(|t| {
+        let mut arg = OsString::from(format!("{}:", t.id));
+        arg.push(&t.path);
+        arg
+    }));
+    let mut child = cmd
         .env("SAFECLEAN_PURGE_THREADS", workers.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -76,8 +96,9 @@ pub fn spawn(trash: &[PathBuf], log: &Path, workers: usize) -> std::io::Result<D
         let _ = BufReader::new(stdout).read_line(&mut line);
         let _ = tx.send(line);
     });
+    let paths = trash.iter().map(|t| t.path.clone()).collect();
     match rx.recv_timeout(READY_WITHIN) {
-        Ok(line) if line.trim() == "ready" => Ok(Detached { pid: child.id(), trash: trash.to_vec(), log: log.into() }),
+        Ok(line) if line.trim() == "ready" => Ok(Detached { pid: child.id(), trash: paths, log }),
         other => {
             // Our own child, not reaped: its pid is still its own.
             let _ = child.kill();
@@ -104,16 +125,22 @@ pub trait Log: Sync {
 pub const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
 /// The deleter (`--purge-detached`): leaves the parent's session, lowers its priority before any other thread
-/// starts (IO priority and nice are per thread on Linux, and inherited), locks the trash, says it is ready, and
-/// deletes. Its log is removed if all went well (a log that stays is named as trash: the next run removes it).
-/// Returns whether all went well.
-pub fn deleter(trash: &[PathBuf], log_path: Option<&Path>, settings: purge::Settings, log: &dyn Log) -> bool {
+/// starts (IO priority and nice are per thread on Linux, and inherited), locks its log (stderr) and the trash, says
+/// it is ready, and deletes. Its log is removed if all went well (one that stays is removed by the next run).
+/// Returns whether all went well: everything removed, nothing left to another process.
+pub fn deleter(trash: &[(FileId, PathBuf)], log_path: Option<&Path>, settings: purge::Settings, log: &dyn Log) -> bool {
     // A session of its own: no terminal to lose. The hang-up signal is ignored too, in case one comes anyway.
     let _ = rustix::process::setsid();
     let _ = signal_hook::flag::register(signal_hook::consts::SIGHUP, std::sync::Arc::default());
     let _ = std::env::set_current_dir("/");
     let not_lowered = platform::lower_priority();
-    let purge = Purge::lock(trash, purge::Settings { busy: purge::Busy::Wait, ..settings });
+    // Held until it exits: a run removes only logs nobody holds.
+    let _ = rustix::fs::flock(std::io::stderr().as_fd(), FlockOperation::NonBlockingLockExclusive);
+    let roots: Vec<TrashRoot> =
+        trash.iter().map(|(id, path)| TrashRoot { path: path.clone(), parent: None, id: *id }).collect();
+    let purge = Purge::lock(&roots, purge::Settings { busy: purge::Busy::Wait, ..settings });
+    let paths: Vec<PathBuf> = trash.iter().map(|(_, p)| p.clone()).collect();
+    let trash = &paths[..];
     log.started(trash, &not_lowered);
     // The parent reads one line from the pipe on stdout and is gone soon after: stdout goes to /dev/null first,
     // and the line through a copy of the pipe, closed once written.
@@ -140,11 +167,22 @@ pub fn deleter(trash: &[PathBuf], log_path: Option<&Path>, settings: purge::Sett
         purged
     });
     log.finished(&purged);
-    let clean = purged.problems.errors.is_empty() && purged.problems.skipped_mounts.is_empty();
-    // By path, holding nothing meanwhile: its name is unique, and a run that swapped the target dir since has
-    // taken the log along with the rest.
+    let p = &purged.problems;
+    let clean = p.errors.is_empty() && p.skipped_mounts.is_empty() && p.busy.is_empty();
     if clean && let Some(log_path) = log_path {
-        let _ = std::fs::remove_file(log_path);
+        remove_own_log(log_path);
     }
     clean
+}
+
+/// Removes the log at `path` if that name still leads to this process's stderr.
+fn remove_own_log(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else { return };
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let Ok(dir) = rustix::fs::open(dir, flags, Mode::empty()) else { return };
+    let mine = rustix::fs::fstat(std::io::stderr().as_fd()).map(|st| platform::file_id(&st));
+    let there = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW).map(|st| platform::file_id(&st));
+    if mine.is_ok() && mine == there {
+        let _ = rustix::fs::unlinkat(&dir, name, AtFlags::empty());
+    }
 }

@@ -5,9 +5,10 @@ use crate::exit;
 use crate::guard::Refusal;
 use crate::interrupt::Interrupted;
 use crate::plan::PlanError;
-use crate::purge::{PurgeError, RemoveError};
+use crate::purge::PurgeError;
 use crate::runlock::RunLockError;
 use crate::scan::ScanError;
+use crate::swap::SwapError;
 use crate::terminate::HoldersRemain;
 use crate::verify::VerifyError;
 use crate::workspace::WorkspaceError;
@@ -28,7 +29,7 @@ pub enum Error {
     #[error(transparent)]
     HoldersRemain(#[from] HoldersRemain),
     #[error(transparent)]
-    Swap(#[from] RemoveError),
+    Swap(#[from] SwapError),
     #[error(transparent)]
     Purge(#[from] PurgeError),
     #[error(transparent)]
@@ -45,12 +46,14 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(_) => exit::USAGE,
-            Error::Workspace(_) | Error::Scan(_) | Error::Signals(_) | Error::RunLock(RunLockError::Io { .. }) => {
-                exit::UNEXPECTED
-            }
-            Error::Refused(_) => exit::REFUSED,
-            Error::HoldersRemain(_) => exit::HOLDERS_REMAIN,
-            Error::Swap(_) | Error::Purge(_) => exit::REMOVE_FAILED,
+            Error::Workspace(_)
+            | Error::Scan(_)
+            | Error::Signals(_)
+            | Error::RunLock(RunLockError::Io { .. } | RunLockError::NoRuntimeDir(_)) => exit::UNEXPECTED,
+            Error::Refused(_) | Error::Swap(SwapError::Changed { .. }) => exit::REFUSED,
+            // A lock held past the bound is held by a process that remains.
+            Error::HoldersRemain(_) | Error::RunLock(RunLockError::Timeout { .. }) => exit::HOLDERS_REMAIN,
+            Error::Swap(SwapError::Io(_)) | Error::Purge(_) => exit::REMOVE_FAILED,
             Error::Verify(_) => exit::VERIFY_FAILED,
             Error::Interrupted(_) | Error::RunLock(RunLockError::Interrupted { .. }) => exit::INTERRUPTED,
         }

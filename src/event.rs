@@ -27,8 +27,9 @@ use crate::workspace::Dirs;
 pub enum Event {
     /// The dirs were resolved and passed the guard.
     Dirs(Dirs),
-    /// Another run holds this target dir; this one waits for it.
-    WaitingForOtherRun { dir: PathBuf },
+    /// Another process (another run, usually) holds the run lock of this target dir; this one waits for it, at most
+    /// `timeout`.
+    WaitingForOtherRun { dir: PathBuf, holder: String, timeout: std::time::Duration },
     /// A holder, with the policy's decision (and, in a dry run, the outcome it would have). JSON: `holder`.
     Holder { holder: Holder, outcome: Option<Outcome> },
     /// The scan is complete: how many holders it reported, and what it could not inspect.

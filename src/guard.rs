@@ -7,10 +7,14 @@
 //! not lie inside cargo's home; `--force` overrides only these last rules.
 
 use std::fmt;
-use std::io;
+use std::os::fd::OwnedFd;
 use std::path::{Component, Path, PathBuf};
 
+use rustix::fs::AtFlags;
+
+use crate::anchor::{self, AnchorError, Anchored};
 use crate::layout::looks_like_target;
+use crate::platform::Files;
 use crate::workspace::Dirs;
 
 /// Top-level dirs of the system (Linux and macOS), refused whatever the flags.
@@ -92,6 +96,12 @@ pub enum Reason {
     /// A `--target-dir` that does not exist: most likely a typo.
     Missing,
     NotADirectory,
+    /// A symlink that leads nowhere: cleaning it would create whatever it names.
+    DanglingSymlink,
+    /// Its name led elsewhere after the check than at the check.
+    Changed {
+        what: String,
+    },
     NotACargoTarget,
     /// It holds `entry`, which cargo never writes at the top of a target dir.
     Foreign {
@@ -151,6 +161,15 @@ impl fmt::Display for Refusal {
                  existing target dir, or leave out --target-dir to clean the one cargo uses"
             ),
             Reason::NotADirectory => write!(f, "refusing to clean {p}: it is not a directory"),
+            Reason::DanglingSymlink => write!(
+                f,
+                "refusing to clean {p}: it is a symlink to nothing; remove the link or create what it points to"
+            ),
+            Reason::Changed { what } => write!(
+                f,
+                "refusing to clean {p}: it changed after it was checked ({what}); nothing was changed. Someone \
+                 else can rename or replace it: check who can write its parent dir, then run again"
+            ),
             Reason::NotACargoTarget => write!(
                 f,
                 "refusing to clean {p}: it does not look like a cargo target dir (no CACHEDIR.TAG written by cargo, \
@@ -203,16 +222,39 @@ impl Protected {
     }
 }
 
-/// Checks every dir the run would clean.
-pub fn check(dirs: &Dirs, protected: &Protected, force: bool) -> Result<(), Refusal> {
+/// Opens every dir the run would clean and checks it as opened: the dirs it may clean, each held by its handle.
+pub fn approve(dirs: &Dirs, protected: &Protected, force: bool, files: Files) -> Result<Vec<Anchored>, Refusal> {
+    let mut approved = Vec::new();
     for dir in dirs.roots() {
         let explicit = dirs.explicit_target_dir && dir == dirs.target_dir;
-        check_dir(dir, &dirs.workspace_root, protected, explicit, force)?;
+        if let Some(a) = anchor_dir(dir, explicit, files, &dirs.workspace_root, protected)? {
+            check(&a, &dirs.workspace_root, protected, explicit, force)?;
+            approved.push(a);
+        }
+    }
+    Ok(approved)
+}
+
+/// After the run lock: each name still leads to the dir that was approved, and that dir still passes. Whatever
+/// changed in between (a symlink swapped in, a rename, a new mount), the run refuses rather than act on it.
+pub fn confirm(
+    approved: &[Anchored],
+    dirs: &Dirs,
+    protected: &Protected,
+    force: bool,
+    files: Files,
+) -> Result<(), Refusal> {
+    for a in approved {
+        if let Some(what) = a.changed(files) {
+            return Err(Refusal { path: a.path.clone(), reason: Reason::Changed { what } });
+        }
+        let explicit = dirs.explicit_target_dir && a.path == dirs.target_dir;
+        check(a, &dirs.workspace_root, protected, explicit, force)?;
     }
     Ok(())
 }
 
-/// Checks one dir against the rules of the module docs; `explicit` when it was given with `--target-dir`.
+/// Opens and checks one dir by its path, as [`approve`] does (for tests and library callers).
 pub fn check_dir(
     dir: &Path,
     workspace_root: &Path,
@@ -220,12 +262,72 @@ pub fn check_dir(
     explicit: bool,
     force: bool,
 ) -> Result<(), Refusal> {
+    let files = crate::platform::Platform::native().files;
+    match anchor_dir(dir, explicit, files, workspace_root, protected)? {
+        Some(a) => check(&a, workspace_root, protected, explicit, force),
+        None => Ok(()),
+    }
+}
+
+fn anchor_dir(
+    dir: &Path,
+    explicit: bool,
+    files: Files,
+    workspace_root: &Path,
+    protected: &Protected,
+) -> Result<Option<Anchored>, Refusal> {
     let refuse = |reason| Err(Refusal { path: dir.to_path_buf(), reason });
-    let real = resolve(dir);
-    let lex = lexical(dir);
+    let opened = anchor::open(dir, files);
+    if opened.is_err() {
+        // What the path names is refused first, even where it cannot be opened (another user's home).
+        check_names(dir, &resolve(dir), workspace_root, protected)?;
+    }
+    match opened {
+        Ok(None) if explicit => refuse(Reason::Missing),
+        Ok(a) => Ok(a),
+        Err(AnchorError::FilesystemRoot) => refuse(Reason::FilesystemRoot),
+        Err(AnchorError::NotADirectory) => refuse(Reason::NotADirectory),
+        Err(AnchorError::DanglingSymlink) => refuse(Reason::DanglingSymlink),
+        Err(AnchorError::Io(e)) => refuse(Reason::Unreadable(e.to_string())),
+    }
+}
+
+/// Checks one opened dir against the rules of the module docs; `explicit` when it was given with `--target-dir`.
+fn check(
+    a: &Anchored,
+    workspace_root: &Path,
+    protected: &Protected,
+    explicit: bool,
+    force: bool,
+) -> Result<(), Refusal> {
+    let refuse = |reason| Err(Refusal { path: a.path.clone(), reason });
+    let real = resolve(&a.real);
+    let lex = lexical(&a.path);
+    check_names(&a.path, &real, workspace_root, protected)?;
+    let Some(dir) = &a.dir else {
+        return if explicit { refuse(Reason::Missing) } else { Ok(()) };
+    };
+    if force {
+        return Ok(());
+    }
+    let inside = protected.cargo_homes.iter().find(|c| real.starts_with(resolve(c)) || lex.starts_with(c));
+    if let Some(cargo_home) = inside {
+        return refuse(Reason::InsideCargoHome { cargo_home: cargo_home.clone() });
+    }
+    if let Some(entry) = foreign_entry(&dir.fd) {
+        return refuse(Reason::Foreign { entry });
+    }
+    if looks_like_target(&dir.fd) { Ok(()) } else { refuse(Reason::NotACargoTarget) }
+}
+
+/// The rules that need no more than what `path` names, `real` being where it really is: never `/`, the workspace, a
+/// home, cargo's home, a system dir, or an ancestor of these.
+fn check_names(path: &Path, real: &Path, workspace_root: &Path, protected: &Protected) -> Result<(), Refusal> {
+    let refuse = |reason| Err(Refusal { path: path.to_path_buf(), reason });
+    let lex = lexical(path);
     // Each test against both spellings: a symlink must not hide what a dir is, nor `..` what it names.
     let is = |p: &Path| real == resolve(p) || lex == lexical(p);
-    let within = |p: &Path| resolve(p).starts_with(&real) || lexical(p).starts_with(&lex);
+    let within = |p: &Path| resolve(p).starts_with(real) || lexical(p).starts_with(&lex);
     if real.parent().is_none() || lex.parent().is_none() {
         return refuse(Reason::FilesystemRoot);
     }
@@ -241,28 +343,15 @@ pub fn check_dir(
     if SYSTEM_DIRS.iter().any(|s| is(Path::new(s))) {
         return refuse(Reason::SystemDir);
     }
-    match std::fs::metadata(dir) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound && explicit => refuse(Reason::Missing),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => refuse(Reason::Unreadable(e.to_string())),
-        Ok(m) if !m.is_dir() => refuse(Reason::NotADirectory),
-        Ok(_) if force => Ok(()),
-        Ok(_) => {
-            let inside = protected.cargo_homes.iter().find(|c| real.starts_with(resolve(c)) || lex.starts_with(c));
-            if let Some(cargo_home) = inside {
-                return refuse(Reason::InsideCargoHome { cargo_home: cargo_home.clone() });
-            }
-            if let Some(entry) = foreign_entry(dir) {
-                return refuse(Reason::Foreign { entry });
-            }
-            if looks_like_target(dir) { Ok(()) } else { refuse(Reason::NotACargoTarget) }
-        }
-    }
+    Ok(())
 }
 
-/// The first entry of [`FOREIGN`] that `dir` holds.
-fn foreign_entry(dir: &Path) -> Option<String> {
-    FOREIGN.iter().find(|name| std::fs::symlink_metadata(dir.join(name)).is_ok()).map(|n| (*n).to_string())
+/// The first entry of [`FOREIGN`] that the open dir `dir` holds (a symlink by that name counts too).
+fn foreign_entry(dir: &OwnedFd) -> Option<String> {
+    FOREIGN
+        .iter()
+        .find(|name| rustix::fs::statat(dir, **name, AtFlags::SYMLINK_NOFOLLOW).is_ok())
+        .map(|n| (*n).to_string())
 }
 
 /// The canonical path, or for a path that does not exist, its canonical parent joined with the rest.

@@ -6,11 +6,14 @@
 //! `core/compiler/layout.rs`). The package cache locks are `$CARGO_HOME/.package-cache` and
 //! `.package-cache-mutate`.
 
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{FlockOperation, flock};
+use rustix::fs::{AtFlags, FileType, FlockOperation, Mode, OFlags, flock};
 use rustix::io::Errno;
 
 /// The first line of a cache directory tag (<https://bford.info/cachedir/>): the same for every tool.
@@ -32,8 +35,17 @@ pub const TRASH_PREFIX: &str = ".safeclean-trash-";
 /// The suffix of the dir a run prepares beside the target dir before it swaps it in: `target.safeclean-ID-new`.
 pub const NEW_SUFFIX: &str = "-new";
 
-/// The suffix of a detached deleter's log, beside its trash dir: `.safeclean-trash-ID.log`.
+/// A detached deleter's log, in the runner's runtime dir: `deleter-ID.log`.
+pub const DELETER_LOG_PREFIX: &str = "deleter-";
 pub const LOG_SUFFIX: &str = ".log";
+
+/// Whether `name` is a detached deleter's log as this tool names it.
+#[must_use]
+pub fn is_deleter_log(name: &[u8]) -> bool {
+    name.strip_prefix(DELETER_LOG_PREFIX.as_bytes())
+        .and_then(|rest| rest.strip_suffix(LOG_SUFFIX.as_bytes()))
+        .is_some_and(is_run_id)
+}
 
 /// Whether `id` is a run id as this tool makes them (`PID-HEX`, or `PID-HEX-new`): never take a name a user chose
 /// alike for ours.
@@ -46,8 +58,8 @@ pub fn is_run_id(id: &[u8]) -> bool {
     !pid.is_empty() && pid.iter().all(u8::is_ascii_digit) && !time.is_empty() && time.iter().all(u8::is_ascii_hexdigit)
 }
 
-/// Whether `name` is one this tool gives its trash: a trash dir `.safeclean-trash-ID`, or a deleter's log
-/// `.safeclean-trash-ID.log`.
+/// Whether `name` is one this tool gives its trash: `.safeclean-trash-ID` (an older version also put its deleter's
+/// log there as `.safeclean-trash-ID.log`).
 #[must_use]
 pub fn is_trash_name(name: &[u8]) -> bool {
     let Some(id) = name.strip_prefix(TRASH_PREFIX.as_bytes()) else { return false };
@@ -120,12 +132,22 @@ pub fn is_profile_lock(path: &Path) -> bool {
 /// this runs between stopping the holders and the swap, while the user waits.
 #[must_use]
 pub fn cargo_locks(dir: &Path) -> Vec<PathBuf> {
+    match rustix::fs::open(dir, dir_flags(), Mode::empty()) {
+        Ok(fd) => cargo_locks_at(&fd, dir),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// [`cargo_locks`] of the open dir `fd`, named under `dir`. Nothing is followed: a symlink named like a profile dir
+/// or a lock file is no lock of cargo's.
+#[must_use]
+pub fn cargo_locks_at(fd: &OwnedFd, dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    for sub in subdirs(dir) {
-        push_locks(&sub, &mut out);
-        if sub.file_name().is_some_and(|n| looks_like_triple(&n.to_string_lossy())) {
-            for profile in subdirs(&sub) {
-                push_locks(&profile, &mut out);
+    for (sub, name) in subdirs(fd) {
+        push_locks(&sub, &dir.join(&name), &mut out);
+        if looks_like_triple(&name.to_string_lossy()) {
+            for (profile, profile_name) in subdirs(&sub) {
+                push_locks(&profile, &dir.join(&name).join(profile_name), &mut out);
             }
         }
     }
@@ -133,17 +155,31 @@ pub fn cargo_locks(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-fn subdirs(dir: &Path) -> impl Iterator<Item = PathBuf> {
-    std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()) && !e.file_name().to_string_lossy().starts_with('.'))
-        .map(|e| e.path())
+fn dir_flags() -> OFlags {
+    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC
 }
 
-fn push_locks(profile: &Path, out: &mut Vec<PathBuf>) {
-    out.extend(PROFILE_LOCKS.iter().map(|n| profile.join(n)).filter(|p| p.is_file()));
+/// The dirs directly in `fd` whose names do not start with a dot, opened without following a symlink.
+fn subdirs(fd: &OwnedFd) -> Vec<(OwnedFd, OsString)> {
+    let Ok(listing) = rustix::fs::Dir::read_from(fd) else { return Vec::new() };
+    listing
+        .flatten()
+        .filter(|e| e.file_type() == FileType::Directory && !e.file_name().to_bytes().starts_with(b"."))
+        .filter_map(|e| {
+            let sub = rustix::fs::openat(fd, e.file_name(), dir_flags(), Mode::empty()).ok()?;
+            Some((sub, OsStr::from_bytes(e.file_name().to_bytes()).to_os_string()))
+        })
+        .collect()
+}
+
+fn push_locks(profile: &OwnedFd, path: &Path, out: &mut Vec<PathBuf>) {
+    out.extend(PROFILE_LOCKS.iter().filter(|n| is_regular_at(profile, n)).map(|n| path.join(n)));
+}
+
+/// Whether `name` in `dir` is a regular file itself (not a symlink to one).
+fn is_regular_at(dir: &OwnedFd, name: &str) -> bool {
+    rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
+        .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::RegularFile)
 }
 
 /// `x86_64-unknown-linux-gnu`, `wasm32-unknown-unknown`, `aarch64-apple-darwin`: at least three parts.
@@ -157,17 +193,23 @@ pub fn package_cache_locks(cargo_home: &Path) -> Vec<PathBuf> {
     PACKAGE_CACHE_LOCKS.iter().map(|n| cargo_home.join(n)).collect()
 }
 
-/// Whether `dir` carries one of the marks only cargo leaves in a target or build dir: cargo's own tag text, or its
-/// layout (`.rustc_info.json`, a profile dir with cargo's lock file).
+/// Whether the open dir `dir` carries one of the marks only cargo leaves in a target or build dir: cargo's own tag
+/// text, or its layout (`.rustc_info.json`, a profile dir with cargo's lock file). None of them is followed if it
+/// is a symlink: a mark is what cargo wrote there, not what a link in a cloned repository points to.
 #[must_use]
-pub fn looks_like_target(dir: &Path) -> bool {
-    has_cargo_tag(dir) || dir.join(".rustc_info.json").is_file() || !cargo_locks(dir).is_empty()
+pub fn looks_like_target(dir: &OwnedFd) -> bool {
+    has_cargo_tag(dir) || is_regular_at(dir, ".rustc_info.json") || !cargo_locks_at(dir, Path::new("")).is_empty()
 }
 
 /// `CACHEDIR.TAG` with the signature and the comment cargo writes (read no further than a tag is long).
-fn has_cargo_tag(dir: &Path) -> bool {
+fn has_cargo_tag(dir: &OwnedFd) -> bool {
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let Ok(fd) = rustix::fs::openat(dir, "CACHEDIR.TAG", flags, Mode::empty()) else { return false };
+    if !rustix::fs::fstat(&fd).is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::RegularFile) {
+        return false;
+    }
     let mut text = String::new();
-    let read = File::open(dir.join("CACHEDIR.TAG")).and_then(|f| f.take(4096).read_to_string(&mut text));
+    let read = File::from(fd).take(4096).read_to_string(&mut text);
     read.is_ok() && text.starts_with(CACHEDIR_SIGNATURE) && text.lines().any(|l| l.trim_end() == CARGO_TAG_COMMENT)
 }
 
@@ -187,6 +229,8 @@ mod tests {
         assert!(is_trash_name(b".safeclean-trash-12-ab09"));
         assert!(is_trash_name(b".safeclean-trash-12-ab09.log"));
         assert!(is_trash_name(b".safeclean-trash-12-ab09-new"));
+        assert!(is_deleter_log(b"deleter-12-ab09.log"));
+        assert!(!is_deleter_log(b"deleter-12-ab09") && !is_deleter_log(b"deleter-x.log"));
         for other in [&b".safeclean-trash-"[..], b".safeclean-trash-x", b".safeclean-trash-12-zz", b"target", b"12-ab"]
         {
             assert!(!is_trash_name(other), "{}", String::from_utf8_lossy(other));
@@ -210,7 +254,11 @@ mod tests {
         assert!(is_held(&locks[0]));
         drop(held);
         assert!(!is_held(&locks[0]));
-        assert!(looks_like_target(d));
+        assert!(looks_like_target(&open(d)));
+    }
+
+    fn open(d: &Path) -> OwnedFd {
+        rustix::fs::open(d, dir_flags(), Mode::empty()).unwrap()
     }
 
     #[test]
@@ -218,8 +266,26 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let d = tmp.path();
         std::fs::write(d.join("CACHEDIR.TAG"), format!("{CACHEDIR_SIGNATURE}\n# made by another tool\n")).unwrap();
-        assert!(!looks_like_target(d));
+        assert!(!looks_like_target(&open(d)));
         std::fs::write(d.join("CACHEDIR.TAG"), CACHEDIR_TAG).unwrap();
-        assert!(looks_like_target(d));
+        assert!(looks_like_target(&open(d)));
+    }
+
+    #[test]
+    fn marks_that_are_symlinks_do_not_count() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (d, outside) = (tmp.path().join("t"), tmp.path().join("o"));
+        std::fs::create_dir_all(outside.join("debug")).unwrap();
+        std::fs::create_dir_all(d.join("release")).unwrap();
+        std::fs::write(outside.join("CACHEDIR.TAG"), CACHEDIR_TAG).unwrap();
+        std::fs::write(outside.join(".rustc_info.json"), "{}").unwrap();
+        std::fs::write(outside.join("debug/.cargo-lock"), "").unwrap();
+        for name in ["CACHEDIR.TAG", ".rustc_info.json", "debug"] {
+            std::os::unix::fs::symlink(outside.join(name), d.join(name)).unwrap();
+        }
+        std::os::unix::fs::symlink(outside.join("debug/.cargo-lock"), d.join("release/.cargo-lock")).unwrap();
+        assert!(looks_like_target(&open(&outside)));
+        assert!(!looks_like_target(&open(&d)), "a mark behind a symlink is not cargo's");
+        assert!(cargo_locks(&d).is_empty());
     }
 }

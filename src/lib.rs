@@ -15,6 +15,7 @@ compile_error!(
      Platforms section"
 );
 
+pub mod anchor;
 pub mod cli;
 pub mod detach;
 pub mod diagnose;

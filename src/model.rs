@@ -487,3 +487,35 @@ mod tests {
         assert!(!roots.contains(Path::new("/x")));
     }
 }
+
+/// What a file is, whatever its name: device and inode. Names can be swapped between a check and an act; what
+/// was opened and checked cannot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FileId {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl fmt::Display for FileId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.dev, self.ino)
+    }
+}
+
+impl std::str::FromStr for FileId {
+    type Err = String;
+
+    /// `DEV:INO`, as [`FileId`]'s `Display` writes it.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (dev, ino) = s.split_once(':').ok_or_else(|| format!("`{s}` is not DEV:INO"))?;
+        let n = |t: &str| t.parse::<u64>().map_err(|e| format!("`{s}` is not DEV:INO: {e}"));
+        Ok(FileId { dev: n(dev)?, ino: n(ino)? })
+    }
+}
+
+/// Who owns a file: the user whose rights a root run borrows to act on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Owner {
+    pub uid: u32,
+    pub gid: u32,
+}

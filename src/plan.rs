@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::ValueEnum;
 
@@ -57,6 +58,10 @@ pub struct Plan {
     pub platform: Platform,
     pub purge: purge::Settings,
     pub swap: SwapMethod,
+    /// Where the runner's own runtime dir may go, best first: `$XDG_RUNTIME_DIR`, `$TMPDIR`, `/tmp`.
+    pub runtime_bases: Vec<PathBuf>,
+    /// The longest wait for a lock someone else holds.
+    pub lock_timeout: Duration,
     pub output: Output,
 }
 
@@ -214,9 +219,21 @@ impl Plan {
             check_args: args.check_args,
             stop: terminate::Settings { grace: args.grace, kill_timeout: args.kill_timeout },
             detach: args.detach.then_some(Detach { min_free: args.detach_min_free, workers: detached_workers }),
-            purge: purge::Settings { workers, files: platform.files, busy: purge::Busy::Skip },
+            purge: purge::Settings {
+                workers,
+                files: platform.files,
+                busy: purge::Busy::Skip,
+                lock_timeout: args.lock_timeout,
+            },
             platform,
             swap,
+            runtime_bases: ["XDG_RUNTIME_DIR", "TMPDIR"]
+                .into_iter()
+                .filter_map(|v| env.path(v))
+                .filter(|p| p.is_absolute())
+                .chain([PathBuf::from("/tmp")])
+                .collect(),
+            lock_timeout: args.lock_timeout,
             output: output(args.message_format, args.color, args.quiet, args.verbose, env),
         })
     }

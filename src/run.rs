@@ -4,15 +4,17 @@
 
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::OnceLock;
 
+use crate::anchor::{self, Anchored};
 use crate::detach::{self, Detached};
 use crate::diagnose;
 use crate::error::{self, Error};
 use crate::event::{Event, Summary};
 use crate::interrupt::{Interrupt, Interrupted};
-use crate::layout::{LOG_SUFFIX, TRASH_PREFIX};
+use crate::layout::DELETER_LOG_PREFIX;
 use crate::layout::{LockName, cargo_locks, is_held, package_cache_locks};
 use crate::model::{
     CheckResult, Checked, HandleKind, Hold, Holder, Mode, Outcome, Removed, Roots, Settled, Uninspectable, Verdict,
@@ -23,9 +25,10 @@ use crate::platform::Identity;
 use crate::policy::{self, Policy};
 use crate::purge::{self, Progress, PurgeError, RemoveError};
 use crate::report::{Format, Reporter, human_bytes};
+use crate::runlock::{Key, RuntimeDir};
 use crate::scan::{self, Scan};
 use crate::terminate::{self, BusyLock, HoldersRemain, Named};
-use crate::verify::{self, Blocked, VerifyError};
+use crate::verify::{self, Blocked, RunAs, VerifyError};
 use crate::workspace::{self, Dirs};
 use crate::{guard, runlock, swap};
 
@@ -45,7 +48,8 @@ type Emit<'a> = &'a (dyn Fn(Event) + Sync);
 pub fn run(plan: &Plan, reporter: &dyn Reporter, interrupt: &Interrupt) -> (Summary, Result<(), Error>) {
     let mut record = Record::default();
     let emit = |e: Event| reporter.event(&e);
-    let result = Run { plan, emit: &emit, interrupt, me: std::process::id() }.pipeline(&mut record);
+    let result =
+        Run { plan, emit: &emit, interrupt, me: std::process::id(), cargo_user: OnceLock::new() }.pipeline(&mut record);
     (record.into_summary(plan.mode, plan.dry_run, error::exit_code(&result)), result)
 }
 
@@ -92,6 +96,8 @@ struct Run<'a> {
     emit: Emit<'a>,
     interrupt: &'a Interrupt,
     me: u32,
+    /// Who cargo runs as, once the target dir is known.
+    cargo_user: OnceLock<Option<RunAs>>,
 }
 
 impl Run<'_> {
@@ -108,21 +114,10 @@ impl Run<'_> {
             cwd: &plan.cwd,
         })?;
         record.dirs = Some(dirs.clone());
-        // The guard protects what a clean deletes; `--unlock` deletes nothing.
-        if plan.mode == Mode::Clean {
-            guard::check(&dirs, &plan.protected, plan.force)?;
-        }
-        (self.emit)(Event::Dirs(dirs.clone()));
-
         let waited = Cell::new(false);
-        let _run_lock = if plan.mode == Mode::Clean && !plan.dry_run {
-            runlock::take(&dirs.target_dir, self.interrupt, || {
-                waited.set(true);
-                (self.emit)(Event::WaitingForOtherRun { dir: dirs.target_dir.clone() });
-            })?
-        } else {
-            None
-        };
+        let (approved, locked) = self.approve_and_lock(&dirs, &waited)?;
+        self.cargo_user.set(self.owner_to_run_as(&dirs, &approved)).expect("set once");
+        (self.emit)(Event::Dirs(dirs.clone()));
         // What to scan, and the locks that must be free at the end: a clean scans the whole dirs; `--unlock` only
         // the lock files, the package cache's in cargo's home included.
         let locks: Vec<PathBuf> = match plan.mode {
@@ -185,20 +180,106 @@ impl Run<'_> {
         // Swap every dir before purging any, so the tree is usable again as early as possible.
         let id = swap::run_id();
         let mut swapped = swap::Swapped::default();
-        for dir in dirs.roots() {
-            let s = swap::swap(dir, &id, plan.swap, plan.purge.files)?;
+        for a in &approved {
+            let s = swap::swap(a, &id, plan.swap)?;
             swapped.trash.extend(s.trash);
             swapped.mounts.extend(s.mounts);
         }
-        if let Some(detached) = self.detach(&dirs, &swapped, &id) {
+        drop(approved);
+        let runtime = locked.as_ref().map(|(_, runtime)| runtime);
+        if let Some(detached) = runtime.and_then(|rt| self.detach(&dirs, &swapped, rt, &id)) {
             return self.verify_after_detaching(&dirs, detached, swapped.mounts, record);
         }
         self.purge_and_verify(&dirs, swapped, record)
     }
 
+    /// The guard's approval of the dirs to clean, held open from here on, and, unless this is a dry run, the run lock
+    /// and the runtime dir. `--unlock` deletes nothing: no guard, no lock.
+    ///
+    /// After the lock, each name must still lead to the dir approved; if not, the run refuses (exit 3). There is one
+    /// exception: when it had to wait for another process of this user (another run, which swaps the target dir for
+    /// a new one), the dirs are opened and approved again, from scratch, as a run starting then would.
+    fn approve_and_lock(&self, dirs: &Dirs, waited: &Cell<bool>) -> Result<(Vec<Anchored>, Option<Locked>), Error> {
+        const TRIES: usize = 3;
+        let plan = self.plan;
+        let approve = || guard::approve(dirs, &plan.protected, plan.force, plan.platform.files);
+        if plan.mode == Mode::Unlock {
+            return Ok((Vec::new(), None));
+        }
+        if plan.dry_run {
+            return Ok((approve()?, None));
+        }
+        let runtime = RuntimeDir::open(&plan.runtime_bases)?;
+        for attempt in 1..=TRIES {
+            let approved = approve()?;
+            let keys: Vec<Key> = approved.iter().map(run_key).collect();
+            let waited_now = Cell::new(false);
+            let lock = runlock::take(&runtime, &dirs.target_dir, &keys, plan.lock_timeout, self.interrupt, |lock| {
+                waited_now.set(true);
+                let holder = self.lock_holder(lock);
+                let (dir, timeout) = (dirs.target_dir.clone(), plan.lock_timeout);
+                (self.emit)(Event::WaitingForOtherRun { dir, holder: holder.clone(), timeout });
+                holder
+            })?;
+            waited.set(waited.get() || waited_now.get());
+            // Whatever happened to the names meanwhile, the run acts only on what the guard approved.
+            match guard::confirm(&approved, dirs, &plan.protected, plan.force, plan.platform.files) {
+                Ok(()) => {
+                    runtime.remove_unlocked(DELETER_LOG_PREFIX);
+                    return Ok((approved, Some((lock, runtime))));
+                }
+                Err(_) if waited_now.get() && attempt < TRIES => {}
+                Err(refusal) => return Err(refusal.into()),
+            }
+        }
+        unreachable!("the last try returns")
+    }
+
+    /// Who cargo runs as: a root run on a tree another user owns runs it as that user, so that what the check
+    /// builds belongs to the owner and the owner's next build can write over it.
+    fn owner_to_run_as(&self, dirs: &Dirs, approved: &[Anchored]) -> Option<RunAs> {
+        if !rustix::process::geteuid().is_root() {
+            return None;
+        }
+        let held;
+        let target = if let Some(a) = approved.first() {
+            a
+        } else {
+            held = anchor::open(&dirs.target_dir, self.plan.platform.files).ok().flatten()?;
+            &held
+        };
+        let owner = target.dir.as_ref()?.owner;
+        if owner.uid == 0 {
+            return None;
+        }
+        let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(owner.uid)).ok().flatten();
+        Some(RunAs {
+            uid: owner.uid,
+            gid: user.as_ref().map_or(owner.gid, |u| u.gid.as_raw()),
+            home: user.map(|u| u.dir),
+        })
+    }
+
+    /// Who holds the run lock file `lock`, in words.
+    fn lock_holder(&self, lock: &Path) -> String {
+        let found = scan::scan(&self.plan.platform, &Roots::new([lock]), self.me).map(|s| s.found).unwrap_or_default();
+        let holders: Vec<String> = found
+            .iter()
+            .map(|f| {
+                format!(
+                    "pid {} {} ({})",
+                    f.process.pid,
+                    f.process.display_name(),
+                    shell_words::join(&f.process.cmdline)
+                )
+            })
+            .collect();
+        if holders.is_empty() { "a process that could not be inspected".into() } else { holders.join(", ") }
+    }
+
     /// `--detach`: hands the trash to a detached deleter, unless the disk is too full to wait (then, or if it does
     /// not start, the purge stays in the foreground, and the report says why).
-    fn detach(&self, dirs: &Dirs, swapped: &swap::Swapped, id: &str) -> Option<Detached> {
+    fn detach(&self, dirs: &Dirs, swapped: &swap::Swapped, runtime: &RuntimeDir, id: &str) -> Option<Detached> {
         let settings = self.plan.detach?;
         if swapped.trash.is_empty() {
             return None;
@@ -212,9 +293,7 @@ impl Run<'_> {
             )));
             return None;
         }
-        // Beside the trash, and itself named as trash: the run after the deleter's removes it.
-        let log = dirs.target_dir.join(format!("{TRASH_PREFIX}{id}{LOG_SUFFIX}"));
-        match detach::spawn(&swapped.trash, &log, settings.workers) {
+        match detach::spawn(&swapped.trash, runtime, id, settings.workers, self.plan.lock_timeout) {
             Ok(detached) => {
                 (self.emit)(Event::PurgeDetached(detached.clone()));
                 Some(detached)
@@ -423,6 +502,7 @@ impl Run<'_> {
             dirs,
             color: self.plan.output.style.color,
             stdout_to_stderr: self.plan.output.format == Format::Json,
+            run_as: self.cargo_user.get().cloned().flatten(),
         }
     }
 
@@ -471,7 +551,7 @@ impl Run<'_> {
             (self.emit)(Event::Verified(v));
         }
         if purged.interrupted || verified.is_some_and(|v| v.interrupted) || self.interrupt.is_set() {
-            let left = swapped.trash.iter().any(|t| std::fs::symlink_metadata(t).is_ok());
+            let left = swapped.trash.iter().any(|t| std::fs::symlink_metadata(&t.path).is_ok());
             return Err(Interrupted(if left {
                 "the rest of the old tree stays in the trash; the next run removes it"
             } else {
@@ -529,6 +609,17 @@ impl Run<'_> {
                 shell_words::join(&p.cmdline)
             )));
         }
+    }
+}
+
+/// The run lock, held for the whole run, and the runtime dir it lies in.
+type Locked = (runlock::RunLock, RuntimeDir);
+
+/// What the run lock of an approved dir is keyed on: the dir itself, or where it will be.
+fn run_key(a: &Anchored) -> Key {
+    match a.id() {
+        Some(id) => Key::Dir(id),
+        None => Key::Missing(a.parent_id, a.name.as_bytes().to_vec()),
     }
 }
 

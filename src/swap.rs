@@ -1,27 +1,34 @@
-//! Moving the old tree out of the way atomically and recreating an empty target dir, crash-safely.
+//! Moving the old tree out of the way atomically and recreating an empty target dir, crash-safely, on the handles
+//! the guard approved (see `anchor`): no name is looked up again to find what to act on.
 //!
-//! The new dir is made complete beside the old one (`target.safeclean-ID-new`: same mode, `CACHEDIR.TAG`), then
-//! exchanged with it in one step (`renameat2(RENAME_EXCHANGE)`), so `target/` never stops existing; the old tree,
-//! now under the `-new` name, moves into the new dir as `.safeclean-trash-ID`. Where the filesystem cannot
-//! exchange (NFS, FUSE without rename2, vfat/exFAT…) it takes two renames, with an instant without `target/`.
-//! A target dir that is a symlink or a mount point is kept: its entries move into the trash instead. Each run
-//! collects what a crashed or failed run left (`.safeclean-trash-*` inside, also nested in older trash, and
-//! `NAME.safeclean-*` beside), so the next run finishes the job and trash never nests.
+//! The new dir is made beside the old one (`target.safeclean-ID-new`) with `mkdirat`, opened without following a
+//! symlink and checked to be the one just made before its tag is created (`O_EXCL|O_NOFOLLOW`) and its owner, group
+//! and mode are set to the old one's (`fchown`, `fchmod`). It is then exchanged with the old tree in one step
+//! (`renameat2(RENAME_EXCHANGE)`) between names of the held parent, so `target/` never stops existing; what was
+//! swapped out must be the approved dir (device and inode), or the exchange is undone and the run refuses. The old
+//! tree then moves into the new dir as `.safeclean-trash-ID`, mode 0700, so no other user can open (or lock) it.
+//! Where the filesystem cannot exchange, two renames, with an instant without `target/`.
+//!
+//! A target dir that is a symlink the user made, or a mount point, is kept: its entries move into a trash dir inside
+//! it, and its tag is replaced by a rename, never written through a link. Each run collects what a crashed or failed
+//! run left (`.safeclean-trash-*` inside, also nested in older trash, and `NAME.safeclean-*` beside), so the next run
+//! finishes the job and trash never nests. All of it runs with the rights of the old tree's owner (see
+//! `platform::act_as`).
 
-use std::ffi::OsString;
-use std::io;
+use std::ffi::{CStr, CString, OsStr};
+use std::io::{self, Write};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{CWD, RenameFlags};
+use rustix::fs::{AtFlags, FileType, FlockOperation, Gid, Mode, OFlags, RenameFlags, Uid};
 use rustix::io::Errno;
 
+use crate::anchor::{Anchored, Kind, Opened};
 use crate::layout::{CACHEDIR_TAG, NEW_SUFFIX, is_run_id};
-use crate::platform::Files;
-use crate::purge::RemoveError;
-
-type Result<T> = std::result::Result<T, RemoveError>;
+use crate::model::{FileId, Owner};
+use crate::platform::{self, Acting};
+use crate::purge::{RemoveError, TrashRoot};
 
 pub use crate::layout::TRASH_PREFIX;
 /// The infix of the dir a crash may leave beside the target dir: `target.safeclean-ID`.
@@ -43,169 +50,345 @@ pub enum SwapMethod {
     Rename,
 }
 
+/// Why the swap did not happen, or not whole.
+#[derive(Debug, thiserror::Error)]
+pub enum SwapError {
+    /// What the name led to changed after the guard's check: refused (exit 3), and undone where it was started.
+    #[error(
+        "refusing to clean {}: {what}; it was left as it is. Someone else can rename or replace it: check who can \
+         write its parent dir, then run again",
+        path.display()
+    )]
+    Changed { path: PathBuf, what: String },
+    #[error(transparent)]
+    Io(#[from] RemoveError),
+}
+
+type Result<T> = std::result::Result<T, SwapError>;
+
 /// What a swap left to purge.
 #[derive(Debug, Default)]
 pub struct Swapped {
-    /// The trash dirs inside the target dir, this run's and earlier runs' leftovers.
-    pub trash: Vec<PathBuf>,
+    /// The trash inside the target dir, this run's and earlier runs' leftovers.
+    pub trash: Vec<TrashRoot>,
     /// Mount points directly inside a target dir that is itself a symlink or a mount: left where they are.
     pub mounts: Vec<PathBuf>,
 }
 
-/// Swaps `dir` out and returns the trash dirs (inside `dir`) to purge, including earlier runs' leftovers.
-pub fn swap(dir: &Path, id: &str, method: SwapMethod, files: Files) -> Result<Swapped> {
-    let mut mounts = Vec::new();
-    match std::fs::symlink_metadata(dir) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => recreate(dir, id, 0o755, method)?,
-        Err(e) => return Err(RemoveError::new("inspect", dir, e)),
-        Ok(m) if m.file_type().is_symlink() || files.mounts(dir).is_mount_point(dir) => {
-            mounts = empty_in_place(dir, id)?;
-        }
-        Ok(m) => recreate(dir, id, m.permissions().mode() & 0o7777, method)?,
+/// Swaps the approved dir `a` out and returns the trash (inside it) to purge, earlier runs' leftovers included.
+pub fn swap(a: &Anchored, id: &str, method: SwapMethod) -> Result<Swapped> {
+    // A dir that does not exist yet is made as the runner; an existing tree is worked on as its owner.
+    let owner = a.dir.as_ref().map(|d| d.owner);
+    let acting = Acting::as_owner(owner).map_err(|e| io_error("act with the rights of the owner of", &a.path, e))?;
+    let made_by = acting.uid();
+    let (target, mounts) = match &a.dir {
+        None => (create(a, id, made_by)?, Vec::new()),
+        Some(d) if d.kind == Kind::Plain => (recreate(a, d, id, method, made_by)?, Vec::new()),
+        Some(d) => (dup(&d.fd, &a.path)?, empty_in_place(a, d, id, made_by)?),
+    };
+    adopt_leftovers_beside(a, &target)?;
+    Ok(Swapped { trash: trash_inside(&target, &a.path)?, mounts })
+}
+
+fn io_error(action: &'static str, path: &Path, e: impl Into<io::Error>) -> SwapError {
+    SwapError::Io(RemoveError::new(action, path, e.into()))
+}
+
+fn changed(a: &Anchored, what: impl Into<String>) -> SwapError {
+    SwapError::Changed { path: a.path.clone(), what: what.into() }
+}
+
+fn dup(fd: &OwnedFd, path: &Path) -> Result<OwnedFd> {
+    fd.try_clone().map_err(|e| io_error("open", path, e))
+}
+
+/// `NAME.safeclean-ID` plus `suffix`: the names beside the target dir.
+fn sibling(a: &Anchored, id: &str, suffix: &str) -> CString {
+    let mut name = a.name.as_bytes().to_vec();
+    name.extend_from_slice(format!("{ASIDE_INFIX}{id}{suffix}").as_bytes());
+    CString::new(name).unwrap_or_default()
+}
+
+fn trash_name(id: &str) -> CString {
+    CString::new(format!("{TRASH_PREFIX}{id}")).unwrap_or_default()
+}
+
+fn in_dir(dir: &Path, name: &CStr) -> PathBuf {
+    dir.join(OsStr::from_bytes(name.to_bytes()))
+}
+
+/// What `name` in `dir` is, not following a symlink.
+fn id_at(dir: &OwnedFd, name: &CStr) -> Option<FileId> {
+    rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).ok().map(|st| platform::file_id(&st))
+}
+
+/// Makes the dir `name` in `parent`, opens it without following a symlink, and checks it is the one just made
+/// (a new dir of `made_by`'s that nobody else may enter) before anything is written into it. It gets `mode` and
+/// `owner` at the end, so nothing can slip in while it is open to others. With `tag`, it gets cargo's `CACHEDIR.TAG`.
+fn make_dir(
+    parent: &OwnedFd,
+    parent_path: &Path,
+    name: &CStr,
+    made_by: u32,
+    look: (u32, Option<Owner>),
+    tag: bool,
+) -> Result<OwnedFd> {
+    let path = in_dir(parent_path, name);
+    rustix::fs::mkdirat(parent, name, Mode::RWXU).map_err(|e| io_error("create", &path, e))?;
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = rustix::fs::openat(parent, name, flags, Mode::empty()).map_err(|e| io_error("open", &path, e))?;
+    let st = rustix::fs::fstat(&fd).map_err(|e| io_error("inspect", &path, e))?;
+    if st.st_uid != made_by || st.st_mode & 0o077 != 0 {
+        return Err(io_error("create", &path, io::Error::other("another dir took its place as it was made")));
     }
-    adopt_leftovers_beside(dir)?;
-    Ok(Swapped { trash: trash_inside(dir)?, mounts })
+    if tag {
+        write_new(&fd, c"CACHEDIR.TAG", CACHEDIR_TAG.as_bytes()).map_err(|e| io_error("write", &path, e))?;
+    }
+    let (mode, owner) = look;
+    if let Some(o) = owner.filter(|o| (o.uid, o.gid) != (st.st_uid, st.st_gid)) {
+        // The owner's own chown can only change the group, and only to one of theirs: a run that is neither keeps
+        // its own, and the mode alone keeps others out as before.
+        let _ = rustix::fs::fchown(&fd, Some(Uid::from_raw(o.uid)), Some(Gid::from_raw(o.gid)))
+            .or_else(|_| rustix::fs::fchown(&fd, None, Some(Gid::from_raw(o.gid))));
+    }
+    rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode)).map_err(|e| io_error("set the mode of", &path, e))?;
+    Ok(fd)
 }
 
-/// `NAME.safeclean-ID` plus `suffix`, beside `dir`.
-fn sibling(dir: &Path, id: &str, suffix: &str) -> PathBuf {
-    let mut name: OsString = dir.file_name().unwrap_or_default().to_os_string();
-    name.push(ASIDE_INFIX);
-    name.push(id);
-    name.push(suffix);
-    dir.with_file_name(name)
+/// Creates `name` in `dir` with `bytes`: never an existing file, never through a symlink.
+fn write_new(dir: &OwnedFd, name: &CStr, bytes: &[u8]) -> io::Result<()> {
+    let flags = OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = rustix::fs::openat(dir, name, flags, Mode::from_raw_mode(0o644))?;
+    std::fs::File::from(fd).write_all(bytes)
 }
 
-/// Makes the new dir complete (mode, `CACHEDIR.TAG`) beside `dir`, then puts it in the old one's place, so that
-/// a crash never leaves a target dir without its tag. The old tree ends up beside `dir` under a name
-/// [`adopt_leftovers_beside`] collects. A dir another run put there meanwhile is kept; ours is then a leftover.
-fn recreate(dir: &Path, id: &str, mode: u32, method: SwapMethod) -> Result<()> {
-    let new = sibling(dir, id, NEW_SUFFIX);
-    std::fs::create_dir(&new).map_err(|e| RemoveError::new("create", &new, e))?;
-    write_tag(&new)?;
-    // mkdir's mode is filtered by the umask; the old dir's mode is what the user chose.
-    std::fs::set_permissions(&new, std::fs::Permissions::from_mode(mode))
-        .map_err(|e| RemoveError::new("set the mode of", &new, e))?;
-    if method == SwapMethod::Exchange {
-        match rustix::fs::renameat_with(CWD, &new, CWD, dir, RenameFlags::EXCHANGE) {
-            // The old tree now has the new dir's name: into the trash with it (a crash here leaves a leftover).
-            Ok(()) => {
-                let trash = dir.join(format!("{TRASH_PREFIX}{id}"));
-                return std::fs::rename(&new, &trash).map_err(|e| RemoveError::new("move into the trash", new, e));
+/// No target dir yet: one is made complete beside where it goes, then renamed into place.
+fn create(a: &Anchored, id: &str, made_by: u32) -> Result<OwnedFd> {
+    let new = sibling(a, id, NEW_SUFFIX);
+    let parent_path = a.path.parent().unwrap_or(Path::new("/"));
+    let fd = make_dir(&a.parent, parent_path, &new, made_by, (0o755, None), true)?;
+    match rename_noreplace(&a.parent, &new, &a.name) {
+        Ok(()) => Ok(fd),
+        Err(e) => {
+            remove_made(&a.parent, &new, &fd);
+            if e == Errno::EXIST || e == Errno::NOTEMPTY {
+                Err(changed(a, "a dir appeared by its name after it was checked"))
+            } else {
+                Err(io_error("move into place", &a.path, e))
             }
-            // Nothing to exchange with (no target dir yet), or a filesystem that cannot exchange: two renames.
-            Err(Errno::NOENT | Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {}
-            Err(e) => return Err(RemoveError::new("swap the new dir into place of", dir, e.into())),
         }
     }
-    match std::fs::rename(dir, sibling(dir, id, "")) {
-        Ok(()) => {}
-        // Gone already (a missing target dir, or a crashed run moved it): what is there now is a leftover.
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(RemoveError::new("move aside", dir, e)),
-    }
-    match std::fs::rename(&new, dir) {
-        Ok(()) => Ok(()),
-        Err(_) if std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) => Ok(()),
-        Err(e) => Err(RemoveError::new("move into place", dir, e)),
+}
+
+/// `renameat2(RENAME_NOREPLACE)`, or a plain rename where the filesystem lacks it (a rename onto a dir that
+/// appeared meanwhile fails then unless that dir is empty).
+fn rename_noreplace(dir: &OwnedFd, from: &CStr, to: &CStr) -> std::result::Result<(), Errno> {
+    match rustix::fs::renameat_with(dir, from, dir, to, RenameFlags::NOREPLACE) {
+        Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => rustix::fs::renameat(dir, from, dir, to),
+        other => other,
     }
 }
 
-fn write_tag(dir: &Path) -> Result<()> {
-    let tag = dir.join("CACHEDIR.TAG");
-    std::fs::write(&tag, CACHEDIR_TAG).map_err(|e| RemoveError::new("write", tag, e))
+/// Removes a dir this run made and no longer needs (its tag, then it), if `name` still names it.
+fn remove_made(parent: &OwnedFd, name: &CStr, fd: &OwnedFd) {
+    let _ = rustix::fs::unlinkat(fd, c"CACHEDIR.TAG", AtFlags::empty());
+    if crate::runlock::id_of(fd).ok() == id_at(parent, name) {
+        let _ = rustix::fs::unlinkat(parent, name, AtFlags::REMOVEDIR);
+    }
 }
 
-/// For a target dir that is a symlink or a mount point: move its entries into a trash dir inside it. A mount
-/// point among them cannot be moved (`EBUSY`) and is returned, to be left alone and reported.
-fn empty_in_place(dir: &Path, id: &str) -> Result<Vec<PathBuf>> {
-    // The tag stays in place, so a crash at any point leaves a dir the guard still recognises.
-    write_tag(dir)?;
-    let trash = dir.join(format!("{TRASH_PREFIX}{id}"));
-    std::fs::create_dir(&trash).map_err(|e| RemoveError::new("create", &trash, e))?;
+/// Makes the new dir beside the old one, then puts it in the old one's place, so that a crash never leaves a
+/// target dir without its tag. The old tree ends up in the new dir's trash (or, if that fails, beside it under a
+/// name [`adopt_leftovers_beside`] collects).
+fn recreate(a: &Anchored, d: &Opened, id: &str, method: SwapMethod, made_by: u32) -> Result<OwnedFd> {
+    let new = sibling(a, id, NEW_SUFFIX);
+    let parent_path = a.path.parent().unwrap_or(Path::new("/"));
+    let fd = make_dir(&a.parent, parent_path, &new, made_by, (d.mode, Some(d.owner)), true)?;
+    let is_approved = |name: &CStr| id_at(&a.parent, name) == Some(d.id);
+    if !is_approved(&a.name) {
+        remove_made(&a.parent, &new, &fd);
+        return Err(changed(a, "its name leads to another dir than the one checked"));
+    }
+    let old = if method == SwapMethod::Exchange {
+        match rustix::fs::renameat_with(&a.parent, &new, &a.parent, &a.name, RenameFlags::EXCHANGE) {
+            Ok(()) if is_approved(&new) => Some(new.clone()),
+            Ok(()) => {
+                // Replaced between the check and the exchange: put back what was swapped out, touch nothing more.
+                let _ = rustix::fs::renameat_with(&a.parent, &new, &a.parent, &a.name, RenameFlags::EXCHANGE);
+                remove_made(&a.parent, &new, &fd);
+                return Err(changed(a, "its name was given to another dir as it was swapped"));
+            }
+            // A filesystem that cannot exchange: two renames.
+            Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => None,
+            Err(e) => {
+                remove_made(&a.parent, &new, &fd);
+                return Err(io_error("swap the new dir into place of", &a.path, e));
+            }
+        }
+    } else {
+        None
+    };
+    let old = if let Some(old) = old {
+        old
+    } else {
+        let aside = sibling(a, id, "");
+        if let Err(e) = rename_noreplace(&a.parent, &a.name, &aside) {
+            remove_made(&a.parent, &new, &fd);
+            return Err(io_error("move aside", &a.path, e));
+        }
+        if !is_approved(&aside) {
+            let _ = rename_noreplace(&a.parent, &aside, &a.name);
+            remove_made(&a.parent, &new, &fd);
+            return Err(changed(a, "its name was given to another dir as it was moved aside"));
+        }
+        rename_noreplace(&a.parent, &new, &a.name).map_err(|e| io_error("move into place", &a.path, e))?;
+        aside
+    };
+    into_trash(a, d, &old, &fd, id)?;
+    Ok(fd)
+}
+
+/// Moves the old tree, now named `from` beside the new dir `new`, into the new dir's trash, and closes it to other
+/// users. A name that leads elsewhere by then is left where it is.
+fn into_trash(a: &Anchored, d: &Opened, from: &CStr, new: &OwnedFd, id: &str) -> Result<()> {
+    let trash = trash_name(id);
+    let path = a.path.join(OsStr::from_bytes(trash.as_bytes()));
+    // Only the owner (or root) may open it from here on: nobody else can hold its lock.
+    let _ = rustix::fs::fchmod(&d.fd, Mode::RWXU);
+    match rustix::fs::renameat(&a.parent, from, new, &trash) {
+        Ok(()) if id_at(new, &trash) == Some(d.id) => Ok(()),
+        Ok(()) => Err(changed(a, format!("another dir was moved into the trash as {}", path.display()))),
+        Err(e) => Err(io_error("move into the trash", &in_dir(a.path.parent().unwrap_or(Path::new("/")), from), e)),
+    }
+}
+
+/// For a target dir that is a symlink or a mount point: move its entries into a trash dir inside it. A mount point
+/// among them cannot be moved (`EBUSY`) and is returned, to be left alone and reported.
+fn empty_in_place(a: &Anchored, d: &Opened, id: &str, made_by: u32) -> Result<Vec<PathBuf>> {
+    let trash = trash_name(id);
+    let trash_fd = make_dir(&d.fd, &a.path, &trash, made_by, (0o700, Some(d.owner)), false)?;
+    // The tag is replaced first, by a rename that never writes through a link: a crash at any later point leaves a
+    // dir the guard still recognises.
+    let tmp = CString::new(format!(".safeclean-tag-{id}")).unwrap_or_default();
+    write_new(&d.fd, &tmp, CACHEDIR_TAG.as_bytes()).map_err(|e| io_error("write", &a.path.join("CACHEDIR.TAG"), e))?;
+    if let Err(Errno::ISDIR | Errno::NOTEMPTY | Errno::EXIST) =
+        rustix::fs::renameat(&d.fd, &tmp, &d.fd, c"CACHEDIR.TAG")
+    {
+        let _ = rustix::fs::renameat(&d.fd, c"CACHEDIR.TAG", &trash_fd, c"CACHEDIR.TAG");
+        rustix::fs::renameat(&d.fd, &tmp, &d.fd, c"CACHEDIR.TAG")
+            .map_err(|e| io_error("write", &a.path.join("CACHEDIR.TAG"), e))?;
+    }
     let mut mounts = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| RemoveError::new("list", dir, e))? {
-        let entry = entry.map_err(|e| RemoveError::new("list", dir, e))?;
+    let listing = rustix::fs::Dir::read_from(&d.fd).map_err(|e| io_error("list", &a.path, e))?;
+    for entry in listing {
+        let entry = entry.map_err(|e| io_error("list", &a.path, e))?;
         let name = entry.file_name();
-        if name.as_bytes().starts_with(TRASH_PREFIX.as_bytes()) || name == "CACHEDIR.TAG" {
+        if [&b"."[..], b"..", b"CACHEDIR.TAG"].contains(&name.to_bytes())
+            || name.to_bytes().starts_with(TRASH_PREFIX.as_bytes())
+        {
             continue;
         }
-        match std::fs::rename(entry.path(), trash.join(&name)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) if e.kind() == io::ErrorKind::ResourceBusy => mounts.push(entry.path()),
-            Err(e) => return Err(RemoveError::new("move into the trash", entry.path(), e)),
+        match rustix::fs::renameat(&d.fd, name, &trash_fd, name) {
+            Ok(()) | Err(Errno::NOENT) => {}
+            Err(Errno::BUSY) => mounts.push(in_dir(&a.path, name)),
+            Err(e) => return Err(io_error("move into the trash", &in_dir(&a.path, name), e)),
         }
     }
     Ok(mounts)
 }
 
-/// Moves `NAME.safeclean-*` dirs that a crashed run left beside `dir` into it as trash.
-fn adopt_leftovers_beside(dir: &Path) -> Result<()> {
-    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else { return Ok(()) };
-    let mut prefix = name.as_bytes().to_vec();
+/// Moves `NAME.safeclean-*` dirs that a crashed run left beside the target dir into it as trash.
+fn adopt_leftovers_beside(a: &Anchored, target: &OwnedFd) -> Result<()> {
+    let mut prefix = a.name.as_bytes().to_vec();
     prefix.extend_from_slice(ASIDE_INFIX.as_bytes());
-    let Ok(entries) = std::fs::read_dir(parent) else { return Ok(()) };
-    for entry in entries.flatten() {
-        let entry_name = entry.file_name();
-        let Some(id) = entry_name.as_bytes().strip_prefix(prefix.as_slice()) else { continue };
+    let Ok(listing) = rustix::fs::Dir::read_from(&a.parent) else { return Ok(()) };
+    for entry in listing.flatten() {
+        let name = entry.file_name();
+        let Some(id) = name.to_bytes().strip_prefix(prefix.as_slice()) else { continue };
         // Only names this tool makes (`PID-HEX`): never adopt something a user happened to name alike, nor what a
         // detached deleter is working on.
-        if !is_run_id(id) || !entry.file_type().is_ok_and(|t| t.is_dir()) || is_busy(&entry.path()) {
+        if !is_run_id(id) || !is_dir_at(&a.parent, name) || is_busy(&a.parent, name) {
             continue;
         }
-        let mut trash_name = OsString::from(TRASH_PREFIX);
-        trash_name.push(std::ffi::OsStr::from_bytes(id));
-        match std::fs::rename(entry.path(), dir.join(trash_name)) {
-            Ok(()) => {}
-            Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::DirectoryNotEmpty) => {}
-            Err(e) => return Err(RemoveError::new("move into the trash", entry.path(), e)),
+        let mut trash = TRASH_PREFIX.as_bytes().to_vec();
+        trash.extend_from_slice(id);
+        let trash = CString::new(trash).unwrap_or_default();
+        match rustix::fs::renameat_with(&a.parent, name, target, &trash, RenameFlags::NOREPLACE) {
+            Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {
+                match rustix::fs::renameat(&a.parent, name, target, &trash) {
+                    Ok(()) | Err(Errno::NOENT | Errno::NOTEMPTY | Errno::EXIST) => {}
+                    Err(e) => return Err(io_error("move into the trash", &leftover(a, name), e)),
+                }
+            }
+            Ok(()) | Err(Errno::NOENT | Errno::NOTEMPTY | Errno::EXIST) => {}
+            Err(e) => return Err(io_error("move into the trash", &leftover(a, name), e)),
         }
     }
     Ok(())
 }
 
-/// Every trash dir inside `dir`. Trash that a failed run left inside the tree it swapped (it then sits inside
-/// this run's trash) is lifted back to the top first, so paths never grow from run to run.
-fn trash_inside(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut out = trash_entries(dir)?;
-    let mut queue = out.clone();
-    while let Some(trash) = queue.pop() {
-        // A trash dir that vanished or cannot be listed is the purge's to report, not the swap's.
-        for nested in trash_entries(&trash).unwrap_or_default() {
-            let top = dir.join(nested.file_name().unwrap_or_default());
-            // A detached deleter removes its trash from where it found it; moved, it could not.
-            if std::fs::symlink_metadata(&top).is_ok() || is_busy(&nested) {
-                continue;
-            }
-            match std::fs::rename(&nested, &top) {
-                Ok(()) => {
-                    queue.push(top.clone());
-                    out.push(top);
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(RemoveError::new("move into the trash", nested, e)),
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
+fn leftover(a: &Anchored, name: &CStr) -> PathBuf {
+    in_dir(a.path.parent().unwrap_or(Path::new("/")), name)
 }
 
-/// Whether a detached deleter holds the lock of the trash dir `path`.
-fn is_busy(path: &Path) -> bool {
-    std::fs::File::open(path).is_ok_and(|f| {
-        matches!(rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive), Err(Errno::WOULDBLOCK))
+fn is_dir_at(dir: &OwnedFd, name: &CStr) -> bool {
+    rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
+        .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)
+}
+
+/// Whether a purge holds the lock of the trash dir `name` in `dir` (a detached deleter working on it).
+fn is_busy(dir: &OwnedFd, name: &CStr) -> bool {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    rustix::fs::openat(dir, name, flags, Mode::empty()).is_ok_and(|fd| {
+        matches!(rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive), Err(Errno::WOULDBLOCK))
     })
 }
 
-/// The `.safeclean-trash-*` dirs directly in `dir`.
-fn trash_entries(dir: &Path) -> Result<Vec<PathBuf>> {
+/// Every trash entry inside the target dir `target` (at `path`). Trash that a failed run left inside the tree it
+/// swapped (it then sits inside this run's trash) is lifted back to the top first, so paths never grow from run to
+/// run.
+fn trash_inside(target: &OwnedFd, path: &Path) -> Result<Vec<TrashRoot>> {
+    let mut names = trash_entries(target).map_err(|e| io_error("list", path, e))?;
+    let mut queue: Vec<CString> = names.iter().filter(|n| is_dir_at(target, n)).cloned().collect();
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    while let Some(name) = queue.pop() {
+        // A trash dir that vanished or cannot be opened or listed is the purge's to report, not the swap's.
+        let Ok(trash) = rustix::fs::openat(target, &name, flags, Mode::empty()) else { continue };
+        for nested in trash_entries(&trash).unwrap_or_default() {
+            // A detached deleter removes its trash from where it found it; moved, it could not.
+            if is_busy(&trash, &nested) {
+                continue;
+            }
+            match rustix::fs::renameat_with(&trash, &nested, target, &nested, RenameFlags::NOREPLACE) {
+                Ok(()) => {
+                    if is_dir_at(target, &nested) {
+                        queue.push(nested.clone());
+                    }
+                    names.push(nested);
+                }
+                Err(Errno::NOENT | Errno::EXIST | Errno::NOTEMPTY | Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {
+                }
+                Err(e) => return Err(io_error("move into the trash", &in_dir(path, &nested), e)),
+            }
+        }
+    }
+    names.sort();
+    Ok(names
+        .into_iter()
+        .filter_map(|name| {
+            let id = id_at(target, &name)?;
+            Some(TrashRoot { path: in_dir(path, &name), parent: target.try_clone().ok(), id })
+        })
+        .collect())
+}
+
+/// The names of the `.safeclean-trash-*` entries directly in `dir`.
+fn trash_entries(dir: &OwnedFd) -> io::Result<Vec<CString>> {
     let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| RemoveError::new("list", dir, e))? {
-        let entry = entry.map_err(|e| RemoveError::new("list", dir, e))?;
-        if entry.file_name().as_bytes().starts_with(TRASH_PREFIX.as_bytes()) {
-            out.push(entry.path());
+    for entry in rustix::fs::Dir::read_from(dir)? {
+        let name = entry?.file_name().to_owned();
+        if name.to_bytes().starts_with(TRASH_PREFIX.as_bytes()) {
+            out.push(name);
         }
     }
     Ok(out)
@@ -214,6 +397,15 @@ fn trash_entries(dir: &Path) -> Result<Vec<PathBuf>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn anchored(dir: &Path) -> Anchored {
+        crate::anchor::open(dir, crate::platform::Platform::native().files).unwrap().unwrap()
+    }
+
+    fn names(trash: &[TrashRoot]) -> Vec<String> {
+        trash.iter().map(|t| t.path.file_name().unwrap().to_string_lossy().into()).collect()
+    }
 
     #[test]
     fn swaps_and_adopts_leftovers() {
@@ -231,35 +423,61 @@ mod tests {
         std::fs::create_dir_all(d.join("target.safeclean-12-ab/debug")).unwrap();
         std::fs::create_dir_all(d.join("target.safeclean-mine")).unwrap();
         std::fs::create_dir_all(d.join("target.safeclean-13-cd-new")).unwrap();
-        let trash = swap(&t, "99-ff", method, Files::Portable).unwrap().trash;
-        let names: Vec<String> = trash.iter().map(|p| p.file_name().unwrap().to_string_lossy().into()).collect();
-        assert_eq!(names, [".safeclean-trash-12-ab", ".safeclean-trash-13-cd-new", ".safeclean-trash-99-ff"]);
+        let a = anchored(&t);
+        let trash = swap(&a, "99-ff", method).unwrap().trash;
+        assert_eq!(names(&trash), [".safeclean-trash-12-ab", ".safeclean-trash-13-cd-new", ".safeclean-trash-99-ff"]);
+        assert_eq!(trash[2].id, a.id().unwrap(), "the trash is the dir that was approved");
         assert!(t.join(".safeclean-trash-99-ff/debug").is_dir());
+        assert_eq!(std::fs::metadata(t.join(".safeclean-trash-99-ff")).unwrap().permissions().mode() & 0o777, 0o700);
         assert!(t.join("CACHEDIR.TAG").is_file());
         assert_eq!(std::fs::metadata(&t).unwrap().permissions().mode() & 0o777, 0o750);
         assert!(d.join("target.safeclean-mine").is_dir(), "a name this tool did not make is left alone");
     }
 
     #[test]
-    fn a_symlinked_target_keeps_its_link() {
+    fn a_symlinked_target_keeps_its_link_and_its_tag_is_never_written_through_a_link() {
         let tmp = tempfile::tempdir().unwrap();
         let d = tmp.path();
         let real = d.join("cache");
         std::fs::create_dir_all(real.join("debug")).unwrap();
+        std::fs::write(d.join("precious"), "keep").unwrap();
+        std::os::unix::fs::symlink(d.join("precious"), real.join("CACHEDIR.TAG")).unwrap();
         std::os::unix::fs::symlink(&real, d.join("target")).unwrap();
-        let trash = swap(&d.join("target"), "1-a", SwapMethod::Exchange, Files::Portable).unwrap().trash;
+        let trash = swap(&anchored(&d.join("target")), "1-a", SwapMethod::Exchange).unwrap().trash;
         assert!(std::fs::symlink_metadata(d.join("target")).unwrap().file_type().is_symlink());
-        assert_eq!(trash, [d.join("target/.safeclean-trash-1-a")]);
+        assert_eq!(names(&trash), [".safeclean-trash-1-a"]);
         assert!(real.join(".safeclean-trash-1-a/debug").is_dir());
-        assert!(real.join("CACHEDIR.TAG").is_file());
+        assert_eq!(std::fs::read_to_string(real.join("CACHEDIR.TAG")).unwrap(), CACHEDIR_TAG);
+        assert!(!std::fs::symlink_metadata(real.join("CACHEDIR.TAG")).unwrap().file_type().is_symlink());
+        assert_eq!(std::fs::read_to_string(d.join("precious")).unwrap(), "keep");
     }
 
     #[test]
     fn a_missing_target_is_created() {
         let tmp = tempfile::tempdir().unwrap();
         let d = tmp.path();
-        assert!(swap(&d.join("target"), "1-a", SwapMethod::Exchange, Files::Portable).unwrap().trash.is_empty());
+        assert!(swap(&anchored(&d.join("target")), "1-a", SwapMethod::Exchange).unwrap().trash.is_empty());
         assert!(d.join("target/CACHEDIR.TAG").is_file());
+    }
+
+    #[test]
+    fn a_name_swapped_after_the_check_is_refused_and_left_alone() {
+        for method in [SwapMethod::Exchange, SwapMethod::Rename] {
+            let tmp = tempfile::tempdir().unwrap();
+            let d = tmp.path();
+            std::fs::create_dir_all(d.join("target/debug")).unwrap();
+            std::fs::create_dir_all(d.join("elsewhere/keep")).unwrap();
+            let a = anchored(&d.join("target"));
+            std::fs::rename(d.join("target"), d.join("moved")).unwrap();
+            std::os::unix::fs::symlink(d.join("elsewhere"), d.join("target")).unwrap();
+            let e = swap(&a, "1-a", method).unwrap_err();
+            assert!(matches!(e, SwapError::Changed { .. }), "{e}");
+            assert!(std::fs::symlink_metadata(d.join("target")).unwrap().file_type().is_symlink());
+            assert!(d.join("elsewhere/keep").is_dir() && !d.join("elsewhere/CACHEDIR.TAG").exists());
+            assert!(d.join("moved/debug").is_dir());
+            let left: Vec<_> = std::fs::read_dir(d).unwrap().flatten().map(|e| e.file_name()).collect();
+            assert_eq!(left.len(), 3, "nothing of this run's is left: {left:?}");
+        }
     }
 
     #[test]
@@ -268,9 +486,8 @@ mod tests {
         let t = tmp.path().join("target");
         // A failed run left trash A inside the target, with trash Z from an older version nested in it.
         std::fs::create_dir_all(t.join(".safeclean-trash-1-a/.safeclean-trash-0-f/x")).unwrap();
-        let trash = swap(&t, "2-b", SwapMethod::Exchange, Files::Portable).unwrap().trash;
-        let names: Vec<String> = trash.iter().map(|p| p.file_name().unwrap().to_string_lossy().into()).collect();
-        assert_eq!(names, [".safeclean-trash-0-f", ".safeclean-trash-1-a", ".safeclean-trash-2-b"]);
+        let trash = swap(&anchored(&t), "2-b", SwapMethod::Exchange).unwrap().trash;
+        assert_eq!(names(&trash), [".safeclean-trash-0-f", ".safeclean-trash-1-a", ".safeclean-trash-2-b"]);
         assert!(t.join(".safeclean-trash-0-f/x").is_dir());
         assert!(!t.join(".safeclean-trash-2-b/.safeclean-trash-1-a").exists());
     }

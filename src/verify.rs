@@ -28,14 +28,32 @@ pub struct Request<'a> {
     pub stdout_to_stderr: bool,
     /// Read cargo's stdout line by line too (for `--message-format=json` diagnostics), through `on_line`.
     pub read_stdout: bool,
+    /// Run cargo as this user rather than as this process: a root run on another user's target dir does not leave
+    /// root-owned build output there that the owner's next build cannot write over.
+    pub run_as: Option<RunAs>,
+}
+
+/// A user to run cargo as, with their own home (where rustup and cargo keep their toolchains and registry, unless
+/// `RUSTUP_HOME`/`CARGO_HOME` say otherwise).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunAs {
+    pub uid: u32,
+    pub gid: u32,
+    pub home: Option<PathBuf>,
 }
 
 /// Why the check did not pass.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
-    #[error("failed to start `{} check`: {source}; install cargo or set CARGO to its path", program.to_string_lossy())]
+    #[error(
+        "failed to start `{} check`{}: {source}; install cargo or set CARGO to its path{}",
+        program.to_string_lossy(),
+        run_as.map_or(String::new(), |uid| format!(" as uid {uid}, the owner of the target dir")),
+        if run_as.is_some() { " (one that user may run), or pass --no-verify" } else { "" }
+    )]
     Spawn {
         program: OsString,
+        run_as: Option<u32>,
         #[source]
         source: std::io::Error,
     },
@@ -72,6 +90,13 @@ impl Request<'_> {
         cmd.args(self.args)
             .current_dir(&self.dirs.workspace_root)
             .env("CARGO_TERM_COLOR", if self.color { "always" } else { "never" });
+        if let Some(user) = &self.run_as {
+            std::os::unix::process::CommandExt::uid(&mut cmd, user.uid);
+            std::os::unix::process::CommandExt::gid(&mut cmd, user.gid);
+            if let Some(home) = &user.home {
+                cmd.env("HOME", home);
+            }
+        }
         cmd
     }
 
@@ -103,7 +128,8 @@ pub fn run(
     // rustc) through us, and the run can wait for them to stop.
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     cmd.stdin(Stdio::null()).stderr(Stdio::piped());
-    let spawn_error = |source| VerifyError::Spawn { program: req.cargo.clone(), source };
+    let run_as = req.run_as.as_ref().map(|u| u.uid);
+    let spawn_error = |source| VerifyError::Spawn { program: req.cargo.clone(), run_as, source };
     if req.read_stdout {
         cmd.stdout(Stdio::piped());
     } else if req.stdout_to_stderr {
@@ -228,6 +254,7 @@ mod tests {
             color: false,
             stdout_to_stderr: false,
             read_stdout: false,
+            run_as: None,
         };
         assert_eq!(req.shown(), "cargo check --manifest-path '/w/my ws/Cargo.toml' --features 'a b'");
     }

@@ -52,8 +52,15 @@ fn plan_for(ws: &Ws) -> Plan {
         detach: None,
         stop: terminate::Settings { grace: Duration::from_secs(5), kill_timeout: Duration::from_secs(5) },
         platform: platform(),
-        purge: purge::Settings { workers: 4, files: platform().files, busy: purge::Busy::Skip },
+        purge: purge::Settings {
+            workers: 4,
+            files: platform().files,
+            busy: purge::Busy::Skip,
+            lock_timeout: Duration::from_mins(1),
+        },
         swap: SwapMethod::Exchange,
+        runtime_bases: vec![std::env::temp_dir()],
+        lock_timeout: Duration::from_mins(1),
         output: Output {
             format: Format::Human,
             style: Style { color: false, progress: false, quiet: true, verbose: false },

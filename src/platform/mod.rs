@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::interrupt::Interrupt;
-use crate::model::{Found, Process, Roots, Sig, SignalError, Table, Uninspectable};
+use crate::model::{FileId, Found, Owner, Process, Roots, Sig, SignalError, Table, Uninspectable};
 
 /// Where the process table (parents, groups, start times, command lines) comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -298,6 +298,74 @@ pub fn lower_priority() -> Vec<String> {
     failed
 }
 
+/// Makes the calling thread act on files with `owner`'s rights, or its own again (`None`): how a root run keeps a
+/// name another user controls from leading it anywhere that user could not reach. Only a root process changes
+/// anything. Linux: the thread's fs uid, fs gid and groups ([`linux::creds`]).
+#[cfg(target_os = "linux")]
+pub use linux::creds::act_as;
+
+/// Elsewhere the file work keeps the run's own rights (anchored by open handles all the same); see the README.
+/// Returns the uid whose rights the thread uses on files now.
+#[cfg(not(target_os = "linux"))]
+pub fn act_as(owner: Option<Owner>) -> std::io::Result<u32> {
+    let _ = owner;
+    Ok(rustix::process::geteuid().as_raw())
+}
+
+/// Acts with `owner`'s rights until dropped, then with the thread's own again.
+#[must_use = "the rights are borrowed only while the guard lives"]
+pub struct Acting {
+    uid: u32,
+}
+
+impl Acting {
+    pub fn as_owner(owner: Option<Owner>) -> std::io::Result<Self> {
+        Ok(Acting { uid: act_as(owner)? })
+    }
+
+    /// The uid whose rights are used: what a file made now is owned by.
+    #[must_use]
+    pub fn uid(&self) -> u32 {
+        self.uid
+    }
+}
+
+impl Drop for Acting {
+    fn drop(&mut self) {
+        // Going back to one's own rights cannot be refused to root, the only process that changed them.
+        let _ = act_as(None);
+    }
+}
+
+/// What a stat says a file is, whatever its name.
+#[must_use]
+#[allow(clippy::unnecessary_cast, clippy::cast_sign_loss, reason = "st_dev is u64 on Linux, i32 on macOS")]
+pub fn file_id(st: &rustix::fs::Stat) -> FileId {
+    FileId { dev: st.st_dev as u64, ino: st.st_ino as u64 }
+}
+
+/// Who owns the file a stat describes.
+#[must_use]
+pub fn owner(st: &rustix::fs::Stat) -> Owner {
+    Owner { uid: st.st_uid, gid: st.st_gid }
+}
+
+/// The path of the open file `fd` as the kernel names it now (Linux: `/proc/self/fd`; macOS: `F_GETPATH`).
+#[must_use]
+pub fn real_path(fd: std::os::fd::BorrowedFd<'_>) -> Option<PathBuf> {
+    #[cfg(target_os = "linux")]
+    return std::fs::read_link(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd))).ok();
+    #[cfg(target_vendor = "apple")]
+    return rustix::fs::getpath(fd)
+        .ok()
+        .map(|p| PathBuf::from(<OsString as std::os::unix::ffi::OsStringExt>::from_vec(p.into_bytes())));
+    #[cfg(not(any(target_os = "linux", target_vendor = "apple")))]
+    return {
+        let _ = fd;
+        None
+    };
+}
+
 /// What identifies a process across time: a pid alone can be reused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
@@ -478,14 +546,13 @@ impl Mounts {
         }
     }
 
-    /// Whether the directory `dir` (not followed if a symlink) is a mount point.
+    /// Whether the open dir `child` lies on another mount than the open dir `parent`.
     #[must_use]
-    pub fn is_mount_point(&self, dir: &Path) -> bool {
-        let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else { return true };
-        let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
-        let flags = rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC;
-        let Ok(parent_fd) = rustix::fs::open(parent, flags, rustix::fs::Mode::empty()) else { return false };
-        let Ok(name) = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(name)) else { return false };
-        self.is_mount_at(&parent_fd, &name)
+    pub fn crosses(&self, parent: std::os::fd::BorrowedFd<'_>, child: std::os::fd::BorrowedFd<'_>) -> bool {
+        match self {
+            #[cfg(target_os = "linux")]
+            Mounts::Native(m) => m.crosses(parent, child),
+            Mounts::Portable(_) => portable::fs::crosses(parent, child),
+        }
     }
 }

@@ -8,14 +8,15 @@
 
 mod pool;
 
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
 
 use crate::interrupt::Interrupt;
-use crate::model::Removed;
+use crate::model::{FileId, Removed};
 use crate::platform::Files;
 use pool::Pool;
 
@@ -77,7 +78,7 @@ pub struct Problems {
     pub skipped_mounts: Vec<PathBuf>,
     /// Entries that could not be removed, with why.
     pub errors: Vec<(PathBuf, std::io::Error)>,
-    /// Trash dirs another purge is deleting, left to it.
+    /// Trash dirs another purge is deleting (or another process holds locked), left to it.
     pub busy: Vec<PathBuf>,
 }
 
@@ -105,6 +106,19 @@ pub struct Settings {
     pub files: Files,
     /// What to do with a trash dir another purge is deleting.
     pub busy: Busy,
+    /// How long [`Busy::Wait`] waits for such a dir before leaving it to that purge.
+    pub lock_timeout: Duration,
+}
+
+/// A trash dir (or a file named like one) to remove, and what it is: a purge removes it only if its name in its
+/// parent still leads to that.
+#[derive(Debug)]
+pub struct TrashRoot {
+    /// Where it is: for messages, and for a purge that opens its parent by this path.
+    pub path: PathBuf,
+    /// Its parent, open, when the caller holds it (the swap does); otherwise the parent of `path` is opened.
+    pub parent: Option<OwnedFd>,
+    pub id: FileId,
 }
 
 /// What to do with a trash dir whose lock another purge holds (a detached deleter): two never work on one.
@@ -112,13 +126,14 @@ pub struct Settings {
 pub enum Busy {
     /// Leave it to that purge (a run the user waits for).
     Skip,
-    /// Wait for that purge to end, then finish what it left (a detached deleter, which nobody waits for).
+    /// Wait for that purge to end (at most `lock_timeout`), then finish what it left (a detached deleter, which
+    /// nobody waits for).
     Wait,
 }
 
 /// Removes each of `roots` (trash dirs, or files; a symlink is removed, not followed) and everything below it,
-/// except mount points, which are left mounted and untouched.
-pub fn purge(roots: &[PathBuf], settings: Settings, progress: &Progress, interrupt: &Interrupt) -> Purged {
+/// except mount points, which are left mounted and untouched, and a root whose name leads elsewhere by now.
+pub fn purge(roots: &[TrashRoot], settings: Settings, progress: &Progress, interrupt: &Interrupt) -> Purged {
     Purge::lock(roots, settings).run(progress, interrupt)
 }
 
@@ -132,10 +147,10 @@ pub struct Purge {
 impl Purge {
     /// Opens and locks each root, before any worker starts: from here on no other purge works on them.
     #[must_use]
-    pub fn lock(roots: &[PathBuf], settings: Settings) -> Self {
+    pub fn lock(roots: &[TrashRoot], settings: Settings) -> Self {
         pool::raise_fd_limit();
-        let probe = roots.first().and_then(|r| r.parent()).unwrap_or(Path::new("/"));
-        let pool = Pool::new(settings.files.mounts(probe), settings.busy);
+        let probe = roots.first().and_then(|r| r.path.parent()).unwrap_or(Path::new("/"));
+        let pool = Pool::new(settings.files.mounts(probe), settings.busy, settings.lock_timeout);
         for root in roots {
             pool.start_root(root);
         }
@@ -171,14 +186,23 @@ mod tests {
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::{PermissionsExt, symlink};
 
-    fn run(root: &Path) -> Purged {
+    fn settings(workers: usize) -> Settings {
+        let files = crate::platform::Platform::native().files;
+        Settings { workers, files, busy: Busy::Skip, lock_timeout: Duration::from_secs(1) }
+    }
+
+    /// `root` as a trash root, by what it is now (a missing one gets an identity nothing has).
+    pub(crate) fn root(root: &Path) -> TrashRoot {
+        let id = std::fs::symlink_metadata(root).map_or(FileId { dev: 0, ino: 0 }, |m| {
+            use std::os::unix::fs::MetadataExt;
+            FileId { dev: m.dev(), ino: m.ino() }
+        });
+        TrashRoot { path: root.to_path_buf(), parent: None, id }
+    }
+
+    fn run(path: &Path) -> Purged {
         let interrupt = Interrupt::manual().unwrap();
-        purge(
-            &[root.to_path_buf()],
-            Settings { workers: 4, files: crate::platform::Platform::native().files, busy: Busy::Skip },
-            &Progress::default(),
-            &interrupt,
-        )
+        purge(&[root(path)], settings(4), &Progress::default(), &interrupt)
     }
 
     #[test]
@@ -258,9 +282,23 @@ mod tests {
         std::fs::write(t.join("a/f"), "x").unwrap();
         let interrupt = Interrupt::manual().unwrap();
         interrupt.trigger();
-        let settings = Settings { workers: 2, files: crate::platform::Platform::native().files, busy: Busy::Skip };
-        let p = purge(std::slice::from_ref(&t), settings, &Progress::default(), &interrupt);
+        let p = purge(&[root(&t)], settings(2), &Progress::default(), &interrupt);
         assert!(p.interrupted);
         assert!(t.join("a/f").exists());
+    }
+
+    #[test]
+    fn a_root_whose_name_leads_elsewhere_now_is_left_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        let t = d.join("trash");
+        std::fs::create_dir_all(t.join("a")).unwrap();
+        let checked = root(&t);
+        std::fs::rename(&t, d.join("moved")).unwrap();
+        std::fs::create_dir_all(t.join("precious")).unwrap();
+        let interrupt = Interrupt::manual().unwrap();
+        let p = purge(&[checked], settings(2), &Progress::default(), &interrupt);
+        assert_eq!(p.problems.errors.len(), 1, "{:?}", p.problems.errors);
+        assert!(t.join("precious").is_dir() && d.join("moved/a").is_dir());
     }
 }

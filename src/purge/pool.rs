@@ -1,7 +1,11 @@
 //! The walk behind a purge: a pool of workers sharing a stack of tasks (open and list a dir, unlink a chunk of its
 //! names), each dir reference-counted by the tasks that still need it and removed from its parent by the last one.
 //! Every step is relative to an open directory fd; descents go through [`Mounts`], which refuses symlinks and mount
-//! points; a trash dir is locked before it is worked on.
+//! points; a trash dir is locked before it is worked on, and a root is worked on only if it is the one it was given.
+//!
+//! In a root process, each dir's entries are changed with the rights of that dir's owner (`platform::act_as`), who
+//! alone controls its names: a tree another user owns is deleted with that user's rights, a dir root made in it
+//! with root's.
 
 use std::ffi::{CStr, CString, OsStr};
 use std::os::fd::OwnedFd;
@@ -9,14 +13,16 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use rustix::fs::{AtFlags, FileType, FlockOperation, Mode, OFlags};
 use rustix::io::Errno;
 
-use super::{Busy, Problems, Progress};
+use super::{Busy, Problems, Progress, TrashRoot};
 use crate::interrupt::Interrupt;
 use crate::layout::TRASH_PREFIX;
-use crate::platform::{Mounts, OpenDirError};
+use crate::model::{FileId, Owner};
+use crate::platform::{self, Mounts, OpenDirError};
 
 /// How many names one unlink task takes, so that one huge directory is shared among all workers.
 const CHUNK: usize = 256;
@@ -33,6 +39,8 @@ struct Dir {
     /// A mount point or an error below: this dir cannot become empty, so do not try to remove it.
     blocked: AtomicBool,
     made_writable: AtomicBool,
+    /// Whose rights its entries are changed with (only in a root process).
+    owner: Option<Owner>,
 }
 
 /// Where an empty dir is removed from.
@@ -41,9 +49,9 @@ enum Parent {
     Dir(Arc<Dir>, CString),
     /// A root's parent, opened again by path once the root is empty: while it works the purge holds nothing outside
     /// its roots (a detached deleter holding the target dir would look like one of its holders). The root's name is
-    /// this tool's, unique, and only an empty dir is removed: if the parent was swapped meanwhile, the root moved
-    /// with it, and what is left is the next purge's.
-    Path(PathBuf, CString),
+    /// this tool's, unique, it is removed only if it still leads to the root, and only an empty dir is removed: if
+    /// the parent was swapped meanwhile, the root moved with it, and what is left is the next purge's.
+    Path(PathBuf, CString, FileId),
 }
 
 /// What [`Pool::open_child`] made of a name.
@@ -57,8 +65,8 @@ enum Opened {
 }
 
 enum Task {
-    /// Open `name` in `parent` and list it.
-    Open { parent: Arc<Dir>, name: CString },
+    /// Open `name` in `parent` and list it; for a root, only if it is still `root`.
+    Open { parent: Arc<Dir>, name: CString, root: Option<FileId> },
     /// List a dir already open (a root).
     List { dir: Arc<Dir> },
     /// Unlink these non-directory entries of `dir`.
@@ -72,11 +80,42 @@ pub(super) struct Pool {
     problems: Mutex<Problems>,
     mounts: Mounts,
     busy: Busy,
+    lock_timeout: Duration,
+    /// This is a root process: each dir is worked on with its owner's rights.
+    borrow_rights: bool,
 }
 
 impl Pool {
-    pub(super) fn new(mounts: Mounts, busy: Busy) -> Self {
-        Pool { queue: Mutex::new((Vec::new(), 0)), ready: Condvar::new(), problems: Mutex::default(), mounts, busy }
+    pub(super) fn new(mounts: Mounts, busy: Busy, lock_timeout: Duration) -> Self {
+        Pool {
+            queue: Mutex::new((Vec::new(), 0)),
+            ready: Condvar::new(),
+            problems: Mutex::default(),
+            mounts,
+            busy,
+            lock_timeout,
+            borrow_rights: rustix::process::geteuid().is_root(),
+        }
+    }
+
+    /// Uses `owner`'s rights on files from here on (in a root process); false, with the error recorded, if it
+    /// cannot.
+    fn act(&self, owner: Option<Owner>, path: &Path) -> bool {
+        if !self.borrow_rights {
+            return true;
+        }
+        match platform::act_as(owner) {
+            Ok(_) => true,
+            Err(e) => {
+                self.error(path.to_path_buf(), e);
+                false
+            }
+        }
+    }
+
+    /// The owner of the open dir `fd`, when rights are borrowed.
+    fn owner_of(&self, fd: &OwnedFd) -> Option<Owner> {
+        self.borrow_rights.then(|| rustix::fs::fstat(fd).ok().map(|st| platform::owner(&st))).flatten()
     }
 
     pub(super) fn into_problems(self) -> Problems {
@@ -95,36 +134,57 @@ impl Pool {
         self.problems.lock().expect("purge problems poisoned").errors.push((path, e.into()));
     }
 
-    pub(super) fn start_root(&self, root: &Path) {
-        let (Some(parent), Some(name)) = (root.parent(), root.file_name()) else {
-            self.error(root.to_path_buf(), std::io::Error::other("not a removable path"));
+    pub(super) fn start_root(&self, root: &TrashRoot) {
+        let (Some(parent_path), Some(name)) = (root.path.parent(), root.path.file_name()) else {
+            self.error(root.path.clone(), std::io::Error::other("not a removable path"));
             return;
         };
-        let fd = match rustix::fs::open(parent, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) {
+        let fd = match &root.parent {
+            Some(fd) => fd.try_clone().map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::BADF)),
+            None => rustix::fs::open(parent_path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()),
+        };
+        let fd = match fd {
             Ok(fd) => fd,
             Err(Errno::NOENT) => return,
-            Err(e) => return self.error(parent.to_path_buf(), e),
+            Err(e) => return self.error(parent_path.to_path_buf(), e),
         };
         let holder = Arc::new(Dir {
+            owner: self.owner_of(&fd),
             fd,
-            path: parent.to_path_buf(),
+            path: parent_path.to_path_buf(),
             parent: None,
             pending: AtomicUsize::new(1),
             blocked: AtomicBool::new(false),
             made_writable: AtomicBool::new(false),
         });
+        let name = cstring(name);
+        // It must still be what it was when it was handed over: a name swapped since is someone else's.
+        match rustix::fs::statat(&holder.fd, &name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) if platform::file_id(&st) == root.id => {}
+            Ok(_) => return self.replaced(&root.path),
+            Err(Errno::NOENT) => return,
+            Err(e) => return self.error(root.path.clone(), e),
+        }
         // Opened (and locked) here, before any worker runs; listed by a worker. A root another purge holds is
         // waited for by a worker, later, if this purge waits at all.
-        match self.open_child(&holder, &cstring(name), &Progress::default(), false) {
+        match self.open_child(&holder, &name, &Progress::default(), false) {
             Opened::Dir(mut dir) => {
+                if fd_id(&dir.fd) != Some(root.id) {
+                    return self.replaced(&root.path);
+                }
                 if let Some(d) = Arc::get_mut(&mut dir) {
-                    d.parent = Some(Parent::Path(parent.to_path_buf(), cstring(name)));
+                    d.parent = Some(Parent::Path(parent_path.to_path_buf(), name, root.id));
                 }
                 self.push(Task::List { dir });
             }
-            Opened::Busy => self.push(Task::Open { parent: holder, name: cstring(name) }),
+            Opened::Busy => self.push(Task::Open { parent: holder, name, root: Some(root.id) }),
             Opened::Done => {}
         }
+    }
+
+    fn replaced(&self, path: &Path) {
+        let e = std::io::Error::other("it was replaced since it was set aside as trash; left it alone");
+        self.error(path.to_path_buf(), e);
     }
 
     pub(super) fn work(&self, progress: &Progress, interrupt: &Interrupt, stop: &AtomicBool) {
@@ -148,7 +208,7 @@ impl Pool {
                 }
             };
             match task {
-                Task::Open { parent, name } => self.open_and_list(&parent, &name, progress),
+                Task::Open { parent, name, root } => self.open_and_list(&parent, &name, root, progress),
                 Task::List { dir } => {
                     self.list(&dir, progress);
                     self.release(&dir);
@@ -168,9 +228,15 @@ impl Pool {
         }
     }
 
-    fn open_and_list(&self, parent: &Arc<Dir>, name: &CStr, progress: &Progress) {
+    fn open_and_list(&self, parent: &Arc<Dir>, name: &CStr, root: Option<FileId>, progress: &Progress) {
         if let Opened::Dir(dir) = self.open_child(parent, name, progress, true) {
-            self.list(&dir, progress);
+            if root.is_some_and(|id| fd_id(&dir.fd) != Some(id)) {
+                // Dropping it releases its reference to the parent, which is then left as it is.
+                dir.blocked.store(true, Ordering::Relaxed);
+                self.replaced(&dir.path);
+            } else {
+                self.list(&dir, progress);
+            }
             self.release(&dir);
         }
     }
@@ -180,12 +246,11 @@ impl Pool {
     /// [`Opened::Busy`], by the caller. `may_block`: wait here for a trash dir another purge holds.
     fn open_child(&self, parent: &Arc<Dir>, name: &CStr, progress: &Progress, may_block: bool) -> Opened {
         let path = parent.path.join(OsStr::from_bytes(name.to_bytes()));
-        let mut opened = self.mounts.open_dir(&parent.fd, name);
-        if matches!(opened, Err(OpenDirError::Errno(Errno::ACCESS | Errno::PERM)))
-            && self.mounts.chmod_dir_rwx(&parent.fd, name).is_ok()
-        {
-            opened = self.mounts.open_dir(&parent.fd, name);
-        }
+        let opened = if self.act(parent.owner, &path) {
+            self.open_dir(parent, name)
+        } else {
+            Err(OpenDirError::Errno(Errno::PERM))
+        };
         let fd = match opened {
             Ok(fd) => fd,
             Err(OpenDirError::Mount) => {
@@ -210,13 +275,12 @@ impl Pool {
                 return Opened::Done;
             }
         };
-        // Another purge's trash (a detached deleter's): it holds the lock as long as it works on it.
+        // Another purge's trash (a detached deleter's): it holds the lock as long as it works on it. Only the owner
+        // (or root) can open a trash dir, so only they can hold it; a wait still has a bound.
         if name.to_bytes().starts_with(TRASH_PREFIX.as_bytes()) {
             match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive) {
                 Err(Errno::WOULDBLOCK) if self.busy == Busy::Wait && !may_block => return Opened::Busy,
-                Err(Errno::WOULDBLOCK) if self.busy == Busy::Wait => {
-                    let _ = rustix::fs::flock(&fd, FlockOperation::LockExclusive);
-                }
+                Err(Errno::WOULDBLOCK) if self.busy == Busy::Wait && self.wait_for_lock(&fd) => {}
                 Err(Errno::WOULDBLOCK) => {
                     self.problems.lock().expect("purge problems poisoned").busy.push(path);
                     parent.blocked.store(true, Ordering::Relaxed);
@@ -228,6 +292,7 @@ impl Pool {
             }
         }
         Opened::Dir(Arc::new(Dir {
+            owner: self.owner_of(&fd),
             fd,
             path,
             parent: Some(Parent::Dir(Arc::clone(parent), name.to_owned())),
@@ -237,6 +302,43 @@ impl Pool {
         }))
     }
 
+    /// Opens the dir `name` in `parent` (with the parent's owner's rights). A dir its owner closed to itself
+    /// (mode 000) is opened up, by its own owner, and opened as them.
+    fn open_dir(&self, parent: &Dir, name: &CStr) -> Result<OwnedFd, OpenDirError> {
+        let opened = self.mounts.open_dir(&parent.fd, name);
+        if !matches!(opened, Err(OpenDirError::Errno(Errno::ACCESS | Errno::PERM))) {
+            return opened;
+        }
+        let owner = rustix::fs::statat(&parent.fd, name, AtFlags::SYMLINK_NOFOLLOW).map(|st| platform::owner(&st));
+        let as_owner = owner.ok().filter(|_| self.borrow_rights);
+        if as_owner.is_some() && platform::act_as(as_owner).is_err() {
+            return opened;
+        }
+        let again = match self.mounts.chmod_dir_rwx(&parent.fd, name) {
+            Ok(()) => self.mounts.open_dir(&parent.fd, name),
+            Err(_) => opened,
+        };
+        if as_owner.is_some() {
+            let _ = platform::act_as(parent.owner);
+        }
+        again
+    }
+
+    /// Waits, at most the lock timeout, for the trash dir `fd` that another purge holds; true once it is ours.
+    fn wait_for_lock(&self, fd: &OwnedFd) -> bool {
+        let deadline = Instant::now() + self.lock_timeout;
+        loop {
+            match rustix::fs::flock(fd, FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => return true,
+                Err(Errno::WOULDBLOCK) if Instant::now() < deadline => {
+                    // Short naps: nobody waits for this purge, and a blocking flock would know no bound.
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(_) => return false,
+            }
+        }
+    }
+
     /// A mount point inside the trash: it stays mounted and untouched, and so do the dirs above it.
     fn skip_mount(&self, parent: &Dir, path: PathBuf) {
         self.problems.lock().expect("purge problems poisoned").skipped_mounts.push(path);
@@ -244,6 +346,10 @@ impl Pool {
     }
 
     fn list(&self, dir: &Arc<Dir>, progress: &Progress) {
+        if !self.act(dir.owner, &dir.path) {
+            dir.blocked.store(true, Ordering::Relaxed);
+            return;
+        }
         let listing = match rustix::fs::Dir::read_from(&dir.fd) {
             Ok(d) => d,
             Err(e) => {
@@ -269,7 +375,7 @@ impl Pool {
             match entry.file_type() {
                 FileType::Directory => {
                     dir.pending.fetch_add(1, Ordering::AcqRel);
-                    self.push(Task::Open { parent: Arc::clone(dir), name: name.to_owned() });
+                    self.push(Task::Open { parent: Arc::clone(dir), name: name.to_owned(), root: None });
                 }
                 _ => files.push(name.to_owned()),
             }
@@ -285,12 +391,16 @@ impl Pool {
 
     /// Unlinks one non-directory entry (or, if it turns out to be a directory, queues it).
     fn unlink(&self, dir: &Arc<Dir>, name: &CStr, progress: &Progress) {
+        if !self.act(dir.owner, &dir.path) {
+            dir.blocked.store(true, Ordering::Relaxed);
+            return;
+        }
         let stat = rustix::fs::statat(&dir.fd, name, AtFlags::SYMLINK_NOFOLLOW);
         if let Ok(st) = &stat
             && FileType::from_raw_mode(st.st_mode) == FileType::Directory
         {
             dir.pending.fetch_add(1, Ordering::AcqRel);
-            return self.push(Task::Open { parent: Arc::clone(dir), name: name.to_owned() });
+            return self.push(Task::Open { parent: Arc::clone(dir), name: name.to_owned(), root: None });
         }
         let mut result = rustix::fs::unlinkat(&dir.fd, name, AtFlags::empty());
         if matches!(result, Err(Errno::ACCESS | Errno::PERM)) && make_writable(dir) {
@@ -305,7 +415,7 @@ impl Pool {
             Err(Errno::NOENT) => {}
             Err(Errno::ISDIR) => {
                 dir.pending.fetch_add(1, Ordering::AcqRel);
-                self.push(Task::Open { parent: Arc::clone(dir), name: name.to_owned() });
+                self.push(Task::Open { parent: Arc::clone(dir), name: name.to_owned(), root: None });
             }
             // A bind-mounted file answers EBUSY: it is a mount, not a failure.
             Err(Errno::BUSY) if self.mounts.is_mount_at(&dir.fd, name) => {
@@ -325,22 +435,15 @@ impl Pool {
         }
         let (parent, name) = match &dir.parent {
             None => return,
-            Some(Parent::Path(path, name)) => {
+            Some(Parent::Path(path, name, id)) => {
                 if !dir.blocked.load(Ordering::Relaxed) {
-                    // Opened as at the start: a target dir may be a symlink the guard accepted.
-                    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-                    let removed = rustix::fs::open(path, flags, Mode::empty())
-                        .and_then(|fd| rustix::fs::unlinkat(&fd, name.as_c_str(), AtFlags::REMOVEDIR));
-                    match removed {
-                        Ok(()) | Err(Errno::NOENT) => {}
-                        Err(e) => self.error(dir.path.clone(), e),
-                    }
+                    self.remove_root(path, name, *id, &dir.path);
                 }
                 return;
             }
             Some(Parent::Dir(parent, name)) => (parent, name),
         };
-        if dir.blocked.load(Ordering::Relaxed) {
+        if dir.blocked.load(Ordering::Relaxed) || !self.act(parent.owner, &parent.path) {
             parent.blocked.store(true, Ordering::Relaxed);
         } else {
             let mut result = rustix::fs::unlinkat(&parent.fd, name.as_c_str(), AtFlags::REMOVEDIR);
@@ -357,6 +460,36 @@ impl Pool {
         }
         self.release(parent);
     }
+}
+
+impl Pool {
+    /// Removes the emptied root `name` from its parent at `path`, opened again by path as at the start (a target
+    /// dir may be a symlink the guard accepted), if the name still leads to the root `id`.
+    fn remove_root(&self, path: &Path, name: &CStr, id: FileId, root: &Path) {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let fd = match rustix::fs::open(path, flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return,
+            Err(e) => return self.error(root.to_path_buf(), e),
+        };
+        if !self.act(self.owner_of(&fd), root) {
+            return;
+        }
+        match rustix::fs::statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) if platform::file_id(&st) == id => {}
+            // Moved on with its parent, or another entry by now: the next purge's.
+            _ => return,
+        }
+        match rustix::fs::unlinkat(&fd, name, AtFlags::REMOVEDIR) {
+            Ok(()) | Err(Errno::NOENT) => {}
+            Err(e) => self.error(root.to_path_buf(), e),
+        }
+    }
+}
+
+/// The identity of the open file `fd`.
+fn fd_id(fd: &OwnedFd) -> Option<FileId> {
+    rustix::fs::fstat(fd).ok().map(|st| platform::file_id(&st))
 }
 
 /// Gives the owner rwx on `dir` so its entries can be unlinked; true if it changed something.

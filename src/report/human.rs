@@ -304,10 +304,14 @@ impl Reporter for HumanReporter {
                 let build = dirs.build_dir.as_ref().map(|b| format!(" and {}", b.display())).unwrap_or_default();
                 self.status("Scanning", Tone::Good, &format!("{}{build} for holders", dirs.target_dir.display()));
             }
-            Event::WaitingForOtherRun { dir } => self.status(
+            Event::WaitingForOtherRun { dir, holder, timeout } => self.status(
                 "Blocking",
                 Tone::Warn,
-                &format!("waiting for another cargo-safeclean run on {}", dir.display()),
+                &format!(
+                    "waiting for the run lock of {}, held by {holder} (at most {}s, --lock-timeout)",
+                    dir.display(),
+                    timeout.as_secs()
+                ),
             ),
             Event::Holder { holder, outcome } => self.holder(holder, *outcome),
             Event::Scanned { holders, uninspectable } => self.scanned(*holders, uninspectable),

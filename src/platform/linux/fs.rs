@@ -109,7 +109,8 @@ impl Mounts {
     }
 
     /// Whether the opened `child` lies on another mount than `parent`.
-    fn crosses(&self, parent: BorrowedFd<'_>, child: BorrowedFd<'_>) -> bool {
+    #[must_use]
+    pub fn crosses(&self, parent: BorrowedFd<'_>, child: BorrowedFd<'_>) -> bool {
         let dev = |fd| rustix::fs::fstat(fd).map(|s| s.st_dev).ok();
         if dev(parent) != dev(child) {
             return true;

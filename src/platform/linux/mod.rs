@@ -1,5 +1,6 @@
 //! The Linux implementation: `/proc`, pidfds, `openat2`/`statx`/mountinfo and `/proc/self/fd`.
 
+pub mod creds;
 pub mod fs;
 pub mod pidfd;
 pub mod proc;

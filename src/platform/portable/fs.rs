@@ -17,7 +17,8 @@ use crate::platform::OpenDirError;
 pub struct Mounts;
 
 /// Whether `child` lies on another mount than `parent`.
-fn crosses(parent: BorrowedFd<'_>, child: BorrowedFd<'_>) -> bool {
+#[must_use]
+pub fn crosses(parent: BorrowedFd<'_>, child: BorrowedFd<'_>) -> bool {
     let dev = |fd| rustix::fs::fstat(fd).map(|s| s.st_dev).ok();
     if dev(parent) != dev(child) {
         return true;

@@ -1,0 +1,216 @@
+//! What a run acts on, opened once. Each dir to clean is held as an open handle, with its parent's, from the moment
+//! it is checked: the guard judges the opened dir (device and inode, owner, mode, real path, contents), the run lock
+//! is keyed on it, and after the lock [`Anchored::changed`] says whether its name still leads to it. The swap and the
+//! purge then work relative to these handles, never by a name looked up again.
+//!
+//! A symlink is followed only where the user put one on the way: in the path to the parent, and as the dir itself
+//! (a user's own `target -> /fast/disk/…`); nothing below the dir is ever followed.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use rustix::io::Errno;
+
+use crate::model::{FileId, Owner};
+use crate::platform::{self, Files};
+
+/// A dir to clean, as opened.
+#[derive(Debug)]
+pub struct Anchored {
+    /// The path the run was given (by `cargo metadata` or `--target-dir`).
+    pub path: PathBuf,
+    /// Where the dir really is: the opened dir's path as the kernel names it (for a symlink, where it leads).
+    pub real: PathBuf,
+    /// The dir that holds its name, opened through the given path.
+    pub parent: OwnedFd,
+    pub parent_id: FileId,
+    pub name: CString,
+    /// `None`: nothing by that name yet (cargo will make it).
+    pub dir: Option<Opened>,
+}
+
+/// An existing dir to clean, open.
+#[derive(Debug)]
+pub struct Opened {
+    pub fd: OwnedFd,
+    pub id: FileId,
+    pub owner: Owner,
+    /// Permission bits and setgid/sticky, as the recreated dir gets them.
+    pub mode: u32,
+    pub kind: Kind,
+}
+
+/// How the dir sits under its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A dir under its own name: exchanged for a fresh one.
+    Plain,
+    /// Its name is a symlink the user made to it: the link stays, and the dir is emptied in place.
+    Symlink,
+    /// A mount point: the mount stays, and the dir is emptied in place.
+    MountPoint,
+}
+
+/// Why a path could not be anchored.
+#[derive(Debug)]
+pub enum AnchorError {
+    /// `/`: there is nothing above it to hold it by.
+    FilesystemRoot,
+    NotADirectory,
+    /// A symlink to nothing: cleaning it would create whatever it names.
+    DanglingSymlink,
+    Io(io::Error),
+}
+
+impl From<Errno> for AnchorError {
+    fn from(e: Errno) -> Self {
+        AnchorError::Io(e.into())
+    }
+}
+
+fn dir_flags() -> OFlags {
+    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC
+}
+
+/// Opens `path` and its parent. `Ok(None)` when not even the parent exists: there is nothing to clean, and nothing
+/// to recreate.
+pub fn open(path: &Path, files: Files) -> Result<Option<Anchored>, AnchorError> {
+    // A path ending in `..` names no entry of a parent dir: what it leads to is held by its own name instead.
+    let resolved;
+    let split = if path.file_name().is_some() {
+        path
+    } else {
+        resolved = path.canonicalize().map_err(AnchorError::Io)?;
+        &resolved
+    };
+    let (Some(parent_path), Some(name)) = (split.parent(), split.file_name()) else {
+        return Err(AnchorError::FilesystemRoot);
+    };
+    let parent_path = if parent_path.as_os_str().is_empty() { Path::new(".") } else { parent_path };
+    let parent = match rustix::fs::open(parent_path, dir_flags(), Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let parent_id = platform::file_id(&rustix::fs::fstat(&parent)?);
+    let name = CString::new(name.as_bytes()).map_err(|e| AnchorError::Io(io::Error::other(e)))?;
+    let dir = match rustix::fs::openat(&parent, &name, dir_flags() | OFlags::NOFOLLOW, Mode::empty()) {
+        Ok(fd) => {
+            let kind = if files.mounts(parent_path).crosses(parent.as_fd(), fd.as_fd()) {
+                Kind::MountPoint
+            } else {
+                Kind::Plain
+            };
+            Some(opened(fd, kind)?)
+        }
+        Err(Errno::LOOP | Errno::NOTDIR) => {
+            let st = rustix::fs::statat(&parent, &name, AtFlags::SYMLINK_NOFOLLOW)?;
+            if FileType::from_raw_mode(st.st_mode) != FileType::Symlink {
+                return Err(AnchorError::NotADirectory);
+            }
+            match rustix::fs::openat(&parent, &name, dir_flags(), Mode::empty()) {
+                Ok(fd) => Some(opened(fd, Kind::Symlink)?),
+                Err(Errno::NOENT) => return Err(AnchorError::DanglingSymlink),
+                Err(Errno::NOTDIR) => return Err(AnchorError::NotADirectory),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Errno::NOENT) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let real = match &dir {
+        Some(d) => platform::real_path(d.fd.as_fd()),
+        None => platform::real_path(parent.as_fd()).map(|p| p.join(split.file_name().unwrap_or_default())),
+    };
+    let real = real.unwrap_or_else(|| split.to_path_buf());
+    Ok(Some(Anchored { path: path.to_path_buf(), real, parent, parent_id, name, dir }))
+}
+
+fn opened(fd: OwnedFd, kind: Kind) -> Result<Opened, AnchorError> {
+    let st = rustix::fs::fstat(&fd)?;
+    Ok(Opened { id: platform::file_id(&st), owner: platform::owner(&st), mode: st.st_mode & 0o7777, fd, kind })
+}
+
+impl Anchored {
+    /// What the path leads to now, if not what was anchored: `None` when it still leads to the same parent and the
+    /// same dir (or still to nothing), held the same way.
+    #[must_use]
+    pub fn changed(&self, files: Files) -> Option<String> {
+        let now = match open(&self.path, files) {
+            Ok(Some(now)) => now,
+            Ok(None) => return Some("its parent dir is gone".into()),
+            Err(AnchorError::Io(e)) => return Some(format!("it cannot be opened any more ({e})")),
+            Err(_) => return Some("it is no longer a directory".into()),
+        };
+        if now.parent_id != self.parent_id {
+            return Some(format!("its parent is another dir now ({})", now.real.display()));
+        }
+        match (&self.dir, &now.dir) {
+            (None, None) => None,
+            (Some(was), Some(is)) if was.id == is.id && was.kind == is.kind => None,
+            (_, None) => Some("it was removed".into()),
+            (None, Some(_)) => Some("a dir appeared by that name".into()),
+            (Some(_), Some(is)) if is.kind == Kind::Symlink => {
+                Some(format!("its name is now a symlink to {}", now.real.display()))
+            }
+            (Some(_), Some(_)) => Some(format!("its name now leads to another dir ({})", now.real.display())),
+        }
+    }
+
+    /// The identity of the dir, if there is one.
+    #[must_use]
+    pub fn id(&self) -> Option<FileId> {
+        self.dir.as_ref().map(|d| d.id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files() -> Files {
+        crate::platform::Platform::native().files
+    }
+
+    #[test]
+    fn a_plain_dir_a_symlink_and_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path().canonicalize().unwrap();
+        std::fs::create_dir(d.join("real")).unwrap();
+        std::os::unix::fs::symlink(d.join("real"), d.join("link")).unwrap();
+        let plain = open(&d.join("real"), files()).unwrap().unwrap();
+        assert_eq!(plain.dir.as_ref().unwrap().kind, Kind::Plain);
+        let link = open(&d.join("link"), files()).unwrap().unwrap();
+        assert_eq!(link.dir.as_ref().unwrap().kind, Kind::Symlink);
+        assert_eq!((link.id(), &link.real), (plain.id(), &d.join("real")), "a symlink is held by where it leads");
+        let missing = open(&d.join("missing"), files()).unwrap().unwrap();
+        assert!(missing.dir.is_none() && missing.real == d.join("missing"));
+        assert!(open(&d.join("no/such"), files()).unwrap().is_none(), "no parent: nothing to do");
+        std::os::unix::fs::symlink(d.join("nowhere"), d.join("dangling")).unwrap();
+        assert!(matches!(open(&d.join("dangling"), files()), Err(AnchorError::DanglingSymlink)));
+        std::fs::write(d.join("file"), "").unwrap();
+        assert!(matches!(open(&d.join("file"), files()), Err(AnchorError::NotADirectory)));
+        assert!(matches!(open(Path::new("/"), files()), Err(AnchorError::FilesystemRoot)));
+        assert_eq!(open(&d.join("real/.."), files()).unwrap().unwrap().real, d, "`..` is held by what it leads to");
+    }
+
+    #[test]
+    fn a_name_swapped_after_the_check_is_seen() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path().canonicalize().unwrap();
+        std::fs::create_dir_all(d.join("target")).unwrap();
+        std::fs::create_dir_all(d.join("elsewhere")).unwrap();
+        let a = open(&d.join("target"), files()).unwrap().unwrap();
+        assert_eq!(a.changed(files()), None);
+        std::fs::rename(d.join("target"), d.join("moved")).unwrap();
+        std::os::unix::fs::symlink(d.join("elsewhere"), d.join("target")).unwrap();
+        assert!(a.changed(files()).unwrap().contains("symlink"), "{:?}", a.changed(files()));
+        std::fs::remove_file(d.join("target")).unwrap();
+        std::fs::create_dir(d.join("target")).unwrap();
+        assert!(a.changed(files()).unwrap().contains("another dir"));
+    }
+}
