@@ -25,7 +25,7 @@ use crate::layout::{DELETER_LOG_PREFIX, LOG_SUFFIX};
 use crate::model::FileId;
 use crate::platform;
 use crate::purge::{self, Progress, Purge, Purged, TrashRoot};
-use crate::runlock::RuntimeDir;
+use crate::runlock::{RuntimeDir, TrashLocks};
 
 /// The default free-space floor: the smaller of 10% of the filesystem and 5 GiB.
 const FLOOR_SHARE: u64 = 10;
@@ -128,7 +128,13 @@ pub const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 /// starts (IO priority and nice are per thread on Linux, and inherited), locks its log (stderr) and the trash, says
 /// it is ready, and deletes. Its log is removed if all went well (one that stays is removed by the next run).
 /// Returns whether all went well: everything removed, nothing left to another process.
-pub fn deleter(trash: &[(FileId, PathBuf)], log_path: Option<&Path>, settings: purge::Settings, log: &dyn Log) -> bool {
+pub fn deleter(
+    trash: &[(FileId, PathBuf)],
+    log_path: Option<&Path>,
+    settings: purge::Settings,
+    locks: Option<TrashLocks>,
+    log: &dyn Log,
+) -> bool {
     // A session of its own: no terminal to lose. The hang-up signal is ignored too, in case one comes anyway.
     let _ = rustix::process::setsid();
     let _ = signal_hook::flag::register(signal_hook::consts::SIGHUP, std::sync::Arc::default());
@@ -138,7 +144,7 @@ pub fn deleter(trash: &[(FileId, PathBuf)], log_path: Option<&Path>, settings: p
     let _ = rustix::fs::flock(std::io::stderr().as_fd(), FlockOperation::NonBlockingLockExclusive);
     let roots: Vec<TrashRoot> =
         trash.iter().map(|(id, path)| TrashRoot { path: path.clone(), parent: None, id: *id }).collect();
-    let purge = Purge::lock(&roots, purge::Settings { busy: purge::Busy::Wait, ..settings });
+    let purge = Purge::lock(&roots, purge::Settings { busy: purge::Busy::Wait, ..settings }, locks);
     let paths: Vec<PathBuf> = trash.iter().map(|(_, p)| p.clone()).collect();
     let trash = &paths[..];
     log.started(trash, &not_lowered);

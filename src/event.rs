@@ -17,7 +17,7 @@ use serde::{Serialize, Serializer};
 use crate::detach::Detached;
 use crate::layout::{LockName, lock_name};
 use crate::model::{
-    CheckResult, Checked, Handle, Hold, Holder, Mode, Outcome, Removed, Settled, Sig, Uninspectable, Verified,
+    CheckResult, Checked, Handle, Hold, Holder, Left, Mode, Outcome, Removed, Settled, Sig, Uninspectable, Verified,
 };
 use crate::purge::Progress;
 use crate::workspace::Dirs;
@@ -240,6 +240,8 @@ pub struct Summary {
     pub holders: Vec<Settled>,
     pub uninspectable: Uninspectable,
     pub removed: Option<Removed>,
+    /// What the purge left, and why.
+    pub left: Vec<Left>,
     pub verify: Option<Verified>,
     pub exit_code: i32,
 }
@@ -257,6 +259,7 @@ impl Summary {
             holders: Vec::new(),
             uninspectable: Uninspectable::default(),
             removed: None,
+            left: Vec::new(),
             verify: None,
             exit_code,
         }
@@ -280,6 +283,8 @@ struct SummaryLine<'a> {
     /// Processes that could not be inspected (other users', or access denied): what they hold is not known.
     uninspectable: usize,
     removed: Option<RemovedLine>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    left: Vec<LeftLine>,
     #[serde(skip_serializing_if = "Option::is_none")]
     purge_detached: Option<DetachedLine>,
     verify: Option<VerifyLine>,
@@ -291,6 +296,15 @@ struct RemovedLine {
     files: u64,
     bytes: u64,
     duration_ms: u64,
+}
+
+/// A trash dir the purge left, and why.
+#[derive(Serialize)]
+struct LeftLine {
+    path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path_bytes: Option<Vec<u8>>,
+    reason: String,
 }
 
 #[derive(Serialize)]
@@ -316,6 +330,14 @@ impl Serialize for Summary {
             holders: self.holders.iter().map(|h| HolderLine::new(&h.holder, h.outcome)).collect(),
             uninspectable: self.uninspectable.count(),
             removed: self.removed.map(|r| RemovedLine { files: r.files, bytes: r.bytes, duration_ms: r.duration_ms }),
+            left: self
+                .left
+                .iter()
+                .map(|l| {
+                    let (path, path_bytes) = wire_path(&l.path);
+                    LeftLine { path, path_bytes, reason: l.reason.clone() }
+                })
+                .collect(),
             purge_detached: self.purge_detached.as_ref().map(DetachedLine::from),
             verify: self.verify.map(|v| VerifyLine { exit_code: v.exit_code, duration_ms: v.duration_ms }),
             exit_code: self.exit_code,

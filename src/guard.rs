@@ -12,7 +12,7 @@ use std::path::{Component, Path, PathBuf};
 
 use rustix::fs::AtFlags;
 
-use crate::anchor::{self, AnchorError, Anchored};
+use crate::anchor::{self, AnchorError, Anchored, Kind};
 use crate::layout::looks_like_target;
 use crate::platform::Files;
 use crate::workspace::Dirs;
@@ -98,6 +98,11 @@ pub enum Reason {
     NotADirectory,
     /// A symlink that leads nowhere: cleaning it would create whatever it names.
     DanglingSymlink,
+    /// A root run, and a symlink that another user controls leading to a dir of `owner`'s.
+    ForeignLink {
+        by: String,
+        owner: u32,
+    },
     /// Its name led elsewhere after the check than at the check.
     Changed {
         what: String,
@@ -164,6 +169,12 @@ impl fmt::Display for Refusal {
             Reason::DanglingSymlink => write!(
                 f,
                 "refusing to clean {p}: it is a symlink to nothing; remove the link or create what it points to"
+            ),
+            Reason::ForeignLink { by, owner } => write!(
+                f,
+                "refusing to clean {p}: it is a symlink that {by} can point anywhere, and it leads to a dir of uid \
+                 {owner}; a root run does not follow another user's link (no flag overrides this). Run as uid \
+                 {owner}, or pass the dir it leads to with --target-dir"
             ),
             Reason::Changed { what } => write!(
                 f,
@@ -307,6 +318,11 @@ fn check(
     let Some(dir) = &a.dir else {
         return if explicit { refuse(Reason::Missing) } else { Ok(()) };
     };
+    if dir.kind == Kind::Symlink
+        && let Some(by) = foreign_link(a, dir.owner.uid)
+    {
+        return refuse(Reason::ForeignLink { by, owner: dir.owner.uid });
+    }
     if force {
         return Ok(());
     }
@@ -318,6 +334,27 @@ fn check(
         return refuse(Reason::Foreign { entry });
     }
     if looks_like_target(&dir.fd) { Ok(()) } else { refuse(Reason::NotACargoTarget) }
+}
+
+/// For a root run on a target dir that is a symlink: who else, besides root and the owner `owner` of the dir it leads
+/// to, can change where it leads (the owner of the dir the link is in, the link's owner in a sticky dir, anybody in
+/// a dir anybody may write). A root run never follows such a link: it would let that user point root at a tree
+/// they could not touch themselves.
+fn foreign_link(a: &Anchored, owner: u32) -> Option<String> {
+    if !rustix::process::geteuid().is_root() {
+        return None;
+    }
+    let trusted = |uid: u32| uid == 0 || uid == owner;
+    let Ok(parent) = rustix::fs::fstat(&a.parent) else { return Some("a dir that cannot be inspected".into()) };
+    let sticky = parent.st_mode & 0o1000 != 0;
+    if parent.st_mode & 0o002 != 0 && !sticky {
+        return Some("anybody (its dir may be written by all)".into());
+    }
+    if !trusted(parent.st_uid) {
+        return Some(format!("uid {}, the owner of the dir it is in", parent.st_uid));
+    }
+    let link = rustix::fs::statat(&a.parent, &a.name, AtFlags::SYMLINK_NOFOLLOW).ok()?;
+    (sticky && !trusted(link.st_uid)).then(|| format!("uid {}, the owner of the link", link.st_uid))
 }
 
 /// The rules that need no more than what `path` names, `real` being where it really is: never `/`, the workspace, a

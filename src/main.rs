@@ -4,6 +4,7 @@ use cargo_safeclean::cli::Args;
 use cargo_safeclean::error::Error;
 use cargo_safeclean::interrupt::Interrupt;
 use cargo_safeclean::plan::{Env, Plan};
+use cargo_safeclean::runlock::RuntimeDir;
 use cargo_safeclean::{detach, event::Summary, exit, report};
 
 fn main() {
@@ -18,7 +19,9 @@ fn main() {
         }
     };
     if let Some((trash, log)) = deleter {
-        let clean = detach::deleter(&trash, log.as_deref(), plan.purge, &report::DeleterLog);
+        // The runner's runtime dir, found as the run that started it found it: where trash dirs are locked.
+        let locks = RuntimeDir::open(&plan.runtime_bases).ok().and_then(|rt| rt.trash_locks().ok());
+        let clean = detach::deleter(&trash, log.as_deref(), plan.purge, locks, &report::DeleterLog);
         std::process::exit(if clean { exit::OK } else { exit::REMOVE_FAILED });
     }
     let reporter = report::for_output(&plan.output);

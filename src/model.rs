@@ -519,3 +519,10 @@ pub struct Owner {
     pub uid: u32,
     pub gid: u32,
 }
+
+/// What a purge left behind and why (a trash dir whose lock another process holds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Left {
+    pub path: PathBuf,
+    pub reason: String,
+}

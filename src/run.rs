@@ -17,15 +17,15 @@ use crate::interrupt::{Interrupt, Interrupted};
 use crate::layout::DELETER_LOG_PREFIX;
 use crate::layout::{LockName, cargo_locks, is_held, package_cache_locks};
 use crate::model::{
-    CheckResult, Checked, HandleKind, Hold, Holder, Mode, Outcome, Removed, Roots, Settled, Uninspectable, Verdict,
-    Verified,
+    CheckResult, Checked, HandleKind, Hold, Holder, Left, Mode, Outcome, Removed, Roots, Settled, Uninspectable,
+    Verdict, Verified,
 };
 use crate::plan::Plan;
 use crate::platform::Identity;
 use crate::policy::{self, Policy};
 use crate::purge::{self, Progress, PurgeError, RemoveError};
 use crate::report::{Format, Reporter, human_bytes};
-use crate::runlock::{Key, RuntimeDir};
+use crate::runlock::{Key, RuntimeDir, TRASH_LOCK_PREFIX, TrashLocks};
 use crate::scan::{self, Scan};
 use crate::terminate::{self, BusyLock, HoldersRemain, Named};
 use crate::verify::{self, Blocked, RunAs, VerifyError};
@@ -63,6 +63,7 @@ struct Record {
     outcomes: HashMap<u32, (Outcome, Option<String>)>,
     uninspectable: Uninspectable,
     removed: Option<Removed>,
+    left: Vec<Left>,
     verified: Option<Verified>,
 }
 
@@ -85,6 +86,7 @@ impl Record {
             holders,
             uninspectable: self.uninspectable,
             removed: self.removed,
+            left: self.left,
             verify: self.verified,
             exit_code,
         }
@@ -180,17 +182,18 @@ impl Run<'_> {
         // Swap every dir before purging any, so the tree is usable again as early as possible.
         let id = swap::run_id();
         let mut swapped = swap::Swapped::default();
+        let runtime = locked.as_ref().map(|(_, runtime)| runtime);
+        let locks = || runtime.and_then(|rt| rt.trash_locks().ok());
         for a in &approved {
-            let s = swap::swap(a, &id, plan.swap)?;
+            let s = swap::swap(a, &id, plan.swap, locks().as_ref())?;
             swapped.trash.extend(s.trash);
             swapped.mounts.extend(s.mounts);
         }
         drop(approved);
-        let runtime = locked.as_ref().map(|(_, runtime)| runtime);
         if let Some(detached) = runtime.and_then(|rt| self.detach(&dirs, &swapped, rt, &id)) {
             return self.verify_after_detaching(&dirs, detached, swapped.mounts, record);
         }
-        self.purge_and_verify(&dirs, swapped, record)
+        self.purge_and_verify(&dirs, swapped, locks(), record)
     }
 
     /// The guard's approval of the dirs to clean, held open from here on, and, unless this is a dry run, the run lock
@@ -226,6 +229,7 @@ impl Run<'_> {
             match guard::confirm(&approved, dirs, &plan.protected, plan.force, plan.platform.files) {
                 Ok(()) => {
                     runtime.remove_unlocked(DELETER_LOG_PREFIX);
+                    runtime.remove_unlocked(TRASH_LOCK_PREFIX);
                     return Ok((approved, Some((lock, runtime))));
                 }
                 Err(_) if waited_now.get() && attempt < TRIES => {}
@@ -262,19 +266,28 @@ impl Run<'_> {
 
     /// Who holds the run lock file `lock`, in words.
     fn lock_holder(&self, lock: &Path) -> String {
-        let found = scan::scan(&self.plan.platform, &Roots::new([lock]), self.me).map(|s| s.found).unwrap_or_default();
-        let holders: Vec<String> = found
+        self.holders_of(lock).0
+    }
+
+    /// The processes that have `path` open (a lock file, a trash dir whose lock is taken), in words, and whether
+    /// every one is a detached deleter of this tool.
+    fn holders_of(&self, path: &Path) -> (String, bool) {
+        let found = scan::scan(&self.plan.platform, &Roots::new([path]), self.me).map(|s| s.found).unwrap_or_default();
+        let me = std::env::current_exe().ok();
+        let deleter = |p: &crate::model::Process| {
+            p.exe.is_some() && p.exe == me && p.cmdline.iter().any(|a| a == "--purge-detached")
+        };
+        let words: Vec<String> = found
             .iter()
             .map(|f| {
-                format!(
-                    "pid {} {} ({})",
-                    f.process.pid,
-                    f.process.display_name(),
-                    shell_words::join(&f.process.cmdline)
-                )
+                let p = &f.process;
+                format!("pid {} {} ({})", p.pid, p.display_name(), shell_words::join(&p.cmdline))
             })
             .collect();
-        if holders.is_empty() { "a process that could not be inspected".into() } else { holders.join(", ") }
+        if words.is_empty() {
+            return ("a process that could not be inspected".into(), false);
+        }
+        (words.join(", "), found.iter().all(|f| deleter(&f.process)))
     }
 
     /// `--detach`: hands the trash to a detached deleter, unless the disk is too full to wait (then, or if it does
@@ -522,12 +535,18 @@ impl Run<'_> {
     }
 
     /// Purges the trash while `cargo check` runs; the run ends when both have.
-    fn purge_and_verify(&self, dirs: &Dirs, swapped: swap::Swapped, record: &mut Record) -> Result<(), Error> {
+    fn purge_and_verify(
+        &self,
+        dirs: &Dirs,
+        swapped: swap::Swapped,
+        locks: Option<TrashLocks>,
+        record: &mut Record,
+    ) -> Result<(), Error> {
         let plan = self.plan;
         let progress = Arc::new(Progress::default());
         (self.emit)(Event::PurgeStarted(Arc::clone(&progress)));
         let (purged, verified) = std::thread::scope(|s| {
-            let purge = s.spawn(|| purge::purge(&swapped.trash, plan.purge, &progress, self.interrupt));
+            let purge = s.spawn(|| purge::purge(&swapped.trash, plan.purge, locks, &progress, self.interrupt));
             let verified = self.verify(dirs);
             (purge.join().expect("the purge thread panicked"), verified)
         });
@@ -537,11 +556,20 @@ impl Run<'_> {
         for (path, e) in &purged.problems.errors {
             (self.emit)(Event::Warning(format!("could not remove {}: {e}", path.display())));
         }
+        let mut foreign = Vec::new();
         for path in &purged.problems.busy {
+            let (holders, ours) = self.holders_of(path);
+            let reason = if ours {
+                format!("a detached purge of this tool is deleting it ({holders})")
+            } else {
+                foreign.push(path.clone());
+                format!("its lock is held by {holders}")
+            };
             (self.emit)(Event::Warning(format!(
-                "left {} to the detached purge that is deleting it; the next run removes what remains",
+                "left {}: {reason}; the next run removes what remains",
                 path.display()
             )));
+            record.left.push(Left { path: path.clone(), reason });
         }
         record.removed = Some(purged.removed);
         (self.emit)(Event::Removed(purged.removed));
@@ -561,6 +589,9 @@ impl Run<'_> {
         }
         if let Some((path, e)) = purged.problems.errors.into_iter().next() {
             return Err(PurgeError::from(RemoveError::new("remove", path, e)).into());
+        }
+        if !foreign.is_empty() {
+            return Err(PurgeError::LeftLocked { left: foreign }.into());
         }
         let mut mounts = swapped.mounts;
         mounts.extend(purged.problems.skipped_mounts);

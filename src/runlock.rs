@@ -97,6 +97,47 @@ impl RuntimeDir {
     }
 }
 
+/// The locks of trash dirs: a purge holds the lock of each trash dir it works on, so that two purges of one user
+/// never work on one (a run during a detached purge leaves that deleter's trash to it). They live in the runtime
+/// dir, keyed by the trash dir's identity: nobody else can take them, whatever they hold open.
+#[derive(Debug)]
+pub struct TrashLocks {
+    fd: OwnedFd,
+}
+
+impl RuntimeDir {
+    pub fn trash_locks(&self) -> io::Result<TrashLocks> {
+        Ok(TrashLocks { fd: self.fd.try_clone()? })
+    }
+}
+
+impl TrashLocks {
+    /// The lock of the trash dir `id`, waiting at most `wait` while another purge holds it (`Ok(None)` then).
+    pub fn lock(&self, id: FileId, wait: Duration) -> io::Result<Option<File>> {
+        let name = format!("{TRASH_LOCK_PREFIX}{}-{}.lock", id.dev, id.ino);
+        let flags = OFlags::CREATE | OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let file = File::from(rustix::fs::openat(&self.fd, name.as_str(), flags, Mode::from_raw_mode(0o600))?);
+        let deadline = Instant::now() + wait;
+        loop {
+            match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => return Ok(Some(file)),
+                Err(Errno::WOULDBLOCK) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+                Err(Errno::WOULDBLOCK) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Whether a purge holds the lock of the trash dir `id` now.
+    #[must_use]
+    pub fn is_busy(&self, id: FileId) -> bool {
+        matches!(self.lock(id, Duration::ZERO), Ok(None))
+    }
+}
+
+/// The name prefix of the trash locks in the runtime dir.
+pub const TRASH_LOCK_PREFIX: &str = "trash-";
+
 /// Opens (making it if need be) the dir `name` in `base`, and checks that it is this user's alone.
 fn private_dir(base: &Path, name: &str, me: u32) -> io::Result<OwnedFd> {
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;

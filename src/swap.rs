@@ -21,7 +21,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{AtFlags, FileType, FlockOperation, Gid, Mode, OFlags, RenameFlags, Uid};
+use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, RenameFlags, Uid};
 use rustix::io::Errno;
 
 use crate::anchor::{Anchored, Kind, Opened};
@@ -29,6 +29,7 @@ use crate::layout::{CACHEDIR_TAG, NEW_SUFFIX, is_run_id};
 use crate::model::{FileId, Owner};
 use crate::platform::{self, Acting};
 use crate::purge::{RemoveError, TrashRoot};
+use crate::runlock::TrashLocks;
 
 pub use crate::layout::TRASH_PREFIX;
 /// The infix of the dir a crash may leave beside the target dir: `target.safeclean-ID`.
@@ -76,7 +77,8 @@ pub struct Swapped {
 }
 
 /// Swaps the approved dir `a` out and returns the trash (inside it) to purge, earlier runs' leftovers included.
-pub fn swap(a: &Anchored, id: &str, method: SwapMethod) -> Result<Swapped> {
+/// `locks`: where purges lock the trash dirs they work on (a busy one is neither adopted nor moved).
+pub fn swap(a: &Anchored, id: &str, method: SwapMethod, locks: Option<&TrashLocks>) -> Result<Swapped> {
     // A dir that does not exist yet is made as the runner; an existing tree is worked on as its owner.
     let owner = a.dir.as_ref().map(|d| d.owner);
     let acting = Acting::as_owner(owner).map_err(|e| io_error("act with the rights of the owner of", &a.path, e))?;
@@ -86,8 +88,8 @@ pub fn swap(a: &Anchored, id: &str, method: SwapMethod) -> Result<Swapped> {
         Some(d) if d.kind == Kind::Plain => (recreate(a, d, id, method, made_by)?, Vec::new()),
         Some(d) => (dup(&d.fd, &a.path)?, empty_in_place(a, d, id, made_by)?),
     };
-    adopt_leftovers_beside(a, &target)?;
-    Ok(Swapped { trash: trash_inside(&target, &a.path)?, mounts })
+    adopt_leftovers_beside(a, &target, locks)?;
+    Ok(Swapped { trash: trash_inside(&target, &a.path, locks)?, mounts })
 }
 
 fn io_error(action: &'static str, path: &Path, e: impl Into<io::Error>) -> SwapError {
@@ -298,7 +300,7 @@ fn empty_in_place(a: &Anchored, d: &Opened, id: &str, made_by: u32) -> Result<Ve
 }
 
 /// Moves `NAME.safeclean-*` dirs that a crashed run left beside the target dir into it as trash.
-fn adopt_leftovers_beside(a: &Anchored, target: &OwnedFd) -> Result<()> {
+fn adopt_leftovers_beside(a: &Anchored, target: &OwnedFd, locks: Option<&TrashLocks>) -> Result<()> {
     let mut prefix = a.name.as_bytes().to_vec();
     prefix.extend_from_slice(ASIDE_INFIX.as_bytes());
     let Ok(listing) = rustix::fs::Dir::read_from(&a.parent) else { return Ok(()) };
@@ -307,7 +309,7 @@ fn adopt_leftovers_beside(a: &Anchored, target: &OwnedFd) -> Result<()> {
         let Some(id) = name.to_bytes().strip_prefix(prefix.as_slice()) else { continue };
         // Only names this tool makes (`PID-HEX`): never adopt something a user happened to name alike, nor what a
         // detached deleter is working on.
-        if !is_run_id(id) || !is_dir_at(&a.parent, name) || is_busy(&a.parent, name) {
+        if !is_run_id(id) || !is_dir_at(&a.parent, name) || is_busy(&a.parent, name, locks) {
             continue;
         }
         let mut trash = TRASH_PREFIX.as_bytes().to_vec();
@@ -337,17 +339,14 @@ fn is_dir_at(dir: &OwnedFd, name: &CStr) -> bool {
 }
 
 /// Whether a purge holds the lock of the trash dir `name` in `dir` (a detached deleter working on it).
-fn is_busy(dir: &OwnedFd, name: &CStr) -> bool {
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    rustix::fs::openat(dir, name, flags, Mode::empty()).is_ok_and(|fd| {
-        matches!(rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive), Err(Errno::WOULDBLOCK))
-    })
+fn is_busy(dir: &OwnedFd, name: &CStr, locks: Option<&TrashLocks>) -> bool {
+    locks.zip(id_at(dir, name)).is_some_and(|(locks, id)| locks.is_busy(id))
 }
 
 /// Every trash entry inside the target dir `target` (at `path`). Trash that a failed run left inside the tree it
 /// swapped (it then sits inside this run's trash) is lifted back to the top first, so paths never grow from run to
 /// run.
-fn trash_inside(target: &OwnedFd, path: &Path) -> Result<Vec<TrashRoot>> {
+fn trash_inside(target: &OwnedFd, path: &Path, locks: Option<&TrashLocks>) -> Result<Vec<TrashRoot>> {
     let mut names = trash_entries(target).map_err(|e| io_error("list", path, e))?;
     let mut queue: Vec<CString> = names.iter().filter(|n| is_dir_at(target, n)).cloned().collect();
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
@@ -356,7 +355,7 @@ fn trash_inside(target: &OwnedFd, path: &Path) -> Result<Vec<TrashRoot>> {
         let Ok(trash) = rustix::fs::openat(target, &name, flags, Mode::empty()) else { continue };
         for nested in trash_entries(&trash).unwrap_or_default() {
             // A detached deleter removes its trash from where it found it; moved, it could not.
-            if is_busy(&trash, &nested) {
+            if is_busy(&trash, &nested, locks) {
                 continue;
             }
             match rustix::fs::renameat_with(&trash, &nested, target, &nested, RenameFlags::NOREPLACE) {
@@ -424,7 +423,7 @@ mod tests {
         std::fs::create_dir_all(d.join("target.safeclean-mine")).unwrap();
         std::fs::create_dir_all(d.join("target.safeclean-13-cd-new")).unwrap();
         let a = anchored(&t);
-        let trash = swap(&a, "99-ff", method).unwrap().trash;
+        let trash = swap(&a, "99-ff", method, None).unwrap().trash;
         assert_eq!(names(&trash), [".safeclean-trash-12-ab", ".safeclean-trash-13-cd-new", ".safeclean-trash-99-ff"]);
         assert_eq!(trash[2].id, a.id().unwrap(), "the trash is the dir that was approved");
         assert!(t.join(".safeclean-trash-99-ff/debug").is_dir());
@@ -443,7 +442,7 @@ mod tests {
         std::fs::write(d.join("precious"), "keep").unwrap();
         std::os::unix::fs::symlink(d.join("precious"), real.join("CACHEDIR.TAG")).unwrap();
         std::os::unix::fs::symlink(&real, d.join("target")).unwrap();
-        let trash = swap(&anchored(&d.join("target")), "1-a", SwapMethod::Exchange).unwrap().trash;
+        let trash = swap(&anchored(&d.join("target")), "1-a", SwapMethod::Exchange, None).unwrap().trash;
         assert!(std::fs::symlink_metadata(d.join("target")).unwrap().file_type().is_symlink());
         assert_eq!(names(&trash), [".safeclean-trash-1-a"]);
         assert!(real.join(".safeclean-trash-1-a/debug").is_dir());
@@ -456,7 +455,7 @@ mod tests {
     fn a_missing_target_is_created() {
         let tmp = tempfile::tempdir().unwrap();
         let d = tmp.path();
-        assert!(swap(&anchored(&d.join("target")), "1-a", SwapMethod::Exchange).unwrap().trash.is_empty());
+        assert!(swap(&anchored(&d.join("target")), "1-a", SwapMethod::Exchange, None).unwrap().trash.is_empty());
         assert!(d.join("target/CACHEDIR.TAG").is_file());
     }
 
@@ -470,7 +469,7 @@ mod tests {
             let a = anchored(&d.join("target"));
             std::fs::rename(d.join("target"), d.join("moved")).unwrap();
             std::os::unix::fs::symlink(d.join("elsewhere"), d.join("target")).unwrap();
-            let e = swap(&a, "1-a", method).unwrap_err();
+            let e = swap(&a, "1-a", method, None).unwrap_err();
             assert!(matches!(e, SwapError::Changed { .. }), "{e}");
             assert!(std::fs::symlink_metadata(d.join("target")).unwrap().file_type().is_symlink());
             assert!(d.join("elsewhere/keep").is_dir() && !d.join("elsewhere/CACHEDIR.TAG").exists());
@@ -486,7 +485,7 @@ mod tests {
         let t = tmp.path().join("target");
         // A failed run left trash A inside the target, with trash Z from an older version nested in it.
         std::fs::create_dir_all(t.join(".safeclean-trash-1-a/.safeclean-trash-0-f/x")).unwrap();
-        let trash = swap(&anchored(&t), "2-b", SwapMethod::Exchange).unwrap().trash;
+        let trash = swap(&anchored(&t), "2-b", SwapMethod::Exchange, None).unwrap().trash;
         assert_eq!(names(&trash), [".safeclean-trash-0-f", ".safeclean-trash-1-a", ".safeclean-trash-2-b"]);
         assert!(t.join(".safeclean-trash-0-f/x").is_dir());
         assert!(!t.join(".safeclean-trash-2-b/.safeclean-trash-1-a").exists());

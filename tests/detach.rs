@@ -229,8 +229,11 @@ fn a_foreground_run_during_a_detached_purge_leaves_its_trash_to_it() {
     let (ws, _rv, first) = stopped_mid_way();
     let out = ws.run(&["--no-verify", "--message-format", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(stderr(&out).contains("to the detached purge that is deleting it"), "{}", stderr(&out));
-    assert!(summary(&out)["holders"].as_array().unwrap().is_empty(), "the deleter was no holder");
+    assert!(stderr(&out).contains("a detached purge of this tool is deleting it"), "{}", stderr(&out));
+    let s = summary(&out);
+    assert!(s["holders"].as_array().unwrap().is_empty(), "the deleter was no holder");
+    let left = s["left"].as_array().unwrap_or_else(|| panic!("the summary says what was left: {s}"));
+    assert!(left[0]["reason"].as_str().unwrap().contains(&format!("pid {}", first.id.pid)), "{s}");
     assert!(alive(first.id.pid), "the foreground run left the deleter alone");
     let left = leftovers(&ws);
     assert!(
@@ -245,4 +248,20 @@ fn a_foreground_run_during_a_detached_purge_leaves_its_trash_to_it() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(leftovers(&ws), Vec::<PathBuf>::new(), "the next run removes what remains");
     assert_eq!(tree(&ws.target()), [PathBuf::from("CACHEDIR.TAG")]);
+}
+
+#[test]
+fn a_deleter_waits_for_a_trash_dir_another_purge_holds_only_as_long_as_told() {
+    // The first deleter is stopped while it holds its trash; the second meets it inside its own trash.
+    let (ws, mut rv, first) = stopped_mid_way();
+    let out = ws.run(&["--detach", "--no-verify", "--lock-timeout", "1s", "--message-format", "json"]);
+    let second = detached(&out, &mut rv);
+    assert!(ends(&second), "the second deleter gave up on the held trash after --lock-timeout");
+    let log = std::fs::read_to_string(&second.log).expect("a deleter that left something keeps its log");
+    assert!(log.contains("held its lock past --lock-timeout"), "{log}");
+    send(first.id.pid, rustix::process::Signal::CONT);
+    assert!(ends(&first));
+    let out = ws.run(&["--no-verify"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(leftovers(&ws), Vec::<PathBuf>::new(), "the next run removes what remains");
 }

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use cargo_safeclean::detach::Detached;
 use cargo_safeclean::event::{Event, Summary};
 use cargo_safeclean::model::{
-    Handle, HandleKind, Hold, Holder, Kind, Mode, Outcome, Process, Relation, Removed, Settled, Sig, SpareReason,
+    Handle, HandleKind, Hold, Holder, Kind, Left, Mode, Outcome, Process, Relation, Removed, Settled, Sig, SpareReason,
     Uninspectable, Verdict, Verified,
 };
 use cargo_safeclean::purge::Progress;
@@ -142,6 +142,10 @@ fn summary(events: &[Event]) -> Summary {
             .collect(),
         uninspectable: Uninspectable { other_users: 2, own: vec![] },
         removed: Some(Removed { files: 32586, bytes: 1_503_238_553, duration_ms: 2100 }),
+        left: vec![Left {
+            path: "/w/target/.safeclean-trash-1-a/.safeclean-trash-0-f".into(),
+            reason: "its lock is held by pid 4400 flock (flock -s .safeclean-trash-0-f sleep 1d)".into(),
+        }],
         verify: Some(Verified { exit_code: Some(0), duration_ms: 1250, interrupted: false }),
         exit_code: 5,
     }
@@ -152,7 +156,7 @@ fn detached_run() -> (Vec<Event>, Summary) {
     let detached = Detached {
         pid: 4300,
         trash: vec!["/w/target/.safeclean-trash-1-a".into()],
-        log: "/w/target/.safeclean-trash-1-a.log".into(),
+        log: "/run/user/1000/cargo-safeclean-1000/deleter-1-a.log".into(),
     };
     // Handed over right after the swap, before the check starts.
     let mut events: Vec<Event> = events()
@@ -161,7 +165,8 @@ fn detached_run() -> (Vec<Event>, Summary) {
         .collect();
     let verify = events.iter().position(|e| matches!(e, Event::VerifyStarted { .. })).unwrap();
     events.insert(verify, Event::PurgeDetached(detached.clone()));
-    let summary = Summary { removed: None, purge_detached: Some(detached), exit_code: 0, ..summary(&events) };
+    let summary =
+        Summary { removed: None, left: vec![], purge_detached: Some(detached), exit_code: 0, ..summary(&events) };
     (events, summary)
 }
 

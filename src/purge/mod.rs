@@ -18,6 +18,7 @@ use rustix::io::Errno;
 use crate::interrupt::Interrupt;
 use crate::model::{FileId, Removed};
 use crate::platform::Files;
+use crate::runlock::TrashLocks;
 use pool::Pool;
 
 /// Counters that the reporter reads while the purge runs.
@@ -69,6 +70,13 @@ pub enum PurgeError {
         if mounts.len() == 1 { "it" } else { "them" }
     )]
     MountsLeft { mounts: Vec<PathBuf> },
+    #[error(
+        "left {} of the old tree: another process holds {} lock (named above); the new target dir is in place. Once \
+         it lets go, run cargo safeclean again: it removes what is left",
+        left.iter().map(|m| m.display().to_string()).collect::<Vec<_>>().join(", "),
+        if left.len() == 1 { "its" } else { "their" }
+    )]
+    LeftLocked { left: Vec<PathBuf> },
 }
 
 /// What a purge could not do.
@@ -133,8 +141,15 @@ pub enum Busy {
 
 /// Removes each of `roots` (trash dirs, or files; a symlink is removed, not followed) and everything below it,
 /// except mount points, which are left mounted and untouched, and a root whose name leads elsewhere by now.
-pub fn purge(roots: &[TrashRoot], settings: Settings, progress: &Progress, interrupt: &Interrupt) -> Purged {
-    Purge::lock(roots, settings).run(progress, interrupt)
+/// `locks`: where trash dirs are locked (the runner's runtime dir), so that no other purge works on them.
+pub fn purge(
+    roots: &[TrashRoot],
+    settings: Settings,
+    locks: Option<TrashLocks>,
+    progress: &Progress,
+    interrupt: &Interrupt,
+) -> Purged {
+    Purge::lock(roots, settings, locks).run(progress, interrupt)
 }
 
 /// A purge whose roots are open and locked, its workers not started yet.
@@ -147,13 +162,15 @@ pub struct Purge {
 impl Purge {
     /// Opens and locks each root, before any worker starts: from here on no other purge works on them.
     #[must_use]
-    pub fn lock(roots: &[TrashRoot], settings: Settings) -> Self {
+    pub fn lock(roots: &[TrashRoot], settings: Settings, locks: Option<TrashLocks>) -> Self {
         pool::raise_fd_limit();
         let probe = roots.first().and_then(|r| r.path.parent()).unwrap_or(Path::new("/"));
-        let pool = Pool::new(settings.files.mounts(probe), settings.busy, settings.lock_timeout);
+        let pool = Pool::new(settings.files.mounts(probe), settings.busy, settings.lock_timeout, locks);
         for root in roots {
             pool.start_root(root);
         }
+        // The workers start from this thread: with its own rights, which they inherit.
+        let _ = crate::platform::act_as(None);
         Purge { pool, workers: settings.workers, start: Instant::now() }
     }
 
@@ -202,7 +219,7 @@ mod tests {
 
     fn run(path: &Path) -> Purged {
         let interrupt = Interrupt::manual().unwrap();
-        purge(&[root(path)], settings(4), &Progress::default(), &interrupt)
+        purge(&[root(path)], settings(4), None, &Progress::default(), &interrupt)
     }
 
     #[test]
@@ -282,7 +299,7 @@ mod tests {
         std::fs::write(t.join("a/f"), "x").unwrap();
         let interrupt = Interrupt::manual().unwrap();
         interrupt.trigger();
-        let p = purge(&[root(&t)], settings(2), &Progress::default(), &interrupt);
+        let p = purge(&[root(&t)], settings(2), None, &Progress::default(), &interrupt);
         assert!(p.interrupted);
         assert!(t.join("a/f").exists());
     }
@@ -297,7 +314,7 @@ mod tests {
         std::fs::rename(&t, d.join("moved")).unwrap();
         std::fs::create_dir_all(t.join("precious")).unwrap();
         let interrupt = Interrupt::manual().unwrap();
-        let p = purge(&[checked], settings(2), &Progress::default(), &interrupt);
+        let p = purge(&[checked], settings(2), None, &Progress::default(), &interrupt);
         assert_eq!(p.problems.errors.len(), 1, "{:?}", p.problems.errors);
         assert!(t.join("precious").is_dir() && d.join("moved/a").is_dir());
     }

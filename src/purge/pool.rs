@@ -13,9 +13,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rustix::fs::{AtFlags, FileType, FlockOperation, Mode, OFlags};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
 use super::{Busy, Problems, Progress, TrashRoot};
@@ -23,6 +23,7 @@ use crate::interrupt::Interrupt;
 use crate::layout::TRASH_PREFIX;
 use crate::model::{FileId, Owner};
 use crate::platform::{self, Mounts, OpenDirError};
+use crate::runlock::TrashLocks;
 
 /// How many names one unlink task takes, so that one huge directory is shared among all workers.
 const CHUNK: usize = 256;
@@ -41,6 +42,8 @@ struct Dir {
     made_writable: AtomicBool,
     /// Whose rights its entries are changed with (only in a root process).
     owner: Option<Owner>,
+    /// For a trash dir: its lock, held while this purge works on it.
+    _lock: Option<std::fs::File>,
 }
 
 /// Where an empty dir is removed from.
@@ -81,12 +84,14 @@ pub(super) struct Pool {
     mounts: Mounts,
     busy: Busy,
     lock_timeout: Duration,
+    /// Where trash dirs are locked; without it, nothing is locked (a purge nobody else can run at the same time).
+    locks: Option<TrashLocks>,
     /// This is a root process: each dir is worked on with its owner's rights.
     borrow_rights: bool,
 }
 
 impl Pool {
-    pub(super) fn new(mounts: Mounts, busy: Busy, lock_timeout: Duration) -> Self {
+    pub(super) fn new(mounts: Mounts, busy: Busy, lock_timeout: Duration, locks: Option<TrashLocks>) -> Self {
         Pool {
             queue: Mutex::new((Vec::new(), 0)),
             ready: Condvar::new(),
@@ -94,6 +99,7 @@ impl Pool {
             mounts,
             busy,
             lock_timeout,
+            locks,
             borrow_rights: rustix::process::geteuid().is_root(),
         }
     }
@@ -150,6 +156,7 @@ impl Pool {
         };
         let holder = Arc::new(Dir {
             owner: self.owner_of(&fd),
+            _lock: None,
             fd,
             path: parent_path.to_path_buf(),
             parent: None,
@@ -275,24 +282,34 @@ impl Pool {
                 return Opened::Done;
             }
         };
-        // Another purge's trash (a detached deleter's): it holds the lock as long as it works on it. Only the owner
-        // (or root) can open a trash dir, so only they can hold it; a wait still has a bound.
-        if name.to_bytes().starts_with(TRASH_PREFIX.as_bytes()) {
-            match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive) {
-                Err(Errno::WOULDBLOCK) if self.busy == Busy::Wait && !may_block => return Opened::Busy,
-                Err(Errno::WOULDBLOCK) if self.busy == Busy::Wait && self.wait_for_lock(&fd) => {}
-                Err(Errno::WOULDBLOCK) => {
+        // Another purge's trash (a detached deleter's): it holds the lock as long as it works on it.
+        let mut lock = None;
+        if name.to_bytes().starts_with(TRASH_PREFIX.as_bytes())
+            && let Some(locks) = &self.locks
+            && let Some(id) = fd_id(&fd)
+        {
+            match locks.lock(id, Duration::ZERO) {
+                Ok(Some(held)) => lock = Some(held),
+                Ok(None) if self.busy == Busy::Wait && !may_block => return Opened::Busy,
+                Ok(None)
+                    if self.busy == Busy::Wait
+                        && let Ok(Some(held)) = locks.lock(id, self.lock_timeout) =>
+                {
+                    lock = Some(held);
+                }
+                Ok(None) => {
                     self.problems.lock().expect("purge problems poisoned").busy.push(path);
                     parent.blocked.store(true, Ordering::Relaxed);
                     self.release(parent);
                     return Opened::Done;
                 }
-                // Locked; or a filesystem without locks: nothing to respect, nothing to hold.
-                Ok(()) | Err(_) => {}
+                // No lock to be had (a runtime dir gone): nothing to respect, nothing to hold.
+                Err(_) => {}
             }
         }
         Opened::Dir(Arc::new(Dir {
             owner: self.owner_of(&fd),
+            _lock: lock,
             fd,
             path,
             parent: Some(Parent::Dir(Arc::clone(parent), name.to_owned())),
@@ -322,21 +339,6 @@ impl Pool {
             let _ = platform::act_as(parent.owner);
         }
         again
-    }
-
-    /// Waits, at most the lock timeout, for the trash dir `fd` that another purge holds; true once it is ours.
-    fn wait_for_lock(&self, fd: &OwnedFd) -> bool {
-        let deadline = Instant::now() + self.lock_timeout;
-        loop {
-            match rustix::fs::flock(fd, FlockOperation::NonBlockingLockExclusive) {
-                Ok(()) => return true,
-                Err(Errno::WOULDBLOCK) if Instant::now() < deadline => {
-                    // Short naps: nobody waits for this purge, and a blocking flock would know no bound.
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                Err(_) => return false,
-            }
-        }
     }
 
     /// A mount point inside the trash: it stays mounted and untouched, and so do the dirs above it.

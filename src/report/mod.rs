@@ -107,6 +107,12 @@ impl crate::detach::Log for DeleterLog {
         for (path, e) in &purged.problems.errors {
             log_line(&format!("error: could not remove {}: {e}", path.display()));
         }
+        for path in &purged.problems.busy {
+            log_line(&format!(
+                "error: left {}: another process held its lock past --lock-timeout; the next run removes it",
+                path.display()
+            ));
+        }
         let r = purged.removed;
         log_line(&format!("removed {} files, {} in {} ms; done", r.files, human_bytes(r.bytes), r.duration_ms));
     }

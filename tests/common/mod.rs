@@ -35,6 +35,13 @@ pub fn holder_exe() -> PathBuf {
     path
 }
 
+/// The attacker fixture (`tests/support/attacker.rs`), built by `cargo test` as an example.
+pub fn attacker_exe() -> PathBuf {
+    let path = holder_exe().with_file_name("safeclean-test-attacker");
+    assert!(path.is_file(), "{} is missing: run the tests with `cargo test`", path.display());
+    path
+}
+
 /// A copy of the holder fixture named `name` in `dir` (outside any target dir: it holds only what it is told).
 pub fn holder_named(dir: &Path, name: &str) -> PathBuf {
     let exe = dir.join(name);
@@ -123,9 +130,20 @@ impl Ws {
     }
 
     /// `cargo safeclean ARGS` run as `nobody` (uid 65534, as on Linux). root's cargo is out of nobody's reach, so
-    /// `$CARGO` is a script that only answers `metadata` for this workspace: the tool honours `$CARGO`.
+    /// `$CARGO` is [`Self::fake_cargo`]: the tool honours `$CARGO`.
     #[cfg(target_os = "linux")]
     pub fn safeclean_as_nobody(&self, args: &[&str]) -> Command {
+        let mut cmd = self.safeclean(args);
+        std::os::unix::process::CommandExt::uid(&mut cmd, 65534);
+        std::os::unix::process::CommandExt::gid(&mut cmd, 65534);
+        cmd.env("CARGO", self.fake_cargo()).env("HOME", "/nonexistent");
+        cmd
+    }
+
+    /// A cargo any user may run, for tests where the real one is out of reach or too slow: `metadata` answers for
+    /// this workspace, `check` writes the uid it runs as into `target/debug/checked-by`. In the workspace root, which
+    /// becomes readable by all.
+    pub fn fake_cargo(&self) -> PathBuf {
         use std::os::unix::fs::PermissionsExt;
         let fake = self.root().join("fake-cargo.sh");
         let meta = format!(
@@ -133,14 +151,12 @@ impl Ws {
             self.root().display(),
             self.target().display()
         );
-        std::fs::write(&fake, format!("#!/bin/sh\necho '{meta}'\n")).unwrap();
+        let check = format!("mkdir -p '{0}/debug' && id -u > '{0}/debug/checked-by'", self.target().display());
+        let script = format!("#!/bin/sh\ncase \"$1\" in\n  metadata) echo '{meta}' ;;\n  check) {check} ;;\nesac\n");
+        std::fs::write(&fake, script).unwrap();
         std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::set_permissions(self.root(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let mut cmd = self.safeclean(args);
-        std::os::unix::process::CommandExt::uid(&mut cmd, 65534);
-        std::os::unix::process::CommandExt::gid(&mut cmd, 65534);
-        cmd.env("CARGO", fake).env("HOME", "/nonexistent");
-        cmd
+        fake
     }
 
     /// A target dir that `nobody` can read, held by a process of root's that `nobody` cannot inspect.
@@ -225,7 +241,7 @@ impl Ready {
 pub struct Rendezvous {
     listener: UnixListener,
     pub path: PathBuf,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     reaper: Reaper,
 }
 
@@ -234,7 +250,7 @@ impl Rendezvous {
         let dir = tempfile::Builder::new().prefix("safeclean-sock-").tempdir().unwrap();
         let path = dir.path().join("ready.sock");
         let listener = UnixListener::bind(&path).unwrap();
-        Rendezvous { listener, path, _dir: dir, reaper: Reaper::default() }
+        Rendezvous { listener, path, dir, reaper: Reaper::default() }
     }
 
     /// Spawns `cmd` (kept for killing at the end) and waits until something connects and says ready.
@@ -265,6 +281,13 @@ impl Rendezvous {
         let launch = format!("'{}' {} --notify '{}' & exit 0", exe.display(), quoted.join(" "), self.path.display());
         assert!(Command::new("sh").args(["-c", &launch]).status().unwrap().success());
         self.accept(None)
+    }
+
+    /// Lets processes of other users (the fixtures a test starts as `nobody`) connect.
+    pub fn open_to_others(&self) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(self.dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+        std::fs::set_permissions(&self.path, std::fs::Permissions::from_mode(0o777)).unwrap();
     }
 
     /// Waits for a connection; fails early if the process `watch` (our child) exits first.

@@ -1,7 +1,8 @@
 //! Test fixture: a process that holds things in a target dir, then reports ready and waits to be killed.
 //!
 //! `safeclean-test-holder --notify SOCKET [--open F] [--lock F] [--mmap F] [--cwd D] [--chroot DIR]
-//! [--ignore-term] [--ignore-int] [--tag TEXT] [--report-exit] [--wait-lock F]`. With `--wait-lock` it blocks in
+//! [--ignore-term] [--ignore-int] [--tag TEXT] [--report-exit] [--wait-lock F] [--flock-shared P]`. With
+//! `--flock-shared` it takes a shared `flock` on P (a file or a dir) opened read-only, as any user who can read P can. With `--wait-lock` it blocks in
 //! `flock` on F after saying ready, then writes `locked\n` and exits once it has the lock. It connects to the Unix socket SOCKET first (a
 //! chroot would put it out of reach), does the setup, then writes `ready PID\n` and keeps the connection open, so
 //! the test learns of readiness without sleeping and of death by EOF. With `--report-exit` it exits on SIGTERM and
@@ -57,6 +58,11 @@ fn main() {
                 }
                 .expect("mmap");
                 maps.push(map as usize);
+            }
+            "--flock-shared" => {
+                let f = std::fs::File::open(value()).expect("open read-only");
+                rustix::fs::flock(&f, rustix::fs::FlockOperation::LockShared).expect("flock");
+                files.push(f);
             }
             "--cwd" => std::env::set_current_dir(value()).expect("chdir"),
             "--ignore-term" => ignore(signal_hook::consts::SIGTERM),

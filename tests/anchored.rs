@@ -1,0 +1,320 @@
+//! The anchored invariant, tried as an attacker would: every byte the tool writes, removes, renames, chmods or
+//! chowns lies in the tree the guard approved, whatever anyone else does to names meanwhile. Each test keeps a
+//! precious tree outside the target dir and checks that its bytes, modes and owners are unchanged.
+//!
+//! The other user is `nobody` (uid 65534): those tests need root and are ignored otherwise (CI runs them). Races
+//! are tried by repetition, a bounded number of runs in a bounded time, against an attacker looping as fast as it
+//! can (`tests/support/attacker.rs`).
+
+mod common;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const NOBODY: u32 = 65534;
+
+/// Everything under `dir` as it is: each entry's path, type, mode, owner and, for a file, its bytes.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, u32, u32, u32, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        let bytes = if m.is_file() { std::fs::read(&p).unwrap() } else { Vec::new() };
+        if m.is_dir() {
+            stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        }
+        out.push((p, m.mode(), m.uid(), m.gid(), bytes));
+    }
+    out.sort();
+    out
+}
+
+/// A root-owned dir outside any workspace that looks like a cargo target dir (so that only the tool's handling of
+/// names, not the guard's judgement of content, stands between it and a run), with a file in it.
+fn precious_target() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::Builder::new().prefix("safeclean-precious-").tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = tmp.path().join("target");
+    std::fs::create_dir_all(dir.join("debug/deps")).unwrap();
+    std::fs::write(dir.join(".rustc_info.json"), "{}").unwrap();
+    std::fs::write(dir.join("debug/.cargo-lock"), "").unwrap();
+    std::fs::write(dir.join("debug/deps/libprecious.rlib"), "precious").unwrap();
+    std::fs::write(tmp.path().join("file"), "precious").unwrap();
+    (tmp, dir)
+}
+
+/// Hands the workspace (its dir and everything in it) to `nobody`.
+fn give_to_nobody(ws: &Ws) {
+    let ok = Command::new("chown").args(["-R", "65534:65534"]).arg(ws.dir.path()).status().unwrap();
+    assert!(ok.success());
+    std::fs::set_permissions(ws.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Starts the attacker fixture as `nobody` with `args`; it is killed when `rv` is dropped.
+fn attacker(rv: &mut Rendezvous, args: &[&std::ffi::OsStr]) -> Ready {
+    rv.open_to_others();
+    let exe = attacker_exe();
+    let mut cmd = Command::new(exe);
+    cmd.arg("--notify").arg(&rv.path).args(args).stdin(Stdio::null());
+    std::os::unix::process::CommandExt::uid(&mut cmd, NOBODY);
+    std::os::unix::process::CommandExt::gid(&mut cmd, NOBODY);
+    rv.spawn(&mut cmd)
+}
+
+/// Runs the tool (as root, on a fake cargo so that each run is quick) again and again for at most `limit` or
+/// `runs` runs, and returns how many ended with each exit code.
+fn hammer(ws: &Ws, runs: usize, limit: Duration) -> std::collections::BTreeMap<i32, usize> {
+    let cargo = ws.fake_cargo();
+    let mut codes = std::collections::BTreeMap::new();
+    let start = Instant::now();
+    for _ in 0..runs {
+        if start.elapsed() > limit {
+            break;
+        }
+        let out = ws.safeclean(&["--no-verify", "--lock-timeout", "5s"]).env("CARGO", &cargo).output_bounded();
+        *codes.entry(out.status.code().unwrap_or(-1)).or_default() += 1;
+        let err = stderr(&out);
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    codes
+}
+
+#[test]
+fn a_cloned_repository_cannot_point_the_run_outside() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().canonicalize().unwrap();
+    let precious = d.join("precious");
+    std::fs::create_dir_all(precious.join("keep")).unwrap();
+    std::fs::write(precious.join("file"), "precious").unwrap();
+    std::fs::write(precious.join("keep/inner"), "precious").unwrap();
+    // A repository that carries `target -> cache`, a tag that is a link to a file outside, and a link named like
+    // this tool's trash that points outside too.
+    let origin = d.join("origin");
+    std::fs::create_dir_all(origin.join("src")).unwrap();
+    std::fs::create_dir_all(origin.join("cache/debug")).unwrap();
+    std::fs::write(origin.join("Cargo.toml"), "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n")
+        .unwrap();
+    std::fs::write(origin.join("src/lib.rs"), "").unwrap();
+    std::fs::write(origin.join("cache/.rustc_info.json"), "{}").unwrap();
+    std::fs::write(origin.join("cache/debug/dep-info"), "x").unwrap();
+    symlink("cache", origin.join("target")).unwrap();
+    symlink("../../precious/file", origin.join("cache/CACHEDIR.TAG")).unwrap();
+    symlink("../../precious", origin.join("cache/.safeclean-trash-1-a")).unwrap();
+    symlink("../../precious", origin.join("cache/debug/escape")).unwrap();
+    let git = |dir: &Path, args: &[&str]| {
+        let out = Command::new("git")
+            .args(["-c", "user.email=t@example.com", "-c", "user.name=t", "-c", "init.defaultBranch=main"])
+            .args(args)
+            .current_dir(dir)
+            .output_bounded();
+        assert!(out.status.success(), "git {args:?}: {}", stderr(&out));
+    };
+    git(&origin, &["init", "-q"]);
+    git(&origin, &["add", "-A"]);
+    git(&origin, &["commit", "-q", "-m", "hostile"]);
+    git(&d, &["clone", "-q", "origin", "clone"]);
+    let clone = d.join("clone");
+    assert!(std::fs::symlink_metadata(clone.join("cache/CACHEDIR.TAG")).unwrap().is_symlink(), "git kept the link");
+
+    let before = snapshot(&precious);
+    let mut cmd = Command::new(safeclean_exe());
+    clean_env(&mut cmd).args(["safeclean", "--no-verify"]).current_dir(&clone);
+    let out = cmd.output_bounded();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(snapshot(&precious), before, "nothing outside the target dir changed");
+    assert!(std::fs::symlink_metadata(clone.join("target")).unwrap().is_symlink(), "the link stays");
+    let tag = clone.join("cache/CACHEDIR.TAG");
+    assert!(std::fs::symlink_metadata(&tag).unwrap().is_file(), "the tag is a file of its own now");
+    assert!(std::fs::read_to_string(&tag).unwrap().contains("created by cargo"));
+    assert_eq!(tree(&clone.join("cache")), [PathBuf::from("CACHEDIR.TAG")], "the links were removed, not followed");
+}
+
+#[test]
+fn a_dangling_target_link_is_refused_and_nothing_is_created() {
+    let ws = Ws::new(false);
+    let nowhere = ws.root().join("nowhere");
+    symlink(&nowhere, ws.target()).unwrap();
+    let out = ws.run(&["--no-verify"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("a symlink to nothing"), "{}", stderr(&out));
+    assert!(!nowhere.exists());
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+#[ignore = "needs root"]
+fn another_user_swapping_the_target_for_a_link_never_leads_a_root_run_outside() {
+    assert!(is_root(), "this test runs an attacker as nobody against a root run and must run as root (CI does)");
+    let ws = Ws::new(false);
+    ws.build();
+    give_to_nobody(&ws);
+    let (_keep, precious) = precious_target();
+    let before = snapshot(precious.parent().unwrap());
+    let mut rv = Rendezvous::new();
+    let _attacker =
+        attacker(&mut rv, &["swap".as_ref(), ws.root().as_os_str(), "target".as_ref(), precious.as_os_str()]);
+    let codes = hammer(&ws, 300, Duration::from_secs(45));
+    assert_eq!(snapshot(precious.parent().unwrap()), before, "nothing outside the target dir changed; runs: {codes:?}");
+    assert!(codes.keys().all(|c| [0, 3, 5].contains(c)), "{codes:?}");
+    assert!(codes.values().sum::<usize>() >= 50, "enough runs met the attacker: {codes:?}");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+#[ignore = "needs root"]
+fn another_user_planting_links_where_the_new_dir_goes_changes_nothing_outside() {
+    assert!(is_root(), "this test runs an attacker as nobody against a root run and must run as root (CI does)");
+    let ws = Ws::new(false);
+    ws.build();
+    give_to_nobody(&ws);
+    let (_keep, precious) = precious_target();
+    let before = snapshot(precious.parent().unwrap());
+    let mut rv = Rendezvous::new();
+    let _attacker =
+        attacker(&mut rv, &["plant".as_ref(), ws.root().as_os_str(), "-new".as_ref(), precious.as_os_str()]);
+    let codes = hammer(&ws, 300, Duration::from_secs(45));
+    assert_eq!(snapshot(precious.parent().unwrap()), before, "nothing outside the target dir changed; runs: {codes:?}");
+    assert!(!precious.join("CACHEDIR.TAG").exists());
+    assert!(codes.values().sum::<usize>() >= 50, "enough runs met the attacker: {codes:?}");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+#[ignore = "needs root"]
+fn a_root_run_never_follows_a_link_another_user_controls() {
+    assert!(is_root(), "this test runs the tool as root in nobody's workspace and must run as root (CI does)");
+    let ws = Ws::new(false);
+    give_to_nobody(&ws);
+    let (_keep, precious) = precious_target();
+    let before = snapshot(precious.parent().unwrap());
+    symlink(&precious, ws.target()).unwrap();
+    rustix::fs::chownat(
+        rustix::fs::CWD,
+        ws.target(),
+        Some(rustix::fs::Uid::from_raw(NOBODY)),
+        Some(rustix::fs::Gid::from_raw(NOBODY)),
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .unwrap();
+    let out = ws.safeclean(&["--no-verify"]).env("CARGO", ws.fake_cargo()).output_bounded();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("does not follow another user's link"), "{}", stderr(&out));
+    assert_eq!(snapshot(precious.parent().unwrap()), before);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+#[ignore = "needs root"]
+fn a_root_run_on_another_users_tree_keeps_it_theirs() {
+    assert!(is_root(), "this test runs the tool as root on nobody's tree and must run as root (CI does)");
+    let ws = Ws::new(false);
+    ws.build();
+    give_to_nobody(&ws);
+    std::fs::set_permissions(ws.target(), std::fs::Permissions::from_mode(0o750)).unwrap();
+    // Something root built in it once (`sudo cargo build`): root's own dir, removed with root's rights.
+    std::fs::create_dir_all(ws.target().join("debug/by-root")).unwrap();
+    std::fs::write(ws.target().join("debug/by-root/f"), "x").unwrap();
+    let out = ws.safeclean(&[]).env("CARGO", ws.fake_cargo()).output_bounded();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let m = std::fs::metadata(ws.target()).unwrap();
+    assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (NOBODY, NOBODY, 0o750), "owner, group and mode are kept");
+    let tag = std::fs::metadata(ws.target().join("CACHEDIR.TAG")).unwrap();
+    assert_eq!((tag.uid(), tag.gid()), (NOBODY, NOBODY));
+    let checked_by = std::fs::read_to_string(ws.target().join("debug/checked-by")).unwrap();
+    assert_eq!(checked_by.trim(), NOBODY.to_string(), "the verify runs as the owner");
+    assert_eq!(std::fs::metadata(ws.target().join("debug")).unwrap().uid(), NOBODY, "what it builds is theirs");
+    assert!(!ws.target().join("debug/by-root").exists(), "root's leftovers went with the old tree");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+#[ignore = "needs root"]
+fn foreign_shared_locks_block_nothing() {
+    assert!(is_root(), "this test takes locks as nobody against a root run and must run as root (CI does)");
+    let ws = Ws::new(false);
+    ws.build();
+    // A trash dir an older version (or a crash) left open to all: another user can lock it.
+    let old = ws.target().join(".safeclean-trash-1-ab");
+    std::fs::create_dir_all(old.join("d")).unwrap();
+    std::fs::write(old.join("d/f"), "x").unwrap();
+    for dir in [ws.dir.path(), ws.root(), &ws.target(), &old, &old.join("d")] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let mut rv = Rendezvous::new();
+    rv.open_to_others();
+    let holder = holder_named(rv.path.parent().unwrap(), "foreign-locker");
+    for path in [ws.root(), &ws.target(), &old] {
+        let mut cmd = Command::new(&holder);
+        cmd.arg("--flock-shared").arg(path).arg("--notify").arg(&rv.path).stdin(Stdio::null());
+        std::os::unix::process::CommandExt::uid(&mut cmd, NOBODY);
+        std::os::unix::process::CommandExt::gid(&mut cmd, NOBODY);
+        rv.spawn(&mut cmd);
+    }
+    // The tool's own locks are all in the runner's private runtime dir: none of these is one of them.
+    let start = Instant::now();
+    let out = ws.run(&["--no-verify", "--lock-timeout", "1s"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(start.elapsed() < Duration::from_secs(30), "no lock of another user's held the run");
+    assert_eq!(tree(&ws.target()), [PathBuf::from("CACHEDIR.TAG")], "the locked leftover went too");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+#[ignore = "needs root"]
+fn a_runtime_dir_another_user_prepared_is_never_used() {
+    assert!(is_root(), "this test prepares a runtime dir as nobody for a root run and must run as root (CI does)");
+    let ws = Ws::new(false);
+    ws.build();
+    let (_keep, precious) = precious_target();
+    let before = snapshot(precious.parent().unwrap());
+    // nobody's own dir, named as the runtime base, with the runtime dir's name pointing at the precious tree.
+    let base = tempfile::Builder::new().prefix("safeclean-base-").tempdir().unwrap();
+    std::fs::set_permissions(base.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    symlink(&precious, base.path().join("cargo-safeclean-0")).unwrap();
+    let ok = Command::new("chown").args(["-R", "-h", "65534:65534"]).arg(base.path()).status().unwrap();
+    assert!(ok.success());
+    let out = ws
+        .safeclean(&["--detach", "--no-verify", "--message-format", "json"])
+        .env("XDG_RUNTIME_DIR", base.path())
+        .env("TMPDIR", base.path())
+        .output_bounded();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let log = summary(&out)["purge_detached"]["log"].as_str().unwrap().to_owned();
+    assert!(log.starts_with("/tmp/cargo-safeclean-0/"), "{log}");
+    let pid = u32::try_from(summary(&out)["purge_detached"]["pid"].as_u64().unwrap()).unwrap();
+    assert!(identity(pid).is_none_or(|id| gone_within(&id, PATIENCE)));
+    assert_eq!(snapshot(precious.parent().unwrap()), before);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn two_spellings_of_one_target_are_one_run_at_a_time() {
+    let ws = Ws::new(false);
+    ws.build();
+    let real = ws.root().join("real-target");
+    std::fs::rename(ws.target(), &real).unwrap();
+    symlink(&real, ws.target()).unwrap();
+    let mut rv = Rendezvous::new();
+    // A holder that ignores SIGTERM keeps the first run in its grace period, holding the run lock.
+    let exe = ws.install_holder("real-target/debug/server");
+    let mut h = rv.holder(&exe, &["--ignore-term"]);
+    let mut first = ws.safeclean(&["--grace", "3s", "--no-verify", "--message-format", "json"]);
+    let (first_pid, stdout, _) = rv.start(first.stdout(Stdio::piped()).stderr(Stdio::piped()));
+    let lines = Lines::of(stdout.unwrap());
+    // Its first holder line comes after it holds the lock.
+    lines.find(|l| l.contains("\"reason\":\"holder\""));
+    let spelled = real.to_str().unwrap();
+    let out = ws.run(&["--target-dir", spelled, "--no-verify", "--lock-timeout", "100ms"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&format!("pid {first_pid}")), "the holder is named: {}", stderr(&out));
+    let second = ws.run(&["--target-dir", spelled, "--no-verify"]);
+    assert_eq!(second.status.code(), Some(0), "{}", stderr(&second));
+    assert!(stderr(&second).contains("waiting for the run lock"), "{}", stderr(&second));
+    assert!(has_exited(first_pid), "the second ran only once the first had finished");
+    assert_eq!(rv.finish_adopted(first_pid).status.code(), Some(0));
+    assert!(h.dies_within(PATIENCE));
+}
