@@ -75,6 +75,8 @@ pub fn spawn(
     let exe = std::env::current_exe()?;
     let name = format!("{DELETER_LOG_PREFIX}{id}{LOG_SUFFIX}");
     let log_file = runtime.create(&name)?;
+    // Locked before the deleter exists, and by it through the same open file: a run removes only logs nobody holds.
+    rustix::fs::flock(&log_file, FlockOperation::NonBlockingLockExclusive)?;
     let log = runtime.path.join(&name);
     let mut cmd = Command::new(exe);
     cmd.arg("--purge-log").arg(&log).arg("--lock-timeout").arg(format!("{}ms", lock_timeout.as_millis()));

@@ -115,12 +115,14 @@ impl TrashLocks {
     /// The lock of the trash dir `id`, waiting at most `wait` while another purge holds it (`Ok(None)` then).
     pub fn lock(&self, id: FileId, wait: Duration) -> io::Result<Option<File>> {
         let name = format!("{TRASH_LOCK_PREFIX}{}-{}.lock", id.dev, id.ino);
-        let flags = OFlags::CREATE | OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let file = File::from(rustix::fs::openat(&self.fd, name.as_str(), flags, Mode::from_raw_mode(0o600))?);
         let deadline = Instant::now() + wait;
         loop {
+            let flags = OFlags::CREATE | OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            let file = File::from(rustix::fs::openat(&self.fd, name.as_str(), flags, Mode::from_raw_mode(0o600))?);
             match flock(&file, FlockOperation::NonBlockingLockExclusive) {
-                Ok(()) => return Ok(Some(file)),
+                // A run removes the lock files nobody holds: one removed between the open and the lock is no lock.
+                Ok(()) if still_named(&self.fd, &name, &file) => return Ok(Some(file)),
+                Ok(()) => {}
                 Err(Errno::WOULDBLOCK) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
                 Err(Errno::WOULDBLOCK) => return Ok(None),
                 Err(e) => return Err(e.into()),
@@ -133,6 +135,16 @@ impl TrashLocks {
     pub fn is_busy(&self, id: FileId) -> bool {
         matches!(self.lock(id, Duration::ZERO), Ok(None))
     }
+}
+
+/// Whether `name` in `dir` is still the file `file`.
+fn still_named(dir: &OwnedFd, name: &str, file: &File) -> bool {
+    let there = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).map(|st| platform::file_id(&st));
+    there.is_ok() && there.ok() == id_of_file(file)
+}
+
+fn id_of_file(file: &File) -> Option<FileId> {
+    rustix::fs::fstat(file).ok().map(|st| platform::file_id(&st))
 }
 
 /// The name prefix of the trash locks in the runtime dir.

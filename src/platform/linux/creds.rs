@@ -34,13 +34,14 @@ static GROUPS: Mutex<Option<HashMap<u32, Groups>>> = Mutex::new(None);
 /// whose rights it uses now. Only a root process changes anything: another user's run has no rights to borrow, and
 /// needs none.
 pub fn act_as(owner: Option<Owner>) -> io::Result<u32> {
+    static EUID: OnceLock<u32> = OnceLock::new();
+    let me = *EUID.get_or_init(|| rustix::process::geteuid().as_raw());
     let want = owner.filter(|o| o.uid != 0);
     if ACTING.get() == want {
-        return Ok(want.map_or_else(|| rustix::process::geteuid().as_raw(), |o| o.uid));
+        return Ok(want.map_or(me, |o| o.uid));
     }
-    let me = rustix::process::geteuid();
-    if !me.is_root() {
-        return Ok(me.as_raw());
+    if me != 0 {
+        return Ok(me);
     }
     let own = OWN_GROUPS.get_or_init(|| rustix::process::getgroups().unwrap_or_default());
     if ACTING.get().is_none() && fsuid() != 0 {
