@@ -318,3 +318,33 @@ fn two_spellings_of_one_target_are_one_run_at_a_time() {
     assert_eq!(rv.finish_adopted(first_pid).status.code(), Some(0));
     assert!(h.dies_within(PATIENCE));
 }
+
+#[test]
+fn a_detached_run_writes_its_log_only_in_its_own_runtime_dir() {
+    let ws = Ws::new(false);
+    ws.build();
+    let keep = tempfile::tempdir().unwrap();
+    let precious = keep.path().join("file");
+    std::fs::write(&precious, "precious").unwrap();
+    // Where an earlier version put the deleter's log, open to all, with links planted at log-like names.
+    std::fs::set_permissions(ws.target(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    for name in [".safeclean-trash-1-a.log", "deleter-1-a.log"] {
+        symlink(&precious, ws.target().join(name)).unwrap();
+    }
+    let runtime = tempfile::tempdir().unwrap();
+    let out = ws
+        .safeclean(&["--detach", "--no-verify", "--message-format", "json"])
+        .env("XDG_RUNTIME_DIR", runtime.path())
+        .output_bounded();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let s = summary(&out);
+    let log = PathBuf::from(s["purge_detached"]["log"].as_str().unwrap());
+    assert!(log.starts_with(runtime.path()), "{}", log.display());
+    let pid = u32::try_from(s["purge_detached"]["pid"].as_u64().unwrap()).unwrap();
+    let mut rv = Rendezvous::new();
+    rv.remember(pid);
+    assert!(identity(pid).is_none_or(|id| gone_within(&id, PATIENCE)));
+    assert_eq!(std::fs::read_to_string(&precious).unwrap(), "precious");
+    assert_eq!(tree(&ws.target()), [PathBuf::from("CACHEDIR.TAG")], "the planted links went with the old tree");
+    assert!(!log.exists(), "a deleter that removed everything removes its log");
+}
