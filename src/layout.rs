@@ -216,8 +216,11 @@ fn has_cargo_tag(dir: &OwnedFd) -> bool {
 /// Whether some process holds `lock` right now: a non-blocking exclusive `flock`, released at once.
 #[must_use]
 pub fn is_held(lock: &Path) -> bool {
-    let Ok(file) = File::open(lock) else { return false };
-    matches!(flock(&file, FlockOperation::NonBlockingLockExclusive), Err(Errno::WOULDBLOCK))
+    // Never through a link, never waiting on whatever a name was swapped for (a FIFO blocks an open).
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let Ok(file) = rustix::fs::open(lock, flags, Mode::empty()) else { return false };
+    rustix::fs::fstat(&file).is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::RegularFile)
+        && matches!(flock(&file, FlockOperation::NonBlockingLockExclusive), Err(Errno::WOULDBLOCK))
 }
 
 #[cfg(test)]
@@ -285,6 +288,9 @@ mod tests {
         }
         std::os::unix::fs::symlink(outside.join("debug/.cargo-lock"), d.join("release/.cargo-lock")).unwrap();
         assert!(looks_like_target(&open(&outside)));
+        let fifo = d.join("release/.cargo-build-lock");
+        rustix::fs::mknodat(rustix::fs::CWD, &fifo, rustix::fs::FileType::Fifo, Mode::RUSR | Mode::WUSR, 0).unwrap();
+        assert!(!is_held(&fifo), "a FIFO is no lock, and probing it does not wait");
         assert!(!looks_like_target(&open(&d)), "a mark behind a symlink is not cargo's");
         assert!(cargo_locks(&d).is_empty());
     }

@@ -164,103 +164,122 @@ fn write_new(dir: &OwnedFd, name: &CStr, bytes: &[u8]) -> io::Result<()> {
     std::fs::File::from(fd).write_all(bytes)
 }
 
-/// No target dir yet: one is made complete beside where it goes, then renamed into place.
-fn create(a: &Anchored, id: &str, made_by: u32) -> Result<OwnedFd> {
-    let new = sibling(a, id, NEW_SUFFIX);
-    let parent_path = a.path.parent().unwrap_or(Path::new("/"));
-    let fd = make_dir(&a.parent, parent_path, &new, made_by, (0o755, None), true)?;
-    match rename_noreplace(&a.parent, &new, &a.name) {
-        Ok(()) => Ok(fd),
-        Err(e) => {
-            remove_made(&a.parent, &new, &fd);
-            if e == Errno::EXIST || e == Errno::NOTEMPTY {
-                Err(changed(a, "a dir appeared by its name after it was checked"))
-            } else {
-                Err(io_error("move into place", &a.path, e))
-            }
+/// A private dir beside the target dir (`target.safeclean-ID-new`, mode 0700, checked to be the one just made):
+/// the new dir is made in it and the old tree lands in it, so that between the steps no other user can touch
+/// either. The only name another user can change is the target dir's own, and what the exchange takes out of it is
+/// checked.
+struct Stage {
+    name: CString,
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+/// The names inside the stage: the new dir before the exchange, the old tree after it.
+const NEW: &CStr = c"new";
+const OLD: &CStr = c"old";
+
+impl Stage {
+    fn make(a: &Anchored, id: &str, made_by: u32) -> Result<Self> {
+        let name = sibling(a, id, NEW_SUFFIX);
+        let parent_path = a.path.parent().unwrap_or(Path::new("/"));
+        let fd = make_dir(&a.parent, parent_path, &name, made_by, (0o700, None), false)?;
+        Ok(Stage { path: in_dir(parent_path, &name), name, fd })
+    }
+
+    /// Removes the stage, and the new dir in it if it is still there; what else is in it (the old tree, after a
+    /// failure) stays, for the next run to adopt as trash.
+    fn discard(self, a: &Anchored, new: &OwnedFd) {
+        remove_made(&self.fd, NEW, new);
+        if crate::runlock::id_of(&self.fd).ok() == id_at(&a.parent, &self.name) {
+            let _ = rustix::fs::unlinkat(&a.parent, &self.name, AtFlags::REMOVEDIR);
         }
     }
 }
 
-/// `renameat2(RENAME_NOREPLACE)`, or a plain rename where the filesystem lacks it (a rename onto a dir that
-/// appeared meanwhile fails then unless that dir is empty).
-fn rename_noreplace(dir: &OwnedFd, from: &CStr, to: &CStr) -> std::result::Result<(), Errno> {
-    match rustix::fs::renameat_with(dir, from, dir, to, RenameFlags::NOREPLACE) {
-        Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => rustix::fs::renameat(dir, from, dir, to),
+/// No target dir yet: one is made complete in the stage, then renamed into place.
+fn create(a: &Anchored, id: &str, made_by: u32) -> Result<OwnedFd> {
+    let stage = Stage::make(a, id, made_by)?;
+    let fd = make_dir(&stage.fd, &stage.path, NEW, made_by, (0o755, None), true)?;
+    let moved = match rustix::fs::renameat_with(&stage.fd, NEW, &a.parent, &a.name, RenameFlags::NOREPLACE) {
+        Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => rustix::fs::renameat(&stage.fd, NEW, &a.parent, &a.name),
         other => other,
+    };
+    stage.discard(a, &fd);
+    match moved {
+        Ok(()) => Ok(fd),
+        Err(Errno::EXIST | Errno::NOTEMPTY) => Err(changed(a, "a dir appeared by its name after it was checked")),
+        Err(e) => Err(io_error("move into place", &a.path, e)),
     }
 }
 
-/// Removes a dir this run made and no longer needs (its tag, then it), if `name` still names it.
+/// Removes a dir this run made and no longer needs (its tag, then it), if `name` in `parent` still names it.
 fn remove_made(parent: &OwnedFd, name: &CStr, fd: &OwnedFd) {
-    let _ = rustix::fs::unlinkat(fd, c"CACHEDIR.TAG", AtFlags::empty());
     if crate::runlock::id_of(fd).ok() == id_at(parent, name) {
+        let _ = rustix::fs::unlinkat(fd, c"CACHEDIR.TAG", AtFlags::empty());
         let _ = rustix::fs::unlinkat(parent, name, AtFlags::REMOVEDIR);
     }
 }
 
-/// Makes the new dir beside the old one, then puts it in the old one's place, so that a crash never leaves a
-/// target dir without its tag. The old tree ends up in the new dir's trash (or, if that fails, beside it under a
-/// name [`adopt_leftovers_beside`] collects).
+/// Makes the new dir complete in the stage, then exchanges it with the old tree in one step, so that a crash never
+/// leaves a target dir without its tag. What came out must be the approved dir, or the exchange is undone. The old
+/// tree then moves from the stage into the new dir's trash.
 fn recreate(a: &Anchored, d: &Opened, id: &str, method: SwapMethod, made_by: u32) -> Result<OwnedFd> {
-    let new = sibling(a, id, NEW_SUFFIX);
-    let parent_path = a.path.parent().unwrap_or(Path::new("/"));
-    let fd = make_dir(&a.parent, parent_path, &new, made_by, (d.mode, Some(d.owner)), true)?;
-    let is_approved = |name: &CStr| id_at(&a.parent, name) == Some(d.id);
-    if !is_approved(&a.name) {
-        remove_made(&a.parent, &new, &fd);
-        return Err(changed(a, "its name leads to another dir than the one checked"));
-    }
-    let old = if method == SwapMethod::Exchange {
-        match rustix::fs::renameat_with(&a.parent, &new, &a.parent, &a.name, RenameFlags::EXCHANGE) {
-            Ok(()) if is_approved(&new) => Some(new.clone()),
-            Ok(()) => {
-                // Replaced between the check and the exchange: put back what was swapped out, touch nothing more.
-                let _ = rustix::fs::renameat_with(&a.parent, &new, &a.parent, &a.name, RenameFlags::EXCHANGE);
-                remove_made(&a.parent, &new, &fd);
-                return Err(changed(a, "its name was given to another dir as it was swapped"));
-            }
-            // A filesystem that cannot exchange: two renames.
-            Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => None,
-            Err(e) => {
-                remove_made(&a.parent, &new, &fd);
-                return Err(io_error("swap the new dir into place of", &a.path, e));
-            }
-        }
-    } else {
-        None
+    let stage = Stage::make(a, id, made_by)?;
+    let new = make_dir(&stage.fd, &stage.path, NEW, made_by, (d.mode, Some(d.owner)), true)?;
+    let approved = |dir: &OwnedFd, name: &CStr| id_at(dir, name) == Some(d.id);
+    let exchanged = match method {
+        SwapMethod::Exchange => rustix::fs::renameat_with(&stage.fd, NEW, &a.parent, &a.name, RenameFlags::EXCHANGE),
+        SwapMethod::Rename => Err(Errno::INVAL),
     };
-    let old = if let Some(old) = old {
-        old
-    } else {
-        let aside = sibling(a, id, "");
-        if let Err(e) = rename_noreplace(&a.parent, &a.name, &aside) {
-            remove_made(&a.parent, &new, &fd);
-            return Err(io_error("move aside", &a.path, e));
+    let old = match exchanged {
+        Ok(()) if approved(&stage.fd, NEW) => NEW,
+        Ok(()) => {
+            // Replaced between the check and the exchange: put back what was taken out, touch nothing more.
+            let _ = rustix::fs::renameat_with(&stage.fd, NEW, &a.parent, &a.name, RenameFlags::EXCHANGE);
+            stage.discard(a, &new);
+            return Err(changed(a, "its name was given to another dir as it was swapped"));
         }
-        if !is_approved(&aside) {
-            let _ = rename_noreplace(&a.parent, &aside, &a.name);
-            remove_made(&a.parent, &new, &fd);
-            return Err(changed(a, "its name was given to another dir as it was moved aside"));
+        // A filesystem that cannot exchange: two renames, through the stage.
+        Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {
+            if let Err(e) = rustix::fs::renameat(&a.parent, &a.name, &stage.fd, OLD) {
+                stage.discard(a, &new);
+                return Err(io_error("move aside", &a.path, e));
+            }
+            if !approved(&stage.fd, OLD) {
+                let _ = rustix::fs::renameat_with(&stage.fd, OLD, &a.parent, &a.name, RenameFlags::NOREPLACE);
+                stage.discard(a, &new);
+                return Err(changed(a, "its name was given to another dir as it was moved aside"));
+            }
+            match rustix::fs::renameat_with(&stage.fd, NEW, &a.parent, &a.name, RenameFlags::NOREPLACE) {
+                Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {
+                    rustix::fs::renameat(&stage.fd, NEW, &a.parent, &a.name)
+                }
+                other => other,
+            }
+            .map_err(|e| io_error("move into place", &a.path, e))?;
+            OLD
         }
-        rename_noreplace(&a.parent, &new, &a.name).map_err(|e| io_error("move into place", &a.path, e))?;
-        aside
+        Err(e) => {
+            stage.discard(a, &new);
+            return Err(io_error("swap the new dir into place of", &a.path, e));
+        }
     };
-    into_trash(a, d, &old, &fd, id)?;
-    Ok(fd)
+    into_trash(a, d, &stage, old, &new, id)?;
+    stage.discard(a, &new);
+    Ok(new)
 }
 
-/// Moves the old tree, now named `from` beside the new dir `new`, into the new dir's trash, and closes it to other
-/// users. A name that leads elsewhere by then is left where it is.
-fn into_trash(a: &Anchored, d: &Opened, from: &CStr, new: &OwnedFd, id: &str) -> Result<()> {
+/// Moves the old tree, now `from` in the stage, into the new dir's trash, and closes it to other users.
+fn into_trash(a: &Anchored, d: &Opened, stage: &Stage, from: &CStr, new: &OwnedFd, id: &str) -> Result<()> {
     let trash = trash_name(id);
-    let path = a.path.join(OsStr::from_bytes(trash.as_bytes()));
-    // Only the owner (or root) may open it from here on: nobody else can hold its lock.
+    // Only the owner (or root) may open it from here on.
     let _ = rustix::fs::fchmod(&d.fd, Mode::RWXU);
-    match rustix::fs::renameat(&a.parent, from, new, &trash) {
-        Ok(()) if id_at(new, &trash) == Some(d.id) => Ok(()),
-        Ok(()) => Err(changed(a, format!("another dir was moved into the trash as {}", path.display()))),
-        Err(e) => Err(io_error("move into the trash", &in_dir(a.path.parent().unwrap_or(Path::new("/")), from), e)),
+    rustix::fs::renameat(&stage.fd, from, new, &trash)
+        .map_err(|e| io_error("move into the trash", &in_dir(&stage.path, from), e))?;
+    if id_at(new, &trash) == Some(d.id) {
+        Ok(())
+    } else {
+        Err(changed(a, "the trash is not the dir that was swapped out"))
     }
 }
 
@@ -271,13 +290,15 @@ fn empty_in_place(a: &Anchored, d: &Opened, id: &str, made_by: u32) -> Result<Ve
     let trash_fd = make_dir(&d.fd, &a.path, &trash, made_by, (0o700, Some(d.owner)), false)?;
     // The tag is replaced first, by a rename that never writes through a link: a crash at any later point leaves a
     // dir the guard still recognises.
-    let tmp = CString::new(format!(".safeclean-tag-{id}")).unwrap_or_default();
-    write_new(&d.fd, &tmp, CACHEDIR_TAG.as_bytes()).map_err(|e| io_error("write", &a.path.join("CACHEDIR.TAG"), e))?;
+    // Written in the trash dir, which nobody else may enter, so that no one can swap it before it moves.
+    let tmp = c".safeclean-tag";
+    write_new(&trash_fd, tmp, CACHEDIR_TAG.as_bytes())
+        .map_err(|e| io_error("write", &a.path.join("CACHEDIR.TAG"), e))?;
     if let Err(Errno::ISDIR | Errno::NOTEMPTY | Errno::EXIST) =
-        rustix::fs::renameat(&d.fd, &tmp, &d.fd, c"CACHEDIR.TAG")
+        rustix::fs::renameat(&trash_fd, tmp, &d.fd, c"CACHEDIR.TAG")
     {
-        let _ = rustix::fs::renameat(&d.fd, c"CACHEDIR.TAG", &trash_fd, c"CACHEDIR.TAG");
-        rustix::fs::renameat(&d.fd, &tmp, &d.fd, c"CACHEDIR.TAG")
+        let _ = rustix::fs::renameat(&d.fd, c"CACHEDIR.TAG", &trash_fd, c"CACHEDIR.TAG.old");
+        rustix::fs::renameat(&trash_fd, tmp, &d.fd, c"CACHEDIR.TAG")
             .map_err(|e| io_error("write", &a.path.join("CACHEDIR.TAG"), e))?;
     }
     let mut mounts = Vec::new();

@@ -66,8 +66,8 @@ fn attacker(rv: &mut Rendezvous, args: &[&std::ffi::OsStr]) -> Ready {
 }
 
 /// Runs the tool (as root, on a fake cargo so that each run is quick) again and again for at most `limit` or
-/// `runs` runs, and returns how many ended with each exit code.
-fn hammer(ws: &Ws, runs: usize, limit: Duration) -> std::collections::BTreeMap<i32, usize> {
+/// `runs` runs, and returns how many ended with each exit code. `after` checks the workspace after each run.
+fn hammer(ws: &Ws, runs: usize, limit: Duration, after: impl Fn(i32)) -> std::collections::BTreeMap<i32, usize> {
     let cargo = ws.fake_cargo();
     let mut codes = std::collections::BTreeMap::new();
     let start = Instant::now();
@@ -76,9 +76,11 @@ fn hammer(ws: &Ws, runs: usize, limit: Duration) -> std::collections::BTreeMap<i
             break;
         }
         let out = ws.safeclean(&["--no-verify", "--lock-timeout", "5s"]).env("CARGO", &cargo).output_bounded();
-        *codes.entry(out.status.code().unwrap_or(-1)).or_default() += 1;
+        let code = out.status.code().unwrap_or(-1);
+        *codes.entry(code).or_default() += 1;
         let err = stderr(&out);
         assert!(!err.contains("panicked"), "{err}");
+        after(code);
     }
     codes
 }
@@ -157,7 +159,7 @@ fn another_user_swapping_the_target_for_a_link_never_leads_a_root_run_outside() 
     let mut rv = Rendezvous::new();
     let _attacker =
         attacker(&mut rv, &["swap".as_ref(), ws.root().as_os_str(), "target".as_ref(), precious.as_os_str()]);
-    let codes = hammer(&ws, 300, Duration::from_secs(45));
+    let codes = hammer(&ws, 300, Duration::from_secs(45), |_| {});
     assert_eq!(snapshot(precious.parent().unwrap()), before, "nothing outside the target dir changed; runs: {codes:?}");
     assert!(codes.keys().all(|c| [0, 3, 5].contains(c)), "{codes:?}");
     assert!(codes.values().sum::<usize>() >= 50, "enough runs met the attacker: {codes:?}");
@@ -176,7 +178,10 @@ fn another_user_planting_links_where_the_new_dir_goes_changes_nothing_outside() 
     let mut rv = Rendezvous::new();
     let _attacker =
         attacker(&mut rv, &["plant".as_ref(), ws.root().as_os_str(), "-new".as_ref(), precious.as_os_str()]);
-    let codes = hammer(&ws, 300, Duration::from_secs(45));
+    let codes = hammer(&ws, 300, Duration::from_secs(45), |code| {
+        let target = std::fs::symlink_metadata(ws.target()).unwrap();
+        assert!(code != 0 || target.is_dir(), "a run that succeeded put a real dir in place, not what was planted");
+    });
     assert_eq!(snapshot(precious.parent().unwrap()), before, "nothing outside the target dir changed; runs: {codes:?}");
     assert!(!precious.join("CACHEDIR.TAG").exists());
     assert!(codes.values().sum::<usize>() >= 50, "enough runs met the attacker: {codes:?}");
