@@ -13,7 +13,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{AtFlags, FileType, FlockOperation, Mode, OFlags, flock};
+use rustix::fs::{AtFlags, FileType, FlockOperation, Mode, OFlags, Stat, flock};
 use rustix::io::Errno;
 
 /// The first line of a cache directory tag (<https://bford.info/cachedir/>): the same for every tool.
@@ -142,12 +142,17 @@ pub fn cargo_locks(dir: &Path) -> Vec<PathBuf> {
 /// or a lock file is no lock of cargo's.
 #[must_use]
 pub fn cargo_locks_at(fd: &OwnedFd, dir: &Path) -> Vec<PathBuf> {
+    locks_where(fd, dir, &|_| true)
+}
+
+/// [`cargo_locks_at`], keeping only lock files whose stat passes `keep`.
+fn locks_where(fd: &OwnedFd, dir: &Path, keep: &dyn Fn(&Stat) -> bool) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for (sub, name) in subdirs(fd) {
-        push_locks(&sub, &dir.join(&name), &mut out);
+        push_locks(&sub, &dir.join(&name), keep, &mut out);
         if looks_like_triple(&name.to_string_lossy()) {
             for (profile, profile_name) in subdirs(&sub) {
-                push_locks(&profile, &dir.join(&name).join(profile_name), &mut out);
+                push_locks(&profile, &dir.join(&name).join(profile_name), keep, &mut out);
             }
         }
     }
@@ -172,14 +177,14 @@ fn subdirs(fd: &OwnedFd) -> Vec<(OwnedFd, OsString)> {
         .collect()
 }
 
-fn push_locks(profile: &OwnedFd, path: &Path, out: &mut Vec<PathBuf>) {
-    out.extend(PROFILE_LOCKS.iter().filter(|n| is_regular_at(profile, n)).map(|n| path.join(n)));
+fn push_locks(profile: &OwnedFd, path: &Path, keep: &dyn Fn(&Stat) -> bool, out: &mut Vec<PathBuf>) {
+    out.extend(PROFILE_LOCKS.iter().filter(|n| is_regular_at(profile, n, keep)).map(|n| path.join(n)));
 }
 
-/// Whether `name` in `dir` is a regular file itself (not a symlink to one).
-fn is_regular_at(dir: &OwnedFd, name: &str) -> bool {
+/// Whether `name` in `dir` is a regular file itself (not a symlink to one) whose stat passes `keep`.
+fn is_regular_at(dir: &OwnedFd, name: &str, keep: &dyn Fn(&Stat) -> bool) -> bool {
     rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
-        .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::RegularFile)
+        .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::RegularFile && keep(&st))
 }
 
 /// `x86_64-unknown-linux-gnu`, `wasm32-unknown-unknown`, `aarch64-apple-darwin`: at least three parts.
@@ -195,17 +200,24 @@ pub fn package_cache_locks(cargo_home: &Path) -> Vec<PathBuf> {
 
 /// Whether the open dir `dir` carries one of the marks only cargo leaves in a target or build dir: cargo's own tag
 /// text, or its layout (`.rustc_info.json`, a profile dir with cargo's lock file). None of them is followed if it
-/// is a symlink: a mark is what cargo wrote there, not what a link in a cloned repository points to.
+/// is a symlink: a mark is what cargo wrote there, not what a link in a cloned repository points to. And a mark
+/// counts only if it belongs to the dir's owner (or root): anyone may write a tag into a dir open to all (`/dev/shm`,
+/// a shared cache), and that does not make it their target dir.
 #[must_use]
 pub fn looks_like_target(dir: &OwnedFd) -> bool {
-    has_cargo_tag(dir) || is_regular_at(dir, ".rustc_info.json") || !cargo_locks_at(dir, Path::new("")).is_empty()
+    let Ok(owner) = rustix::fs::fstat(dir).map(|st| st.st_uid) else { return false };
+    let theirs = |st: &Stat| st.st_uid == owner || st.st_uid == 0;
+    has_cargo_tag(dir, &theirs)
+        || is_regular_at(dir, ".rustc_info.json", &theirs)
+        || !locks_where(dir, Path::new(""), &theirs).is_empty()
 }
 
 /// `CACHEDIR.TAG` with the signature and the comment cargo writes (read no further than a tag is long).
-fn has_cargo_tag(dir: &OwnedFd) -> bool {
+fn has_cargo_tag(dir: &OwnedFd, keep: &dyn Fn(&Stat) -> bool) -> bool {
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
     let Ok(fd) = rustix::fs::openat(dir, "CACHEDIR.TAG", flags, Mode::empty()) else { return false };
-    if !rustix::fs::fstat(&fd).is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::RegularFile) {
+    if !rustix::fs::fstat(&fd).is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::RegularFile && keep(&st))
+    {
         return false;
     }
     let mut text = String::new();

@@ -156,6 +156,12 @@ impl Roots {
         Roots { paths }
     }
 
+    /// Exactly these dirs, resolved already (where opened dirs are, as the kernel names them): nothing is looked up.
+    #[must_use]
+    pub fn exact(paths: impl IntoIterator<Item = PathBuf>) -> Self {
+        Roots { paths: paths.into_iter().collect() }
+    }
+
     /// Whether `path` is one of the roots or lies under one, compared by whole components.
     #[must_use]
     pub fn contains(&self, path: &Path) -> bool {

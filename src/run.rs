@@ -8,14 +8,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::OnceLock;
 
-use crate::anchor::{self, Anchored};
+use crate::anchor::Anchored;
 use crate::detach::{self, Detached};
 use crate::diagnose;
 use crate::error::{self, Error};
 use crate::event::{Event, Summary};
 use crate::interrupt::{Interrupt, Interrupted};
 use crate::layout::DELETER_LOG_PREFIX;
-use crate::layout::{LockName, cargo_locks, is_held, package_cache_locks};
+use crate::layout::{LockName, cargo_locks, cargo_locks_at, is_held, package_cache_locks};
 use crate::model::{
     CheckResult, Checked, HandleKind, Hold, Holder, Left, Mode, Outcome, Removed, Roots, Settled, Uninspectable,
     Verdict, Verified,
@@ -118,23 +118,27 @@ impl Run<'_> {
         record.dirs = Some(dirs.clone());
         let waited = Cell::new(false);
         let (approved, locked) = self.approve_and_lock(&dirs, &waited)?;
-        self.cargo_user.set(self.owner_to_run_as(&dirs, &approved)).expect("set once");
+        self.cargo_user.set(Self::owner_to_run_as(&dirs)).expect("set once");
         (self.emit)(Event::Dirs(dirs.clone()));
         // What to scan, and the locks that must be free at the end: a clean scans the whole dirs; `--unlock` only
         // the lock files, the package cache's in cargo's home included.
+        // A clean works from the approved dirs as opened, never from what their names lead to by now: a name
+        // swapped for a link to `/` must not make every process a holder.
         let locks: Vec<PathBuf> = match plan.mode {
-            Mode::Clean => dirs.roots().flat_map(cargo_locks).collect(),
+            Mode::Clean => {
+                approved.iter().filter_map(|a| Some(cargo_locks_at(&a.dir.as_ref()?.fd, &a.real))).flatten().collect()
+            }
             Mode::Unlock => {
                 let home = plan.cargo_home.iter().flat_map(|h| package_cache_locks(h)).filter(|l| l.is_file());
                 dirs.roots().flat_map(cargo_locks).chain(home).collect()
             }
         };
         let roots = match plan.mode {
-            Mode::Clean => Roots::new(dirs.roots()),
+            Mode::Clean => Roots::exact(approved.iter().map(|a| a.real.clone())),
             Mode::Unlock => Roots::new(locks.iter().map(PathBuf::as_path)),
         };
         if plan.if_broken {
-            match self.check_first(&dirs, &locks, record)? {
+            match self.check_first(&dirs, &roots, &locks, record)? {
                 Health::Healthy => return Ok(()),
                 Health::Damaged => {}
             }
@@ -239,27 +243,21 @@ impl Run<'_> {
         unreachable!("the last try returns")
     }
 
-    /// Who cargo runs as: a root run on a tree another user owns runs it as that user, so that what the check
-    /// builds belongs to the owner and the owner's next build can write over it.
-    fn owner_to_run_as(&self, dirs: &Dirs, approved: &[Anchored]) -> Option<RunAs> {
+    /// Who cargo runs as: a root run in a workspace another user owns runs it as that user. Cargo runs the
+    /// workspace's code (build scripts, proc macros): root must not run another user's code with root's rights, and
+    /// what the check builds must stay the owner's, so that their next build can write over it.
+    fn owner_to_run_as(dirs: &Dirs) -> Option<RunAs> {
         if !rustix::process::geteuid().is_root() {
             return None;
         }
-        let held;
-        let target = if let Some(a) = approved.first() {
-            a
-        } else {
-            held = anchor::open(&dirs.target_dir, self.plan.platform.files).ok().flatten()?;
-            &held
-        };
-        let owner = target.dir.as_ref()?.owner;
-        if owner.uid == 0 {
+        let st = rustix::fs::stat(&dirs.workspace_root).ok()?;
+        if st.st_uid == 0 {
             return None;
         }
-        let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(owner.uid)).ok().flatten();
+        let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(st.st_uid)).ok().flatten();
         Some(RunAs {
-            uid: owner.uid,
-            gid: user.as_ref().map_or(owner.gid, |u| u.gid.as_raw()),
+            uid: st.st_uid,
+            gid: user.as_ref().map_or(st.st_gid, |u| u.gid.as_raw()),
             home: user.map(|u| u.dir),
         })
     }
@@ -346,9 +344,8 @@ impl Run<'_> {
     /// `--if-broken`: runs the check, and says whether the build dir needs a clean. A check that waits on a build or
     /// artifact dir lock is stopped; an owner the policy would stop is stopped too, and the check runs once more
     /// (a stuck build is not a broken cache); an owner it would spare ends the run (exit 4), nothing deleted.
-    fn check_first(&self, dirs: &Dirs, locks: &[PathBuf], record: &mut Record) -> Result<Health, Error> {
+    fn check_first(&self, dirs: &Dirs, roots: &Roots, locks: &[PathBuf], record: &mut Record) -> Result<Health, Error> {
         let plan = self.plan;
-        let roots = Roots::new(dirs.roots());
         for attempt in 0..2 {
             let start = std::time::Instant::now();
             let lines = std::sync::Mutex::new(Vec::new());
@@ -386,7 +383,7 @@ impl Run<'_> {
                 record.check = Some(c);
             };
             if let Some(lock) = blocked.into_inner().expect("blocked lock") {
-                let owners = self.decide(scan::scan(&plan.platform, &Roots::new([lock.as_path()]), self.me)?, &roots);
+                let owners = self.decide(scan::scan(&plan.platform, &Roots::new([lock.as_path()]), self.me)?, roots);
                 let owner = owners.iter().find(|h| h.handles.iter().any(|x| x.hold == Some(Hold::Exclusive)));
                 let holder = owner.map(|h| h.process.pid);
                 checked(CheckResult::Blocked { lock: lock.clone(), holder }, None);
@@ -409,7 +406,7 @@ impl Run<'_> {
                 return Ok(Health::Healthy);
             }
             let lines = lines.into_inner().expect("check lines");
-            if let Some(damage) = diagnose::diagnose(&lines, &roots) {
+            if let Some(damage) = diagnose::diagnose(&lines, roots) {
                 checked(CheckResult::Corrupt { signature: damage.signature, path: damage.path }, v.exit_code);
                 return Ok(Health::Damaged);
             }

@@ -79,13 +79,24 @@ pub struct Swapped {
 /// Swaps the approved dir `a` out and returns the trash (inside it) to purge, earlier runs' leftovers included.
 /// `locks`: where purges lock the trash dirs they work on (a busy one is neither adopted nor moved).
 pub fn swap(a: &Anchored, id: &str, method: SwapMethod, locks: Option<&TrashLocks>) -> Result<Swapped> {
-    // A dir that does not exist yet is made as the runner; an existing tree is worked on as its owner.
-    let owner = a.dir.as_ref().map(|d| d.owner);
-    let acting = Acting::as_owner(owner).map_err(|e| io_error("act with the rights of the owner of", &a.path, e))?;
+    let parent = rustix::fs::fstat(&a.parent).map_err(|e| io_error("inspect the dir holding", &a.path, e))?;
+    let parent_owner = platform::owner(&parent);
+    let old_owner = a.dir.as_ref().map(|d| d.owner);
+    // An existing tree is worked on as its owner; a dir that does not exist yet is made as the owner of the dir it
+    // goes in.
+    let acting = Acting::as_owner(Some(old_owner.unwrap_or(parent_owner)))
+        .map_err(|e| io_error("act with the rights of the owner of", &a.path, e))?;
     let made_by = acting.uid();
+    // The new dir is the old one's owner's; but one root made in another user's dir (`sudo cargo build`) is given
+    // back to that user, whose builds go there.
+    let new_owner = match old_owner {
+        Some(o) if o.uid == 0 && parent_owner.uid != 0 => parent_owner,
+        Some(o) => o,
+        None => parent_owner,
+    };
     let (target, mounts) = match &a.dir {
-        None => (create(a, id, made_by)?, Vec::new()),
-        Some(d) if d.kind == Kind::Plain => (recreate(a, d, id, method, made_by)?, Vec::new()),
+        None => (create(a, id, made_by, new_owner)?, Vec::new()),
+        Some(d) if d.kind == Kind::Plain => (recreate(a, d, id, method, made_by, new_owner)?, Vec::new()),
         Some(d) => (dup(&d.fd, &a.path)?, empty_in_place(a, d, id, made_by)?),
     };
     adopt_leftovers_beside(a, &target, locks)?;
@@ -148,10 +159,12 @@ fn make_dir(
     }
     let (mode, owner) = look;
     if let Some(o) = owner.filter(|o| (o.uid, o.gid) != (st.st_uid, st.st_gid)) {
-        // The owner's own chown can only change the group, and only to one of theirs: a run that is neither keeps
-        // its own, and the mode alone keeps others out as before.
-        let _ = rustix::fs::fchown(&fd, Some(Uid::from_raw(o.uid)), Some(Gid::from_raw(o.gid)))
-            .or_else(|_| rustix::fs::fchown(&fd, None, Some(Gid::from_raw(o.gid))));
+        // A dir this run made and checked, held open: root gives it away with its own rights. Another user's run
+        // can only change the group, to one of its own, or keeps its own; the mode keeps others out as before.
+        let _ = platform::with_own_rights(|| {
+            rustix::fs::fchown(&fd, Some(Uid::from_raw(o.uid)), Some(Gid::from_raw(o.gid)))
+                .or_else(|_| rustix::fs::fchown(&fd, None, Some(Gid::from_raw(o.gid))))
+        });
     }
     rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode)).map_err(|e| io_error("set the mode of", &path, e))?;
     Ok(fd)
@@ -197,9 +210,9 @@ impl Stage {
 }
 
 /// No target dir yet: one is made complete in the stage, then renamed into place.
-fn create(a: &Anchored, id: &str, made_by: u32) -> Result<OwnedFd> {
+fn create(a: &Anchored, id: &str, made_by: u32, owner: Owner) -> Result<OwnedFd> {
     let stage = Stage::make(a, id, made_by)?;
-    let fd = make_dir(&stage.fd, &stage.path, NEW, made_by, (0o755, None), true)?;
+    let fd = make_dir(&stage.fd, &stage.path, NEW, made_by, (0o755, Some(owner)), true)?;
     let moved = match rustix::fs::renameat_with(&stage.fd, NEW, &a.parent, &a.name, RenameFlags::NOREPLACE) {
         Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => rustix::fs::renameat(&stage.fd, NEW, &a.parent, &a.name),
         other => other,
@@ -223,9 +236,9 @@ fn remove_made(parent: &OwnedFd, name: &CStr, fd: &OwnedFd) {
 /// Makes the new dir complete in the stage, then exchanges it with the old tree in one step, so that a crash never
 /// leaves a target dir without its tag. What came out must be the approved dir, or the exchange is undone. The old
 /// tree then moves from the stage into the new dir's trash.
-fn recreate(a: &Anchored, d: &Opened, id: &str, method: SwapMethod, made_by: u32) -> Result<OwnedFd> {
+fn recreate(a: &Anchored, d: &Opened, id: &str, method: SwapMethod, made_by: u32, owner: Owner) -> Result<OwnedFd> {
     let stage = Stage::make(a, id, made_by)?;
-    let new = make_dir(&stage.fd, &stage.path, NEW, made_by, (d.mode, Some(d.owner)), true)?;
+    let new = make_dir(&stage.fd, &stage.path, NEW, made_by, (d.mode, Some(owner)), true)?;
     let approved = |dir: &OwnedFd, name: &CStr| id_at(dir, name) == Some(d.id);
     let exchanged = match method {
         SwapMethod::Exchange => rustix::fs::renameat_with(&stage.fd, NEW, &a.parent, &a.name, RenameFlags::EXCHANGE),

@@ -353,3 +353,76 @@ fn a_detached_run_writes_its_log_only_in_its_own_runtime_dir() {
     assert_eq!(tree(&ws.target()), [PathBuf::from("CACHEDIR.TAG")], "the planted links went with the old tree");
     assert!(!log.exists(), "a deleter that removed everything removes its log");
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+#[ignore = "needs root"]
+fn a_name_swapped_for_a_link_to_the_root_never_makes_every_process_a_holder() {
+    assert!(is_root(), "this test runs an attacker as nobody against a root run and must run as root (CI does)");
+    let ws = Ws::new(false);
+    ws.build();
+    give_to_nobody(&ws);
+    let mut rv = Rendezvous::new();
+    // A process of root's that holds nothing in the workspace: its exe lies under `/`, like every process's.
+    let bystander = holder_named(tempfile::tempdir().unwrap().keep().as_path(), "bystander");
+    let mut victim = rv.holder(&bystander, &[]);
+    let _attacker = attacker(&mut rv, &["swap".as_ref(), ws.root().as_os_str(), "target".as_ref(), "/".as_ref()]);
+    let codes = hammer(&ws, 200, Duration::from_secs(30), |_| {});
+    assert!(!victim.dies_within(Duration::ZERO), "a process that holds nothing was stopped; runs: {codes:?}");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+#[ignore = "needs root"]
+fn a_root_run_in_another_users_workspace_runs_their_code_as_them() {
+    assert!(is_root(), "this test runs the tool as root in nobody's workspace and must run as root (CI does)");
+    let ws = Ws::new(false);
+    give_to_nobody(&ws);
+    // No target dir yet: the one made belongs to the workspace's owner, and so does what the check builds.
+    let out = ws.safeclean(&[]).env("CARGO", ws.fake_cargo()).output_bounded();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(std::fs::metadata(ws.target()).unwrap().uid(), NOBODY);
+    let checked_by = std::fs::read_to_string(ws.target().join("debug/checked-by")).unwrap();
+    assert_eq!(checked_by.trim(), NOBODY.to_string(), "the workspace's code never runs as root");
+    // A target dir `sudo cargo build` made there, root's: the new one is given back to the workspace's owner.
+    let ok = Command::new("chown").args(["-R", "0:0"]).arg(ws.target()).status().unwrap();
+    assert!(ok.success());
+    let out = ws.safeclean(&[]).env("CARGO", ws.fake_cargo()).output_bounded();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(std::fs::metadata(ws.target()).unwrap().uid(), NOBODY);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+#[ignore = "needs root"]
+fn a_dir_users_share_or_a_tag_another_user_planted_is_never_a_target() {
+    assert!(is_root(), "this test plants a tag as nobody for a root run and must run as root (CI does)");
+    let ws = Ws::new(false);
+    let keep = tempfile::tempdir().unwrap();
+    let shared = keep.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    std::fs::write(shared.join("root-file"), "root's").unwrap();
+    let planted = |dir: &Path| {
+        std::fs::write(dir.join("CACHEDIR.TAG"), cargo_safeclean::layout::CACHEDIR_TAG).unwrap();
+        std::fs::write(dir.join(".rustc_info.json"), "{}").unwrap();
+        for name in ["CACHEDIR.TAG", ".rustc_info.json"] {
+            rustix::fs::chown(dir.join(name).as_path(), Some(rustix::fs::Uid::from_raw(NOBODY)), None).unwrap();
+        }
+    };
+    planted(&shared);
+    let before = snapshot(&shared);
+    let out = ws.run(&["--target-dir", shared.to_str().unwrap(), "--no-verify", "--force"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("sticky bit"), "{}", stderr(&out));
+    // Not shared, but root's, with the marks of another user: not a target dir of anyone's.
+    let roots = keep.path().join("roots");
+    std::fs::create_dir(&roots).unwrap();
+    std::fs::write(roots.join("root-file"), "root's").unwrap();
+    planted(&roots);
+    let out = ws.run(&["--target-dir", roots.to_str().unwrap(), "--no-verify"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("does not look like a cargo target dir"), "{}", stderr(&out));
+    assert_eq!(snapshot(&shared), before);
+    assert!(roots.join("root-file").is_file());
+}

@@ -302,7 +302,7 @@ pub fn lower_priority() -> Vec<String> {
 /// name another user controls from leading it anywhere that user could not reach. Only a root process changes
 /// anything. Linux: the thread's fs uid, fs gid and groups ([`linux::creds`]).
 #[cfg(target_os = "linux")]
-pub use linux::creds::act_as;
+pub use linux::creds::{act_as, with_own_rights};
 
 /// Elsewhere the file work keeps the run's own rights (anchored by open handles all the same); see the README.
 /// Returns the uid whose rights the thread uses on files now.
@@ -310,6 +310,12 @@ pub use linux::creds::act_as;
 pub fn act_as(owner: Option<Owner>) -> std::io::Result<u32> {
     let _ = owner;
     Ok(rustix::process::geteuid().as_raw())
+}
+
+/// Elsewhere no rights are borrowed: `f` runs as it is.
+#[cfg(not(target_os = "linux"))]
+pub fn with_own_rights<T>(f: impl FnOnce() -> T) -> T {
+    f()
 }
 
 /// Acts with `owner`'s rights until dropped, then with the thread's own again.

@@ -65,6 +65,19 @@ pub fn act_as(owner: Option<Owner>) -> io::Result<u32> {
     Ok(want.map_or(0, |o| o.uid))
 }
 
+/// Runs `f` with the thread's own rights, then goes back to the rights it borrowed: for what only this process may
+/// do, on a file it holds and checked (giving a dir it just made to its owner).
+pub fn with_own_rights<T>(f: impl FnOnce() -> T) -> T {
+    let borrowed = ACTING.get();
+    if borrowed.is_none() {
+        return f();
+    }
+    let _ = act_as(None);
+    let out = f();
+    let _ = act_as(borrowed);
+    out
+}
+
 fn restore(own: &[Gid]) -> io::Result<()> {
     nix::unistd::setfsuid(nix::unistd::Uid::from_raw(Uid::ROOT.as_raw()));
     nix::unistd::setfsgid(nix::unistd::Gid::from_raw(rustix::process::getegid().as_raw()));
