@@ -98,8 +98,6 @@ pub enum Reason {
     NotADirectory,
     /// A symlink that leads nowhere: cleaning it would create whatever it names.
     DanglingSymlink,
-    /// World-writable with the sticky bit: a dir users share.
-    SharedDir,
     /// A root run, and a symlink that another user controls leading to a dir of `owner`'s.
     ForeignLink {
         by: String,
@@ -171,12 +169,6 @@ impl fmt::Display for Refusal {
             Reason::DanglingSymlink => write!(
                 f,
                 "refusing to clean {p}: it is a symlink to nothing; remove the link or create what it points to"
-            ),
-            Reason::SharedDir => write!(
-                f,
-                "refusing to clean {p}: anybody may write it and its sticky bit keeps each user's files their own \
-                 (like /tmp), so it is no one's target dir (no flag overrides this); give cargo a target dir of \
-                 its own"
             ),
             Reason::ForeignLink { by, owner } => write!(
                 f,
@@ -330,11 +322,6 @@ fn check(
         && let Some(by) = foreign_link(a, dir.owner.uid)
     {
         return refuse(Reason::ForeignLink { by, owner: dir.owner.uid });
-    }
-    // Anybody may write it, and the sticky bit keeps each one's files their own: `/tmp`, `/dev/shm`, a shared
-    // drop dir. Emptying it would remove what the sticky bit protects.
-    if dir.mode & 0o1002 == 0o1002 {
-        return refuse(Reason::SharedDir);
     }
     if force {
         return Ok(());

@@ -201,12 +201,13 @@ pub fn package_cache_locks(cargo_home: &Path) -> Vec<PathBuf> {
 /// Whether the open dir `dir` carries one of the marks only cargo leaves in a target or build dir: cargo's own tag
 /// text, or its layout (`.rustc_info.json`, a profile dir with cargo's lock file). None of them is followed if it
 /// is a symlink: a mark is what cargo wrote there, not what a link in a cloned repository points to. And a mark
-/// counts only if it belongs to the dir's owner (or root): anyone may write a tag into a dir open to all (`/dev/shm`,
-/// a shared cache), and that does not make it their target dir.
+/// counts only if the dir's owner, root or this process's user wrote it: anyone may write a tag into a dir open to
+/// all (`/dev/shm`, a shared cache), and that does not make it a target dir for a root run.
 #[must_use]
 pub fn looks_like_target(dir: &OwnedFd) -> bool {
     let Ok(owner) = rustix::fs::fstat(dir).map(|st| st.st_uid) else { return false };
-    let theirs = |st: &Stat| st.st_uid == owner || st.st_uid == 0;
+    let me = rustix::process::geteuid().as_raw();
+    let theirs = |st: &Stat| st.st_uid == owner || st.st_uid == 0 || st.st_uid == me;
     has_cargo_tag(dir, &theirs)
         || is_regular_at(dir, ".rustc_info.json", &theirs)
         || !locks_where(dir, Path::new(""), &theirs).is_empty()

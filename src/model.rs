@@ -1,8 +1,8 @@
 //! The plain data that stages hand to each other: processes and the table they form, the dirs being scanned,
 //! the handles processes hold there, what the policy decided about each holder, and what became of it.
 //!
-//! Nothing here does I/O except [`Roots::new`], which resolves the dirs once; every type can be built by hand in a
-//! test.
+//! Nothing here does I/O except [`Roots::new`], which resolves the parents of the paths once; every type can be
+//! built by hand in a test.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -140,14 +140,16 @@ pub struct Roots {
 }
 
 impl Roots {
-    /// Every dir under both its spelling and what it resolves to (a target dir that is a symlink is matched both
-    /// by its own path and by what it points to).
+    /// Every path under its given spelling and with its parent resolved (`/w/target/debug/.cargo-lock` where `/w`
+    /// is a link is also matched where it really is). The last component is never followed: a name swapped for a
+    /// link to `/` cannot widen what is matched to every file on the machine.
     #[must_use]
     pub fn new<'a>(dirs: impl IntoIterator<Item = &'a Path>) -> Self {
         let mut paths = Vec::new();
         for d in dirs {
             paths.push(d.to_path_buf());
-            if let Ok(real) = d.canonicalize()
+            if let (Some(parent), Some(name)) = (d.parent(), d.file_name())
+                && let Ok(real) = parent.canonicalize().map(|p| p.join(name))
                 && real != d
             {
                 paths.push(real);

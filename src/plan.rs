@@ -227,16 +227,25 @@ impl Plan {
             },
             platform,
             swap,
-            runtime_bases: ["XDG_RUNTIME_DIR", "TMPDIR"]
-                .into_iter()
-                .filter_map(|v| env.path(v))
-                .filter(|p| p.is_absolute())
-                .chain([PathBuf::from("/tmp")])
-                .collect(),
+            runtime_bases: runtime_bases(env),
             lock_timeout: args.lock_timeout,
             output: output(args.message_format, args.color, args.quiet, args.verbose, env),
         })
     }
+}
+
+/// Where the runner's own runtime dir may go, best first: `$XDG_RUNTIME_DIR` (the user's own), for root `/run`
+/// (nobody else may write there), `$TMPDIR`, `/tmp`, and the home dir's `.cache` last, where another user who made
+/// the name in a shared dir first cannot keep the runner from having one.
+fn runtime_bases(env: &Env) -> Vec<PathBuf> {
+    let root = rustix::process::geteuid().is_root();
+    let mut bases: Vec<PathBuf> = env.path("XDG_RUNTIME_DIR").into_iter().collect();
+    bases.extend(root.then(|| PathBuf::from("/run")));
+    bases.extend(env.path("TMPDIR"));
+    bases.push(PathBuf::from("/tmp"));
+    bases.extend(env.path("HOME").map(|h| h.join(".cache")));
+    bases.retain(|b| b.is_absolute());
+    bases
 }
 
 /// Resolves `--message-format`, `--color`, `-q`, `-v`, a terminal on stderr, `CI`, `NO_COLOR` and GitHub Actions.

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use crate::anchor::Anchored;
 use crate::detach::{self, Detached};
@@ -21,11 +22,11 @@ use crate::model::{
     Verdict, Verified,
 };
 use crate::plan::Plan;
-use crate::platform::Identity;
+use crate::platform::{self, Identity};
 use crate::policy::{self, Policy};
 use crate::purge::{self, Progress, PurgeError, RemoveError};
 use crate::report::{Format, Reporter, human_bytes};
-use crate::runlock::{Key, RuntimeDir, TRASH_LOCK_PREFIX, TrashLocks};
+use crate::runlock::{Key, RUN_LOCK_PREFIX, RuntimeDir, TRASH_LOCK_PREFIX, TrashLocks};
 use crate::scan::{self, Scan};
 use crate::terminate::{self, BusyLock, HoldersRemain, Named};
 use crate::verify::{self, Blocked, RunAs, VerifyError};
@@ -188,8 +189,21 @@ impl Run<'_> {
         let mut swapped = swap::Swapped::default();
         let runtime = locked.as_ref().map(|(_, runtime)| runtime);
         let locks = || runtime.and_then(|rt| rt.trash_locks().ok());
+        // The new dirs are locked as this run's before anyone can see them: a run that comes after the swap waits
+        // for this one (and its check) to finish.
+        let mut claimed = Vec::new();
+        let mut claim = |new| {
+            let Some(rt) = runtime else { return Ok(()) };
+            let key = [Key::Dir(new)];
+            // In the runner's own runtime dir: with the run's own rights, whoever's the swap borrows.
+            let lock = platform::with_own_rights(|| {
+                runlock::take(rt, &dirs.target_dir, &key, Duration::ZERO, self.interrupt, |_| String::new())
+            });
+            claimed.push(lock.map_err(std::io::Error::other)?);
+            Ok(())
+        };
         for a in &approved {
-            let s = swap::swap(a, &id, plan.swap, locks().as_ref())?;
+            let s = swap::swap(a, &id, plan.swap, locks().as_ref(), &mut claim)?;
             swapped.trash.extend(s.trash);
             swapped.mounts.extend(s.mounts);
         }
@@ -232,8 +246,9 @@ impl Run<'_> {
             // Whatever happened to the names meanwhile, the run acts only on what the guard approved.
             match guard::confirm(&approved, dirs, &plan.protected, plan.force, plan.platform.files) {
                 Ok(()) => {
-                    runtime.remove_unlocked(DELETER_LOG_PREFIX);
-                    runtime.remove_unlocked(TRASH_LOCK_PREFIX);
+                    for prefix in [DELETER_LOG_PREFIX, TRASH_LOCK_PREFIX, RUN_LOCK_PREFIX] {
+                        runtime.remove_unlocked(prefix);
+                    }
                     return Ok((approved, Some((lock, runtime))));
                 }
                 Err(_) if waited_now.get() && attempt < TRIES => {}

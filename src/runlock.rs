@@ -8,11 +8,9 @@
 //!
 //! Waiting is bounded: a run waits for the lock at most `--lock-timeout`, naming the process that holds it.
 
-use std::ffi::OsStr;
 use std::fs::File;
 use std::io;
 use std::os::fd::OwnedFd;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -147,6 +145,9 @@ fn id_of_file(file: &File) -> Option<FileId> {
     rustix::fs::fstat(file).ok().map(|st| platform::file_id(&st))
 }
 
+/// The name prefix of the run locks in the runtime dir.
+pub const RUN_LOCK_PREFIX: &str = "run-";
+
 /// The name prefix of the trash locks in the runtime dir.
 pub const TRASH_LOCK_PREFIX: &str = "trash-";
 
@@ -187,13 +188,13 @@ pub enum Key {
 impl Key {
     fn file_name(&self) -> String {
         match self {
-            Key::Dir(id) => format!("run-{}-{}.lock", id.dev, id.ino),
+            Key::Dir(id) => format!("{RUN_LOCK_PREFIX}{}-{}.lock", id.dev, id.ino),
             Key::Missing(parent, name) => {
                 let hex: String = name.iter().fold(String::new(), |mut hex, b| {
                     let _ = std::fmt::Write::write_fmt(&mut hex, format_args!("{b:02x}"));
                     hex
                 });
-                format!("run-{}-{}-{hex}.lock", parent.dev, parent.ino)
+                format!("{RUN_LOCK_PREFIX}{}-{}-{hex}.lock", parent.dev, parent.ino)
             }
         }
     }
@@ -221,14 +222,22 @@ pub fn take(
         let io_error = |e: Errno| RunLockError::Io { dir: dir.to_path_buf(), lock: lock.clone(), source: e.into() };
         let flags = OFlags::CREATE | OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let file = File::from(
-            rustix::fs::openat(&runtime.fd, OsStr::from_bytes(name.as_bytes()), flags, Mode::from_raw_mode(0o600))
-                .map_err(io_error)?,
+            rustix::fs::openat(&runtime.fd, name.as_str(), flags, Mode::from_raw_mode(0o600)).map_err(io_error)?,
         );
         let start = Instant::now();
         let mut holder = None;
+        let mut file = file;
         loop {
             match flock(&file, FlockOperation::NonBlockingLockExclusive) {
-                Ok(()) => break,
+                // A run removes the lock files nobody holds: one removed between the open and the lock is no lock.
+                Ok(()) if still_named(&runtime.fd, &name, &file) => break,
+                Ok(()) => {
+                    file = File::from(
+                        rustix::fs::openat(&runtime.fd, name.as_str(), flags, Mode::from_raw_mode(0o600))
+                            .map_err(io_error)?,
+                    );
+                    continue;
+                }
                 Err(Errno::WOULDBLOCK) => {}
                 Err(e) => return Err(io_error(e)),
             }

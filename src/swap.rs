@@ -77,8 +77,16 @@ pub struct Swapped {
 }
 
 /// Swaps the approved dir `a` out and returns the trash (inside it) to purge, earlier runs' leftovers included.
-/// `locks`: where purges lock the trash dirs they work on (a busy one is neither adopted nor moved).
-pub fn swap(a: &Anchored, id: &str, method: SwapMethod, locks: Option<&TrashLocks>) -> Result<Swapped> {
+/// `locks`: where purges lock the trash dirs they work on (a busy one is neither adopted nor moved). `claim` is
+/// called with the new dir's identity before anyone else can see it, so that the run can lock it first: a run that
+/// comes after the swap finds the new dir, and must wait for this one to finish with it.
+pub fn swap(
+    a: &Anchored,
+    id: &str,
+    method: SwapMethod,
+    locks: Option<&TrashLocks>,
+    claim: &mut dyn FnMut(FileId) -> io::Result<()>,
+) -> Result<Swapped> {
     let parent = rustix::fs::fstat(&a.parent).map_err(|e| io_error("inspect the dir holding", &a.path, e))?;
     let parent_owner = platform::owner(&parent);
     let old_owner = a.dir.as_ref().map(|d| d.owner);
@@ -95,8 +103,8 @@ pub fn swap(a: &Anchored, id: &str, method: SwapMethod, locks: Option<&TrashLock
         None => parent_owner,
     };
     let (target, mounts) = match &a.dir {
-        None => (create(a, id, made_by, new_owner)?, Vec::new()),
-        Some(d) if d.kind == Kind::Plain => (recreate(a, d, id, method, made_by, new_owner)?, Vec::new()),
+        None => (create(a, id, made_by, new_owner, claim)?, Vec::new()),
+        Some(d) if d.kind == Kind::Plain => (recreate(a, d, id, (method, made_by, new_owner), claim)?, Vec::new()),
         Some(d) => (dup(&d.fd, &a.path)?, empty_in_place(a, d, id, made_by)?),
     };
     adopt_leftovers_beside(a, &target, locks)?;
@@ -210,9 +218,19 @@ impl Stage {
 }
 
 /// No target dir yet: one is made complete in the stage, then renamed into place.
-fn create(a: &Anchored, id: &str, made_by: u32, owner: Owner) -> Result<OwnedFd> {
+fn create(
+    a: &Anchored,
+    id: &str,
+    made_by: u32,
+    owner: Owner,
+    claim: &mut dyn FnMut(FileId) -> io::Result<()>,
+) -> Result<OwnedFd> {
     let stage = Stage::make(a, id, made_by)?;
     let fd = make_dir(&stage.fd, &stage.path, NEW, made_by, (0o755, Some(owner)), true)?;
+    if let Err(e) = crate::runlock::id_of(&fd).and_then(&mut *claim) {
+        stage.discard(a, &fd);
+        return Err(io_error("lock", &a.path, e));
+    }
     let moved = match rustix::fs::renameat_with(&stage.fd, NEW, &a.parent, &a.name, RenameFlags::NOREPLACE) {
         Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => rustix::fs::renameat(&stage.fd, NEW, &a.parent, &a.name),
         other => other,
@@ -236,9 +254,19 @@ fn remove_made(parent: &OwnedFd, name: &CStr, fd: &OwnedFd) {
 /// Makes the new dir complete in the stage, then exchanges it with the old tree in one step, so that a crash never
 /// leaves a target dir without its tag. What came out must be the approved dir, or the exchange is undone. The old
 /// tree then moves from the stage into the new dir's trash.
-fn recreate(a: &Anchored, d: &Opened, id: &str, method: SwapMethod, made_by: u32, owner: Owner) -> Result<OwnedFd> {
+fn recreate(
+    a: &Anchored,
+    d: &Opened,
+    id: &str,
+    (method, made_by, owner): (SwapMethod, u32, Owner),
+    claim: &mut dyn FnMut(FileId) -> io::Result<()>,
+) -> Result<OwnedFd> {
     let stage = Stage::make(a, id, made_by)?;
     let new = make_dir(&stage.fd, &stage.path, NEW, made_by, (d.mode, Some(owner)), true)?;
+    if let Err(e) = crate::runlock::id_of(&new).and_then(&mut *claim) {
+        stage.discard(a, &new);
+        return Err(io_error("lock", &a.path, e));
+    }
     let approved = |dir: &OwnedFd, name: &CStr| id_at(dir, name) == Some(d.id);
     let exchanged = match method {
         SwapMethod::Exchange => rustix::fs::renameat_with(&stage.fd, NEW, &a.parent, &a.name, RenameFlags::EXCHANGE),
@@ -457,7 +485,7 @@ mod tests {
         std::fs::create_dir_all(d.join("target.safeclean-mine")).unwrap();
         std::fs::create_dir_all(d.join("target.safeclean-13-cd-new")).unwrap();
         let a = anchored(&t);
-        let trash = swap(&a, "99-ff", method, None).unwrap().trash;
+        let trash = swap(&a, "99-ff", method, None, &mut |_| Ok(())).unwrap().trash;
         assert_eq!(names(&trash), [".safeclean-trash-12-ab", ".safeclean-trash-13-cd-new", ".safeclean-trash-99-ff"]);
         assert_eq!(trash[2].id, a.id().unwrap(), "the trash is the dir that was approved");
         assert!(t.join(".safeclean-trash-99-ff/debug").is_dir());
@@ -476,7 +504,8 @@ mod tests {
         std::fs::write(d.join("precious"), "keep").unwrap();
         std::os::unix::fs::symlink(d.join("precious"), real.join("CACHEDIR.TAG")).unwrap();
         std::os::unix::fs::symlink(&real, d.join("target")).unwrap();
-        let trash = swap(&anchored(&d.join("target")), "1-a", SwapMethod::Exchange, None).unwrap().trash;
+        let trash =
+            swap(&anchored(&d.join("target")), "1-a", SwapMethod::Exchange, None, &mut |_| Ok(())).unwrap().trash;
         assert!(std::fs::symlink_metadata(d.join("target")).unwrap().file_type().is_symlink());
         assert_eq!(names(&trash), [".safeclean-trash-1-a"]);
         assert!(real.join(".safeclean-trash-1-a/debug").is_dir());
@@ -489,7 +518,12 @@ mod tests {
     fn a_missing_target_is_created() {
         let tmp = tempfile::tempdir().unwrap();
         let d = tmp.path();
-        assert!(swap(&anchored(&d.join("target")), "1-a", SwapMethod::Exchange, None).unwrap().trash.is_empty());
+        assert!(
+            swap(&anchored(&d.join("target")), "1-a", SwapMethod::Exchange, None, &mut |_| Ok(()))
+                .unwrap()
+                .trash
+                .is_empty()
+        );
         assert!(d.join("target/CACHEDIR.TAG").is_file());
     }
 
@@ -503,7 +537,7 @@ mod tests {
             let a = anchored(&d.join("target"));
             std::fs::rename(d.join("target"), d.join("moved")).unwrap();
             std::os::unix::fs::symlink(d.join("elsewhere"), d.join("target")).unwrap();
-            let e = swap(&a, "1-a", method, None).unwrap_err();
+            let e = swap(&a, "1-a", method, None, &mut |_| Ok(())).unwrap_err();
             assert!(matches!(e, SwapError::Changed { .. }), "{e}");
             assert!(std::fs::symlink_metadata(d.join("target")).unwrap().file_type().is_symlink());
             assert!(d.join("elsewhere/keep").is_dir() && !d.join("elsewhere/CACHEDIR.TAG").exists());
@@ -519,7 +553,7 @@ mod tests {
         let t = tmp.path().join("target");
         // A failed run left trash A inside the target, with trash Z from an older version nested in it.
         std::fs::create_dir_all(t.join(".safeclean-trash-1-a/.safeclean-trash-0-f/x")).unwrap();
-        let trash = swap(&anchored(&t), "2-b", SwapMethod::Exchange, None).unwrap().trash;
+        let trash = swap(&anchored(&t), "2-b", SwapMethod::Exchange, None, &mut |_| Ok(())).unwrap().trash;
         assert_eq!(names(&trash), [".safeclean-trash-0-f", ".safeclean-trash-1-a", ".safeclean-trash-2-b"]);
         assert!(t.join(".safeclean-trash-0-f/x").is_dir());
         assert!(!t.join(".safeclean-trash-2-b/.safeclean-trash-1-a").exists());

@@ -3,6 +3,8 @@
 //! `safeclean-test-attacker --notify SOCKET MODE ARGS…`, usually started as `nobody`:
 //!
 //! - `swap DIR NAME DEST`: in DIR, forever: move NAME aside, put a symlink to DEST in its place, then put NAME back;
+//! - `exchange DIR NAME DEST`: in DIR, forever: exchange NAME with a symlink to DEST in one step each time, so that
+//!   at any moment NAME is the one or the other;
 //! - `plant DIR SUFFIX DEST`: in DIR, forever: every entry whose name ends with SUFFIX (a dir the tool is about to
 //!   make, like `target.safeclean-ID-new`) is moved aside and replaced by a symlink to DEST.
 //!
@@ -37,6 +39,20 @@ fn main() {
                     let _ = std::fs::remove_file(&real);
                     let _ = std::fs::rename(&aside, &real);
                 }
+                ready(&mut sock);
+            }
+        }
+        "exchange" => {
+            let (real, link) = (dir.join(&name), dir.join(format!("{}.attacker-link", name.display())));
+            std::os::unix::fs::symlink(&dest, &link).expect("symlink");
+            loop {
+                let _ = rustix::fs::renameat_with(
+                    rustix::fs::CWD,
+                    &real,
+                    rustix::fs::CWD,
+                    &link,
+                    rustix::fs::RenameFlags::EXCHANGE,
+                );
                 ready(&mut sock);
             }
         }

@@ -16,7 +16,9 @@ use std::collections::HashSet;
 use std::ffi::CStr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
+use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags, StatxFlags};
 use rustix::io::Errno;
 
@@ -52,11 +54,14 @@ fn mount_id(dir: BorrowedFd<'_>, name: &CStr, flags: AtFlags) -> Option<u64> {
     StatxFlags::from_bits_retain(st.stx_mask).contains(StatxFlags::MNT_ID).then_some(st.stx_mnt_id)
 }
 
-/// The mount knowledge of one walk: the check in use and, for [`MountCheck::Mountinfo`], the mount points.
+/// The mount knowledge of one walk: the check in use and, for [`MountCheck::Mountinfo`], the mount points and the
+/// open mountinfo, which `poll` reports changed (`POLLPRI`) when anything is mounted or unmounted: a bind mount made
+/// while the walk runs is seen before the walk descends into it.
 #[derive(Debug)]
 pub struct Mounts {
     check: MountCheck,
-    points: HashSet<PathBuf>,
+    points: Mutex<HashSet<PathBuf>>,
+    mountinfo: Option<std::fs::File>,
 }
 
 impl Mounts {
@@ -64,8 +69,21 @@ impl Mounts {
     #[must_use]
     pub fn new(forced: Option<MountCheck>, probe: &Path) -> Self {
         let check = forced.unwrap_or_else(|| MountCheck::detect(probe));
+        let mountinfo =
+            (check == MountCheck::Mountinfo).then(|| std::fs::File::open("/proc/self/mountinfo").ok()).flatten();
+        // Polled once before the set is read, so that only changes from then on are reported.
+        let _ = mountinfo.as_ref().map(changed);
         let points = if check == MountCheck::Mountinfo { mount_points() } else { HashSet::new() };
-        Mounts { check, points }
+        Mounts { check, points: Mutex::new(points), mountinfo }
+    }
+
+    /// Whether `path` is a mount point now: the set is read again if the mount table changed since.
+    fn is_point(&self, path: &Path) -> bool {
+        let mut points = self.points.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.mountinfo.as_ref().is_some_and(changed) {
+            *points = mount_points();
+        }
+        points.contains(path)
     }
 
     #[must_use]
@@ -119,9 +137,11 @@ impl Mounts {
             MountCheck::Openat2 | MountCheck::Statx => {
                 mount_id(parent, c"", AtFlags::EMPTY_PATH) != mount_id(child, c"", AtFlags::EMPTY_PATH)
             }
-            // `/proc/self/fd/N` names exactly the inode that was opened, as mountinfo spells it.
-            MountCheck::Mountinfo => std::fs::read_link(format!("/proc/self/fd/{}", child.as_raw_fd()))
-                .is_ok_and(|p| self.points.contains(&p)),
+            // `/proc/self/fd/N` names exactly the inode that was opened, as mountinfo spells it; read after the open,
+            // so a mount made before it is in the set.
+            MountCheck::Mountinfo => {
+                std::fs::read_link(format!("/proc/self/fd/{}", child.as_raw_fd())).is_ok_and(|p| self.is_point(&p))
+            }
         }
     }
 }
@@ -149,6 +169,13 @@ pub fn chmod_dir_rwx_nofollow(parent: &OwnedFd, name: &CStr) -> Result<(), Errno
 #[must_use]
 pub fn same_mount(a: BorrowedFd<'_>, b: BorrowedFd<'_>) -> bool {
     mount_id(a, c"", AtFlags::EMPTY_PATH) == mount_id(b, c"", AtFlags::EMPTY_PATH)
+}
+
+/// Whether the mount table changed since the open mountinfo `file` was last polled (the poll resets it).
+fn changed(file: &std::fs::File) -> bool {
+    let mut fds = [PollFd::new(file, PollFlags::PRI)];
+    matches!(poll(&mut fds, Some(&Timespec { tv_sec: 0, tv_nsec: 0 })), Ok(n) if n > 0)
+        && fds[0].revents().contains(PollFlags::PRI)
 }
 
 /// Every mount point of this process's namespace, from `/proc/self/mountinfo`.
@@ -211,5 +238,24 @@ mod tests {
             assert!(m.is_mount_at(&root, c"proc"), "{check:?}");
         }
         assert_eq!(MountCheck::detect(tmp.path()), MountCheck::Openat2, "this kernel has openat2");
+    }
+
+    #[test]
+    #[ignore = "needs root"]
+    fn a_bind_mount_made_during_the_walk_is_seen_by_every_check() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (inside, source) = (tmp.path().join("walked"), tmp.path().join("source"));
+        std::fs::create_dir_all(inside.join("later")).unwrap();
+        std::fs::create_dir_all(&source).unwrap();
+        let parent = rustix::fs::open(&inside, dir_flags(), Mode::empty()).unwrap();
+        for check in [MountCheck::Openat2, MountCheck::Statx, MountCheck::Mountinfo] {
+            // Made before the mount, as a walk's `Mounts` is.
+            let m = Mounts::new(Some(check), tmp.path());
+            let bind = |args: &[&std::ffi::OsStr]| std::process::Command::new("mount").args(args).status().unwrap();
+            assert!(bind(&["--bind".as_ref(), source.as_os_str(), inside.join("later").as_os_str()]).success());
+            let seen = m.open_dir(&parent, c"later");
+            let _ = std::process::Command::new("umount").arg("-l").arg(inside.join("later")).status();
+            assert_eq!(seen.err(), Some(OpenDirError::Mount), "{check:?}");
+        }
     }
 }
