@@ -166,15 +166,17 @@ fn make_dir(
         write_new(&fd, c"CACHEDIR.TAG", CACHEDIR_TAG.as_bytes()).map_err(|e| io_error("write", &path, e))?;
     }
     let (mode, owner) = look;
-    if let Some(o) = owner.filter(|o| (o.uid, o.gid) != (st.st_uid, st.st_gid)) {
-        // A dir this run made and checked, held open: root gives it away with its own rights. Another user's run
-        // can only change the group, to one of its own, or keeps its own; the mode keeps others out as before.
-        let _ = platform::with_own_rights(|| {
-            rustix::fs::fchown(&fd, Some(Uid::from_raw(o.uid)), Some(Gid::from_raw(o.gid)))
-                .or_else(|_| rustix::fs::fchown(&fd, None, Some(Gid::from_raw(o.gid))))
-        });
-    }
-    rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode)).map_err(|e| io_error("set the mode of", &path, e))?;
+    // A dir this run made and checked, held open: root gives it away, and sets a setgid bit for a group the owner
+    // is not in, with its own rights. Another user's run can only change the group, to one of its own, or keeps its
+    // own; the mode keeps others out as before.
+    platform::with_own_rights(|| {
+        if let Some(o) = owner.filter(|o| (o.uid, o.gid) != (st.st_uid, st.st_gid)) {
+            let _ = rustix::fs::fchown(&fd, Some(Uid::from_raw(o.uid)), Some(Gid::from_raw(o.gid)))
+                .or_else(|_| rustix::fs::fchown(&fd, None, Some(Gid::from_raw(o.gid))));
+        }
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))
+    })
+    .map_err(|e| io_error("set the mode of", &path, e))?;
     Ok(fd)
 }
 

@@ -48,7 +48,7 @@ pub enum VerifyError {
     #[error(
         "failed to start `{} check`{}: {source}; install cargo or set CARGO to its path{}",
         program.to_string_lossy(),
-        run_as.map_or(String::new(), |uid| format!(" as uid {uid}, the owner of the target dir")),
+        run_as.map_or(String::new(), |uid| format!(" as uid {uid}, the owner of the workspace")),
         if run_as.is_some() { " (one that user may run), or pass --no-verify" } else { "" }
     )]
     Spawn {

@@ -219,16 +219,17 @@ fn a_root_run_on_another_users_tree_keeps_it_theirs() {
     let ws = Ws::new(false);
     ws.build();
     give_to_nobody(&ws);
-    std::fs::set_permissions(ws.target(), std::fs::Permissions::from_mode(0o750)).unwrap();
+    // A group nobody is not in, and the setgid bit: only root may give the new dir both.
+    rustix::fs::chown(ws.target().as_path(), None, Some(rustix::fs::Gid::from_raw(100))).unwrap();
+    std::fs::set_permissions(ws.target(), std::fs::Permissions::from_mode(0o2750)).unwrap();
     // Something root built in it once (`sudo cargo build`): root's own dir, removed with root's rights.
     std::fs::create_dir_all(ws.target().join("debug/by-root")).unwrap();
     std::fs::write(ws.target().join("debug/by-root/f"), "x").unwrap();
     let out = ws.safeclean(&[]).env("CARGO", ws.fake_cargo()).output_bounded();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let m = std::fs::metadata(ws.target()).unwrap();
-    assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (NOBODY, NOBODY, 0o750), "owner, group and mode are kept");
-    let tag = std::fs::metadata(ws.target().join("CACHEDIR.TAG")).unwrap();
-    assert_eq!((tag.uid(), tag.gid()), (NOBODY, NOBODY));
+    assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (NOBODY, 100, 0o2750), "owner, group and mode are kept");
+    assert_eq!(std::fs::metadata(ws.target().join("CACHEDIR.TAG")).unwrap().uid(), NOBODY);
     let checked_by = std::fs::read_to_string(ws.target().join("debug/checked-by")).unwrap();
     assert_eq!(checked_by.trim(), NOBODY.to_string(), "the verify runs as the owner");
     assert_eq!(std::fs::metadata(ws.target().join("debug")).unwrap().uid(), NOBODY, "what it builds is theirs");
