@@ -157,10 +157,15 @@ fn make_dir(
     let path = in_dir(parent_path, name);
     rustix::fs::mkdirat(parent, name, Mode::RWXU).map_err(|e| io_error("create", &path, e))?;
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let fd = rustix::fs::openat(parent, name, flags, Mode::empty()).map_err(|e| io_error("open", &path, e))?;
+    let taken = || SwapError::Changed { path: path.clone(), what: "another file took its place as it was made".into() };
+    let fd = match rustix::fs::openat(parent, name, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::LOOP | Errno::NOTDIR | Errno::NOENT) => return Err(taken()),
+        Err(e) => return Err(io_error("open", &path, e)),
+    };
     let st = rustix::fs::fstat(&fd).map_err(|e| io_error("inspect", &path, e))?;
     if st.st_uid != made_by || st.st_mode & 0o077 != 0 {
-        return Err(io_error("create", &path, io::Error::other("another dir took its place as it was made")));
+        return Err(taken());
     }
     if tag {
         write_new(&fd, c"CACHEDIR.TAG", CACHEDIR_TAG.as_bytes()).map_err(|e| io_error("write", &path, e))?;
