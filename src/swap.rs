@@ -368,7 +368,8 @@ fn empty_in_place(a: &Anchored, d: &Opened, id: &str, made_by: u32) -> Result<Ve
     Ok(mounts)
 }
 
-/// Moves `NAME.safeclean-*` dirs that a crashed run left beside the target dir into it as trash.
+/// Moves `NAME.safeclean-*` dirs that a crashed run left beside the target dir into it as trash (those on another
+/// filesystem than a symlinked target dir stay: the next run with that layout takes them).
 fn adopt_leftovers_beside(a: &Anchored, target: &OwnedFd, locks: Option<&TrashLocks>) -> Result<()> {
     let mut prefix = a.name.as_bytes().to_vec();
     prefix.extend_from_slice(ASIDE_INFIX.as_bytes());
@@ -387,11 +388,11 @@ fn adopt_leftovers_beside(a: &Anchored, target: &OwnedFd, locks: Option<&TrashLo
         match rustix::fs::renameat_with(&a.parent, name, target, &trash, RenameFlags::NOREPLACE) {
             Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {
                 match rustix::fs::renameat(&a.parent, name, target, &trash) {
-                    Ok(()) | Err(Errno::NOENT | Errno::NOTEMPTY | Errno::EXIST) => {}
+                    Ok(()) | Err(Errno::NOENT | Errno::NOTEMPTY | Errno::EXIST | Errno::XDEV) => {}
                     Err(e) => return Err(io_error("move into the trash", &leftover(a, name), e)),
                 }
             }
-            Ok(()) | Err(Errno::NOENT | Errno::NOTEMPTY | Errno::EXIST) => {}
+            Ok(()) | Err(Errno::NOENT | Errno::NOTEMPTY | Errno::EXIST | Errno::XDEV) => {}
             Err(e) => return Err(io_error("move into the trash", &leftover(a, name), e)),
         }
     }
