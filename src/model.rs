@@ -243,12 +243,15 @@ pub struct Uninspectable {
     /// Our own (or any, as root), but access was denied anyway: a sandbox, `ptrace` restrictions, a setuid
     /// program. By pid and name, since there are few and each is a surprise.
     pub own: Vec<(u32, String)>,
+    /// Inspected, but something it holds could not be named for sure (a path too long to read, a name lsof cannot
+    /// print exactly): by pid, name and what.
+    pub unnamed: Vec<(u32, String, String)>,
 }
 
 impl Uninspectable {
     #[must_use]
     pub fn count(&self) -> usize {
-        self.other_users + self.own.len()
+        self.other_users + self.own.len() + self.unnamed.len()
     }
 }
 

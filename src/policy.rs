@@ -71,6 +71,27 @@ pub fn decide(found: Vec<Found>, table: &Table, roots: &Roots, policy: &Policy) 
             holder(f.process, f.handles, kind, None, owner, policy)
         })
         .collect();
+    // A holder the policy would spare that descends from a holder to terminate (or is in a process group one
+    // leads) is that build's child, whatever it holds: an `as` a build script's `cc` started keeps an object file in
+    // `OUT_DIR` open, and must not outlive the build. Until nothing changes: a promoted holder may lead a group.
+    loop {
+        let via = descendants(&holders, table);
+        let mut promoted = false;
+        for h in &mut holders {
+            if h.spare_reason == Some(SpareReason::Policy)
+                && let Some(&parent) = via.get(&h.process.pid)
+            {
+                h.kind = Kind::BuildChild;
+                h.verdict = Verdict::Terminate;
+                h.spare_reason = None;
+                h.via = Some(parent);
+                promoted = true;
+            }
+        }
+        if !promoted {
+            break;
+        }
+    }
     let children = build_children(&holders, table, policy);
     holders.extend(children);
     for h in &mut holders {
@@ -104,6 +125,21 @@ fn holder(
 /// Descendants of holders to terminate, and members of process groups they lead, that are not holders themselves.
 fn build_children(holders: &[Holder], table: &Table, policy: &Policy) -> Vec<Holder> {
     let known: HashSet<u32> = holders.iter().map(|h| h.process.pid).collect();
+    let mut out: Vec<Holder> = descendants(holders, table)
+        .into_iter()
+        .filter(|(pid, _)| !known.contains(pid) && !policy.protected.contains(pid))
+        .filter_map(|(pid, parent)| {
+            let p = table.procs.get(&pid)?.clone();
+            Some(holder(p, Vec::new(), Kind::BuildChild, Some(parent), true, policy))
+        })
+        .collect();
+    out.sort_by_key(|h| h.process.pid);
+    out
+}
+
+/// Every descendant of a holder to terminate, and every member of a process group one leads, with the process it
+/// was reached from.
+fn descendants(holders: &[Holder], table: &Table) -> HashMap<u32, u32> {
     let children = table.children();
     let groups = table.groups();
     let mut via: HashMap<u32, u32> = HashMap::new();
@@ -118,16 +154,7 @@ fn build_children(holders: &[Holder], table: &Table, policy: &Policy) -> Vec<Hol
         }
         descend(members.into_iter(), &children, &mut via, &mut seen);
     }
-    let mut out: Vec<Holder> = via
-        .into_iter()
-        .filter(|(pid, _)| !known.contains(pid) && !policy.protected.contains(pid))
-        .filter_map(|(pid, parent)| {
-            let p = table.procs.get(&pid)?.clone();
-            Some(holder(p, Vec::new(), Kind::BuildChild, Some(parent), true, policy))
-        })
-        .collect();
-    out.sort_by_key(|h| h.process.pid);
-    out
+    via
 }
 
 /// Walks down from `starts`, recording for each descendant the parent it was reached from.
@@ -276,5 +303,34 @@ mod tests {
         );
         assert_eq!(hs[3].relation, Some(Relation::Orphaned));
         assert_eq!(hs[1].relation, Some(Relation::ChildOf { pid: 10, name: "cargo".into() }));
+    }
+
+    #[test]
+    fn a_holder_descending_from_a_build_is_its_child_whatever_it_holds() {
+        // 10 cargo → 11 build script → 12 cc → 13 as, which holds an object file in OUT_DIR; 14 a shell of the
+        // user's with its cwd in target/, no kin of the build.
+        let procs = [
+            proc(10, 2, 10, "cargo", "/bin/cargo"),
+            proc(11, 10, 10, "build-script-build", "/w/target/debug/build/a-1/build-script-build"),
+            proc(12, 11, 10, "cc", "/usr/bin/cc"),
+            proc(13, 12, 10, "as", "/usr/bin/as"),
+            proc(14, 2, 14, "bash", "/bin/bash"),
+        ];
+        let table = Table { procs: procs.iter().map(|p| (p.pid, p.clone())).collect() };
+        let policy = Policy { all_holders: false, owners_only: false, protected: HashSet::new() };
+        let hs = decide(vec![found(&procs[0]), found(&procs[3]), found(&procs[4])], &table, &roots(), &policy);
+        let got: Vec<(u32, Kind, Verdict)> = hs.iter().map(|h| (h.process.pid, h.kind, h.verdict)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (10, Kind::Cargo, Verdict::Terminate),
+                (11, Kind::BuildChild, Verdict::Terminate),
+                (12, Kind::BuildChild, Verdict::Terminate),
+                (13, Kind::BuildChild, Verdict::Terminate),
+                (14, Kind::Other, Verdict::Spare),
+            ]
+        );
+        assert_eq!(hs[3].handles.len(), 1, "what it holds is still shown");
+        assert_eq!(hs[3].via, Some(12));
     }
 }

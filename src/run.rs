@@ -3,7 +3,7 @@
 //! from it once, at the end.
 
 use std::cell::Cell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::OnceLock;
@@ -28,7 +28,7 @@ use crate::purge::{self, Progress, PurgeError, RemoveError};
 use crate::report::{Format, Reporter, human_bytes};
 use crate::runlock::{Key, RUN_LOCK_PREFIX, RuntimeDir, TRASH_LOCK_PREFIX, TrashLocks};
 use crate::scan::{self, Scan};
-use crate::terminate::{self, BusyLock, HoldersRemain, Named};
+use crate::terminate::{self, BusyLock, HoldersRemain, LockStand, Named};
 use crate::verify::{self, Blocked, RunAs, VerifyError};
 use crate::workspace::{self, Dirs};
 use crate::{guard, runlock, swap};
@@ -478,12 +478,25 @@ impl Run<'_> {
             if !survivors.is_empty() {
                 return Err(HoldersRemain::Survived { survivors }.into());
             }
-            let again: Vec<Holder> = self
-                .decide(scan::scan(&self.plan.platform, roots, self.me)?, roots)
+            let fresh = self.decide(scan::scan(&self.plan.platform, roots, self.me)?, roots);
+            // A process already shown keeps the verdict it was shown with: one spared then (a waiter that took the
+            // lock once its owner was stopped is a build making progress) is left alone now, and said so.
+            let shown =
+                |h: &Holder| record.holders.iter().any(|r| Identity::from(&r.process) == Identity::from(&h.process));
+            let mut progressing = HashSet::new();
+            for h in fresh.iter().filter(|h| h.verdict == Verdict::Terminate && shown(h)) {
+                if record.outcomes.get(&h.process.pid).is_some_and(|(o, _)| *o == Outcome::Spared) {
+                    progressing.insert(h.process.pid);
+                    let note = "it took the lock once the owner was stopped: a build making progress, left alone";
+                    record.outcomes.insert(h.process.pid, (Outcome::Spared, Some(note.into())));
+                }
+            }
+            let again: Vec<Holder> =
+                fresh.iter().filter(|h| h.verdict == Verdict::Terminate && !shown(h)).cloned().collect();
+            let busy: Vec<BusyLock> = busy_locks(locks, &fresh)
                 .into_iter()
-                .filter(|h| h.verdict == Verdict::Terminate)
+                .filter(|b| !b.holder.as_ref().is_some_and(|(who, _, _)| progressing.contains(&who.pid)))
                 .collect();
-            let busy = busy_locks(locks, &record.holders);
             if again.is_empty() && busy.is_empty() {
                 return Ok(());
             }
@@ -495,6 +508,8 @@ impl Run<'_> {
             for h in &again {
                 (self.emit)(Event::Holder { holder: h.clone(), outcome: None });
             }
+            // One entry per pid: a pid seen again as another process (it ran exec, or was reused) is that one now.
+            record.holders.retain(|r| !again.iter().any(|a| a.process.pid == r.process.pid));
             record.holders.extend(again.iter().cloned());
             pending = again;
         }
@@ -677,12 +692,20 @@ fn busy_locks(locks: &[PathBuf], holders: &[Holder]) -> Vec<BusyLock> {
         .filter(|l| is_held(l))
         .cloned()
         .map(|path| {
-            let with = |kind| holders.iter().find(|h| h.handles.iter().any(|x| x.kind == kind && x.path == path));
-            let (by, owns) = match with(HandleKind::Lock) {
-                Some(h) => (Some(h), true),
-                None => (with(HandleKind::Fd), false),
+            let with = |wanted: &dyn Fn(&crate::model::Handle) -> bool| {
+                holders.iter().find(|h| h.handles.iter().any(|x| x.path == path && wanted(x)))
             };
-            BusyLock { holder: by.map(|h| (named(h), h.kind.as_str())), owns, path }
+            // The owner; else one that shares it; else one that has the file open (lsof on macOS shows no lock).
+            let owner =
+                with(&|x| x.kind == HandleKind::Lock && x.hold != Some(Hold::Waiting) && x.hold != Some(Hold::Shared));
+            let sharer = with(&|x| x.kind == HandleKind::Lock && x.hold == Some(Hold::Shared));
+            let (by, stand) = match (owner, sharer) {
+                (Some(h), _) => (Some(h), LockStand::Owns),
+                (None, Some(h)) => (Some(h), LockStand::Shares),
+                (None, None) => (with(&|x| x.kind == HandleKind::Fd), LockStand::HasOpen),
+            };
+            let holder = by.map(|h| (named(h), h.kind.as_str(), h.spare_reason));
+            BusyLock { path, holder, stand }
         })
         .collect()
 }

@@ -4,7 +4,10 @@
 mod common;
 
 use std::collections::BTreeSet;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::symlink;
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -223,4 +226,74 @@ fn a_lock_file_open_but_not_locked_is_reported_as_open_not_held() {
     let text = stderr(&out);
     assert!(text.contains(&format!("has the lock file open {}", lock.display())), "{text}");
     assert!(!text.contains("holds the build directory lock"), "{text}");
+}
+
+/// A holder whose cwd inside target/ is longer than `PATH_MAX`: the kernel will not spell the path out, so it is
+/// placed by identity (walking up from its cwd), found, and stopped.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_holder_deeper_than_path_max_is_found_by_identity() {
+    let ws = Ws::new(false);
+    ws.build();
+    let mut rv = Rendezvous::new();
+    let outside = tempfile::tempdir().unwrap();
+    // Its exe lies outside: the cwd alone ties it to the target dir.
+    let exe = holder_named(outside.path(), "deep-shell");
+    let mut h = rv.holder(&exe, &["--cwd-deep", ws.target().join("debug").to_str().unwrap()]);
+    let mut bystander =
+        rv.holder(&holder_named(outside.path(), "bystander"), &["--cwd-deep", outside.path().to_str().unwrap()]);
+    let out = ws.run(&["--dry-run", "--message-format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let s = summary(&out);
+    if platform().holders != cargo_safeclean::platform::Holders::Proc {
+        // lsof names no such cwd and gives nothing to place it by: counted as not known, never as "nothing holds".
+        assert!(s["uninspectable"].as_u64().unwrap() >= 1, "{s}");
+        let human = ws.run(&["--dry-run"]);
+        assert!(stderr(&human).contains(&format!("pid {}", h.pid)), "{}", stderr(&human));
+        assert!(!stderr(&human).contains("no process holds"), "{}", stderr(&human));
+        return;
+    }
+    let holder = s["holders"].as_array().unwrap().iter().find(|x| x["pid"] == h.pid).unwrap_or_else(|| panic!("{s}"));
+    assert!(holder["handles"].as_array().unwrap().iter().any(|x| x["kind"] == "cwd"), "{holder}");
+    assert!(!s["holders"].as_array().unwrap().iter().any(|x| x["pid"] == bystander.pid), "{s}");
+    let out = ws.run(&["--no-verify", "--all-holders"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(h.dies_within(PATIENCE));
+    assert!(!bystander.dies_within(std::time::Duration::from_millis(100)));
+}
+
+/// lsof prints a control byte in a name as `^A`, the same as a `^` and an `A`. Two workspaces named alike that way:
+/// the one whose name really has the control byte has a rustc working in its target dir. Cleaning the other never
+/// touches that rustc, and the dry run of the right one finds it: names are confirmed by inode, never guessed.
+#[test]
+fn lsof_names_that_print_alike_are_told_apart_by_inode() {
+    let parent = tempfile::tempdir().unwrap();
+    let make = |name: &[u8]| {
+        let root = parent.path().join(OsStr::from_bytes(name));
+        std::fs::create_dir_all(root.join("src")).unwrap();
+        std::fs::create_dir_all(root.join("target/debug")).unwrap();
+        std::fs::write(
+            root.join("Cargo.toml"),
+            "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[workspace]\n",
+        )
+        .unwrap();
+        std::fs::write(root.join("src/lib.rs"), "").unwrap();
+        std::fs::write(root.join("target/.rustc_info.json"), "{}").unwrap();
+        root
+    };
+    let (control, caret) = (make(b"w\x01s"), make(b"w^As"));
+    let mut rv = Rendezvous::new();
+    let rustc = holder_named(parent.path(), "rustc");
+    let mut working = rv.holder_os(&rustc, &[OsStr::new("--cwd"), control.join("target/debug").as_os_str()]);
+    let run = |root: &Path, args: &[&str]| {
+        let mut cmd = std::process::Command::new(safeclean_exe());
+        clean_env(&mut cmd).arg("safeclean").args(args).current_dir(root).env("SAFECLEAN_PLATFORM", "portable");
+        cmd.output_bounded()
+    };
+    let out = run(&caret, &["--no-verify"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!working.dies_within(std::time::Duration::from_millis(200)), "a rustc of the other workspace was stopped");
+    let out = run(&control, &["--dry-run", "--message-format", "json"]);
+    let s = summary(&out);
+    assert!(s["holders"].as_array().unwrap().iter().any(|h| h["pid"] == working.pid), "not found: {s}");
 }

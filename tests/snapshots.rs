@@ -104,7 +104,7 @@ fn events() -> Vec<Event> {
     let mut out = vec![Event::Dirs(dirs)];
     out.extend(holders().into_iter().map(|holder| Event::Holder { holder, outcome: None }));
     out.extend([
-        Event::Scanned { holders: 3, uninspectable: Uninspectable { other_users: 2, own: vec![] } },
+        Event::Scanned { holders: 3, uninspectable: Uninspectable { other_users: 2, own: vec![], unnamed: vec![] } },
         Event::Signal { pid: 4100, signal: Sig::Term },
         Event::Signal { pid: 4100, signal: Sig::Cont },
         Event::Signal { pid: 4101, signal: Sig::Term },
@@ -140,7 +140,7 @@ fn summary(events: &[Event]) -> Summary {
             .into_iter()
             .map(|holder| Settled { outcome: Some(outcome(holder.process.pid)), holder, note: None })
             .collect(),
-        uninspectable: Uninspectable { other_users: 2, own: vec![] },
+        uninspectable: Uninspectable { other_users: 2, own: vec![], unnamed: vec![] },
         removed: Some(Removed { files: 32586, bytes: 1_503_238_553, duration_ms: 2100 }),
         left: vec![Left {
             path: "/w/target/.safeclean-trash-1-a/.safeclean-trash-0-f".into(),

@@ -27,6 +27,7 @@ macro_rules! both_backends {
 
 both_backends!(
     whole_tree_of_a_hung_build_dies,
+    a_build_childs_own_holding_never_spares_it,
     stubborn_holders_are_killed_together,
     polite_holders_are_noticed_at_once,
     ctrl_c_during_grace_deletes_nothing,
@@ -58,6 +59,28 @@ fn whole_tree_of_a_hung_build_dies(backend: Option<&str>) {
     assert_eq!(c["handles"].as_array().unwrap().len(), 0, "it holds nothing itself");
     assert_eq!(c["outcome"], "killed");
     assert_eq!(by_pid(script.pid).unwrap()["kind"], "build-script");
+}
+
+/// A hung build stopped with Ctrl-Z (the whole process group), whose build script's child keeps a file in
+/// `OUT_DIR` open: that child is the build's, not a bystander, and goes with it.
+fn a_build_childs_own_holding_never_spares_it(backend: Option<&str>) {
+    let ws = Ws::new(true);
+    ws.build();
+    let mut rv = Rendezvous::new();
+    let mut cargo = ws.cargo(&["build"]);
+    let (cargo_pid, _, _) = rv.start(cargo.env(HANG, &rv.path).env(HANG_CHILD, "out").stderr(Stdio::null()));
+    let mut script = rv.accept(Some(cargo_pid));
+    let child = script.child.expect("the build script started a child");
+    rustix::process::kill_process_group(pid_of(cargo_pid), rustix::process::Signal::STOP).unwrap();
+    let out = output_within(&mut cmd_with(&ws, backend, &["--message-format", "json", "--grace", "1s"]), PATIENCE);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(script.dies_within(Duration::from_secs(5)));
+    assert!(!alive(child), "the child holding a file in OUT_DIR survived");
+    let s = summary(&out);
+    let c = s["holders"].as_array().unwrap().iter().find(|h| h["pid"] == child).cloned().expect("reported");
+    assert_eq!(c["kind"], "build-child", "{c}");
+    assert!(c["handles"].as_array().unwrap().iter().any(|h| h["path"].as_str().unwrap().ends_with("held.o")), "{c}");
+    assert_eq!(c["outcome"], "killed", "{c}");
 }
 
 fn stubborn_holders_are_killed_together(backend: Option<&str>) {

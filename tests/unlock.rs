@@ -173,3 +173,70 @@ fn a_waiter_is_not_signalled_and_gets_the_lock_when_the_owner_dies() {
     BufReader::new(waiter.into_stream()).read_line(&mut said).unwrap();
     assert_eq!(said.trim(), "locked");
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_waiter_that_takes_the_lock_once_the_owner_is_stopped_is_left_alone() {
+    let ws = Ws::new(false);
+    ws.build();
+    let (home, lock) = cargo_home();
+    let bin = tempfile::tempdir().unwrap();
+    let exe = fake_cargo(bin.path());
+    let mut rv = Rendezvous::new();
+    let mut owner = rv.holder(&exe, &["--lock", lock.to_str().unwrap(), "--ignore-term"]);
+    // A build that was waiting, and goes on with the lock once it has it.
+    let mut waiter = rv.holder(&exe, &["--wait-lock", lock.to_str().unwrap(), "--keep"]);
+    blocked_in_flock(waiter.pid);
+
+    let out = ws
+        .safeclean(&["--unlock", "--grace", "1s", "--no-verify", "--message-format", "json"])
+        .env("CARGO_HOME", home.path())
+        .output_bounded();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(owner.dies_within(Duration::from_secs(5)));
+    let lines = json_lines(&out);
+    assert!(!lines.iter().any(|l| l["reason"] == "signal" && l["pid"] == waiter.pid), "the waiter was signalled");
+    let s = summary(&out);
+    let entries: Vec<_> = s["holders"].as_array().unwrap().iter().filter(|h| h["pid"] == waiter.pid).collect();
+    assert_eq!(entries.len(), 1, "each pid once: {s}");
+    assert_eq!((entries[0]["verdict"].as_str(), entries[0]["outcome"].as_str()), (Some("spare"), Some("spared")));
+    assert!(!waiter.dies_within(Duration::from_millis(200)), "the build that took the lock goes on");
+}
+
+#[test]
+fn a_posix_lock_on_the_package_cache_blocks_no_cargo_and_is_left_alone() {
+    let ws = Ws::new(false);
+    ws.build();
+    let (home, lock) = cargo_home();
+    let bin = tempfile::tempdir().unwrap();
+    let mut rv = Rendezvous::new();
+    let mut posix = rv.holder(&fake_cargo(bin.path()), &["--posix-lock", lock.to_str().unwrap()]);
+    let out = ws
+        .safeclean(&["--unlock", "--no-verify", "--message-format", "json"])
+        .env("CARGO_HOME", home.path())
+        .output_bounded();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!json_lines(&out).iter().any(|l| l["reason"] == "signal"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(!posix.dies_within(Duration::from_millis(200)), "a POSIX lock holder was stopped");
+}
+
+#[test]
+fn a_shared_holder_is_named_with_advice_that_is_true() {
+    let ws = Ws::new(false);
+    ws.build();
+    let (home, lock) = cargo_home();
+    let bin = tempfile::tempdir().unwrap();
+    let mut rv = Rendezvous::new();
+    let mut sharer = rv.holder(&fake_cargo(bin.path()), &["--flock-shared", lock.to_str().unwrap()]);
+    for extra in [&[][..], &["--all-holders"]] {
+        let out = ws
+            .safeclean(&[&["--unlock", "--no-verify"][..], extra].concat())
+            .env("CARGO_HOME", home.path())
+            .output_bounded();
+        let text = stderr(&out);
+        assert_eq!(out.status.code(), Some(4), "{text}");
+        assert!(text.contains(&format!("kill {}", sharer.pid)), "{text}");
+        assert!(!text.contains("--all-holders stops it"), "advice that is not true for a sharer: {text}");
+    }
+    assert!(!sharer.dies_within(Duration::from_millis(100)));
+}

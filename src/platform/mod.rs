@@ -416,9 +416,10 @@ impl Snapshot {
             #[cfg(target_os = "linux")]
             Holders::Proc => Ok((found, table, uninspectable)),
             Holders::Lsof { program } => {
-                let found = portable::lsof::scan(program, roots, exclude, &table)?;
+                let (found, unnamed) = portable::lsof::scan(program, roots, exclude, &table)?;
                 // lsof skips what it may not read (`-w`): other users' processes, when not root.
-                let uninspectable = Uninspectable { other_users: portable::table::others(&table), ..uninspectable };
+                let uninspectable =
+                    Uninspectable { other_users: portable::table::others(&table), unnamed, ..uninspectable };
                 Ok((found, table, uninspectable))
             }
         }

@@ -190,6 +190,9 @@ impl HumanReporter {
                 named.join(", ")
             ));
         }
+        for (pid, name, what) in &uninspectable.unnamed {
+            self.warning(&format!("pid {pid} ({name}) {what}: whether it holds the target dir is not known"));
+        }
     }
 
     fn ended(&self, pid: u32, outcome: Outcome, after_ms: u64, note: Option<&str>) {

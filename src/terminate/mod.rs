@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::event::Event;
 use crate::interrupt::Interrupt;
-use crate::model::Outcome;
+use crate::model::{Outcome, SpareReason};
 use crate::platform::{Identity, Platform, ProcHandle};
 pub use machine::{Ended, Machine, Sig, SignalError, Step};
 
@@ -121,29 +121,50 @@ impl fmt::Display for Named {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BusyLock {
     pub path: PathBuf,
-    /// The spared holder that has it, with its kind; `None` when no process that could be inspected has it.
-    pub holder: Option<(Named, &'static str)>,
-    /// Whether the scan saw that holder own the lock, or only have the lock file open (lsof on macOS reports no
-    /// lock state).
-    pub owns: bool,
+    /// The spared process that has it, with its kind and why it was spared; `None` when no process that could be
+    /// inspected has it.
+    pub holder: Option<(Named, &'static str, Option<SpareReason>)>,
+    pub stand: LockStand,
+}
+
+/// How that process stands towards the lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockStand {
+    /// It owns it (the open file description that holds the exclusive lock).
+    Owns,
+    /// It holds it shared, as cargo 1.96's `.cargo-lock` is held.
+    Shares,
+    /// It has the lock file open; which process owns the lock cannot be seen here (lsof on macOS).
+    HasOpen,
 }
 
 impl fmt::Display for BusyLock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.holder {
-            Some((who, kind)) if self.owns => {
-                write!(f, "{} is locked by {who}, spared as {kind} (--all-holders stops it)", self.path.display())
-            }
-            Some((who, kind)) => write!(
+        let path = self.path.display();
+        let Some((who, kind, reason)) = &self.holder else {
+            return write!(
                 f,
-                "{} is locked, and {who}, spared as {kind}, has it open (which process owns the lock cannot be seen \
-                 here; --all-holders stops it)",
-                self.path.display()
+                "{path} is locked by a process that could not be inspected (another user's? run as root to see it)"
+            );
+        };
+        // Advice only where it is true for the flags given: `--all-holders` stops what the policy spares, nothing
+        // else.
+        let advice = match reason {
+            Some(SpareReason::Policy) => " (--all-holders stops it)".to_string(),
+            Some(SpareReason::NotOwner) => format!(
+                " (--unlock stops only a lock's owner; it lets go when its work ends, or stop it yourself: kill {})",
+                who.pid
             ),
-            None => write!(
+            Some(SpareReason::Protected) => " (this run never signals pid 1 or its own family)".to_string(),
+            None => String::new(),
+        };
+        match self.stand {
+            LockStand::Owns => write!(f, "{path} is locked by {who}, spared as {kind}{advice}"),
+            LockStand::Shares => write!(f, "{path} is held shared by {who}, spared as {kind}{advice}"),
+            LockStand::HasOpen => write!(
                 f,
-                "{} is locked by a process that could not be inspected (another user's? run as root to see it)",
-                self.path.display()
+                "{path} is locked, and {who}, spared as {kind}, has it open (which process owns the lock cannot be \
+                 seen here){advice}"
             ),
         }
     }

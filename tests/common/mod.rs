@@ -19,7 +19,8 @@ pub const PATIENCE: Duration = Duration::from_mins(2);
 
 /// The environment variable that makes the fixture build script hang.
 pub const HANG: &str = "SAFECLEAN_TEST_HANG";
-/// With [`HANG`]: the build script also starts a SIGTERM-ignoring child that holds nothing.
+/// With [`HANG`]: the build script also starts a SIGTERM-ignoring child that holds nothing (or, with `out`, a file
+/// in `OUT_DIR`).
 pub const HANG_CHILD: &str = "SAFECLEAN_TEST_HANG_CHILD";
 
 /// The tool under test.
@@ -189,13 +190,25 @@ fn main() {
     if let Ok(sock) = std::env::var("SAFECLEAN_TEST_HANG") {
         let mut s = std::os::unix::net::UnixStream::connect(sock).expect("connect");
         let mut child = String::new();
-        if std::env::var_os("SAFECLEAN_TEST_HANG_CHILD").is_some() {
+        if let Some(how) = std::env::var_os("SAFECLEAN_TEST_HANG_CHILD") {
             // A child that ignores SIGTERM and holds nothing under target/: only its ancestry links it to the build.
-            let c = std::process::Command::new("sh")
-                .args(["-c", "trap '' TERM; exec sleep 3600"])
+            // With `out`, it keeps a file in OUT_DIR open, as an `as` started by `cc` does.
+            let script = if how == "out" {
+                // Stays a shell (its name does not change under the scan), and ignores the hang-up a stopped,
+                // orphaned process group gets.
+                "exec 3>\"$OUT_DIR/held.o\"; trap '' TERM HUP; echo ready; exec >/dev/null; while :; do sleep 3600; done"
+            } else {
+                "trap '' TERM; echo ready; exec sleep 3600 >/dev/null"
+            };
+            let mut c = std::process::Command::new("sh")
+                .args(["-c", script])
                 .current_dir("/")
+                .stdout(std::process::Stdio::piped())
                 .spawn()
                 .expect("spawn");
+            // Ready once it holds what it holds and ignores SIGTERM.
+            let mut said = String::new();
+            std::io::BufRead::read_line(&mut std::io::BufReader::new(c.stdout.take().unwrap()), &mut said).expect("ready");
             child = format!(" child {}", c.id());
             std::mem::forget(c);
         }

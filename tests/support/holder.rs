@@ -1,8 +1,10 @@
 //! Test fixture: a process that holds things in a target dir, then reports ready and waits to be killed.
 //!
 //! `safeclean-test-holder --notify SOCKET [--open F] [--lock F] [--mmap F] [--cwd D] [--chroot DIR]
-//! [--ignore-term] [--ignore-int] [--tag TEXT] [--report-exit] [--wait-lock F] [--flock-shared P]`. With
-//! `--flock-shared` it takes a shared `flock` on P (a file or a dir) opened read-only, as any user who can read P can. With `--wait-lock` it blocks in
+//! [--ignore-term] [--ignore-int] [--tag TEXT] [--report-exit] [--wait-lock F [--keep]] [--flock-shared P]
+//! [--posix-lock F] [--cwd-deep D]`. With `--flock-shared` it takes a shared `flock` on P (a file or a dir) opened read-only, as any
+//! user who can read P can; with `--posix-lock`, a POSIX (`fcntl`) write lock on F, which no `flock` conflicts with
+//! on Linux. With `--keep`, a `--wait-lock` keeps the lock it got, and runs on, as a build making progress does. With `--wait-lock` it blocks in
 //! `flock` on F after saying ready, then writes `locked\n` and exits once it has the lock. It connects to the Unix socket SOCKET first (a
 //! chroot would put it out of reach), does the setup, then writes `ready PID\n` and keeps the connection open, so
 //! the test learns of readiness without sleeping and of death by EOF. With `--report-exit` it exits on SIGTERM and
@@ -23,6 +25,7 @@ fn main() {
     let mut maps = Vec::new();
     let mut report_exit = false;
     let mut wait_lock = None;
+    let mut keep = false;
     while let Some(arg) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| panic!("{} needs a value", arg.display()));
         match arg.to_str().unwrap_or_default() {
@@ -64,7 +67,22 @@ fn main() {
                 rustix::fs::flock(&f, rustix::fs::FlockOperation::LockShared).expect("flock");
                 files.push(f);
             }
+            "--posix-lock" => {
+                let f = open(&value());
+                rustix::fs::fcntl_lock(&f, rustix::fs::FlockOperation::LockExclusive).expect("fcntl lock");
+                files.push(f);
+            }
+            "--keep" => keep = true,
             "--cwd" => std::env::set_current_dir(value()).expect("chdir"),
+            // Into D, then 30 dirs of 200 bytes deeper, made on the way: a cwd longer than PATH_MAX.
+            "--cwd-deep" => {
+                std::env::set_current_dir(value()).expect("chdir");
+                let name = "d".repeat(200);
+                for _ in 0..30 {
+                    std::fs::create_dir(&name).expect("mkdir");
+                    std::env::set_current_dir(&name).expect("chdir");
+                }
+            }
             "--ignore-term" => ignore(signal_hook::consts::SIGTERM),
             "--ignore-int" => ignore(signal_hook::consts::SIGINT),
             "--report-exit" => report_exit = true,
@@ -80,7 +98,10 @@ fn main() {
         let f = open(&path);
         rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive).expect("flock");
         let _ = writeln!(sock, "locked");
-        std::process::exit(0);
+        if !keep {
+            std::process::exit(0);
+        }
+        files.push(f);
     }
     if let Some(signals) = &mut exit_signals {
         // Exit on SIGTERM, saying when (CLOCK_REALTIME, ns) just before: benchmarks measure how soon the tool

@@ -16,7 +16,7 @@ use procfs_core::FromRead;
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
-use crate::model::{Found, Handle, HandleKind, Hold, Process, Roots, Table, Uninspectable};
+use crate::model::{FileId, Found, Handle, HandleKind, Hold, Process, Roots, Table, Uninspectable};
 use crate::platform::{Identity, ScanError, strip_deleted};
 
 /// What `/proc/PID/stat` says about a process.
@@ -163,6 +163,9 @@ struct RawHandle {
     kind: HandleKind,
     path: PathBuf,
     fd: Option<u32>,
+    /// For a handle whose path is too long to be read (`ENAMETOOLONG`): the identities of the dir it names and of
+    /// each dir above it, found by walking up from the opened dir; empty for a file, which cannot be placed.
+    unnamed: Option<Vec<FileId>>,
 }
 
 /// The process table and every absolute path each process holds, to be narrowed with [`Raw::filter`].
@@ -203,23 +206,44 @@ impl Raw {
     /// anyone else only has the file open.
     pub fn filter(self, roots: &Roots) -> (Vec<Found>, Table, Uninspectable) {
         let waiting = std::fs::read("/proc/locks").map(|t| waiters(&t)).unwrap_or_default();
+        // A handle too long to be named is placed by identity: the roots' own.
+        let root_ids: Vec<(FileId, &PathBuf)> = roots
+            .paths()
+            .iter()
+            .filter_map(|p| Some((crate::platform::file_id(&rustix::fs::stat(p).ok()?), p)))
+            .collect();
         let mut found = Vec::new();
+        let mut uninspectable = self.uninspectable;
         for (pid, held) in self.held {
-            let handles: Vec<Handle> = held
-                .into_iter()
-                .filter(|h| roots.contains(&h.path))
-                .map(|h| {
-                    let hold = h.fd.and_then(|fd| fd_hold(pid, fd, &waiting));
-                    let kind =
-                        if matches!(hold, Some(Hold::Exclusive | Hold::Shared)) { HandleKind::Lock } else { h.kind };
-                    Handle { kind, path: h.path, hold }
-                })
-                .collect();
+            let mut handles = Vec::new();
+            for h in held {
+                let path = match &h.unnamed {
+                    None if roots.contains(&h.path) => h.path,
+                    None => continue,
+                    Some(chain) => match root_ids.iter().find(|(id, _)| chain.contains(id)) {
+                        Some((_, root)) => root.join("…"),
+                        None if chain.is_empty() => {
+                            // A file: where it lies cannot be told, so whether it is held cannot either.
+                            let name = self.table.procs.get(&pid).map(|p| p.name.clone()).unwrap_or_default();
+                            uninspectable.unnamed.push((
+                                pid,
+                                name,
+                                "holds a file whose path is too long to read".into(),
+                            ));
+                            continue;
+                        }
+                        None => continue,
+                    },
+                };
+                let hold = h.fd.and_then(|fd| fd_hold(pid, fd, &waiting));
+                let kind = if matches!(hold, Some(Hold::Exclusive | Hold::Shared)) { HandleKind::Lock } else { h.kind };
+                handles.push(Handle { kind, path, hold });
+            }
             if let (false, Some(p)) = (handles.is_empty(), self.table.procs.get(&pid)) {
                 found.push(Found { process: p.clone(), handles });
             }
         }
-        (found, self.table, self.uninspectable)
+        (found, self.table, uninspectable)
     }
 }
 
@@ -232,8 +256,27 @@ fn waiters(text: &[u8]) -> HashSet<Waiter> {
     text.split(|b| *b == b'\n')
         .filter(|line| line.split(|b| *b == b' ').filter(|c| !c.is_empty()).nth(1) == Some(b"->"))
         .filter_map(|line| procfs_core::Locks::from_read(line).ok()?.0.into_iter().next())
+        .filter(is_flock)
         .filter_map(|l| Some((u32::try_from(l.pid?).ok()?, l.devmaj, l.devmin, l.inode)))
         .collect()
+}
+
+/// The files an `flock` is held on now (device and inode), from `/proc/locks`: what lsof's lock field is checked
+/// against, since it prints POSIX and `flock` locks alike.
+#[must_use]
+pub fn flocked_files() -> HashSet<FileId> {
+    let Ok(text) = std::fs::read("/proc/locks") else { return HashSet::new() };
+    text.split(|b| *b == b'\n')
+        .filter_map(|line| procfs_core::Locks::from_read(line).ok()?.0.into_iter().next())
+        .filter(is_flock)
+        .map(|l| FileId { dev: rustix::fs::makedev(l.devmaj, l.devmin), ino: l.inode })
+        .collect()
+}
+
+/// Whether a lock is an `flock`, the kind cargo takes. A POSIX (`fcntl`, `lockf`) or OFD lock on the same file never
+/// conflicts with one on Linux: its holder blocks no cargo, and owns nothing this tool frees.
+fn is_flock(lock: &procfs_core::Lock) -> bool {
+    matches!(lock.lock_type, procfs_core::LockType::FLock)
 }
 
 /// Which of `locks` each process is blocked waiting for, from the `->` lines of `/proc/locks`.
@@ -258,6 +301,9 @@ fn fd_hold(pid: u32, fd: u32, waiting: &HashSet<Waiter>) -> Option<Hold> {
         let mut hold = None;
         for line in locks {
             let lock = procfs_core::Locks::from_read(line).ok()?.0.into_iter().next()?;
+            if !is_flock(&lock) {
+                continue;
+            }
             hold = Some(match (lock.kind, hold) {
                 (procfs_core::LockKind::Write, _) | (_, Some(Hold::Exclusive)) => Hold::Exclusive,
                 _ => Hold::Shared,
@@ -312,6 +358,7 @@ fn raw_handles(dir: &OwnedFd) -> Result<Vec<RawHandle>, Errno> {
     for (name, kind) in [("exe", HandleKind::Exe), ("cwd", HandleKind::Cwd), ("root", HandleKind::Root)] {
         match link_at(dir, name) {
             Ok(link) => push_absolute(&mut out, kind, link, None),
+            Err(Errno::NAMETOOLONG) => out.push(unnamed(dir, name, kind, None)),
             Err(e @ (Errno::ACCESS | Errno::PERM)) => return Err(e),
             // Processes without an exe (exiting ones) still have fds worth reading.
             Err(_) => {}
@@ -326,8 +373,10 @@ fn raw_handles(dir: &OwnedFd) -> Result<Vec<RawHandle>, Errno> {
                 .filter_map(|e| std::str::from_utf8(e.file_name().to_bytes()).ok()?.parse::<u32>().ok())
                 .collect();
             for fd in names {
-                if let Ok(link) = link_at(&fds, &fd.to_string()) {
-                    push_absolute(&mut out, HandleKind::Fd, link, Some(fd));
+                match link_at(&fds, &fd.to_string()) {
+                    Ok(link) => push_absolute(&mut out, HandleKind::Fd, link, Some(fd)),
+                    Err(Errno::NAMETOOLONG) => out.push(unnamed(&fds, &fd.to_string(), HandleKind::Fd, Some(fd))),
+                    Err(_) => {}
                 }
             }
         }
@@ -346,8 +395,32 @@ fn raw_handles(dir: &OwnedFd) -> Result<Vec<RawHandle>, Errno> {
 /// Pipes, sockets, anonymous inodes and the like are not paths and never under a root.
 fn push_absolute(out: &mut Vec<RawHandle>, kind: HandleKind, link: OsString, fd: Option<u32>) {
     if link.as_bytes().starts_with(b"/") {
-        out.push(RawHandle { kind, path: strip_deleted(link), fd });
+        out.push(RawHandle { kind, path: strip_deleted(link), fd, unnamed: None });
     }
+}
+
+/// A handle whose path is longer than the kernel will spell out: the magic link `name` in `dir` is opened (which
+/// needs no path) and, if it is a dir, walked up by `..` to the filesystem's root, so that whether it lies in a root
+/// is told by identity.
+fn unnamed(dir: impl AsFd, name: &str, kind: HandleKind, fd: Option<u32>) -> RawHandle {
+    const DEEPEST: usize = 1 << 16;
+    let mut chain = Vec::new();
+    let flags = OFlags::PATH | OFlags::CLOEXEC;
+    if let Ok(mut cur) = rustix::fs::openat(dir, name, flags, Mode::empty()) {
+        while let Ok(st) = rustix::fs::fstat(&cur) {
+            if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::Directory {
+                break;
+            }
+            let id = crate::platform::file_id(&st);
+            if chain.last() == Some(&id) || chain.len() > DEEPEST {
+                break;
+            }
+            chain.push(id);
+            let Ok(up) = rustix::fs::openat(&cur, "..", flags | OFlags::DIRECTORY, Mode::empty()) else { break };
+            cur = up;
+        }
+    }
+    RawHandle { kind, path: PathBuf::new(), fd, unnamed: Some(chain) }
 }
 
 /// The file paths in `/proc/PID/maps`: the sixth column, which may contain spaces.
