@@ -45,7 +45,8 @@ impl Error {
     #[must_use]
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Usage(_) => exit::USAGE,
+            // Check arguments cargo rejects are known before anything is done: a usage error.
+            Error::Usage(_) | Error::Verify(VerifyError::BadArguments { .. }) => exit::USAGE,
             Error::Workspace(_)
             | Error::Scan(_)
             | Error::Signals(_)

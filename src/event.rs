@@ -156,6 +156,7 @@ impl From<&Checked> for CheckLine {
         match &c.result {
             CheckResult::Corrupt { signature: s, path: p } => (signature, path) = (Some(*s), Some(wire_path(p).0)),
             CheckResult::Blocked { lock: l, holder } => (lock, holder_pid) = (Some(wire_path(l).0), *holder),
+            CheckResult::Unknown { path: p } => path = Some(wire_path(p).0),
             CheckResult::Healthy | CheckResult::CodeError => {}
         }
         CheckLine {

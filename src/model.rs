@@ -419,6 +419,9 @@ pub enum CheckResult {
     Corrupt { signature: &'static str, path: PathBuf },
     /// It failed with errors no clean fixes.
     CodeError,
+    /// It failed with an error that names `path` in the target or build dir and no signature explains: not known
+    /// to be damage, nor the code's.
+    Unknown { path: PathBuf },
     /// It waited on one of cargo's build or artifact dir locks, held by `holder` (if it could be seen).
     Blocked { lock: PathBuf, holder: Option<u32> },
 }
@@ -430,6 +433,7 @@ impl CheckResult {
             CheckResult::Healthy => "healthy",
             CheckResult::Corrupt { .. } => "corrupt",
             CheckResult::CodeError => "code-error",
+            CheckResult::Unknown { .. } => "unknown",
             CheckResult::Blocked { .. } => "blocked",
         }
     }

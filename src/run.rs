@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::anchor::Anchored;
 use crate::detach::{self, Detached};
-use crate::diagnose;
+use crate::diagnose::{self, Diagnosis};
 use crate::error::{self, Error};
 use crate::event::{Event, Summary};
 use crate::interrupt::{Interrupt, Interrupted};
@@ -121,6 +121,10 @@ impl Run<'_> {
         let (approved, locked) = self.approve_and_lock(&dirs, &waited)?;
         self.cargo_user.set(Self::owner_to_run_as(&dirs)).expect("set once");
         (self.emit)(Event::Dirs(dirs.clone()));
+        // Arguments cargo would reject are found now, not after the target dir is gone.
+        if !plan.dry_run && (plan.verify || plan.if_broken) {
+            verify::validate(&self.verify_request(&dirs))?;
+        }
         // What to scan, and the locks that must be free at the end: a clean scans the whole dirs; `--unlock` only
         // the lock files, the package cache's in cargo's home included.
         // A clean works from the approved dirs as opened, never from what their names lead to by now: a name
@@ -363,16 +367,45 @@ impl Run<'_> {
         let plan = self.plan;
         for attempt in 0..2 {
             let start = std::time::Instant::now();
-            let lines = std::sync::Mutex::new(Vec::new());
+            let diagnostics = std::sync::Mutex::new(Vec::new());
             let blocked: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::default();
-            let on_line = |line: &str| {
+            let req = verify::Request { read_stdout: true, json_diagnostics: true, ..self.verify_request(dirs) };
+            // Cargo's "Blocking waiting" line is believed only where the locks cannot be seen, and only before a
+            // test binary runs: after that, anything on the stream may be a test's own output.
+            let text_waits = plan.platform.waiting_for(locks).is_none();
+            let tests_run = std::sync::atomic::AtomicBool::new(false);
+            let judged_by_text = plan
+                .check_args
+                .iter()
+                .any(|a| a.to_str().is_some_and(|a| a.starts_with("--message-format") && !a.contains("json")));
+            let on_line = |stream: verify::Stream, line: &str| {
+                if let Some((d, rendered)) = diagnose::Diagnostic::from_json(line) {
+                    for l in rendered.as_deref().unwrap_or(&d.message).lines() {
+                        (self.emit)(Event::CargoLine(l.to_string()));
+                    }
+                    diagnostics.lock().expect("check diagnostics").push(d);
+                    return;
+                }
+                // Cargo's other JSON messages (artifacts, build scripts) are not for people.
+                if stream == verify::Stream::Stdout && line.starts_with("{\"reason\":") {
+                    return;
+                }
                 (self.emit)(Event::CargoLine(line.to_string()));
-                lines.lock().expect("check lines").extend(diagnose::readable(line));
+                if judged_by_text {
+                    diagnostics.lock().expect("check diagnostics").extend(diagnose::Diagnostic::from_text(line));
+                }
+                if stream != verify::Stream::Stderr || tests_run.load(std::sync::atomic::Ordering::Relaxed) {
+                    return;
+                }
+                let trimmed = line.trim_start();
+                if trimmed.starts_with("Running ") || trimmed.starts_with("Doc-tests ") {
+                    tests_run.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
                 match verify::blocked_on(line, dirs, plan.cargo_home.as_deref()) {
                     // Cargo's home is `--unlock`'s: named, and waited for.
                     Some(b) if b.lock == LockName::PackageCache => self.name_lock_holders(&b),
-                    Some(b) => *blocked.lock().expect("blocked lock") = b.files.into_iter().next(),
-                    None => {}
+                    Some(b) if text_waits => *blocked.lock().expect("blocked lock") = b.files.into_iter().next(),
+                    _ => {}
                 }
             };
             // The locks themselves say it waits, even when `-q` hides cargo's line.
@@ -385,7 +418,6 @@ impl Run<'_> {
                 }
                 b.is_some()
             };
-            let req = verify::Request { read_stdout: true, ..self.verify_request(dirs) };
             (self.emit)(Event::CheckStarted { command: req.shown() });
             let v = verify::run(&req, &plan.platform, self.interrupt, &on_line, &watch)?;
             if v.interrupted || self.interrupt.is_set() {
@@ -416,17 +448,10 @@ impl Run<'_> {
                 record.holders.extend(owners.iter().cloned());
                 return Err(HoldersRemain::LockBusy { locks: busy_locks(&[lock], &owners) }.into());
             }
-            if v.success() {
-                checked(CheckResult::Healthy, v.exit_code);
-                return Ok(Health::Healthy);
-            }
-            let lines = lines.into_inner().expect("check lines");
-            if let Some(damage) = diagnose::diagnose(&lines, roots) {
-                checked(CheckResult::Corrupt { signature: damage.signature, path: damage.path }, v.exit_code);
-                return Ok(Health::Damaged);
-            }
-            checked(CheckResult::CodeError, v.exit_code);
-            return Err(VerifyError::CodeBroken { command: req.shown(), exit_code: v.exit_code }.into());
+            let diagnostics = diagnostics.into_inner().expect("check diagnostics");
+            let (health, result) = judge(&v, &diagnostics, roots, req.shown());
+            checked(result, v.exit_code);
+            return health;
         }
         unreachable!("the second check returns whatever it finds")
     }
@@ -521,7 +546,7 @@ impl Run<'_> {
     fn verify(&self, dirs: &Dirs) -> Option<Result<Verified, VerifyError>> {
         let plan = self.plan;
         let req = self.verify_request(dirs);
-        let on_line = |line: &str| {
+        let on_line = |_: verify::Stream, line: &str| {
             (self.emit)(Event::CargoLine(line.to_string()));
             if let Some(blocked) = verify::blocked_on(line, dirs, plan.cargo_home.as_deref()) {
                 self.name_lock_holders(&blocked);
@@ -542,6 +567,7 @@ impl Run<'_> {
             dirs,
             color: self.plan.output.style.color,
             stdout_to_stderr: self.plan.output.format == Format::Json,
+            json_diagnostics: false,
             run_as: self.cargo_user.get().cloned().flatten(),
         }
     }
@@ -666,6 +692,32 @@ impl Run<'_> {
                 p.display_name(),
                 shell_words::join(&p.cmdline)
             )));
+        }
+    }
+}
+
+/// What a check that ran to its end says: healthy; damaged (clean); or, as an error, cargo refusing the command
+/// (exit 1: its command line or configuration, not a failed build), an error about the build dir no signature
+/// explains, or broken code.
+fn judge(
+    v: &Verified,
+    diagnostics: &[diagnose::Diagnostic],
+    roots: &Roots,
+    command: String,
+) -> (Result<Health, Error>, CheckResult) {
+    if v.success() {
+        return (Ok(Health::Healthy), CheckResult::Healthy);
+    }
+    if v.exit_code == Some(1) {
+        return (Err(VerifyError::Rejected { command, deleted: false }.into()), CheckResult::CodeError);
+    }
+    match diagnose::diagnose(diagnostics, roots) {
+        Diagnosis::Damage { signature, path } => (Ok(Health::Damaged), CheckResult::Corrupt { signature, path }),
+        Diagnosis::Unknown { path } => {
+            (Err(VerifyError::Unknown { command, path: path.clone() }.into()), CheckResult::Unknown { path })
+        }
+        Diagnosis::CodeError => {
+            (Err(VerifyError::CodeBroken { command, exit_code: v.exit_code }.into()), CheckResult::CodeError)
         }
     }
 }

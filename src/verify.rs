@@ -28,6 +28,8 @@ pub struct Request<'a> {
     pub stdout_to_stderr: bool,
     /// Read cargo's stdout line by line too (for `--message-format=json` diagnostics), through `on_line`.
     pub read_stdout: bool,
+    /// Ask cargo for its diagnostics as JSON (unless the arguments choose a format): what `--if-broken` judges.
+    pub json_diagnostics: bool,
     /// Run cargo as this user rather than as this process: a root run on another user's target dir does not leave
     /// root-owned build output there that the owner's next build cannot write over.
     pub run_as: Option<RunAs>,
@@ -63,6 +65,20 @@ pub enum VerifyError {
     )]
     Failed { command: String, exit_code: Option<i32> },
     #[error(
+        "cargo could not run `{command}` as asked (exit code 1: its command line or its configuration); fix that and \
+         run again{}",
+        if *deleted { "" } else { "; nothing was signalled or deleted" }
+    )]
+    Rejected { command: String, deleted: bool },
+    #[error("cargo rejects `{command}`: {reason}; nothing was signalled or deleted")]
+    BadArguments { command: String, reason: String },
+    #[error(
+        "`{command}` failed with an error about {}, which this tool does not know as damage; nothing was signalled or \
+         deleted. If the build dir is to blame, `cargo safeclean` (without --if-broken) cleans it anyway",
+        path.display()
+    )]
+    Unknown { command: String, path: PathBuf },
+    #[error(
         "`{command}` failed ({}) with errors no clean fixes: the code, not the build dir, is broken; nothing was \
          signalled or deleted",
         exit_code.map_or("killed by a signal".into(), |c| format!("exit code {c}"))
@@ -86,6 +102,13 @@ impl Request<'_> {
         }
         if self.dirs.explicit_target_dir && !user_has("--target-dir") {
             cmd.arg("--target-dir").arg(&self.dirs.target_dir);
+        }
+        if self.json_diagnostics && !user_has("--message-format") {
+            cmd.arg(if self.color {
+                "--message-format=json-diagnostic-rendered-ansi"
+            } else {
+                "--message-format=json"
+            });
         }
         cmd.args(self.args)
             .current_dir(&self.dirs.workspace_root)
@@ -119,7 +142,7 @@ pub fn run(
     req: &Request<'_>,
     platform: &Platform,
     interrupt: &Interrupt,
-    on_line: &(dyn Fn(&str) + Sync),
+    on_line: &(dyn Fn(Stream, &str) + Sync),
     watch: &dyn Fn(u32) -> bool,
 ) -> Result<Verified, VerifyError> {
     let start = Instant::now();
@@ -143,13 +166,13 @@ pub fn run(
     let status = std::thread::scope(|s| {
         s.spawn(|| {
             for line in BufReader::new(stderr).split(b'\n').map_while(Result::ok) {
-                on_line(String::from_utf8_lossy(&line).trim_end_matches('\r'));
+                on_line(Stream::Stderr, String::from_utf8_lossy(&line).trim_end_matches('\r'));
             }
         });
         if let Some(stdout) = stdout {
             s.spawn(|| {
                 for line in BufReader::new(stdout).split(b'\n').map_while(Result::ok) {
-                    on_line(String::from_utf8_lossy(&line).trim_end_matches('\r'));
+                    on_line(Stream::Stdout, String::from_utf8_lossy(&line).trim_end_matches('\r'));
                 }
             });
         }
@@ -182,6 +205,44 @@ pub fn run(
         duration_ms: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
         interrupted,
     })
+}
+
+/// Which of cargo's streams a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Whether cargo accepts the command line of `req` at all, asked before anything is signalled or deleted: the same
+/// command with `--help` (before any `--`), which cargo parses and answers without building. Cargo exits 1 on an
+/// argument it does not know.
+pub fn validate(req: &Request<'_>) -> Result<(), VerifyError> {
+    let cmd = req.command();
+    let args: Vec<OsString> = cmd.get_args().map(OsString::from).collect();
+    let at = args.iter().position(|a| a == "--").unwrap_or(args.len());
+    let mut with_help = args;
+    with_help.insert(at, "--help".into());
+    let mut check = Command::new(cmd.get_program());
+    check.args(with_help).current_dir(&req.dirs.workspace_root).stdin(Stdio::null()).stdout(Stdio::null());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => check.env(k, v),
+            None => check.env_remove(k),
+        };
+    }
+    let out = check.stderr(Stdio::piped()).output().map_err(|source| VerifyError::Spawn {
+        program: req.cargo.clone(),
+        run_as: None,
+        source,
+    })?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let text = String::from_utf8_lossy(&out.stderr);
+    let reason = text.lines().find(|l| l.starts_with("error")).unwrap_or("it exits with an error").trim();
+    let reason = reason.strip_prefix("error: ").unwrap_or(reason).to_string();
+    Err(VerifyError::BadArguments { command: req.shown(), reason })
 }
 
 /// One of cargo's locks that a `cargo` is waiting for.
@@ -255,6 +316,7 @@ mod tests {
             stdout_to_stderr: false,
             read_stdout: false,
             run_as: None,
+            json_diagnostics: false,
         };
         assert_eq!(req.shown(), "cargo check --manifest-path '/w/my ws/Cargo.toml' --features 'a b'");
     }

@@ -156,7 +156,9 @@ fn the_deleter_holds_nothing_and_a_killed_one_is_finished_by_the_next_run() {
 
     let out = ws.run(&["--no-verify", "--message-format", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(summary(&out)["removed"]["files"].as_u64().unwrap() > 1000, "the next run finishes the job");
+    // How much the deleter removed before it was stopped depends on the machine; what is left, the run removes.
+    assert!(summary(&out)["removed"]["files"].as_u64().is_some(), "the next run finishes the job");
+    assert!(d.trash.iter().all(|t| !t.exists()));
     assert_eq!(leftovers(&ws), Vec::<PathBuf>::new());
 }
 

@@ -104,9 +104,9 @@ fn a_corrupt_rlib_shows_in_a_build_and_is_healed() {
     let out = ws.run(&["--if-broken", "--check-with", "build", "--message-format", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let check = &check_events(&out)[0];
-    // Linked through the package's own library, the garbage rlib is "not found in rlib format": no path is named,
-    // and the report points at the build dir.
-    assert_eq!((check["signature"].as_str(), check["path"].as_str()), (Some("missing-rlib"), ws.target().to_str()));
+    // Linked through the package's own library, the garbage rlib is "not found in rlib format": no path is named;
+    // the crate's rlib is found beside its rmeta, and is what the report names.
+    assert_eq!((check["signature"].as_str(), check["path"].as_str()), (Some("missing-rlib"), damaged.to_str()));
     assert_eq!(summary(&out)["verify"]["exit_code"], 0);
     // The verify was a build too: the binary is there, and the rlib is whole again.
     assert!(ws.target().join("debug/app").is_file(), "{:?}", tree(&ws.target().join("debug")));
@@ -196,4 +196,103 @@ fn a_spared_owner_of_the_build_lock_is_named_and_nothing_is_deleted() {
     assert!(stderr(&out).contains(&format!("locked by pid {} locker", locker.pid)), "{}", stderr(&out));
     assert!(untouched(&marker));
     assert!(!locker.dies_within(Duration::from_millis(50)), "a spared owner was stopped");
+}
+
+/// Item 4: a `compile_error!` that quotes every signature, naming files in the target dir (some missing), is the
+/// code's own words: nothing is deleted, exit 6.
+#[test]
+fn the_codes_own_words_are_never_damage() {
+    let ws = with_dependency();
+    let marker = marker(&ws);
+    let deps = ws.target().join("debug/deps");
+    let quoted = [
+        format!("corrupt metadata encountered in {}/libdep-0.rmeta", deps.display()),
+        format!("failed to parse rlib '{}/libdep-0.rlib': x", deps.display()),
+        "crate `dep` required to be available in rlib format, but was not found in this form".to_string(),
+        format!("extern location for dep does not exist: {}/libgone-0.rmeta", deps.display()),
+        format!("could not parse/generate dep info at: {}/app-0.d", deps.display()),
+        format!("{}/libdep-0.rlib: truncated or malformed archive", deps.display()),
+        format!("couldn't read `{}/gone.rs`: No such file or directory", deps.display()),
+    ]
+    .join("\\n");
+    std::fs::write(ws.root().join("src/lib.rs"), format!("compile_error!(\"{quoted}\");\n")).unwrap();
+    let out = ws.run(&["--if-broken", "--message-format", "json"]);
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert_eq!(check_events(&out)[0]["result"], "code-error");
+    assert!(untouched(&marker), "the code's words deleted the target dir");
+}
+
+/// Item 4: a build script that does not write the file `include!` reads from its `OUT_DIR` is the code's problem,
+/// and a source line rustc echoes is not a message.
+#[test]
+fn a_missing_out_dir_file_and_an_echoed_source_line_are_the_codes() {
+    let ws = with_dependency();
+    std::fs::write(ws.root().join("build.rs"), "fn main() {}\n").unwrap();
+    let marker = marker(&ws);
+    std::fs::write(ws.root().join("src/lib.rs"), "include!(concat!(env!(\"OUT_DIR\"), \"/generated.rs\"));\n").unwrap();
+    let out = ws.run(&["--if-broken", "--message-format", "json"]);
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert_eq!(check_events(&out)[0]["result"], "code-error", "{}", stderr(&out));
+    let echoed = format!(
+        "pub fn f() -> u32 {{ \"x\" }} // corrupt metadata encountered in {}/debug/deps/libdep-0.rmeta\n",
+        ws.target().display()
+    );
+    std::fs::write(ws.root().join("src/lib.rs"), echoed).unwrap();
+    let out = ws.run(&["--if-broken", "--message-format", "json"]);
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert!(untouched(&marker));
+}
+
+/// Item 9: a truncated `.rlib` (a build killed mid-write, a full disk) under `--check-with build` is damage, and
+/// healed.
+#[test]
+fn a_truncated_rlib_is_damage_under_a_build() {
+    let ws = with_dependency();
+    let built = ws.cargo(&["build", "-q"]).output_bounded();
+    assert!(built.status.success(), "{}", stderr(&built));
+    let deps = ws.target().join("debug/deps");
+    let rlib = std::fs::read_dir(&deps)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name().unwrap().to_string_lossy().starts_with("libdep-")
+                && p.extension().is_some_and(|e| e == "rlib")
+        })
+        .unwrap();
+    let bytes = std::fs::read(&rlib).unwrap();
+    std::fs::write(&rlib, &bytes[..bytes.len() / 2]).unwrap();
+    let out = ws.run(&["--if-broken", "--check-with", "build", "--message-format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(check_events(&out)[0]["result"], "corrupt", "{}", stderr(&out));
+    assert_eq!(summary(&out)["verify"]["exit_code"], 0);
+}
+
+/// Item 5: a test that prints cargo's "Blocking waiting" words is a test's output, not cargo waiting.
+#[test]
+fn a_test_printing_cargos_blocking_line_is_not_a_lock_wait() {
+    let ws = Ws::new(false);
+    std::fs::write(
+        ws.root().join("src/lib.rs"),
+        "#[test]\nfn noisy() { eprintln!(\"    Blocking waiting for file lock on build directory\"); }\n",
+    )
+    .unwrap();
+    ws.build();
+    let out = ws.run(&["--if-broken", "--check-with", "test", "--message-format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(check_events(&out)[0]["result"], "healthy", "{}", stderr(&out));
+}
+
+/// Item 10: check arguments cargo rejects are found before anything is signalled or deleted (exit 2), and cargo's
+/// exit 1 is not called a build error.
+#[test]
+fn arguments_cargo_rejects_change_nothing() {
+    let ws = with_dependency();
+    let marker = marker(&ws);
+    for args in [&["--", "--bogus-flag"][..], &["--if-broken", "--", "--bogus-flag"]] {
+        let out = ws.run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("--bogus-flag") && stderr(&out).contains("nothing was"), "{}", stderr(&out));
+        assert!(untouched(&marker), "{args:?} deleted the target dir");
+    }
 }

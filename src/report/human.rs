@@ -258,6 +258,15 @@ impl HumanReporter {
                 Tone::Bad,
                 "the check failed with errors no clean fixes: the code, not the build dir, is broken",
             ),
+            CheckResult::Unknown { path } => self.status(
+                "Failed",
+                Tone::Bad,
+                &format!(
+                    "the check failed with an error about {} that this tool does not know as damage; nothing was \
+                     cleaned (`cargo safeclean` without --if-broken cleans anyway)",
+                    path.display()
+                ),
+            ),
             CheckResult::Blocked { lock, holder } => {
                 let by = holder.map_or_else(|| "a process that could not be inspected".into(), |p| self.describe(p));
                 self.status("Blocked", Tone::Warn, &format!("the check waits for {}, held by {by}", lock.display()));

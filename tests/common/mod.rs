@@ -153,7 +153,10 @@ impl Ws {
             self.target().display()
         );
         let check = format!("mkdir -p '{0}/debug' && id -u > '{0}/debug/checked-by'", self.target().display());
-        let script = format!("#!/bin/sh\ncase \"$1\" in\n  metadata) echo '{meta}' ;;\n  check) {check} ;;\nesac\n");
+        // `--help` anywhere: the tool asking whether the arguments are good; nothing is built.
+        let script = format!(
+            "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = --help ] && exit 0; done\ncase \"$1\" in\n  metadata) echo '{meta}' ;;\n  check) {check} ;;\nesac\n"
+        );
         std::fs::write(&fake, script).unwrap();
         std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::set_permissions(self.root(), std::fs::Permissions::from_mode(0o755)).unwrap();
