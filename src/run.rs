@@ -354,7 +354,7 @@ impl Run<'_> {
             }
             if !verified.success() {
                 let command = self.verify_request(dirs).shown();
-                return Err(VerifyError::Failed { command, exit_code: verified.exit_code }.into());
+                return Err(VerifyError::failed(command, verified.exit_code).into());
             }
         }
         if mounts.is_empty() { Ok(()) } else { Err(PurgeError::MountsLeft { mounts }.into()) }
@@ -582,7 +582,7 @@ impl Run<'_> {
         }
         if !verified.success() {
             let command = self.verify_request(dirs).shown();
-            return Err(VerifyError::Failed { command, exit_code: verified.exit_code }.into());
+            return Err(VerifyError::failed(command, verified.exit_code).into());
         }
         Ok(())
     }
@@ -654,7 +654,7 @@ impl Run<'_> {
         match verified {
             Some(v) if !v.success() => {
                 let command = self.verify_request(dirs).shown();
-                Err(VerifyError::Failed { command, exit_code: v.exit_code }.into())
+                Err(VerifyError::failed(command, v.exit_code).into())
             }
             _ => Ok(()),
         }

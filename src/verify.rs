@@ -86,6 +86,18 @@ pub enum VerifyError {
     CodeBroken { command: String, exit_code: Option<i32> },
 }
 
+impl VerifyError {
+    /// The verify of `command` ended with `exit_code`: a build that failed, or (exit 1) cargo refusing to run it.
+    #[must_use]
+    pub fn failed(command: String, exit_code: Option<i32>) -> Self {
+        if exit_code == Some(1) {
+            VerifyError::Rejected { command, deleted: true }
+        } else {
+            VerifyError::Failed { command, exit_code }
+        }
+    }
+}
+
 impl Request<'_> {
     /// The `cargo check` command: `--manifest-path` and `--target-dir` as the run resolved them, unless the user
     /// passed their own.
