@@ -59,6 +59,10 @@ pub struct Args {
     #[arg(long, conflicts_with_all = ["unlock", "no_verify", "only_if_held"])]
     pub if_broken: bool,
 
+    /// With --if-broken: on damage, clean the whole tree at once instead of repairing only the damaged units.
+    #[arg(long, requires = "if_broken")]
+    pub full: bool,
+
     /// The cargo command of the check and the verify (archive and link damage shows only in a build).
     #[arg(long, value_name = "CMD", value_enum, default_value_t = CheckWith::Check)]
     pub check_with: CheckWith,

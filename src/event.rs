@@ -17,7 +17,8 @@ use serde::{Serialize, Serializer};
 use crate::detach::Detached;
 use crate::layout::{LockName, lock_name};
 use crate::model::{
-    CheckResult, Checked, Handle, Hold, Holder, Left, Mode, Outcome, Removed, Settled, Sig, Uninspectable, Verified,
+    CheckResult, Checked, Handle, Hold, Holder, Left, Mode, Outcome, Removed, Repaired, Settled, Sig, Uninspectable,
+    Verified,
 };
 use crate::purge::Progress;
 use crate::workspace::Dirs;
@@ -50,6 +51,10 @@ pub enum Event {
     CheckStarted { command: String },
     /// The check of `--if-broken` ended. JSON: `check`.
     Checked(Checked),
+    /// A dry run's repair: the units it would remove (and how many entries), before checking again.
+    RepairPlanned { units: Vec<String>, entries: usize },
+    /// The smallest repair was done, and checked. JSON: `repaired`.
+    Repaired(Repaired),
     /// The verifying `cargo check` starts, as a person would type it.
     VerifyStarted { command: String },
     /// A line cargo wrote while verifying.
@@ -78,6 +83,7 @@ impl Event {
             Event::Verified(v) => Line::Verify { exit_code: v.exit_code, duration_ms: v.duration_ms },
             Event::Checked(c) => Line::Check(CheckLine::from(c)),
             Event::PurgeDetached(d) => Line::PurgeDetached(DetachedLine::from(d)),
+            Event::Repaired(r) => Line::Repaired(RepairedLine::from(r)),
             _ => return None,
         })
     }
@@ -118,6 +124,31 @@ enum Line<'a> {
     Check(CheckLine),
     #[serde(rename = "purge_detached")]
     PurgeDetached(DetachedLine),
+    Repaired(RepairedLine),
+}
+
+/// The smallest repair: the units removed, what that freed, and the check after it.
+#[derive(Debug, Serialize)]
+struct RepairedLine {
+    units: Vec<String>,
+    rebuilt: Vec<String>,
+    files: u64,
+    bytes: u64,
+    healed: bool,
+    check_ms: u64,
+}
+
+impl From<&Repaired> for RepairedLine {
+    fn from(r: &Repaired) -> Self {
+        RepairedLine {
+            units: r.units.clone(),
+            rebuilt: r.rebuilt.clone(),
+            files: r.files,
+            bytes: r.bytes,
+            healed: r.healed,
+            check_ms: r.check_ms,
+        }
+    }
 }
 
 /// The detached deleter: its pid, the trash dirs it deletes, its log.
@@ -243,6 +274,8 @@ pub struct Summary {
     pub removed: Option<Removed>,
     /// What the purge left, and why.
     pub left: Vec<Left>,
+    /// The smallest repair of `--if-broken`, when it was tried.
+    pub repaired: Option<Repaired>,
     pub verify: Option<Verified>,
     pub exit_code: i32,
 }
@@ -261,6 +294,7 @@ impl Summary {
             uninspectable: Uninspectable::default(),
             removed: None,
             left: Vec::new(),
+            repaired: None,
             verify: None,
             exit_code,
         }
@@ -286,6 +320,8 @@ struct SummaryLine<'a> {
     removed: Option<RemovedLine>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     left: Vec<LeftLine>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    repaired: Option<RepairedLine>,
     #[serde(skip_serializing_if = "Option::is_none")]
     purge_detached: Option<DetachedLine>,
     verify: Option<VerifyLine>,
@@ -339,6 +375,7 @@ impl Serialize for Summary {
                     LeftLine { path, path_bytes, reason: l.reason.clone() }
                 })
                 .collect(),
+            repaired: self.repaired.as_ref().map(RepairedLine::from),
             purge_detached: self.purge_detached.as_ref().map(DetachedLine::from),
             verify: self.verify.map(|v| VerifyLine { exit_code: v.exit_code, duration_ms: v.duration_ms }),
             exit_code: self.exit_code,

@@ -16,6 +16,7 @@ compile_error!(
 );
 
 pub mod anchor;
+pub mod check;
 pub mod cli;
 pub mod detach;
 pub mod diagnose;
@@ -30,6 +31,7 @@ pub mod plan;
 pub mod platform;
 pub mod policy;
 pub mod purge;
+pub mod repair;
 pub mod report;
 pub mod run;
 pub mod runlock;

@@ -535,6 +535,19 @@ pub struct Owner {
     pub gid: u32,
 }
 
+/// The smallest repair of `--if-broken`: the units removed, and whether the check passed after it (in
+/// `check_ms`, the partial rebuild).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repaired {
+    pub units: Vec<String>,
+    /// What cargo compiled again in the check after it (the units, and what depends on them).
+    pub rebuilt: Vec<String>,
+    pub files: u64,
+    pub bytes: u64,
+    pub healed: bool,
+    pub check_ms: u64,
+}
+
 /// What a purge left behind and why (a trash dir whose lock another process holds).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Left {

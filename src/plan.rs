@@ -48,6 +48,8 @@ pub struct Plan {
     pub verify: bool,
     /// Check first, and clean only a damaged build dir.
     pub if_broken: bool,
+    /// With `if_broken`: clean the whole tree at once, without repairing only the damaged units first.
+    pub full: bool,
     /// The cargo subcommand of the check and the verify: `check`, `build` or `test`.
     pub check_with: &'static str,
     pub check_args: Vec<OsString>,
@@ -215,6 +217,7 @@ impl Plan {
             only_if_held: args.only_if_held,
             verify: !args.no_verify,
             if_broken: args.if_broken,
+            full: args.full,
             check_with: args.check_with.subcommand(),
             check_args: args.check_args,
             stop: terminate::Settings { grace: args.grace, kill_timeout: args.kill_timeout },

@@ -18,8 +18,8 @@ use crate::interrupt::{Interrupt, Interrupted};
 use crate::layout::DELETER_LOG_PREFIX;
 use crate::layout::{LockName, cargo_locks, cargo_locks_at, is_held, package_cache_locks};
 use crate::model::{
-    CheckResult, Checked, HandleKind, Hold, Holder, Left, Mode, Outcome, Removed, Roots, Settled, Uninspectable,
-    Verdict, Verified,
+    CheckResult, Checked, HandleKind, Hold, Holder, Left, Mode, Outcome, Removed, Repaired, Roots, Settled,
+    Uninspectable, Verdict, Verified,
 };
 use crate::plan::Plan;
 use crate::platform::{self, Identity};
@@ -31,12 +31,14 @@ use crate::scan::{self, Scan};
 use crate::terminate::{self, BusyLock, HoldersRemain, LockStand, Named};
 use crate::verify::{self, Blocked, RunAs, VerifyError};
 use crate::workspace::{self, Dirs};
+use crate::{check, repair};
 use crate::{guard, runlock, swap};
 
 /// What the check of `--if-broken` says the build dir needs.
 enum Health {
     Healthy,
-    Damaged,
+    /// Damaged: the file the damage was found in.
+    Damaged(PathBuf),
 }
 
 /// How many times to scan, stop and re-scan before giving up on holders that keep appearing.
@@ -65,6 +67,7 @@ struct Record {
     uninspectable: Uninspectable,
     removed: Option<Removed>,
     left: Vec<Left>,
+    repaired: Option<Repaired>,
     verified: Option<Verified>,
 }
 
@@ -88,6 +91,7 @@ impl Record {
             uninspectable: self.uninspectable,
             removed: self.removed,
             left: self.left,
+            repaired: self.repaired,
             verify: self.verified,
             exit_code,
         }
@@ -142,12 +146,21 @@ impl Run<'_> {
             Mode::Clean => Roots::exact(approved.iter().map(|a| a.real.clone())),
             Mode::Unlock => Roots::new(locks.iter().map(PathBuf::as_path)),
         };
-        if plan.if_broken {
+        let damaged = if plan.if_broken {
             match self.check_first(&dirs, &roots, &locks, record)? {
                 Health::Healthy => return Ok(()),
-                Health::Damaged => {}
+                Health::Damaged(path) => Some(path),
             }
-        }
+        } else {
+            None
+        };
+        // The smallest repair first (unless `--full`): the damaged units, found in the approved dirs.
+        let repair = damaged.filter(|_| !plan.full).and_then(|path| {
+            approved.iter().find_map(|a| {
+                let d = a.dir.as_ref()?;
+                Some((a, repair::units_of(&path, &a.real, &d.fd)?))
+            })
+        });
         // After waiting for another run, or for the check, what the early scan saw is stale.
         let first = match background {
             Some(early) if !waited.get() => early.finish(&roots)?,
@@ -161,6 +174,9 @@ impl Run<'_> {
             return Ok(());
         }
         if plan.dry_run {
+            if let Some((_, units)) = &repair {
+                (self.emit)(Event::RepairPlanned { units: units.names.clone(), entries: units.entries.len() });
+            }
             let foreseen = |h: &Holder| {
                 Some(if h.verdict == Verdict::Terminate { Outcome::WouldTerminate } else { Outcome::WouldSpare })
             };
@@ -187,11 +203,26 @@ impl Run<'_> {
         if plan.mode == Mode::Unlock {
             return self.verify_only(&dirs, record);
         }
+        if let Some((a, units)) = repair
+            && self.repair(&dirs, a, &units, &roots, &locks, record)?
+        {
+            return Ok(());
+        }
 
-        // Swap every dir before purging any, so the tree is usable again as early as possible.
+        self.swap_and_purge(&dirs, approved, locked.as_ref().map(|(_, runtime)| runtime), record)
+    }
+
+    /// Swaps every dir before purging any, so the tree is usable again as early as possible; then the purge (or a
+    /// detached deleter) and the verify.
+    fn swap_and_purge(
+        &self,
+        dirs: &Dirs,
+        approved: Vec<Anchored>,
+        runtime: Option<&RuntimeDir>,
+        record: &mut Record,
+    ) -> Result<(), Error> {
         let id = swap::run_id();
         let mut swapped = swap::Swapped::default();
-        let runtime = locked.as_ref().map(|(_, runtime)| runtime);
         let locks = || runtime.and_then(|rt| rt.trash_locks().ok());
         // The new dirs are locked as this run's before anyone can see them: a run that comes after the swap waits
         // for this one (and its check) to finish.
@@ -207,15 +238,15 @@ impl Run<'_> {
             Ok(())
         };
         for a in &approved {
-            let s = swap::swap(a, &id, plan.swap, locks().as_ref(), &mut claim)?;
+            let s = swap::swap(a, &id, self.plan.swap, locks().as_ref(), &mut claim)?;
             swapped.trash.extend(s.trash);
             swapped.mounts.extend(s.mounts);
         }
         drop(approved);
-        if let Some(detached) = runtime.and_then(|rt| self.detach(&dirs, &swapped, rt, &id)) {
-            return self.verify_after_detaching(&dirs, detached, swapped.mounts, record);
+        if let Some(detached) = runtime.and_then(|rt| self.detach(dirs, &swapped, rt, &id)) {
+            return self.verify_after_detaching(dirs, detached, swapped.mounts, record);
         }
-        self.purge_and_verify(&dirs, swapped, locks(), record)
+        self.purge_and_verify(dirs, swapped, locks(), record)
     }
 
     /// The guard's approval of the dirs to clean, held open from here on, and, unless this is a dry run, the run lock
@@ -366,70 +397,19 @@ impl Run<'_> {
     fn check_first(&self, dirs: &Dirs, roots: &Roots, locks: &[PathBuf], record: &mut Record) -> Result<Health, Error> {
         let plan = self.plan;
         for attempt in 0..2 {
-            let start = std::time::Instant::now();
-            let diagnostics = std::sync::Mutex::new(Vec::new());
-            let blocked: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::default();
-            let req = verify::Request { read_stdout: true, json_diagnostics: true, ..self.verify_request(dirs) };
-            // Cargo's "Blocking waiting" line is believed only where the locks cannot be seen, and only before a
-            // test binary runs: after that, anything on the stream may be a test's own output.
-            let text_waits = plan.platform.waiting_for(locks).is_none();
-            let tests_run = std::sync::atomic::AtomicBool::new(false);
-            let judged_by_text = plan
-                .check_args
-                .iter()
-                .any(|a| a.to_str().is_some_and(|a| a.starts_with("--message-format") && !a.contains("json")));
-            let on_line = |stream: verify::Stream, line: &str| {
-                if let Some((d, rendered)) = diagnose::Diagnostic::from_json(line) {
-                    for l in rendered.as_deref().unwrap_or(&d.message).lines() {
-                        (self.emit)(Event::CargoLine(l.to_string()));
-                    }
-                    diagnostics.lock().expect("check diagnostics").push(d);
-                    return;
-                }
-                // Cargo's other JSON messages (artifacts, build scripts) are not for people.
-                if stream == verify::Stream::Stdout && line.starts_with("{\"reason\":") {
-                    return;
-                }
-                (self.emit)(Event::CargoLine(line.to_string()));
-                if judged_by_text {
-                    diagnostics.lock().expect("check diagnostics").extend(diagnose::Diagnostic::from_text(line));
-                }
-                if stream != verify::Stream::Stderr || tests_run.load(std::sync::atomic::Ordering::Relaxed) {
-                    return;
-                }
-                let trimmed = line.trim_start();
-                if trimmed.starts_with("Running ") || trimmed.starts_with("Doc-tests ") {
-                    tests_run.store(true, std::sync::atomic::Ordering::Relaxed);
-                }
-                match verify::blocked_on(line, dirs, plan.cargo_home.as_deref()) {
-                    // Cargo's home is `--unlock`'s: named, and waited for.
-                    Some(b) if b.lock == LockName::PackageCache => self.name_lock_holders(&b),
-                    Some(b) if text_waits => *blocked.lock().expect("blocked lock") = b.files.into_iter().next(),
-                    _ => {}
-                }
-            };
-            // The locks themselves say it waits, even when `-q` hides cargo's line.
-            let watch = |cargo: u32| {
-                let mut b = blocked.lock().expect("blocked lock");
-                if b.is_none()
-                    && let Some(waits) = plan.platform.waiting_for(locks)
-                {
-                    *b = waits.into_iter().find(|(pid, _)| *pid == cargo).map(|(_, lock)| lock);
-                }
-                b.is_some()
-            };
-            (self.emit)(Event::CheckStarted { command: req.shown() });
-            let v = verify::run(&req, &plan.platform, self.interrupt, &on_line, &watch)?;
+            let req = self.check_request(dirs);
+            let ran = check::run(&req, &self.watch(dirs, locks))?;
+            let v = ran.verified;
             if v.interrupted || self.interrupt.is_set() {
                 return Err(Interrupted("during the check; nothing was signalled or deleted").into());
             }
-            let duration_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let duration_ms = ran.duration_ms;
             let mut checked = |result: CheckResult, exit_code| {
                 let c = Checked { result, exit_code, duration_ms };
                 (self.emit)(Event::Checked(c.clone()));
                 record.check = Some(c);
             };
-            if let Some(lock) = blocked.into_inner().expect("blocked lock") {
+            if let Some(lock) = ran.blocked {
                 let owners = self.decide(scan::scan(&plan.platform, &Roots::new([lock.as_path()]), self.me)?, roots);
                 let owner = owners.iter().find(|h| h.handles.iter().any(|x| x.hold == Some(Hold::Exclusive)));
                 let holder = owner.map(|h| h.process.pid);
@@ -448,12 +428,88 @@ impl Run<'_> {
                 record.holders.extend(owners.iter().cloned());
                 return Err(HoldersRemain::LockBusy { locks: busy_locks(&[lock], &owners) }.into());
             }
-            let diagnostics = diagnostics.into_inner().expect("check diagnostics");
-            let (health, result) = judge(&v, &diagnostics, roots, req.shown());
+            let (health, result) = judge(&v, &ran.diagnostics, roots, req.shown());
             checked(result, v.exit_code);
             return health;
         }
         unreachable!("the second check returns whatever it finds")
+    }
+
+    /// The smallest repair: the damaged units are moved out under cargo's own locks (as the tree's owner) and
+    /// purged, and the check runs again. True when it passes; false (the whole tree is then cleaned) when a build
+    /// holds the profile's locks or the check still shows damage.
+    fn repair(
+        &self,
+        dirs: &Dirs,
+        a: &Anchored,
+        units: &repair::Units,
+        roots: &Roots,
+        locks: &[PathBuf],
+        record: &mut Record,
+    ) -> Result<bool, Error> {
+        let Some(d) = &a.dir else { return Ok(false) };
+        let trash = {
+            let _acting = platform::Acting::as_owner(Some(d.owner))
+                .map_err(|e| PurgeError::from(RemoveError::new("act with the rights of the owner of", &a.path, e)))?;
+            let Some(_cargo_locks) = repair::lock_profile(&d.fd, &units.profile) else {
+                (self.emit)(Event::Warning("a build took the build dir's lock: cleaning the whole tree".into()));
+                return Ok(false);
+            };
+            repair::move_out(units, &a.real, &d.fd, &swap::run_id()).map_err(PurgeError::from)?
+        };
+        let progress = Progress::default();
+        let purged = purge::purge(&[trash], self.plan.purge, None, &progress, self.interrupt);
+        if let Some((path, e)) = purged.problems.errors.into_iter().next() {
+            return Err(PurgeError::from(RemoveError::new("remove", path, e)).into());
+        }
+        let ran = check::run(&self.check_request(dirs), &self.watch(dirs, locks))?;
+        let healed = ran.verified.success() && !ran.verified.interrupted;
+        let mut rebuilt = ran.rebuilt.clone();
+        rebuilt.sort();
+        rebuilt.dedup();
+        let repaired = Repaired {
+            units: units.names.clone(),
+            rebuilt,
+            files: purged.removed.files,
+            bytes: purged.removed.bytes,
+            healed,
+            check_ms: ran.duration_ms,
+        };
+        (self.emit)(Event::Repaired(repaired.clone()));
+        record.repaired = Some(repaired);
+        if healed {
+            record.verified = Some(ran.verified);
+            return Ok(true);
+        }
+        if ran.verified.interrupted || self.interrupt.is_set() {
+            return Err(Interrupted("during the check after the repair; the rest of the tree is as it was").into());
+        }
+        let again = diagnose::diagnose(&ran.diagnostics, roots);
+        if matches!(again, Diagnosis::CodeError) && ran.verified.exit_code != Some(1) {
+            // No damage left, the code's own errors remain: a clean would not change that.
+            record.verified = Some(ran.verified);
+            return Err(VerifyError::failed(self.check_request(dirs).shown(), ran.verified.exit_code).into());
+        }
+        (self.emit)(Event::Warning("the check still fails after the repair: cleaning the whole tree".into()));
+        Ok(false)
+    }
+
+    /// The check of `--if-broken`: the verify's command, with JSON diagnostics, reading stdout too.
+    fn check_request<'a>(&'a self, dirs: &'a Dirs) -> verify::Request<'a> {
+        verify::Request { read_stdout: true, json_diagnostics: true, ..self.verify_request(dirs) }
+    }
+
+    fn watch<'a>(&'a self, dirs: &'a Dirs, locks: &'a [PathBuf]) -> check::Watch<'a> {
+        check::Watch {
+            platform: &self.plan.platform,
+            interrupt: self.interrupt,
+            dirs,
+            locks,
+            cargo_home: self.plan.cargo_home.as_deref(),
+            check_args: &self.plan.check_args,
+            emit: self.emit,
+            on_package_cache: Box::new(|b| self.name_lock_holders(b)),
+        }
     }
 
     /// Applies the policy to a scan.
@@ -712,7 +768,9 @@ fn judge(
         return (Err(VerifyError::Rejected { command, deleted: false }.into()), CheckResult::CodeError);
     }
     match diagnose::diagnose(diagnostics, roots) {
-        Diagnosis::Damage { signature, path } => (Ok(Health::Damaged), CheckResult::Corrupt { signature, path }),
+        Diagnosis::Damage { signature, path } => {
+            (Ok(Health::Damaged(path.clone())), CheckResult::Corrupt { signature, path })
+        }
         Diagnosis::Unknown { path } => {
             (Err(VerifyError::Unknown { command, path: path.clone() }.into()), CheckResult::Unknown { path })
         }

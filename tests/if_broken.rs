@@ -88,11 +88,64 @@ fn a_corrupt_rmeta_is_healed_through_colour_and_json_diagnostics() {
         assert_eq!(check["signature"], "corrupt-metadata");
         assert_eq!(check["path"], damaged.to_str().unwrap());
         let s = summary(&out);
-        assert!(s["removed"]["files"].as_u64().unwrap() > 0, "the build dir was cleaned");
+        // The smallest repair: the dependency's unit only, then the check again.
+        assert_eq!(s["repaired"]["healed"], true, "{s}");
+        assert!(s["repaired"]["units"][0].as_str().unwrap().starts_with("dep-"), "{s}");
+        assert!(s["removed"].is_null(), "the rest of the build dir was kept: {s}");
         assert_eq!(s["verify"]["exit_code"], 0);
         let build = ws.cargo(&["build", "-q"]).output_bounded();
         assert!(build.status.success(), "{}", stderr(&build));
     }
+}
+
+#[test]
+fn with_full_the_whole_tree_is_cleaned() {
+    let ws = with_dependency();
+    corrupt(&ws, "rmeta");
+    let out = ws.run(&["--if-broken", "--full", "--message-format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let s = summary(&out);
+    assert!(s["repaired"].is_null() && s["removed"]["files"].as_u64().unwrap() > 0, "{s}");
+    assert_eq!(s["verify"]["exit_code"], 0);
+}
+
+/// `app` depends on `dep` and `other`: a corrupt `dep` is repaired by rebuilding `dep` and `app`, and `other` is
+/// left as it was; two damaged dependencies are more than the repair of one fixes, and the whole tree is cleaned.
+#[test]
+fn the_repair_rebuilds_only_the_damaged_unit_and_its_dependents_or_escalates() {
+    let ws = with_dependency();
+    let other = ws.root().join("other");
+    std::fs::create_dir_all(other.join("src")).unwrap();
+    std::fs::write(other.join("Cargo.toml"), "[package]\nname = \"other\"\nversion = \"0.1.0\"\nedition = \"2021\"\n")
+        .unwrap();
+    std::fs::write(other.join("src/lib.rs"), "pub fn two() -> u32 { 2 }\n").unwrap();
+    let manifest = ws.root().join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .replace("[dependencies]\n", "[dependencies]\nother = { path = \"other\" }\n");
+    std::fs::write(&manifest, text).unwrap();
+    std::fs::write(ws.root().join("src/lib.rs"), "pub fn answer() -> u32 { dep::answer() + other::two() }\n").unwrap();
+    assert!(ws.cargo(&["check", "-q"]).output_bounded().status.success());
+
+    corrupt(&ws, "rmeta");
+    let out = ws.run(&["--if-broken", "--message-format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let repaired = &summary(&out)["repaired"];
+    assert_eq!(repaired["healed"], true, "{repaired}");
+    assert_eq!(repaired["rebuilt"], serde_json::json!(["app", "dep"]), "only dep and what depends on it: {repaired}");
+
+    corrupt(&ws, "rmeta");
+    let deps = ws.target().join("debug/deps");
+    let other_rmeta = std::fs::read_dir(&deps).unwrap().flatten().map(|e| e.path()).find(|p| {
+        p.file_name().unwrap().to_string_lossy().starts_with("libother-") && p.extension().is_some_and(|e| e == "rmeta")
+    });
+    std::fs::write(other_rmeta.unwrap(), "garbage").unwrap();
+    let out = ws.run(&["--if-broken", "--message-format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let s = summary(&out);
+    assert_eq!(s["repaired"]["healed"], false, "{s}");
+    assert!(s["removed"]["files"].as_u64().unwrap() > 0, "escalated to the whole tree: {s}");
+    assert_eq!(s["verify"]["exit_code"], 0);
 }
 
 #[test]

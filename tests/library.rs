@@ -47,6 +47,7 @@ fn plan_for(ws: &Ws) -> Plan {
         only_if_held: false,
         verify: true,
         if_broken: false,
+        full: false,
         check_with: "check",
         check_args: vec!["--quiet".into()],
         detach: None,

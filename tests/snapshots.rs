@@ -146,6 +146,7 @@ fn summary(events: &[Event]) -> Summary {
             path: "/w/target/.safeclean-trash-1-a/.safeclean-trash-0-f".into(),
             reason: "its lock is held by pid 4400 flock (flock -s .safeclean-trash-0-f sleep 1d)".into(),
         }],
+        repaired: None,
         verify: Some(Verified { exit_code: Some(0), duration_ms: 1250, interrupted: false }),
         exit_code: 5,
     }

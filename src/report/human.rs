@@ -347,6 +347,24 @@ impl Reporter for HumanReporter {
                 self.status("Checking", Tone::Good, &format!("the build dir with `{command}`"));
             }
             Event::Checked(c) => self.checked(c),
+            Event::RepairPlanned { units, entries } => self.status(
+                "Would repair",
+                Tone::Warn,
+                &format!(
+                    "{} ({entries} entries), then check again; if the damage remains, clean the whole tree",
+                    units.join(", ")
+                ),
+            ),
+            Event::Repaired(r) => {
+                let secs = Duration::from_millis(r.check_ms).as_secs_f64();
+                let (tone, then) = if r.healed {
+                    (Tone::Good, format!("the check passed in {secs:.2}s, rebuilding {}", r.rebuilt.join(", ")))
+                } else {
+                    (Tone::Warn, format!("the check still fails ({secs:.2}s)"))
+                };
+                let files = format!("{} files, {}", r.files, human_bytes(r.bytes));
+                self.status("Repaired", tone, &format!("{} ({files}); {then}", r.units.join(", ")));
+            }
             Event::VerifyStarted { command } => self.status("Verifying", Tone::Good, &format!("with `{command}`")),
             Event::CargoLine(line) if !self.style.quiet => self.print(line),
             Event::Verified(v) => self.verified(v),
