@@ -18,7 +18,7 @@ use crate::interrupt::{Interrupt, Interrupted};
 use crate::layout::DELETER_LOG_PREFIX;
 use crate::layout::{LockName, cargo_locks, cargo_locks_at, is_held, package_cache_locks};
 use crate::model::{
-    CheckResult, Checked, HandleKind, Hold, Holder, Left, Mode, Outcome, Removed, Repaired, Roots, Settled,
+    CheckResult, Checked, HandleKind, Hold, Holder, Kind, Left, Mode, Outcome, Removed, Repaired, Roots, Settled,
     Uninspectable, Verdict, Verified,
 };
 use crate::plan::Plan;
@@ -269,15 +269,13 @@ impl Run<'_> {
         for attempt in 1..=TRIES {
             let approved = approve()?;
             let keys: Vec<Key> = approved.iter().map(run_key).collect();
-            let waited_now = Cell::new(false);
             let lock = runlock::take(&runtime, &dirs.target_dir, &keys, plan.lock_timeout, self.interrupt, |lock| {
-                waited_now.set(true);
                 let holder = self.lock_holder(lock);
                 let (dir, timeout) = (dirs.target_dir.clone(), plan.lock_timeout);
                 (self.emit)(Event::WaitingForOtherRun { dir, holder: holder.clone(), timeout });
                 holder
             })?;
-            waited.set(waited.get() || waited_now.get());
+            waited.set(waited.get() || lock.waited);
             // Whatever happened to the names meanwhile, the run acts only on what the guard approved.
             match guard::confirm(&approved, dirs, &plan.protected, plan.force, plan.platform.files) {
                 Ok(()) => {
@@ -286,7 +284,7 @@ impl Run<'_> {
                     }
                     return Ok((approved, Some((lock, runtime))));
                 }
-                Err(_) if waited_now.get() && attempt < TRIES => {}
+                Err(_) if lock.waited && attempt < TRIES => {}
                 Err(refusal) => return Err(refusal.into()),
             }
         }
@@ -719,13 +717,19 @@ impl Run<'_> {
     /// Cargo said it is blocked on a lock: say who holds it, which cargo never does.
     fn name_lock_holders(&self, blocked: &Blocked) {
         let what = blocked.lock.in_words();
-        // A clean does not reach outside the workspace; `--unlock` is the way to free cargo's home.
-        let hint = if blocked.lock == LockName::PackageCache && self.plan.mode == Mode::Clean {
-            "; `cargo safeclean --unlock` would stop it"
-        } else {
-            ""
-        };
         let roots = Roots::new(blocked.files.iter().map(PathBuf::as_path));
+        // A clean does not reach outside the workspace; `--unlock` is the way to free cargo's home, for an owner it
+        // would stop (with `--all-holders`, for one the policy spares).
+        let hint = |f: &crate::model::Found| {
+            let owns = f.handles.iter().any(|h| h.hold == Some(Hold::Exclusive));
+            if blocked.lock != LockName::PackageCache || self.plan.mode != Mode::Clean || !owns {
+                return "";
+            }
+            match policy::kind_of(&f.process, &roots) {
+                Kind::Ide | Kind::Other => "; `cargo safeclean --unlock --all-holders` would stop it",
+                _ => "; `cargo safeclean --unlock` would stop it",
+            }
+        };
         // Our own `cargo check` has the file open while it waits; the scan leaves out this run's family.
         let found = match scan::scan(&self.plan.platform, &roots, self.me) {
             Ok(s) => s.found,
@@ -743,10 +747,11 @@ impl Run<'_> {
             let p = &f.process;
             let cwd = self.plan.platform.cwd(p.pid).map_or_else(|| "?".into(), |c| c.display().to_string());
             (self.emit)(Event::Warning(format!(
-                "cargo is waiting for the {what} lock, held by pid {} {} ({}) in {cwd}{hint}",
+                "cargo is waiting for the {what} lock, held by pid {} {} ({}) in {cwd}{}",
                 p.pid,
                 p.display_name(),
-                shell_words::join(&p.cmdline)
+                shell_words::join(&p.cmdline),
+                hint(&f)
             )));
         }
     }

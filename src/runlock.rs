@@ -32,6 +32,9 @@ pub struct RuntimeDir {
 #[derive(Debug)]
 pub struct RunLock {
     _files: Vec<File>,
+    /// Another process held one of the locks when it was asked for (another run, most likely): what it found may
+    /// have changed meanwhile.
+    pub waited: bool,
 }
 
 /// Why the run lock could not be taken.
@@ -77,10 +80,12 @@ impl RuntimeDir {
         Ok(File::from(rustix::fs::openat(&self.fd, name, flags, Mode::from_raw_mode(0o600))?))
     }
 
-    /// Removes the files whose names start with `prefix` and that no live process holds locked (logs of deleters
-    /// that are gone).
+    /// Removes the files whose names start with `prefix`, untouched for a minute, that no live process holds
+    /// locked (logs of deleters that are gone, locks of dirs that are gone). A lock file in use is either held or
+    /// new; one taken here for the moment of the check makes a locker retry ([`QUIET`]).
     pub fn remove_unlocked(&self, prefix: &str) {
         let Ok(listing) = rustix::fs::Dir::read_from(&self.fd) else { return };
+        let a_minute_ago = std::time::SystemTime::now() - Duration::from_mins(1);
         for entry in listing.flatten() {
             let name = entry.file_name();
             if !name.to_bytes().starts_with(prefix.as_bytes()) {
@@ -88,12 +93,19 @@ impl RuntimeDir {
             }
             let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
             let Ok(fd) = rustix::fs::openat(&self.fd, name, flags, Mode::empty()) else { continue };
-            if flock(&fd, FlockOperation::NonBlockingLockExclusive).is_ok() {
+            let old = File::from(fd);
+            if old.metadata().and_then(|m| m.modified()).is_ok_and(|t| t < a_minute_ago)
+                && flock(&old, FlockOperation::NonBlockingLockExclusive).is_ok()
+            {
                 let _ = rustix::fs::unlinkat(&self.fd, name, AtFlags::empty());
             }
         }
     }
 }
+
+/// How long a lock that seems held is tried again before it counts as held: the cleanup of old lock files takes one
+/// for a moment.
+pub const QUIET: Duration = Duration::from_millis(200);
 
 /// The locks of trash dirs: a purge holds the lock of each trash dir it works on, so that two purges of one user
 /// never work on one (a run during a detached purge leaves that deleter's trash to it). They live in the runtime
@@ -113,7 +125,7 @@ impl TrashLocks {
     /// The lock of the trash dir `id`, waiting at most `wait` while another purge holds it (`Ok(None)` then).
     pub fn lock(&self, id: FileId, wait: Duration) -> io::Result<Option<File>> {
         let name = format!("{TRASH_LOCK_PREFIX}{}-{}.lock", id.dev, id.ino);
-        let deadline = Instant::now() + wait;
+        let deadline = Instant::now() + wait.max(QUIET);
         loop {
             let flags = OFlags::CREATE | OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC;
             let file = File::from(rustix::fs::openat(&self.fd, name.as_str(), flags, Mode::from_raw_mode(0o600))?);
@@ -216,6 +228,7 @@ pub fn take(
     keys.sort();
     keys.dedup();
     let mut files = Vec::new();
+    let mut waited = false;
     for key in keys {
         let name = key.file_name();
         let lock = runtime.path.join(&name);
@@ -238,14 +251,19 @@ pub fn take(
                     );
                     continue;
                 }
-                Err(Errno::WOULDBLOCK) => {}
+                Err(Errno::WOULDBLOCK) => waited = true,
                 Err(e) => return Err(io_error(e)),
+            }
+            // Held for longer than a cleanup's glance: somebody waits on it, and is told who.
+            if start.elapsed() < QUIET {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
             }
             let holder = holder.get_or_insert_with(|| on_wait(&lock));
             if interrupt.is_set() {
                 return Err(RunLockError::Interrupted { dir: dir.to_path_buf() });
             }
-            if start.elapsed() >= timeout {
+            if start.elapsed() >= timeout.max(QUIET) {
                 let (holder, waited) = (holder.clone(), start.elapsed());
                 return Err(RunLockError::Timeout { dir: dir.to_path_buf(), lock, holder, waited });
             }
@@ -254,7 +272,7 @@ pub fn take(
         }
         files.push(file);
     }
-    Ok(RunLock { _files: files })
+    Ok(RunLock { _files: files, waited })
 }
 
 /// The identity the open dir or file `fd` has, for keys and for telling a dir from its replacement.
