@@ -11,22 +11,30 @@ use common::*;
 /// A workspace whose package `app` (a library and a binary) depends on a path dependency `dep`, checked once.
 fn with_dependency() -> Ws {
     let ws = Ws::new(false);
-    let dep = ws.root().join("dep");
-    std::fs::create_dir_all(dep.join("src")).unwrap();
-    std::fs::write(dep.join("Cargo.toml"), "[package]\nname = \"dep\"\nversion = \"0.1.0\"\nedition = \"2021\"\n")
-        .unwrap();
-    std::fs::write(dep.join("src/lib.rs"), "pub fn answer() -> u32 { 42 }\n").unwrap();
-    let manifest = ws.root().join("Cargo.toml");
-    let text = std::fs::read_to_string(&manifest)
-        .unwrap()
-        .replace("\n[workspace]\n", "\n[dependencies]\ndep = { path = \"dep\" }\n\n[workspace]\n");
-    std::fs::write(&manifest, text).unwrap();
+    add_dependency(&ws, "dep", "pub fn answer() -> u32 { 42 }\n");
     std::fs::write(ws.root().join("src/lib.rs"), "pub fn answer() -> u32 { dep::answer() }\n").unwrap();
     // A binary too: only linking reads the dependency's `.rlib`.
     std::fs::write(ws.root().join("src/main.rs"), "fn main() { println!(\"{}\", app::answer()); }\n").unwrap();
     let out = ws.cargo(&["check", "-q"]).output_bounded();
     assert!(out.status.success(), "{}", stderr(&out));
     ws
+}
+
+/// Adds the path dependency `name` (its `src/lib.rs` is `lib`) to `app`.
+fn add_dependency(ws: &Ws, name: &str, lib: &str) {
+    let dir = ws.root().join(name);
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    let manifest = format!("[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n");
+    std::fs::write(dir.join("Cargo.toml"), manifest).unwrap();
+    std::fs::write(dir.join("src/lib.rs"), lib).unwrap();
+    let app = ws.root().join("Cargo.toml");
+    let text = std::fs::read_to_string(&app).unwrap();
+    let entry = format!("{name} = {{ path = \"{name}\" }}\n");
+    let text = match text.find("[dependencies]\n") {
+        Some(at) => format!("{}{entry}{}", &text[..at + 15], &text[at + 15..]),
+        None => text.replace("\n[workspace]\n", &format!("\n[dependencies]\n{entry}\n[workspace]\n")),
+    };
+    std::fs::write(&app, text).unwrap();
 }
 
 /// A file in target/ whose inode proves the target dir was not touched.
@@ -114,16 +122,7 @@ fn with_full_the_whole_tree_is_cleaned() {
 #[test]
 fn the_repair_rebuilds_only_the_damaged_unit_and_its_dependents_or_escalates() {
     let ws = with_dependency();
-    let other = ws.root().join("other");
-    std::fs::create_dir_all(other.join("src")).unwrap();
-    std::fs::write(other.join("Cargo.toml"), "[package]\nname = \"other\"\nversion = \"0.1.0\"\nedition = \"2021\"\n")
-        .unwrap();
-    std::fs::write(other.join("src/lib.rs"), "pub fn two() -> u32 { 2 }\n").unwrap();
-    let manifest = ws.root().join("Cargo.toml");
-    let text = std::fs::read_to_string(&manifest)
-        .unwrap()
-        .replace("[dependencies]\n", "[dependencies]\nother = { path = \"other\" }\n");
-    std::fs::write(&manifest, text).unwrap();
+    add_dependency(&ws, "other", "pub fn two() -> u32 { 2 }\n");
     std::fs::write(ws.root().join("src/lib.rs"), "pub fn answer() -> u32 { dep::answer() + other::two() }\n").unwrap();
     assert!(ws.cargo(&["check", "-q"]).output_bounded().status.success());
 

@@ -141,9 +141,11 @@ fn blocked_in_flock(pid: u32) {
     }
 }
 
+/// An owner of the package cache lock that ignores SIGTERM, and a process blocked waiting for it (`waiter_args`
+/// added), then `--unlock`: the owner is gone, and the waiter was never signalled. Returns the run's output and the
+/// waiter.
 #[cfg(target_os = "linux")]
-#[test]
-fn a_waiter_is_not_signalled_and_gets_the_lock_when_the_owner_dies() {
+fn unlock_with_a_waiter(waiter_args: &[&str]) -> (Ws, Rendezvous, std::process::Output, Ready) {
     let ws = Ws::new(false);
     ws.build();
     let (home, lock) = cargo_home();
@@ -151,9 +153,8 @@ fn a_waiter_is_not_signalled_and_gets_the_lock_when_the_owner_dies() {
     let exe = fake_cargo(bin.path());
     let mut rv = Rendezvous::new();
     let mut owner = rv.holder(&exe, &["--lock", lock.to_str().unwrap(), "--ignore-term"]);
-    let waiter = rv.holder(&exe, &["--wait-lock", lock.to_str().unwrap()]);
+    let waiter = rv.holder(&exe, &[&["--wait-lock", lock.to_str().unwrap()][..], waiter_args].concat());
     blocked_in_flock(waiter.pid);
-
     let out = ws
         .safeclean(&["--unlock", "--grace", "1s", "--no-verify", "--message-format", "json"])
         .env("CARGO_HOME", home.path())
@@ -162,6 +163,13 @@ fn a_waiter_is_not_signalled_and_gets_the_lock_when_the_owner_dies() {
     assert!(owner.dies_within(Duration::from_secs(5)));
     let lines = json_lines(&out);
     assert!(!lines.iter().any(|l| l["reason"] == "signal" && l["pid"] == waiter.pid), "the waiter was signalled");
+    (ws, rv, out, waiter)
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_waiter_is_not_signalled_and_gets_the_lock_when_the_owner_dies() {
+    let (_ws, _rv, out, waiter) = unlock_with_a_waiter(&[]);
     let s = summary(&out);
     let w = s["holders"].as_array().unwrap().iter().find(|h| h["pid"] == waiter.pid).expect("the waiter is listed");
     assert_eq!((w["verdict"].as_str(), w["outcome"].as_str()), (Some("spare"), Some("spared")));
@@ -177,25 +185,8 @@ fn a_waiter_is_not_signalled_and_gets_the_lock_when_the_owner_dies() {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_waiter_that_takes_the_lock_once_the_owner_is_stopped_is_left_alone() {
-    let ws = Ws::new(false);
-    ws.build();
-    let (home, lock) = cargo_home();
-    let bin = tempfile::tempdir().unwrap();
-    let exe = fake_cargo(bin.path());
-    let mut rv = Rendezvous::new();
-    let mut owner = rv.holder(&exe, &["--lock", lock.to_str().unwrap(), "--ignore-term"]);
     // A build that was waiting, and goes on with the lock once it has it.
-    let mut waiter = rv.holder(&exe, &["--wait-lock", lock.to_str().unwrap(), "--keep"]);
-    blocked_in_flock(waiter.pid);
-
-    let out = ws
-        .safeclean(&["--unlock", "--grace", "1s", "--no-verify", "--message-format", "json"])
-        .env("CARGO_HOME", home.path())
-        .output_bounded();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(owner.dies_within(Duration::from_secs(5)));
-    let lines = json_lines(&out);
-    assert!(!lines.iter().any(|l| l["reason"] == "signal" && l["pid"] == waiter.pid), "the waiter was signalled");
+    let (_ws, _rv, out, mut waiter) = unlock_with_a_waiter(&["--keep"]);
     let s = summary(&out);
     let entries: Vec<_> = s["holders"].as_array().unwrap().iter().filter(|h| h["pid"] == waiter.pid).collect();
     assert_eq!(entries.len(), 1, "each pid once: {s}");
