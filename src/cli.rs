@@ -106,15 +106,16 @@ pub struct Args {
     #[arg(long, value_name = "FMT", value_enum, default_value_t = MessageFormat::Human)]
     pub message_format: MessageFormat,
 
-    /// Coloring: auto, always, never.
-    #[arg(long, value_name = "WHEN", value_enum, default_value_t = Color::Auto)]
-    pub color: Color,
+    /// Coloring: auto, always, never (default: `CARGO_TERM_COLOR`, else auto).
+    #[arg(long, value_name = "WHEN", value_enum)]
+    pub color: Option<Color>,
 
-    /// Print only warnings and errors.
+    /// Print only warnings and errors (also `CARGO_TERM_QUIET=true`).
     #[arg(short, long, conflicts_with = "verbose")]
     pub quiet: bool,
 
-    /// Print more: every handle of every holder.
+    /// Print more: each holder's full command, every handle, parent and age, and each signal; -vv also makes the
+    /// check and the verify verbose (also `CARGO_TERM_VERBOSE=true`).
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
 

@@ -17,8 +17,8 @@ use serde::{Serialize, Serializer};
 use crate::detach::Detached;
 use crate::layout::{LockName, lock_name};
 use crate::model::{
-    CheckResult, Checked, Handle, Hold, Holder, Left, Mode, Outcome, Removed, Repaired, Settled, Sig, Uninspectable,
-    Verified,
+    CheckResult, Checked, DirSize, Handle, Hold, Holder, Left, Mode, Outcome, Removed, Repaired, Settled, Sig,
+    Uninspectable, Verified,
 };
 use crate::purge::Progress;
 use crate::workspace::Dirs;
@@ -35,12 +35,17 @@ pub enum Event {
     Holder { holder: Holder, outcome: Option<Outcome> },
     /// The scan is complete: how many holders it reported, and what it could not inspect.
     Scanned { holders: usize, uninspectable: Uninspectable },
+    /// The stop waits for `pids` to exit after `after` (SIGTERM: the grace period; SIGKILL: the kill timeout), at
+    /// most `within`: what a countdown shows.
+    Waiting { pids: Vec<u32>, after: Sig, within: std::time::Duration },
     /// A signal went out. JSON: `signal`.
     Signal { pid: u32, signal: Sig },
     /// A holder is gone. JSON: `exited`.
     Exited { pid: u32, outcome: Outcome, after_ms: u64 },
     /// A holder outlived everything sent to it; the summary's outcome says `survived`.
     Survived { pid: u32, note: String, after_ms: u64 },
+    /// A dry run measured what the run would remove, dir by dir.
+    Measured(Vec<DirSize>),
     /// The purge started; the counters move while it runs.
     PurgeStarted(Arc<Progress>),
     /// The purge finished. JSON: `removed`.

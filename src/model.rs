@@ -410,6 +410,14 @@ pub struct Removed {
     pub duration_ms: u64,
 }
 
+/// A dir a run removes, and what is in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirSize {
+    pub path: PathBuf,
+    pub files: u64,
+    pub bytes: u64,
+}
+
 /// What the check of `--if-broken` found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CheckResult {

@@ -202,6 +202,7 @@ impl Plan {
         let sudo_user = env.get("SUDO_USER").map(|u| u.to_string_lossy().into_owned());
         let protected = Protected::for_user(env.path("HOME"), sudo_user.as_deref(), env.path("CARGO_HOME"));
         let cargo_home = env.path("CARGO_HOME").or_else(|| protected.homes.first().map(|h| h.join(".cargo")));
+        let output = output(&args, env)?;
         Ok(Plan {
             mode: if args.unlock { Mode::Unlock } else { Mode::Clean },
             dry_run: args.dry_run,
@@ -232,7 +233,7 @@ impl Plan {
             swap,
             runtime_bases: runtime_bases(env),
             lock_timeout: args.lock_timeout,
-            output: output(args.message_format, args.color, args.quiet, args.verbose, env),
+            output,
         })
     }
 }
@@ -251,9 +252,21 @@ fn runtime_bases(env: &Env) -> Vec<PathBuf> {
     bases
 }
 
-/// Resolves `--message-format`, `--color`, `-q`, `-v`, a terminal on stderr, `CI`, `NO_COLOR` and GitHub Actions.
-fn output(format: MessageFormat, color: Color, quiet: bool, verbose: u8, env: &Env) -> Output {
+/// Resolves `--message-format`, `--color`, `-q`, `-v`, cargo's `CARGO_TERM_COLOR`, `CARGO_TERM_QUIET` and
+/// `CARGO_TERM_VERBOSE` (a flag beats its variable, as in cargo), a terminal on stderr, `CI`, `NO_COLOR` and GitHub
+/// Actions.
+fn output(args: &Args, env: &Env) -> Result<Output, PlanError> {
     let ci = env.flag("CI");
+    let color = match args.color {
+        Some(c) => c,
+        None => env.choice::<Color>("CARGO_TERM_COLOR")?.unwrap_or(Color::Auto),
+    };
+    let (quiet, verbose) = match (args.quiet, args.verbose) {
+        (false, 0) => (env.flag("CARGO_TERM_QUIET"), u8::from(env.flag("CARGO_TERM_VERBOSE"))),
+        given => given,
+    };
+    // Both set in the environment: cargo refuses; here the quieter wins, as a script that asked for quiet expects.
+    let verbose = if quiet { 0 } else { verbose };
     let style = Style {
         color: match color {
             Color::Always => true,
@@ -262,16 +275,16 @@ fn output(format: MessageFormat, color: Color, quiet: bool, verbose: u8, env: &E
         },
         progress: env.stderr_is_terminal && !ci && !quiet,
         quiet,
-        verbose: verbose > 0,
+        verbose,
     };
-    let format = match format {
+    let format = match args.message_format {
         MessageFormat::Json => Format::Json,
         MessageFormat::Human if env.get("GITHUB_ACTIONS").is_some_and(|v| v == "true") => {
             Format::Github { step_summary: env.path("GITHUB_STEP_SUMMARY") }
         }
         MessageFormat::Human => Format::Human,
     };
-    Output { format, style }
+    Ok(Output { format, style })
 }
 
 #[cfg(test)]
@@ -316,6 +329,13 @@ mod tests {
         assert_eq!(p.target_dir, Some(PathBuf::from("/w/t")));
         assert!(!p.output.style.color && !p.output.style.progress);
         assert_eq!(p.purge.workers, 16, "8 per core on 2 cores");
+        let style = |argv: &[&str], vars: &[(&str, &str)]| plan(argv, vars).unwrap().output.style;
+        let term = [("CARGO_TERM_COLOR", "always"), ("CARGO_TERM_QUIET", "true")];
+        assert!(style(&[], &term).color && style(&[], &term).quiet, "cargo's variables are honoured");
+        assert!(!style(&["--color", "never"], &term).color, "the flag beats the variable");
+        assert_eq!(style(&["-v"], &term), Style { color: true, progress: false, quiet: false, verbose: 1 });
+        assert_eq!(style(&[], &[("CARGO_TERM_VERBOSE", "true")]).verbose, 1);
+        assert!(plan(&[], &[("CARGO_TERM_COLOR", "sometimes")]).is_err(), "a value cargo would refuse is refused");
         let p =
             plan(&[], &[("SAFECLEAN_PURGE_THREADS", "3"), ("CARGO_HOME", "/h/c"), ("GITHUB_ACTIONS", "true")]).unwrap();
         assert_eq!((p.purge.workers, p.cargo_home), (3, Some(PathBuf::from("/h/c"))));

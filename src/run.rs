@@ -18,8 +18,8 @@ use crate::interrupt::{Interrupt, Interrupted};
 use crate::layout::DELETER_LOG_PREFIX;
 use crate::layout::{LockName, cargo_locks, cargo_locks_at, is_held, package_cache_locks};
 use crate::model::{
-    CheckResult, Checked, HandleKind, Hold, Holder, Kind, Left, Mode, Outcome, Removed, Repaired, Roots, Settled,
-    Uninspectable, Verdict, Verified,
+    CheckResult, Checked, DirSize, HandleKind, Hold, Holder, Kind, Left, Mode, Outcome, Removed, Repaired, Roots,
+    Settled, Uninspectable, Verdict, Verified,
 };
 use crate::plan::Plan;
 use crate::platform::{self, Identity};
@@ -173,19 +173,23 @@ impl Run<'_> {
             self.report_holders(&holders, &record.uninspectable, |_| None);
             return Ok(());
         }
+        let foreseen = |h: &Holder| {
+            Some(if h.verdict == Verdict::Terminate { Outcome::WouldTerminate } else { Outcome::WouldSpare })
+        };
         if plan.dry_run {
             if let Some((_, units)) = &repair {
                 (self.emit)(Event::RepairPlanned { units: units.names.clone(), entries: units.entries.len() });
             }
-            let foreseen = |h: &Holder| {
-                Some(if h.verdict == Verdict::Terminate { Outcome::WouldTerminate } else { Outcome::WouldSpare })
-            };
             self.report_holders(&holders, &record.uninspectable, foreseen);
             record.outcomes.extend(holders.iter().filter_map(|h| Some((h.process.pid, (foreseen(h)?, None)))));
             record.holders = holders;
+            if plan.mode == Mode::Clean && repair.is_none() {
+                self.measure(&approved);
+            }
             return Ok(());
         }
-        self.report_holders(&holders, &record.uninspectable, |_| None);
+        // With --no-kill, what a run would do is all this one tells before it refuses.
+        self.report_holders(&holders, &record.uninspectable, |h| if plan.no_kill { foreseen(h) } else { None });
         for h in holders.iter().filter(|h| h.verdict == Verdict::Spare) {
             record.outcomes.insert(h.process.pid, (Outcome::Spared, None));
         }
@@ -247,6 +251,21 @@ impl Run<'_> {
             return self.verify_after_detaching(dirs, detached, swapped.mounts, record);
         }
         self.purge_and_verify(dirs, swapped, locks(), record)
+    }
+
+    /// A dry run's measure of what the run would remove: each approved dir's files and bytes, counted by the
+    /// purge's own walk.
+    fn measure(&self, approved: &[Anchored]) {
+        let sizes = approved
+            .iter()
+            .filter_map(|a| {
+                let d = a.dir.as_ref()?;
+                let files = self.plan.purge.files;
+                let counted = purge::count(&d.fd, &a.real, files, self.plan.purge.workers, self.interrupt);
+                Some(DirSize { path: a.path.clone(), files: counted.files, bytes: counted.bytes })
+            })
+            .collect();
+        (self.emit)(Event::Measured(sizes));
     }
 
     /// The guard's approval of the dirs to clean, held open from here on, and, unless this is a dry run, the run lock
@@ -620,6 +639,11 @@ impl Run<'_> {
             args: &self.plan.check_args,
             dirs,
             color: self.plan.output.style.color,
+            verbosity: match self.plan.output.style {
+                s if s.quiet => Some("-q"),
+                s if s.verbose > 1 => Some("-v"),
+                _ => None,
+            },
             stdout_to_stderr: self.plan.output.format == Format::Json,
             json_diagnostics: false,
             run_as: self.cargo_user.get().cloned().flatten(),

@@ -24,6 +24,8 @@ pub struct Request<'a> {
     pub dirs: &'a Dirs,
     /// `CARGO_TERM_COLOR=always` rather than `never`.
     pub color: bool,
+    /// `-q` (this run is quiet) or `-v` (`-vv`), unless the arguments already say how much cargo prints.
+    pub verbosity: Option<&'static str>,
     /// Send cargo's stdout to our stderr (JSON mode keeps stdout for JSON lines).
     pub stdout_to_stderr: bool,
     /// Read cargo's stdout line by line too (for `--message-format=json` diagnostics), through `on_line`.
@@ -114,6 +116,11 @@ impl Request<'_> {
         }
         if self.dirs.explicit_target_dir && !user_has("--target-dir") {
             cmd.arg("--target-dir").arg(&self.dirs.target_dir);
+        }
+        if let Some(flag) = self.verbosity
+            && !["-q", "--quiet", "-v", "-vv", "--verbose"].iter().any(|f| user_has(f))
+        {
+            cmd.arg(flag);
         }
         if self.json_diagnostics && !user_has("--message-format") {
             cmd.arg(if self.color {
@@ -325,6 +332,7 @@ mod tests {
             args: &args,
             dirs: &d,
             color: false,
+            verbosity: None,
             stdout_to_stderr: false,
             read_stdout: false,
             run_as: None,

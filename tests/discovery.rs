@@ -62,9 +62,9 @@ fn every_handle_kind_is_found_by_both_backends() {
     assert_eq!(kinds(lock.pid), ["lock".to_string()].into());
     assert!(kinds(root.pid).contains("root"));
     assert!(kinds(exe_holder.pid).contains("exe"));
-    let human = ws.run(&["--dry-run"]);
+    let human = ws.run(&["--dry-run", "-v"]);
     assert!(
-        stderr(&human).contains(&format!("holds the build directory lock {}", p("debug/.cargo-lock"))),
+        stderr(&human).contains(&format!("holds the build-dir lock {}", p("debug/.cargo-lock"))),
         "{}",
         stderr(&human)
     );
@@ -96,18 +96,24 @@ fn relations_build_children_and_orphans_are_explained() {
     let exe = holder_named(bin.path(), "orphan");
     let orphan = rv.orphan_holder(&exe, &["--cwd", ws.target().to_str().unwrap()]);
 
-    let out = ws.run(&["--dry-run"]);
+    let out = ws.run(&["--dry-run", "-v"]);
     let text = stderr(&out);
+    // A holder's line and, under -v, the lines under it.
     let line = |pid: u32| {
-        text.lines().find(|l| l.contains(&format!("pid {pid} "))).unwrap_or_else(|| panic!("{text}")).to_string()
+        let mut lines = text.lines().skip_while(|l| !l.contains(&format!("(pid {pid}):")));
+        let first = lines.next().unwrap_or_else(|| panic!("{text}"));
+        std::iter::once(first)
+            .chain(lines.take_while(|l| l.starts_with("             ")))
+            .collect::<Vec<_>>()
+            .join("\n")
     };
     let c = line(child);
     assert!(
-        c.contains("[build-child]") && c.contains(&format!("child of build-script-build pid {}", script.pid)),
+        c.contains("build-child process") && c.contains(&format!("child of build-script-build (pid {})", script.pid)),
         "{c}"
     );
-    assert!(c.contains("would terminate"), "{c}");
-    assert!(line(script.pid).contains("child of cargo pid"), "{}", line(script.pid));
+    assert!(c.trim_start().starts_with("Would stop"), "{c}");
+    assert!(line(script.pid).contains("child of cargo (pid"), "{}", line(script.pid));
     assert!(line(orphan.pid).contains("orphaned"), "{}", line(orphan.pid));
 }
 
@@ -168,11 +174,11 @@ fn processes_of_other_users_are_counted() {
     let _root_holder = ws.root_holder_nobody_cannot_inspect(&mut rv);
     let out = ws.safeclean_as_nobody(&["--dry-run", "--no-verify"]).output_bounded();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("processes of other users could not be inspected; run as root to see them"),
-        "{}",
-        stderr(&out)
-    );
+    let text = stderr(&out);
+    assert!(text.contains("Summary dry run") && text.contains("could not be inspected"), "counted: {text}");
+    let verbose = ws.safeclean_as_nobody(&["--dry-run", "--no-verify", "-v"]).output_bounded();
+    let text = stderr(&verbose);
+    assert!(text.contains("note: ") && text.contains("of other users could not be inspected"), "{text}");
 }
 
 #[test]
@@ -223,10 +229,10 @@ fn a_lock_file_open_but_not_locked_is_reported_as_open_not_held() {
     let exe = holder_named(bin.path(), "reader");
     let lock = ws.target().join("debug/.cargo-lock");
     let _reader = rv.holder(&exe, &["--open", lock.to_str().unwrap()]);
-    let out = ws.run(&["--dry-run"]);
+    let out = ws.run(&["--dry-run", "-v"]);
     let text = stderr(&out);
-    assert!(text.contains(&format!("has the lock file open {}", lock.display())), "{text}");
-    assert!(!text.contains("holds the build directory lock"), "{text}");
+    assert!(text.contains(&format!("has the build-dir lock file open {}", lock.display())), "{text}");
+    assert!(!text.contains("holds the build-dir lock"), "{text}");
 }
 
 /// A holder whose cwd inside target/ is longer than `PATH_MAX`: the kernel will not spell the path out, so it is

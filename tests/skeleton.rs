@@ -143,9 +143,21 @@ fn dry_run_and_no_kill_change_nothing() {
     assert_eq!(tree(&ws.target()), before);
     assert!(!h.dies_within(Duration::from_millis(50)));
 
+    // The human dry run names the dir it would remove, with what is in it.
+    let human = ws.run(&["--dry-run"]);
+    let files = tree(&ws.target()).iter().filter(|p| !ws.target().join(p).symlink_metadata().unwrap().is_dir()).count();
+    let text = stderr(&human);
+    let files = if files == 1 { "1 file, ".to_string() } else { format!("{files} files, ") };
+    assert!(text.contains(&format!("Would remove target/ ({files}")), "{files}: {text}");
+    assert!(
+        text.lines().any(|l| l.contains("Would stop holder ") && l.contains(&format!("(pid {})", h.pid))),
+        "{text}"
+    );
+
     let no_kill = ws.run(&["--no-kill"]);
     assert_eq!(no_kill.status.code(), Some(4), "{}", stderr(&no_kill));
     assert!(stderr(&no_kill).contains("--no-kill"), "{}", stderr(&no_kill));
+    assert!(stderr(&no_kill).contains("Would stop holder"), "not `Stopping`: {}", stderr(&no_kill));
     assert_eq!(tree(&ws.target()), before);
     assert!(alive(h.pid));
 }

@@ -9,12 +9,13 @@ mod common;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use cargo_safeclean::detach::Detached;
 use cargo_safeclean::event::{Event, Summary};
 use cargo_safeclean::model::{
-    Handle, HandleKind, Hold, Holder, Kind, Left, Mode, Outcome, Process, Relation, Removed, Settled, Sig, SpareReason,
-    Uninspectable, Verdict, Verified,
+    CheckResult, Checked, DirSize, Handle, HandleKind, Hold, Holder, Kind, Left, Mode, Outcome, Process, Relation,
+    Removed, Repaired, Settled, Sig, SpareReason, Uninspectable, Verdict, Verified,
 };
 use cargo_safeclean::purge::Progress;
 use cargo_safeclean::report::{Format, Output, Style, to_writers};
@@ -109,8 +110,10 @@ fn events() -> Vec<Event> {
         Event::Signal { pid: 4100, signal: Sig::Cont },
         Event::Signal { pid: 4101, signal: Sig::Term },
         Event::Signal { pid: 4101, signal: Sig::Cont },
+        Event::Waiting { pids: vec![4100, 4101], after: Sig::Term, within: Duration::from_secs(5) },
         Event::Exited { pid: 4100, outcome: Outcome::ExitedAfterSigterm, after_ms: 3 },
         Event::Signal { pid: 4101, signal: Sig::Kill },
+        Event::Waiting { pids: vec![4101], after: Sig::Kill, within: Duration::from_secs(5) },
         Event::Exited { pid: 4101, outcome: Outcome::Killed, after_ms: 5001 },
         Event::PurgeStarted(Arc::new(Progress::default())),
         Event::VerifyStarted { command: "cargo check --features 'a b'".into() },
@@ -172,22 +175,25 @@ fn detached_run() -> (Vec<Event>, Summary) {
 }
 
 /// Replays the fixed run through the reporter for `format`; returns (stdout, stderr).
-fn replay(format: Format, verbose: bool) -> (String, String) {
+fn replay(format: Format, style: Style) -> (String, String) {
     let events = events();
     let error =
         "left a mount point inside the old tree mounted and untouched: /w/target/.safeclean-trash-1-a/debug/cache";
-    replay_run(format, verbose, &events, &summary(&events), Some(&error))
+    replay_run(format, style, &events, &summary(&events), Some(&error))
 }
+
+/// The style of a log: no colour, no progress line.
+const PLAIN: Style = Style { color: false, progress: false, quiet: false, verbose: 0 };
 
 fn replay_run(
     format: Format,
-    verbose: bool,
+    style: Style,
     events: &[Event],
     summary: &Summary,
     error: Option<&dyn std::fmt::Display>,
 ) -> (String, String) {
     let (out, err) = (Buf::default(), Buf::default());
-    let output = Output { format, style: Style { color: false, progress: false, quiet: false, verbose } };
+    let output = Output { format, style };
     let reporter = to_writers(&output, Box::new(out.clone()), Box::new(err.clone()));
     for e in events {
         reporter.event(e);
@@ -198,15 +204,17 @@ fn replay_run(
 
 #[test]
 fn human_report() {
-    let (stdout, stderr) = replay(Format::Human, false);
+    let (stdout, stderr) = replay(Format::Human, PLAIN);
     assert_eq!(stdout, "");
     insta::assert_snapshot!("human", stderr);
-    insta::assert_snapshot!("human_verbose", replay(Format::Human, true).1);
+    insta::assert_snapshot!("human_verbose", replay(Format::Human, Style { verbose: 1, ..PLAIN }).1);
+    let quiet = replay(Format::Human, Style { quiet: true, ..PLAIN }).1;
+    insta::assert_snapshot!("human_quiet", quiet);
 }
 
 #[test]
 fn json_lines() {
-    let (stdout, stderr) = replay(Format::Json, false);
+    let (stdout, stderr) = replay(Format::Json, PLAIN);
     for line in stdout.lines() {
         serde_json::from_str::<serde_json::Value>(line).unwrap();
     }
@@ -217,7 +225,7 @@ fn json_lines() {
 #[test]
 fn github_actions() {
     let step = tempfile::NamedTempFile::new().unwrap();
-    let (stdout, _) = replay(Format::Github { step_summary: Some(step.path().to_path_buf()) }, false);
+    let (stdout, _) = replay(Format::Github { step_summary: Some(step.path().to_path_buf()) }, PLAIN);
     insta::assert_snapshot!("github_stdout", stdout);
     insta::assert_snapshot!("github_step_summary", std::fs::read_to_string(step.path()).unwrap());
 }
@@ -225,14 +233,14 @@ fn github_actions() {
 #[test]
 fn a_detached_run() {
     let (events, summary) = detached_run();
-    let (stdout, stderr) = replay_run(Format::Human, false, &events, &summary, None);
+    let (stdout, stderr) = replay_run(Format::Human, PLAIN, &events, &summary, None);
     assert_eq!(stdout, "");
     insta::assert_snapshot!("detached_human", stderr);
-    let (stdout, _) = replay_run(Format::Json, false, &events, &summary, None);
+    let (stdout, _) = replay_run(Format::Json, PLAIN, &events, &summary, None);
     insta::assert_snapshot!("detached_json_stdout", stdout);
     let step = tempfile::NamedTempFile::new().unwrap();
     let github = Format::Github { step_summary: Some(step.path().to_path_buf()) };
-    replay_run(github, false, &events, &summary, None);
+    replay_run(github, PLAIN, &events, &summary, None);
     insta::assert_snapshot!("detached_github_step_summary", std::fs::read_to_string(step.path()).unwrap());
 }
 
@@ -241,4 +249,142 @@ fn help() {
     let out = std::process::Command::new(safeclean_exe()).arg("--help").output_bounded();
     assert!(out.status.success());
     insta::assert_snapshot!("help", String::from_utf8(out.stdout).unwrap());
+}
+
+fn dirs(build_dir: Option<&str>) -> Dirs {
+    Dirs {
+        workspace_root: "/w".into(),
+        manifest_path: None,
+        target_dir: "/w/target".into(),
+        build_dir: build_dir.map(Into::into),
+        explicit_target_dir: false,
+    }
+}
+
+fn settled(holders: Vec<Holder>, outcome: impl Fn(&Holder) -> Outcome) -> Vec<Settled> {
+    holders.into_iter().map(|holder| Settled { outcome: Some(outcome(&holder)), holder, note: None }).collect()
+}
+
+/// The human text of `events` and `summary`, plain, and quiet.
+fn human(events: &[Event], summary: &Summary, error: Option<&dyn std::fmt::Display>) -> (String, String) {
+    let (stdout, text) = replay_run(Format::Human, PLAIN, events, summary, error);
+    assert_eq!(stdout, "", "human text goes to stderr only");
+    let quiet = replay_run(Format::Human, Style { quiet: true, ..PLAIN }, events, summary, error).1;
+    (text, quiet)
+}
+
+#[test]
+fn a_dry_run_names_what_it_would_stop_and_remove() {
+    let foreseen =
+        |h: &Holder| if h.verdict == Verdict::Terminate { Outcome::WouldTerminate } else { Outcome::WouldSpare };
+    let mut events = vec![Event::Dirs(dirs(Some("/fast/b")))];
+    events.extend(holders().into_iter().map(|h| Event::Holder { outcome: Some(foreseen(&h)), holder: h }));
+    events.extend([
+        Event::Scanned { holders: 3, uninspectable: Uninspectable { other_users: 2, own: vec![], unnamed: vec![] } },
+        Event::Measured(vec![
+            DirSize { path: "/w/target".into(), files: 1751, bytes: 750_314_291 },
+            DirSize { path: "/fast/b".into(), files: 12, bytes: 4096 },
+        ]),
+    ]);
+    let summary = Summary {
+        dirs: Some(dirs(Some("/fast/b"))),
+        holders: settled(holders(), foreseen),
+        uninspectable: Uninspectable { other_users: 2, own: vec![], unnamed: vec![] },
+        ..Summary::empty(Mode::Clean, true, 0)
+    };
+    let (text, quiet) = human(&events, &summary, None);
+    insta::assert_snapshot!("dry_run_human", text);
+    assert_eq!(quiet, "", "a quiet dry run without warnings says nothing");
+}
+
+/// `--if-broken`'s three answers: healthy, damaged and repaired, a code error.
+#[test]
+fn if_broken_says_what_the_check_found() {
+    let check = |result: CheckResult, exit_code| Checked { result, exit_code, duration_ms: 40 };
+    let started = Event::CheckStarted { command: "cargo check --message-format=json".into() };
+    let healthy = check(CheckResult::Healthy, Some(0));
+    let events = [Event::Dirs(dirs(None)), started.clone(), Event::Checked(healthy.clone())];
+    let summary = Summary { dirs: Some(dirs(None)), check: Some(healthy), ..Summary::empty(Mode::Clean, false, 0) };
+    insta::assert_snapshot!("if_broken_healthy_human", human(&events, &summary, None).0);
+
+    let damaged = check(
+        CheckResult::Corrupt { signature: "truncated metadata", path: "/w/target/debug/deps/libserde-1.rmeta".into() },
+        Some(101),
+    );
+    let repaired = Repaired {
+        units: vec!["serde".into()],
+        rebuilt: vec!["serde".into(), "app".into()],
+        files: 9,
+        bytes: 3_500_000,
+        healed: true,
+        check_ms: 2100,
+    };
+    let events = [
+        Event::Dirs(dirs(None)),
+        started.clone(),
+        Event::Checked(damaged.clone()),
+        Event::Scanned { holders: 0, uninspectable: Uninspectable::default() },
+        Event::Repaired(repaired.clone()),
+    ];
+    let summary = Summary {
+        dirs: Some(dirs(None)),
+        check: Some(damaged),
+        repaired: Some(repaired),
+        ..Summary::empty(Mode::Clean, false, 0)
+    };
+    insta::assert_snapshot!("if_broken_damaged_human", human(&events, &summary, None).0);
+
+    let code = check(CheckResult::CodeError, Some(101));
+    let events = [Event::Dirs(dirs(None)), started, Event::Checked(code.clone())];
+    let summary = Summary { dirs: Some(dirs(None)), check: Some(code), ..Summary::empty(Mode::Clean, false, 6) };
+    let error = "`cargo check` failed (exit code 101) with errors no clean fixes: the code, not the build dir, is \
+                 broken; nothing was signalled or deleted";
+    let (text, quiet) = human(&events, &summary, Some(&error));
+    insta::assert_snapshot!("if_broken_code_error_human", text);
+    assert!(quiet.starts_with("error:") && quiet.lines().count() == 1, "quiet keeps the error only: {quiet}");
+}
+
+/// `--unlock`: the owner of the package-cache lock is stopped, a cargo waiting for it spared.
+#[test]
+fn unlock_stops_the_owner_and_spares_the_waiter() {
+    let lock = "/home/me/.cargo/.package-cache";
+    let holder = |pid, cmd: &[&str], hold, verdict, spare_reason| Holder {
+        process: Process { stopped: pid == 5100, ..process(pid, 1, "/usr/bin/cargo", cmd) },
+        handles: vec![Handle { kind: HandleKind::Lock, path: lock.into(), hold: Some(hold) }],
+        kind: Kind::Cargo,
+        verdict,
+        spare_reason,
+        relation: None,
+        via: None,
+    };
+    let owner = holder(5100, &["cargo", "install", "ripgrep"], Hold::Exclusive, Verdict::Terminate, None);
+    let waiter = holder(5200, &["cargo", "fetch"], Hold::Waiting, Verdict::Spare, Some(SpareReason::NotOwner));
+    let events = [
+        Event::Dirs(dirs(None)),
+        Event::Holder { holder: owner.clone(), outcome: None },
+        Event::Holder { holder: waiter.clone(), outcome: None },
+        Event::Scanned { holders: 2, uninspectable: Uninspectable::default() },
+        Event::Waiting { pids: vec![5100], after: Sig::Term, within: Duration::from_secs(5) },
+        Event::Exited { pid: 5100, outcome: Outcome::ExitedAfterSigterm, after_ms: 12 },
+        Event::VerifyStarted { command: "cargo check".into() },
+        Event::CargoLine("    Finished `dev` profile [unoptimized + debuginfo] target(s) in 0.02s".into()),
+        Event::Verified(Verified { exit_code: Some(0), duration_ms: 200, interrupted: false }),
+    ];
+    let outcome = |h: &Holder| if h.process.pid == 5100 { Outcome::ExitedAfterSigterm } else { Outcome::Spared };
+    let summary = Summary {
+        dirs: Some(dirs(None)),
+        holders: settled(vec![owner, waiter], outcome),
+        verify: Some(Verified { exit_code: Some(0), duration_ms: 200, interrupted: false }),
+        ..Summary::empty(Mode::Unlock, false, 0)
+    };
+    insta::assert_snapshot!("unlock_human", human(&events, &summary, None).0);
+}
+
+/// No line of the common reports is wider than 100 columns.
+#[test]
+fn lines_fit_a_hundred_columns() {
+    let (_, text) = replay(Format::Human, PLAIN);
+    for line in text.lines().filter(|l| !l.starts_with("error:") && !l.starts_with("warning:")) {
+        assert!(line.chars().count() <= 100, "{} columns: {line}", line.chars().count());
+    }
 }

@@ -195,6 +195,28 @@ impl Purge {
     }
 }
 
+/// What purging the open dir `fd` (at `path`) would remove: its files and bytes, mount points left out as a purge
+/// leaves them. The purge's own walk, on `workers` threads, changing nothing; a dir it cannot read is not counted.
+pub fn count(fd: &OwnedFd, path: &Path, files: Files, workers: usize, interrupt: &Interrupt) -> Removed {
+    let start = Instant::now();
+    let pool = Pool::counting(files.mounts(path));
+    match fd.try_clone() {
+        Ok(fd) => pool.start_count(fd, path.to_path_buf()),
+        Err(_) => return Removed::default(),
+    }
+    let (progress, stop) = (Progress::default(), AtomicBool::new(false));
+    std::thread::scope(|s| {
+        for _ in 0..workers.max(1) {
+            s.spawn(|| pool.work(&progress, interrupt, &stop));
+        }
+    });
+    Removed {
+        files: progress.files.load(Ordering::Relaxed),
+        bytes: progress.bytes.load(Ordering::Relaxed),
+        duration_ms: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,6 +266,31 @@ mod tests {
         assert_eq!(p.removed.files, 3002);
         assert!(p.removed.bytes >= 15_000);
         assert_eq!(std::fs::read_to_string(outside.join("keep/file")).unwrap(), "precious");
+    }
+
+    #[test]
+    fn a_count_says_what_the_purge_then_removes_and_changes_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (t, outside) = (tmp.path().join("trash"), tmp.path().join("outside"));
+        std::fs::create_dir_all(outside.join("big")).unwrap();
+        std::fs::write(outside.join("big/file"), vec![0u8; 1 << 20]).unwrap();
+        for i in 0..4 {
+            std::fs::create_dir_all(t.join(format!("d{i}/e"))).unwrap();
+            for j in 0..600 {
+                std::fs::write(t.join(format!("d{i}/e/f{j}")), "12345").unwrap();
+            }
+        }
+        symlink(&outside, t.join("link-dir")).unwrap();
+        std::fs::set_permissions(t.join("d3"), std::fs::Permissions::from_mode(0o500)).unwrap();
+        let fd = rustix::fs::open(&t, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        let interrupt = Interrupt::manual().unwrap();
+        let counted = count(&fd, &t, settings(4).files, 4, &interrupt);
+        assert_eq!(counted.files, 2401, "every file and the link, nothing behind the link");
+        assert!(counted.bytes >= 12_000 && counted.bytes < 1 << 20, "{counted:?}");
+        let mode = std::fs::metadata(t.join("d3")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o500, "a count opens nothing up");
+        let purged = run(&t);
+        assert_eq!((purged.removed.files, purged.removed.bytes), (counted.files, counted.bytes));
     }
 
     #[test]

@@ -88,10 +88,21 @@ pub(super) struct Pool {
     locks: Option<TrashLocks>,
     /// This is a root process: each dir is worked on with its owner's rights.
     borrow_rights: bool,
+    /// Walk and count, change nothing: a dry run's measure of what a purge would remove.
+    count_only: bool,
 }
 
 impl Pool {
     pub(super) fn new(mounts: Mounts, busy: Busy, lock_timeout: Duration, locks: Option<TrashLocks>) -> Self {
+        Pool::with(mounts, busy, lock_timeout, locks, false)
+    }
+
+    /// A pool that only counts what is below the dirs it is given ([`Pool::start_count`]).
+    pub(super) fn counting(mounts: Mounts) -> Self {
+        Pool::with(mounts, Busy::Skip, Duration::ZERO, None, true)
+    }
+
+    fn with(mounts: Mounts, busy: Busy, lock_timeout: Duration, locks: Option<TrashLocks>, count_only: bool) -> Self {
         Pool {
             queue: Mutex::new((Vec::new(), 0)),
             ready: Condvar::new(),
@@ -100,8 +111,24 @@ impl Pool {
             busy,
             lock_timeout,
             locks,
-            borrow_rights: rustix::process::geteuid().is_root(),
+            borrow_rights: rustix::process::geteuid().is_root() && !count_only,
+            count_only,
         }
+    }
+
+    /// Counts everything below the open dir `fd` (at `path`, for messages).
+    pub(super) fn start_count(&self, fd: OwnedFd, path: PathBuf) {
+        let dir = Arc::new(Dir {
+            owner: None,
+            _lock: None,
+            fd,
+            path,
+            parent: None,
+            pending: AtomicUsize::new(1),
+            blocked: AtomicBool::new(false),
+            made_writable: AtomicBool::new(false),
+        });
+        self.push(Task::List { dir });
     }
 
     /// Uses `owner`'s rights on files from here on (in a root process); false, with the error recorded, if it
@@ -284,7 +311,8 @@ impl Pool {
         };
         // Another purge's trash (a detached deleter's): it holds the lock as long as it works on it.
         let mut lock = None;
-        if name.to_bytes().starts_with(TRASH_PREFIX.as_bytes())
+        if !self.count_only
+            && name.to_bytes().starts_with(TRASH_PREFIX.as_bytes())
             && let Some(locks) = &self.locks
             && let Some(id) = fd_id(&fd)
         {
@@ -323,7 +351,8 @@ impl Pool {
     /// (mode 000) is opened up, by its own owner, and opened as them.
     fn open_dir(&self, parent: &Dir, name: &CStr) -> Result<OwnedFd, OpenDirError> {
         let opened = self.mounts.open_dir(&parent.fd, name);
-        if !matches!(opened, Err(OpenDirError::Errno(Errno::ACCESS | Errno::PERM))) {
+        // A count opens nothing up: what it cannot read, it does not count.
+        if self.count_only || !matches!(opened, Err(OpenDirError::Errno(Errno::ACCESS | Errno::PERM))) {
             return opened;
         }
         let owner = rustix::fs::statat(&parent.fd, name, AtFlags::SYMLINK_NOFOLLOW).map(|st| platform::owner(&st));
@@ -404,6 +433,13 @@ impl Pool {
             dir.pending.fetch_add(1, Ordering::AcqRel);
             return self.push(Task::Open { parent: Arc::clone(dir), name: name.to_owned(), root: None });
         }
+        if self.count_only {
+            if let Ok(st) = stat {
+                progress.files.fetch_add(1, Ordering::Relaxed);
+                progress.bytes.fetch_add(u64::try_from(st.st_size).unwrap_or(0), Ordering::Relaxed);
+            }
+            return;
+        }
         let mut result = rustix::fs::unlinkat(&dir.fd, name, AtFlags::empty());
         if matches!(result, Err(Errno::ACCESS | Errno::PERM)) && make_writable(dir) {
             result = rustix::fs::unlinkat(&dir.fd, name, AtFlags::empty());
@@ -432,7 +468,7 @@ impl Pool {
 
     /// Drops one reference to `dir`; the last one removes it from its parent, and so on upwards.
     fn release(&self, dir: &Arc<Dir>) {
-        if dir.pending.fetch_sub(1, Ordering::AcqRel) != 1 {
+        if dir.pending.fetch_sub(1, Ordering::AcqRel) != 1 || self.count_only {
             return;
         }
         let (parent, name) = match &dir.parent {

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
 
 use super::human::HumanReporter;
-use super::{Reporter, human_bytes};
+use super::{Reporter, words};
 use crate::event::{Event, Summary};
 use crate::model::{CheckResult, Checked, Holder, Outcome, Verdict};
 
@@ -93,7 +93,7 @@ impl GithubReporter {
             let _ = writeln!(md, "{uninspectable} processes could not be inspected; what they hold is not known.\n");
         }
         if let Some(r) = summary.removed {
-            let _ = writeln!(md, "Removed {} files, {} total.\n", r.files, human_bytes(r.bytes));
+            let _ = writeln!(md, "Removed {}.\n", words::files_and_bytes(r.files, r.bytes));
         }
         if let Some(d) = &summary.purge_detached {
             let _ = writeln!(

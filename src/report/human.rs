@@ -1,22 +1,22 @@
-//! Human text on stderr, in cargo's voice: a right-aligned status word, then what happened.
+//! Human text on stderr, in cargo's voice: a right-aligned status word saying what happens, then to what; one
+//! line per thing; warnings and errors as cargo writes them; a countdown while processes are given time to exit,
+//! and a closing `Summary` line. The words themselves are in [`super::words`].
 
 use std::collections::HashMap;
 use std::fmt::Display;
-use std::fmt::Write as _;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{Reporter, Style, human_bytes};
+use super::words::{self, files_and_bytes};
+use super::{Reporter, Style};
 use crate::event::{Event, Summary};
-use crate::layout::lock_name;
-use crate::model::{
-    CheckResult, Checked, Hold, Holder, Kind, Outcome, Relation, SpareReason, Uninspectable, Verdict, Verified,
-};
+use crate::model::{CheckResult, Checked, DirSize, Holder, Outcome, Sig, Uninspectable, Verdict, Verified};
 use crate::purge::Progress;
+use crate::workspace::Dirs;
 
 #[derive(Clone, Copy)]
 enum Tone {
@@ -25,21 +25,53 @@ enum Tone {
     Bad,
 }
 
+/// A line that redraws itself on a terminal (the purge's counters, a countdown), until it is cleared.
+struct Ticker {
+    bar: ProgressBar,
+    done: Arc<AtomicBool>,
+}
+
+/// What earlier events said, for later lines that name things by pid or need the dirs.
+#[derive(Default)]
+struct Seen {
+    dirs: Option<Dirs>,
+    holders: HashMap<u32, Holder>,
+    /// The command of the check or the verify that ran last, as cargo's subcommand (`cargo check`).
+    command: Option<String>,
+    /// What a dry run measured: files and bytes in all.
+    measured: Option<(u64, u64)>,
+    /// The processes a countdown waits for.
+    waiting: Arc<Mutex<Vec<(u32, String)>>>,
+}
+
 pub struct HumanReporter {
     style: Style,
     out: Mutex<Box<dyn Write + Send>>,
-    bar: Mutex<Option<(ProgressBar, Arc<AtomicBool>)>>,
-    /// The holders reported so far, by pid: later events name a holder by pid only.
-    holders: Mutex<HashMap<u32, Holder>>,
+    ticker: Mutex<Option<Ticker>>,
+    seen: Mutex<Seen>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// The processes a wait is for: the one by name, or how many.
+fn who_of(named: &[(u32, String)]) -> String {
+    match named {
+        [(_, one)] => one.clone(),
+        many => words::things(many.len() as u64, "process", "processes"),
+    }
+}
+
+/// Where a status line's text starts: after the 12 columns of the word and a space.
+const INDENT: &str = "             ";
+
+/// The columns a status line fits in, wrapped where it is longer (not cut: a path stays whole).
+const WIDTH: usize = 100;
+
 impl HumanReporter {
     pub fn new(style: Style, out: Box<dyn Write + Send>) -> Self {
-        HumanReporter { style, out: Mutex::new(out), bar: Mutex::new(None), holders: Mutex::default() }
+        HumanReporter { style, out: Mutex::new(out), ticker: Mutex::new(None), seen: Mutex::default() }
     }
 
     fn paint(&self, text: &str, tone: Tone) -> String {
@@ -54,15 +86,15 @@ impl HumanReporter {
         format!("\x1b[{code}m{text}\x1b[0m")
     }
 
-    /// Prints one line above the progress bar, if one is showing.
+    /// Prints one line above the ticker, if one is showing.
     fn print(&self, line: &str) {
         let write = || {
             let mut out = lock(&self.out);
             let _ = writeln!(out, "{line}");
             let _ = out.flush();
         };
-        match lock(&self.bar).as_ref() {
-            Some((bar, _)) => bar.suspend(write),
+        match lock(&self.ticker).as_ref() {
+            Some(t) => t.bar.suspend(write),
             None => write(),
         }
     }
@@ -72,9 +104,16 @@ impl HumanReporter {
         let _ = lock(&self.out).flush();
     }
 
+    /// A status line; `-q` keeps only warnings and errors, which are not status lines.
     fn status(&self, word: &str, tone: Tone, rest: &str) {
-        if !self.style.quiet || matches!(tone, Tone::Bad | Tone::Warn) {
-            self.print(&format!("{} {rest}", self.paint(&format!("{word:>12}"), tone)));
+        if self.style.quiet {
+            return;
+        }
+        let mut lines = words::wrap(rest, WIDTH - INDENT.len()).into_iter();
+        let first = lines.next().unwrap_or_default();
+        self.print(&format!("{} {first}", self.paint(&format!("{word:>12}"), tone)));
+        for line in lines {
+            self.print(&format!("{INDENT}{line}"));
         }
     }
 
@@ -82,268 +121,267 @@ impl HumanReporter {
         self.print(&format!("{}: {message}", self.paint("warning", Tone::Warn)));
     }
 
-    /// `pid N name (command line) [kind]`, or just `pid N` for a process that was never reported.
-    fn describe(&self, pid: u32) -> String {
-        match lock(&self.holders).get(&pid) {
-            Some(h) => self.describe_holder(h),
-            None => format!("pid {pid}"),
+    /// A `note:` that only `-v` shows: true, but nothing to act on in the common case.
+    fn verbose_note(&self, message: &str) {
+        if self.style.verbose > 0 {
+            self.print(&format!("{}: {message}", self.paint("note", Tone::Good)));
         }
     }
 
-    fn describe_holder(&self, h: &Holder) -> String {
-        let p = &h.process;
-        let mut s = format!("pid {} {}", p.pid, p.display_name());
-        if !p.cmdline.is_empty() {
-            let cmd = shell_words::join(&p.cmdline);
-            let cmd = if cmd.chars().count() > 80 && !self.style.verbose {
-                format!("{}…", cmd.chars().take(79).collect::<String>())
-            } else {
-                cmd
-            };
-            let _ = write!(s, " ({cmd})");
-        }
-        let _ = write!(s, " [{}]", h.kind.as_str());
-        s
+    fn dirs(&self) -> Option<Dirs> {
+        lock(&self.seen).dirs.clone()
     }
 
-    fn handles(&self, h: &Holder) -> String {
-        let mut parts: Vec<String> = Vec::new();
-        for handle in &h.handles {
-            let path = handle.path.display();
-            // Where the holder source cannot see lock state (lsof on macOS), an fd on a lock file only says that.
-            let text = match (handle.hold, lock_name(&handle.path)) {
-                (Some(Hold::Exclusive), Some(lock)) => format!("holds the {} lock {path}", lock.in_words()),
-                (Some(Hold::Shared), Some(lock)) => format!("shares the {} lock {path}", lock.in_words()),
-                (Some(Hold::Waiting), Some(lock)) => format!("waits for the {} lock {path}", lock.in_words()),
-                (None, Some(_)) => format!("has the lock file open {path}"),
-                _ => format!("{} {path}", handle.kind.as_str()),
-            };
-            parts.push(text);
-        }
-        let limit = if self.style.verbose { usize::MAX } else { 3 };
-        let extra = parts.len().saturating_sub(limit);
-        parts.truncate(limit);
-        if extra > 0 {
-            parts.push(format!("{extra} more (-v shows them)"));
-        }
-        let child_of_via =
-            matches!((&h.relation, h.via), (Some(Relation::ChildOf { pid, .. }), Some(via)) if *pid == via);
-        if let (Some(via), false) = (h.via, child_of_via) {
-            parts.push(format!("in the process group of pid {via}"));
-        }
-        match &h.relation {
-            Some(Relation::Orphaned) => parts.push("orphaned (the process that started it is gone)".into()),
-            Some(Relation::ChildOf { pid, name }) => parts.push(format!("child of {name} pid {pid}")),
-            None => {}
-        }
-        // A lock's holder is seldom in this workspace: where it runs and for how long tell what it is.
-        let p = &h.process;
-        if h.handles.iter().any(|x| x.hold.is_some()) {
-            if let Some(cwd) = &p.cwd {
-                parts.push(format!("in {}", cwd.display()));
-            }
-            if let Some(age) = p.started_at.and_then(running_for) {
-                parts.push(format!("running for {age}"));
-            }
-        }
-        if p.stopped {
-            parts.push("stopped (Ctrl-Z or a debugger)".into());
-        }
-        if h.kind == Kind::Ide && h.verdict == Verdict::Spare {
-            parts.push("rust-analyzer can be given its own target dir (rust-analyzer.cargo.targetDir)".into());
-        }
-        parts.join(", ")
+    /// `cargo build (pid 8293)`, or `pid 8293` for a process that was never reported.
+    fn who(&self, pid: u32) -> String {
+        lock(&self.seen).holders.get(&pid).map_or_else(|| format!("pid {pid}"), |h| words::process(&h.process))
     }
 
     fn holder(&self, h: &Holder, outcome: Option<Outcome>) {
-        lock(&self.holders).insert(h.process.pid, h.clone());
+        lock(&self.seen).holders.insert(h.process.pid, h.clone());
         let tone = if h.verdict == Verdict::Terminate { Tone::Warn } else { Tone::Good };
-        let line = format!("{}: {} — {}", self.describe_holder(h), self.handles(h), plan(h, outcome));
-        self.status("Holder", tone, &line);
+        let dirs = self.dirs();
+        self.status(words::holder_word(h, outcome), tone, &words::holder_line(h, dirs.as_ref()));
+        if self.style.verbose > 0 && !self.style.quiet {
+            for line in words::holder_details(h) {
+                self.print(&format!("{INDENT}{line}"));
+            }
+        }
     }
 
-    fn scanned(&self, holders: usize, uninspectable: &Uninspectable) {
-        if holders == 0 {
-            // Never "nothing holds it" when some processes could not be looked at.
-            let what = if uninspectable.count() == 0 {
-                "no process holds the target dir"
-            } else {
-                "no process that could be inspected holds the target dir"
-            };
-            self.status("Scanned", Tone::Good, what);
-        }
-        if uninspectable.other_users > 0 {
-            self.warning(&format!(
-                "{} processes of other users could not be inspected; run as root to see them",
-                uninspectable.other_users
+    /// What the scan could not see. Another user's processes are there on every machine, and an unreadable pid 1
+    /// in every sandbox: a note under `-v`, and a count in the summary where it qualifies "nothing held it".
+    fn scanned(&self, u: &Uninspectable) {
+        if u.other_users > 0 {
+            self.verbose_note(&format!(
+                "{} of other users could not be inspected; as root (`sudo cargo safeclean`) a run inspects them too, \
+                 and still acts on the workspace with its owner's rights",
+                words::things(u.other_users as u64, "process", "processes")
             ));
         }
-        if !uninspectable.own.is_empty() {
-            let mut named: Vec<String> =
-                uninspectable.own.iter().take(3).map(|(pid, name)| format!("pid {pid} ({name})")).collect();
-            if uninspectable.own.len() > 3 {
-                named.push(format!("{} more", uninspectable.own.len() - 3));
+        let (init, own): (Vec<_>, Vec<_>) = u.own.iter().partition(|(pid, _)| *pid == 1);
+        if !init.is_empty() {
+            self.verbose_note("pid 1 (a sandbox's init) could not be inspected");
+        }
+        if !own.is_empty() {
+            let mut named: Vec<String> = own.iter().take(3).map(|(pid, name)| format!("{name} (pid {pid})")).collect();
+            if own.len() > 3 {
+                named.push(format!("{} more", own.len() - 3));
             }
             self.warning(&format!(
-                "could not inspect {}: access denied even though they are yours (a sandbox, ptrace restrictions \
-                 or a setuid program); whatever they hold is not known",
+                "could not inspect {}, although they are yours (a sandbox, ptrace restrictions or a setuid \
+                 program): what they hold is not known",
                 named.join(", ")
             ));
         }
-        for (pid, name, what) in &uninspectable.unnamed {
-            self.warning(&format!("pid {pid} ({name}) {what}: whether it holds the target dir is not known"));
+        for (pid, name, what) in &u.unnamed {
+            self.warning(&format!("{name} (pid {pid}) {what}: whether it holds the target dir is not known"));
         }
     }
 
     fn ended(&self, pid: u32, outcome: Outcome, after_ms: u64, note: Option<&str>) {
-        let (word, tone) = match outcome {
-            Outcome::ExitedAfterSigterm => ("Stopped", Tone::Good),
-            Outcome::Killed => ("Killed", Tone::Warn),
-            Outcome::AlreadyGone => ("Gone", Tone::Good),
-            _ => ("Survived", Tone::Bad),
-        };
-        let note = note.map(|n| format!(": {n}")).unwrap_or_default();
-        self.status(word, tone, &format!("{} {outcome} after {after_ms} ms{note}", self.describe(pid)));
+        self.waited_for(pid);
+        let who = self.who(pid);
+        let took = words::duration_ms(after_ms);
+        match outcome {
+            Outcome::ExitedAfterSigterm => self.status("Stopped", Tone::Good, &format!("{who} after {took}")),
+            Outcome::Killed => {
+                self.status("Killed", Tone::Warn, &format!("{who} after {took}: SIGTERM did not stop it"));
+            }
+            Outcome::AlreadyGone => self.status("Gone", Tone::Good, &format!("{who} exited before it was signalled")),
+            _ => self.status("Survived", Tone::Bad, &format!("{who}: {}", note.unwrap_or("still running"))),
+        }
     }
 
-    fn purge_started(&self, progress: &Arc<Progress>) {
+    /// Starts a ticker showing `message()` after `word`, replacing any other.
+    fn tick(&self, word: &str, message: impl Fn() -> String + Send + 'static) {
         if !self.style.progress {
             return;
         }
+        self.untick();
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-        bar.set_style(
-            ProgressStyle::with_template("{prefix:>12.cyan.bold} {spinner} {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        );
-        bar.set_prefix("Removing");
+        // `wide_msg`: cut to the terminal's width, so the line never wraps and is cleared whole.
+        let template = "{prefix:>12.cyan.bold} {spinner} {wide_msg}";
+        bar.set_style(ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_spinner()));
+        bar.set_prefix(word.to_string());
         let done = Arc::new(AtomicBool::new(false));
-        let (b, d, p) = (bar.clone(), Arc::clone(&done), Arc::clone(progress));
+        let (b, d) = (bar.clone(), Arc::clone(&done));
         std::thread::spawn(move || {
-            let start = std::time::Instant::now();
             while !d.load(Ordering::Relaxed) {
-                let files = p.files.load(Ordering::Relaxed);
-                let bytes = p.bytes.load(Ordering::Relaxed);
-                #[expect(clippy::cast_precision_loss, reason = "a rate for display")]
-                let rate = files as f64 / start.elapsed().as_secs_f64().max(0.001);
-                b.set_message(format!("{files} files, {} ({rate:.0} files/s)", human_bytes(bytes)));
+                b.set_message(message());
                 b.tick();
                 std::thread::sleep(Duration::from_millis(100));
             }
         });
-        *lock(&self.bar) = Some((bar, done));
+        *lock(&self.ticker) = Some(Ticker { bar, done });
     }
 
-    fn removed(&self, files: u64, bytes: u64) {
-        if let Some((bar, done)) = lock(&self.bar).take() {
-            done.store(true, Ordering::Relaxed);
-            bar.finish_and_clear();
+    fn untick(&self) {
+        if let Some(t) = lock(&self.ticker).take() {
+            t.done.store(true, Ordering::Relaxed);
+            t.bar.finish_and_clear();
         }
-        let noun = if files == 1 { "file" } else { "files" };
-        self.status("Removed", Tone::Good, &format!("{files} {noun}, {} total", human_bytes(bytes)));
+    }
+
+    /// The stop waits for `pids`: a countdown on a terminal, otherwise one line saying how long at most.
+    fn waiting(&self, pids: &[u32], after: Sig, within: Duration) {
+        let named: Vec<(u32, String)> = pids.iter().map(|&p| (p, self.who(p))).collect();
+        let (verb, then) = if after == Sig::Kill { ("die", "") } else { ("exit", ", then SIGKILL") };
+        if !self.style.progress {
+            let secs = within.as_secs_f64().ceil();
+            let text = format!("up to {secs}s for {} to {verb} after {}{then}", who_of(&named), after.name());
+            return self.status("Waiting", Tone::Warn, &text);
+        }
+        let next = if after == Sig::Kill { "giving up" } else { "SIGKILL" };
+        let live = Arc::clone(&lock(&self.seen).waiting);
+        *lock(&live) = named;
+        let deadline = Instant::now() + within;
+        self.tick("Waiting", move || {
+            let live = lock(&live);
+            let left = deadline.saturating_duration_since(Instant::now()).as_secs_f64().ceil();
+            let verbs = if live.len() == 1 { format!("{verb}s") } else { verb.to_string() };
+            // The countdown first: what is cut to fit the line is the end.
+            format!("{next} in {left}s unless {} {verbs}", who_of(&live))
+        });
+    }
+
+    /// `pid` is no longer waited for; the countdown ends with the last one.
+    fn waited_for(&self, pid: u32) {
+        let live = Arc::clone(&lock(&self.seen).waiting);
+        let mut live = lock(&live);
+        let before = live.len();
+        live.retain(|(p, _)| *p != pid);
+        if before > 0 && live.is_empty() {
+            drop(live);
+            self.untick();
+        }
+    }
+
+    fn purge_started(&self, progress: &Arc<Progress>) {
+        let (p, start) = (Arc::clone(progress), Instant::now());
+        self.tick("Removing", move || {
+            let files = p.files.load(Ordering::Relaxed);
+            #[expect(clippy::cast_precision_loss, reason = "a rate for display")]
+            let rate = files as f64 / start.elapsed().as_secs_f64().max(0.001);
+            format!("{} ({rate:.0} files/s)", files_and_bytes(files, p.bytes.load(Ordering::Relaxed)))
+        });
+    }
+
+    /// The dirs a run removes, as the user knows them: `target/ and build dir /fast/b/`.
+    fn removed_dirs(&self) -> String {
+        let dirs = self.dirs();
+        let Some(d) = dirs.as_ref() else { return "the old tree".into() };
+        d.roots().map(|r| words::dir_in(r, dirs.as_ref())).collect::<Vec<_>>().join(" and ")
+    }
+
+    fn removed(&self, files: u64, bytes: u64, ms: u64) {
+        self.untick();
+        let what = format!("{} ({})", self.removed_dirs(), files_and_bytes(files, bytes));
+        self.status("Removed", Tone::Good, &format!("{what} in {}", words::duration_ms(ms)));
+    }
+
+    fn measured(&self, sizes: &[DirSize]) {
+        let dirs = self.dirs();
+        for s in sizes {
+            let what = format!("{} ({})", words::dir_in(&s.path, dirs.as_ref()), files_and_bytes(s.files, s.bytes));
+            self.status("Would remove", Tone::Warn, &what);
+        }
+        let total = sizes.iter().fold((0, 0), |(f, b), s| (f + s.files, b + s.bytes));
+        lock(&self.seen).measured = Some(total);
+    }
+
+    /// The check or verify command that ran last, as cargo's subcommand.
+    fn command(&self) -> String {
+        lock(&self.seen).command.clone().unwrap_or_else(|| "cargo check".into())
     }
 
     fn checked(&self, c: &Checked) {
-        let secs = Duration::from_millis(c.duration_ms).as_secs_f64();
+        let took = words::duration_ms(c.duration_ms);
+        let command = self.command();
+        let dirs = self.dirs();
         match &c.result {
             CheckResult::Healthy => {
-                self.status("Healthy", Tone::Good, &format!("the check passed in {secs:.2}s; nothing to clean"));
+                self.status("Healthy", Tone::Good, &format!("`{command}` passed in {took}; nothing to clean"));
             }
             CheckResult::Corrupt { signature, path } => self.status(
                 "Damaged",
                 Tone::Warn,
-                &format!("build dir: {signature} in {}; cleaning it", path.display()),
+                &format!("build dir: {signature} in {}", words::path_in(path, dirs.as_ref())),
             ),
-            CheckResult::CodeError => self.status(
-                "Failed",
-                Tone::Bad,
-                "the check failed with errors no clean fixes: the code, not the build dir, is broken",
-            ),
+            CheckResult::CodeError => {
+                self.status("Failed", Tone::Bad, &format!("`{command}`: errors in the code, which no clean fixes"));
+            }
             CheckResult::Unknown { path } => self.status(
                 "Failed",
                 Tone::Bad,
                 &format!(
-                    "the check failed with an error about {} that this tool does not know as damage; nothing was \
-                     cleaned (`cargo safeclean` without --if-broken cleans anyway)",
-                    path.display()
+                    "`{command}`: an error about {} that this tool does not know as damage",
+                    words::path_in(path, dirs.as_ref())
                 ),
             ),
             CheckResult::Blocked { lock, holder } => {
-                let by = holder.map_or_else(|| "a process that could not be inspected".into(), |p| self.describe(p));
-                self.status("Blocked", Tone::Warn, &format!("the check waits for {}, held by {by}", lock.display()));
+                let by = holder.map_or_else(|| "a process that could not be inspected".into(), |p| self.who(p));
+                let lock = words::path_in(lock, dirs.as_ref());
+                self.status("Blocked", Tone::Warn, &format!("`{command}` waits for {lock}, held by {by}"));
             }
         }
     }
 
     fn verified(&self, v: &Verified) {
-        let secs = Duration::from_millis(v.duration_ms).as_secs_f64();
-        let (word, tone, text) = match (v.success(), v.exit_code) {
-            (true, _) => ("Verified", Tone::Good, format!("cargo check passed in {secs:.2}s")),
-            (false, Some(code)) => ("Failed", Tone::Bad, format!("cargo check exited with {code} after {secs:.2}s")),
-            (false, None) => ("Failed", Tone::Bad, format!("cargo check was killed by a signal after {secs:.2}s")),
-        };
-        self.status(word, tone, &text);
-    }
-}
-
-/// How long a process started at `started` (seconds since the epoch) has been running: `3h 12m`, `5m 3s`, `4s`.
-fn running_for(started: u64) -> Option<String> {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
-    let s = now.checked_sub(started)?;
-    Some(match (s / 3600, s / 60 % 60, s % 60) {
-        (0, 0, sec) => format!("{sec}s"),
-        (0, min, sec) => format!("{min}m {sec}s"),
-        (h, min, _) => format!("{h}h {min}m"),
-    })
-}
-
-/// What happens to a holder, in words.
-fn plan(h: &Holder, outcome: Option<Outcome>) -> &'static str {
-    match (h.verdict, h.spare_reason, outcome) {
-        (_, _, Some(Outcome::WouldTerminate)) => "would terminate",
-        (_, Some(SpareReason::Protected), _) => "spared: init, or this run's own family",
-        (_, Some(SpareReason::NotOwner), _) => "spared: it does not own the lock, and is never signalled for it",
-        (_, Some(SpareReason::Policy), Some(Outcome::WouldSpare)) => "would spare (--all-holders stops it)",
-        (_, Some(SpareReason::Policy), _) => "spared (--all-holders stops it)",
-        (Verdict::Terminate, _, _) => "to terminate",
-        (Verdict::Spare, _, _) => "spared",
+        let took = words::duration_ms(v.duration_ms);
+        let command = self.command();
+        match (v.success(), v.exit_code) {
+            (true, _) => self.status("Verified", Tone::Good, &format!("`{command}` passed in {took}")),
+            (false, Some(code)) => {
+                self.status("Failed", Tone::Bad, &format!("`{command}` exited with {code} after {took}"));
+            }
+            (false, None) => self.status("Failed", Tone::Bad, &format!("`{command}` was killed after {took}")),
+        }
     }
 }
 
 impl Reporter for HumanReporter {
     fn event(&self, event: &Event) {
         match event {
-            Event::Dirs(dirs) if self.style.verbose => {
-                let build = dirs.build_dir.as_ref().map(|b| format!(" and {}", b.display())).unwrap_or_default();
-                self.status("Scanning", Tone::Good, &format!("{}{build} for holders", dirs.target_dir.display()));
+            Event::Dirs(dirs) => {
+                lock(&self.seen).dirs = Some(dirs.clone());
+                if self.style.verbose > 0 {
+                    let build = dirs.build_dir.as_ref().map(|b| format!(" and {}", b.display())).unwrap_or_default();
+                    self.status("Scanning", Tone::Good, &format!("{}{build} for holders", dirs.target_dir.display()));
+                }
             }
             Event::WaitingForOtherRun { dir, holder, timeout } => self.status(
                 "Blocking",
                 Tone::Warn,
                 &format!(
-                    "waiting for the run lock of {}, held by {holder} (at most {}s, --lock-timeout)",
+                    "waiting for the run lock of {}, held by {holder} (at most {}, --lock-timeout)",
                     dir.display(),
-                    timeout.as_secs()
+                    words::duration_ms(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX))
                 ),
             ),
             Event::Holder { holder, outcome } => self.holder(holder, *outcome),
-            Event::Scanned { holders, uninspectable } => self.scanned(*holders, uninspectable),
-            Event::Signal { pid, signal } if self.style.verbose => {
-                self.status("Signal", Tone::Warn, &format!("{} to pid {pid}", signal.name()));
+            Event::Scanned { uninspectable, .. } => self.scanned(uninspectable),
+            Event::Signal { pid, signal } if self.style.verbose > 0 => {
+                self.status("Signalling", Tone::Warn, &format!("{} with {}", self.who(*pid), signal.name()));
             }
+            Event::Waiting { pids, after, within } => self.waiting(pids, *after, *within),
             Event::Exited { pid, outcome, after_ms } => self.ended(*pid, *outcome, *after_ms, None),
             Event::Survived { pid, note, after_ms } => self.ended(*pid, Outcome::Survived, *after_ms, Some(note)),
+            Event::Measured(sizes) => self.measured(sizes),
             Event::PurgeStarted(progress) => self.purge_started(progress),
-            Event::Removed(r) => self.removed(r.files, r.bytes),
+            Event::Removed(r) => self.removed(r.files, r.bytes, r.duration_ms),
             Event::PurgeDetached(d) => self.status(
                 "Detached",
                 Tone::Good,
                 &format!(
-                    "pid {} deletes the old tree in the background, at the lowest priority; follow it with `tail -f {}`",
+                    "pid {} deletes the old {} in the background, at idle priority; `tail -f {}` follows it",
                     d.pid,
+                    self.removed_dirs(),
                     d.log.display()
                 ),
             ),
             Event::CheckStarted { command } => {
+                lock(&self.seen).command = Some(words::cargo_command(command));
                 self.status("Checking", Tone::Good, &format!("the build dir with `{command}`"));
             }
             Event::Checked(c) => self.checked(c),
@@ -351,34 +389,54 @@ impl Reporter for HumanReporter {
                 "Would repair",
                 Tone::Warn,
                 &format!(
-                    "{} ({entries} entries), then check again; if the damage remains, clean the whole tree",
-                    units.join(", ")
+                    "{} ({}), then check again, and clean the whole tree if the damage remains",
+                    units.join(", "),
+                    words::things(*entries as u64, "entry", "entries")
                 ),
             ),
             Event::Repaired(r) => {
-                let secs = Duration::from_millis(r.check_ms).as_secs_f64();
+                let took = words::duration_ms(r.check_ms);
+                let command = self.command();
                 let (tone, then) = if r.healed {
-                    (Tone::Good, format!("the check passed in {secs:.2}s, rebuilding {}", r.rebuilt.join(", ")))
+                    (Tone::Good, format!("`{command}` passed in {took}, rebuilding {}", r.rebuilt.join(", ")))
                 } else {
-                    (Tone::Warn, format!("the check still fails ({secs:.2}s)"))
+                    (Tone::Warn, format!("`{command}` still fails ({took})"))
                 };
-                let files = format!("{} files, {}", r.files, human_bytes(r.bytes));
-                self.status("Repaired", tone, &format!("{} ({files}); {then}", r.units.join(", ")));
+                let what = format!("{} ({})", r.units.join(", "), files_and_bytes(r.files, r.bytes));
+                self.status("Repaired", tone, &format!("{what}; {then}"));
             }
-            Event::VerifyStarted { command } => self.status("Verifying", Tone::Good, &format!("with `{command}`")),
-            Event::CargoLine(line) if !self.style.quiet => self.print(line),
+            Event::VerifyStarted { command } => {
+                lock(&self.seen).command = Some(words::cargo_command(command));
+                self.status("Verifying", Tone::Good, &format!("with `{command}`"));
+            }
+            // Cargo's own lines: with -q, cargo was asked for only its warnings and errors.
+            Event::CargoLine(line) => self.print(line),
             Event::Verified(v) => self.verified(v),
             Event::Warning(message) => self.warning(message),
-            Event::Dirs(_) | Event::Signal { .. } | Event::CargoLine(_) => {}
+            Event::Signal { .. } => {}
         }
     }
 
     fn finish(&self, summary: &Summary, error: Option<&dyn Display>) -> std::io::Result<()> {
+        self.untick();
+        let measured = lock(&self.seen).measured;
+        let line = words::summary_line(summary, measured, &self.command());
+        // A run that failed before it did anything has nothing to sum up: the error says it all.
+        let acted = !summary.holders.is_empty()
+            || summary.removed.is_some()
+            || summary.verify.is_some()
+            || summary.check.is_some()
+            || summary.purge_detached.is_some();
+        if error.is_none() || acted {
+            let tone = if error.is_some() { Tone::Bad } else { Tone::Good };
+            self.status("Summary", tone, &line);
+        }
         if let Some(e) = error {
             self.print(&format!("{}: {e}", self.paint("error", Tone::Bad)));
-        } else if summary.dry_run && !self.style.quiet {
-            let n = summary.holders.iter().filter(|h| h.holder.verdict == Verdict::Terminate).count();
-            self.status("Dry run", Tone::Good, &format!("{n} to terminate; nothing was signalled or deleted"));
+        } else if !self.style.quiet {
+            for help in words::helps(summary) {
+                self.print(&format!("{}: {help}", self.paint("help", Tone::Good)));
+            }
         }
         self.flush();
         Ok(())

@@ -5,6 +5,7 @@
 mod github;
 mod human;
 mod json;
+pub mod words;
 
 use std::fmt::Display;
 use std::io::Write;
@@ -35,7 +36,8 @@ pub struct Style {
     pub color: bool,
     pub progress: bool,
     pub quiet: bool,
-    pub verbose: bool,
+    /// 0 by default; 1 with `-v` (the long form of each holder, every signal); 2 with `-vv`.
+    pub verbose: u8,
 }
 
 /// Receives a run's events as they happen (from several threads: the purge and cargo's output run beside the
@@ -97,7 +99,7 @@ impl crate::detach::Log for DeleterLog {
     }
 
     fn progress(&self, files: u64, bytes: u64) {
-        log_line(&format!("removed {files} files, {} so far", human_bytes(bytes)));
+        log_line(&format!("removed {} so far", words::files_and_bytes(files, bytes)));
     }
 
     fn finished(&self, purged: &crate::purge::Purged) {
@@ -114,11 +116,12 @@ impl crate::detach::Log for DeleterLog {
             ));
         }
         let r = purged.removed;
-        log_line(&format!("removed {} files, {} in {} ms; done", r.files, human_bytes(r.bytes), r.duration_ms));
+        let took = words::duration_ms(r.duration_ms);
+        log_line(&format!("removed {} in {took}; done", words::files_and_bytes(r.files, r.bytes)));
     }
 }
 
-/// Sizes as cargo prints them: `1.4GiB`, `512.0KiB`, `17B`.
+/// Sizes in binary units, as cargo counts them: `1.4 GiB`, `512.0 KiB`, `17 B`.
 #[must_use]
 pub fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
@@ -129,7 +132,7 @@ pub fn human_bytes(bytes: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{bytes}B") } else { format!("{value:.1}{}", UNITS[unit]) }
+    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
 }
 
 #[cfg(test)]
@@ -138,8 +141,8 @@ mod tests {
 
     #[test]
     fn bytes_like_cargo() {
-        assert_eq!(human_bytes(17), "17B");
-        assert_eq!(human_bytes(1536), "1.5KiB");
-        assert_eq!(human_bytes(1_503_238_553), "1.4GiB");
+        assert_eq!(human_bytes(17), "17 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(1_503_238_553), "1.4 GiB");
     }
 }

@@ -51,12 +51,17 @@ pub fn terminate(
     }
     let mut reported = vec![false; targets.len()];
     let mut interrupted = false;
+    // What was sent last, and the deadline last announced: each new wait is announced once, for a countdown.
+    let (mut sent, mut announced) = (Sig::Term, None);
     loop {
         report_ended(&m, targets, &mut reported, emit);
         match m.step(start.elapsed()) {
             Step::Done => break,
             Step::Signal(list) => {
                 for (i, sig) in list {
+                    if sig != Sig::Cont {
+                        sent = sig;
+                    }
                     let Some(h) = handles[i].as_ref().filter(|_| m.ended(i).is_none()) else { continue };
                     match platform.signal(h, sig) {
                         Ok(()) => emit(Event::Signal { pid: h.pid(), signal: sig }),
@@ -71,6 +76,11 @@ pub fn terminate(
                     continue;
                 }
                 let live = m.live_indices();
+                if announced != Some(until) {
+                    announced = Some(until);
+                    let pids = live.iter().map(|&i| targets[i].pid).collect();
+                    emit(Event::Waiting { pids, after: sent, within: until.saturating_sub(start.elapsed()) });
+                }
                 let live_handles: Vec<&ProcHandle> = live.iter().filter_map(|&i| handles[i].as_ref()).collect();
                 let waited = platform.wait_any(&live_handles, start + until, interrupt);
                 let now = start.elapsed();
