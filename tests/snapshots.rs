@@ -10,13 +10,14 @@ mod common;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use cargo_safeclean::Error;
 use cargo_safeclean::detach::Detached;
 use cargo_safeclean::event::{Event, Summary};
 use cargo_safeclean::model::{
     Handle, HandleKind, Hold, Holder, Kind, Left, Mode, Outcome, Process, Relation, Removed, Settled, Sig, SpareReason,
     Uninspectable, Verdict, Verified,
 };
-use cargo_safeclean::purge::Progress;
+use cargo_safeclean::purge::{Progress, PurgeError};
 use cargo_safeclean::report::{Format, Output, Style, to_writers};
 use cargo_safeclean::workspace::Dirs;
 use common::*;
@@ -149,6 +150,11 @@ fn summary(events: &[Event]) -> Summary {
         repaired: None,
         verify: Some(Verified { exit_code: Some(0), duration_ms: 1250, interrupted: false }),
         exit_code: 5,
+        // The run's own error, as `run` builds it: a message, a note and a help line.
+        error: Some(
+            Error::from(PurgeError::MountsLeft { mounts: vec!["/w/target/.safeclean-trash-1-a/debug/cache".into()] })
+                .failure(),
+        ),
     }
 }
 
@@ -166,33 +172,31 @@ fn detached_run() -> (Vec<Event>, Summary) {
         .collect();
     let verify = events.iter().position(|e| matches!(e, Event::VerifyStarted { .. })).unwrap();
     events.insert(verify, Event::PurgeDetached(detached.clone()));
-    let summary =
-        Summary { removed: None, left: vec![], purge_detached: Some(detached), exit_code: 0, ..summary(&events) };
+    let summary = Summary {
+        removed: None,
+        left: vec![],
+        purge_detached: Some(detached),
+        exit_code: 0,
+        error: None,
+        ..summary(&events)
+    };
     (events, summary)
 }
 
 /// Replays the fixed run through the reporter for `format`; returns (stdout, stderr).
 fn replay(format: Format, verbose: bool) -> (String, String) {
     let events = events();
-    let error =
-        "left a mount point inside the old tree mounted and untouched: /w/target/.safeclean-trash-1-a/debug/cache";
-    replay_run(format, verbose, &events, &summary(&events), Some(&error))
+    replay_run(format, verbose, &events, &summary(&events))
 }
 
-fn replay_run(
-    format: Format,
-    verbose: bool,
-    events: &[Event],
-    summary: &Summary,
-    error: Option<&dyn std::fmt::Display>,
-) -> (String, String) {
+fn replay_run(format: Format, verbose: bool, events: &[Event], summary: &Summary) -> (String, String) {
     let (out, err) = (Buf::default(), Buf::default());
     let output = Output { format, style: Style { color: false, progress: false, quiet: false, verbose } };
     let reporter = to_writers(&output, Box::new(out.clone()), Box::new(err.clone()));
     for e in events {
         reporter.event(e);
     }
-    reporter.finish(summary, error).unwrap();
+    reporter.finish(summary).unwrap();
     (out.text(), err.text())
 }
 
@@ -225,14 +229,14 @@ fn github_actions() {
 #[test]
 fn a_detached_run() {
     let (events, summary) = detached_run();
-    let (stdout, stderr) = replay_run(Format::Human, false, &events, &summary, None);
+    let (stdout, stderr) = replay_run(Format::Human, false, &events, &summary);
     assert_eq!(stdout, "");
     insta::assert_snapshot!("detached_human", stderr);
-    let (stdout, _) = replay_run(Format::Json, false, &events, &summary, None);
+    let (stdout, _) = replay_run(Format::Json, false, &events, &summary);
     insta::assert_snapshot!("detached_json_stdout", stdout);
     let step = tempfile::NamedTempFile::new().unwrap();
     let github = Format::Github { step_summary: Some(step.path().to_path_buf()) };
-    replay_run(github, false, &events, &summary, None);
+    replay_run(github, false, &events, &summary);
     insta::assert_snapshot!("detached_github_step_summary", std::fs::read_to_string(step.path()).unwrap());
 }
 

@@ -1,7 +1,6 @@
 //! Human text on stderr, in cargo's voice: a right-aligned status word, then what happened.
 
 use std::collections::HashMap;
-use std::fmt::Display;
 use std::fmt::Write as _;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,7 +9,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{Reporter, Style, human_bytes};
+use super::{Reporter, Style, failure_lines, human_bytes};
 use crate::event::{Event, Summary};
 use crate::layout::lock_name;
 use crate::model::{
@@ -373,9 +372,11 @@ impl Reporter for HumanReporter {
         }
     }
 
-    fn finish(&self, summary: &Summary, error: Option<&dyn Display>) -> std::io::Result<()> {
-        if let Some(e) = error {
-            self.print(&format!("{}: {e}", self.paint("error", Tone::Bad)));
+    fn finish(&self, summary: &Summary) -> std::io::Result<()> {
+        if let Some(failure) = &summary.error {
+            for line in failure_lines(failure, self.style.color) {
+                self.print(&line);
+            }
         } else if summary.dry_run && !self.style.quiet {
             let n = summary.holders.iter().filter(|h| h.holder.verdict == Verdict::Terminate).count();
             self.status("Dry run", Tone::Good, &format!("{n} to terminate; nothing was signalled or deleted"));
