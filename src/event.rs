@@ -283,6 +283,22 @@ pub struct Summary {
     pub repaired: Option<Repaired>,
     pub verify: Option<Verified>,
     pub exit_code: i32,
+    /// Why the run failed; `None` when it did not.
+    pub error: Option<Failure>,
+}
+
+/// A failed run's error as the user reads it: one message, what to do about it, and what was (not) done. Built
+/// once from [`crate::error::Error`], so every reporter says the same; JSON: the summary's `error`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// A stable name for the class of failure (`refused`, `holders-remain`, …); each kind has one exit code.
+    pub kind: &'static str,
+    /// What went wrong, naming the path or pid: cargo's `error:` line.
+    pub message: String,
+    /// What the user can do: cargo's `help:` line.
+    pub help: Option<String>,
+    /// What was or was not done (`nothing was deleted`): cargo's `note:` line.
+    pub note: Option<String>,
 }
 
 impl Summary {
@@ -302,13 +318,19 @@ impl Summary {
             repaired: None,
             verify: None,
             exit_code,
+            error: None,
         }
     }
 }
 
+/// The version of the summary line's shape: raised when a field changes meaning or goes away, never for a new
+/// field.
+pub const SCHEMA: u32 = 1;
+
 #[derive(Serialize)]
 struct SummaryLine<'a> {
     reason: &'static str,
+    schema: u32,
     mode: &'static str,
     target_dir: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -331,6 +353,22 @@ struct SummaryLine<'a> {
     purge_detached: Option<DetachedLine>,
     verify: Option<VerifyLine>,
     exit_code: i32,
+    /// `null` when the run succeeded.
+    error: Option<ErrorLine<'a>>,
+}
+
+#[derive(Serialize)]
+struct ErrorLine<'a> {
+    kind: &'static str,
+    message: &'a str,
+    help: Option<&'a str>,
+    note: Option<&'a str>,
+}
+
+impl<'a> From<&'a Failure> for ErrorLine<'a> {
+    fn from(f: &'a Failure) -> Self {
+        ErrorLine { kind: f.kind, message: &f.message, help: f.help.as_deref(), note: f.note.as_deref() }
+    }
 }
 
 #[derive(Serialize)]
@@ -362,6 +400,7 @@ impl Serialize for Summary {
             self.dirs.as_ref().and_then(|d| d.build_dir.as_deref()).map(wire_path).unzip();
         SummaryLine {
             reason: "summary",
+            schema: SCHEMA,
             mode: self.mode.as_str(),
             target_dir,
             target_dir_bytes: target_dir_bytes.flatten(),
@@ -384,6 +423,7 @@ impl Serialize for Summary {
             purge_detached: self.purge_detached.as_ref().map(DetachedLine::from),
             verify: self.verify.map(|v| VerifyLine { exit_code: v.exit_code, duration_ms: v.duration_ms }),
             exit_code: self.exit_code,
+            error: self.error.as_ref().map(ErrorLine::from),
         }
         .serialize(s)
     }
@@ -440,16 +480,20 @@ mod tests {
         let expected = [
             "build_dir",
             "dry_run",
+            "error",
             "exit_code",
             "holders",
             "mode",
             "reason",
             "removed",
+            "schema",
             "target_dir",
             "uninspectable",
             "verify",
         ];
         assert_eq!(keys, expected);
+        assert_eq!(v["schema"], 1);
+        assert!(v["error"].is_null(), "a run that did not fail has error: null");
         let signal = Event::Signal { pid: 1, signal: Sig::Term };
         assert_eq!(
             serde_json::to_value(&signal).unwrap(),
@@ -457,6 +501,28 @@ mod tests {
         );
         assert!(!Event::Warning("x".into()).is_json_line());
         assert!(serde_json::to_value(Event::CargoLine("x".into())).is_err());
+    }
+
+    /// A failed run's summary says why, in the words and kind the user and a script read.
+    #[test]
+    fn a_failed_run_says_why() {
+        let error =
+            crate::Error::from(crate::terminate::HoldersRemain::NoKill { dir: "/w/target".into(), pids: vec![7] });
+        let s = Summary { error: Some(error.failure()), ..Summary::empty(Mode::Clean, false, error.exit_code()) };
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(
+            v["error"],
+            serde_json::json!({
+                "kind": "holders-remain",
+                "message": "--no-kill was given and processes hold /w/target (pids 7)",
+                "help": "stop them, or run without --no-kill",
+                "note": "nothing was changed",
+            })
+        );
+        assert_eq!(v["exit_code"], 4);
+        let bare = Failure { kind: "signals", message: "x".into(), help: None, note: None };
+        let v = serde_json::to_value(Summary { error: Some(bare), ..Summary::empty(Mode::Clean, false, 1) }).unwrap();
+        assert!(v["error"]["help"].is_null() && v["error"]["note"].is_null(), "{v}");
     }
 
     #[test]

@@ -134,64 +134,92 @@ impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let p = self.path.display();
         match &self.reason {
-            Reason::FilesystemRoot => {
-                write!(f, "refusing to clean {p}: it is the filesystem root (no flag overrides this)")
+            Reason::FilesystemRoot => write!(f, "refusing to clean {p}: it is the filesystem root"),
+            Reason::SystemDir => write!(f, "refusing to clean {p}: it is a system directory"),
+            Reason::Home { home } => {
+                write!(f, "refusing to clean {p}: it is the home directory {} or one of its parents", home.display())
             }
-            Reason::SystemDir => write!(f, "refusing to clean {p}: it is a system directory (no flag overrides this)"),
-            Reason::Home { home } => write!(
-                f,
-                "refusing to clean {p}: it is the home directory {} or one of its parents (no flag overrides this)",
-                home.display()
-            ),
-            Reason::CargoHome { cargo_home } => write!(
-                f,
-                "refusing to clean {p}: it is cargo's home {} or one of its parents (no flag overrides this)",
-                cargo_home.display()
-            ),
+            Reason::CargoHome { cargo_home } => {
+                write!(f, "refusing to clean {p}: it is cargo's home {} or one of its parents", cargo_home.display())
+            }
             Reason::InsideCargoHome { cargo_home } => write!(
                 f,
                 "refusing to clean {p}: it lies inside cargo's home {} (the registry, git checkouts, installed \
-                 binaries), not a target dir; pass --force if it is one",
+                 binaries), not a target dir",
                 cargo_home.display()
             ),
             Reason::WorkspaceOrAncestor { workspace_root } => write!(
                 f,
-                "refusing to clean {p}: it is the workspace root {} or one of its parents (no flag overrides this); \
-                 pass the target dir itself with --target-dir",
+                "refusing to clean {p}: it is the workspace root {} or one of its parents",
                 workspace_root.display()
             ),
-            Reason::Missing => write!(
-                f,
-                "refusing to clean {p}: the --target-dir does not exist (a typo?); nothing was changed. Pass an \
-                 existing target dir, or leave out --target-dir to clean the one cargo uses"
-            ),
+            Reason::Missing => write!(f, "refusing to clean {p}: the --target-dir does not exist (a typo?)"),
             Reason::NotADirectory => write!(f, "refusing to clean {p}: it is not a directory"),
-            Reason::DanglingSymlink => write!(
-                f,
-                "refusing to clean {p}: it is a symlink to nothing; remove the link or create what it points to"
-            ),
+            Reason::DanglingSymlink => write!(f, "refusing to clean {p}: it is a symlink to nothing"),
             Reason::ForeignLink { by, owner } => write!(
                 f,
                 "refusing to clean {p}: it is a symlink that {by} can point anywhere, and it leads to a dir of uid \
-                 {owner}; a root run does not follow another user's link (no flag overrides this). Run as uid \
-                 {owner}, or pass the dir it leads to with --target-dir"
+                 {owner}"
             ),
-            Reason::Changed { what } => write!(
-                f,
-                "refusing to clean {p}: it changed after it was checked ({what}); nothing was changed. Someone \
-                 else can rename or replace it: check who can write its parent dir, then run again"
-            ),
+            Reason::Changed { what } => write!(f, "refusing to clean {p}: it changed after it was checked ({what})"),
             Reason::NotACargoTarget => write!(
                 f,
                 "refusing to clean {p}: it does not look like a cargo target dir (no CACHEDIR.TAG written by cargo, \
-                 no .rustc_info.json, no <profile>/.cargo-lock); pass --force if it is one"
+                 no .rustc_info.json, no <profile>/.cargo-lock)"
             ),
             Reason::Foreign { entry } => write!(
                 f,
                 "refusing to clean {p}: it holds {entry}, which cargo never writes in a target dir, so it is more \
-                 than a target dir; move {entry} out, or pass --force if it may go"
+                 than a target dir"
             ),
             Reason::Unreadable(e) => write!(f, "refusing to clean {p}: cannot inspect it: {e}"),
+        }
+    }
+}
+
+/// Said of a dir whose name led elsewhere at the act than at the check, by the guard and by the swap.
+pub const CHANGED_HELP: &str =
+    "someone else can rename or replace it: check who can write its parent dir, then run again";
+
+impl Refusal {
+    /// What the user can do: the flag that overrides it, or what to fix.
+    #[must_use]
+    pub fn help(&self) -> Option<String> {
+        Some(match &self.reason {
+            Reason::InsideCargoHome { .. } | Reason::NotACargoTarget => "pass --force if it is one".into(),
+            Reason::WorkspaceOrAncestor { .. } => "pass the target dir itself with --target-dir".into(),
+            Reason::Missing => {
+                "pass an existing target dir, or leave out --target-dir to clean the one cargo uses".into()
+            }
+            Reason::DanglingSymlink => "remove the link or create what it points to".into(),
+            Reason::ForeignLink { owner, .. } => {
+                format!("run as uid {owner}, or pass the dir it leads to with --target-dir")
+            }
+            Reason::Changed { .. } => CHANGED_HELP.into(),
+            Reason::Foreign { entry } => format!("move {entry} out, or pass --force if it may go"),
+            Reason::FilesystemRoot
+            | Reason::SystemDir
+            | Reason::Home { .. }
+            | Reason::CargoHome { .. }
+            | Reason::NotADirectory
+            | Reason::Unreadable(_) => return None,
+        })
+    }
+
+    /// Why no flag helps, where none does; that nothing was changed, where the run had got further than a look.
+    #[must_use]
+    pub fn note(&self) -> Option<String> {
+        match &self.reason {
+            Reason::FilesystemRoot
+            | Reason::SystemDir
+            | Reason::Home { .. }
+            | Reason::CargoHome { .. }
+            | Reason::WorkspaceOrAncestor { .. } => Some("no flag overrides this".into()),
+            Reason::ForeignLink { .. } => {
+                Some("a root run does not follow another user's link; no flag overrides this".into())
+            }
+            Reason::Missing | Reason::Changed { .. } => Some("nothing was changed".into()),
+            _ => None,
         }
     }
 }
@@ -488,8 +516,40 @@ mod tests {
         let p = protect(&d.join("home"));
         let r = check_dir(&t, &d.join("ws"), &p, false, false).unwrap_err();
         assert_eq!(r.reason, Reason::Foreign { entry: ".ssh".into() });
-        assert!(r.overridable() && r.to_string().contains("--force"));
+        assert!(r.overridable() && r.help().unwrap().contains("--force"));
         assert!(check_dir(&t, &d.join("ws"), &p, false, true).is_ok());
+    }
+
+    /// The advice to pass --force is given exactly where --force would let the dir through, and the message itself
+    /// only says what is wrong.
+    #[test]
+    fn help_offers_force_only_where_it_works() {
+        let reasons = [
+            Reason::FilesystemRoot,
+            Reason::SystemDir,
+            Reason::Home { home: "/h".into() },
+            Reason::CargoHome { cargo_home: "/h/.cargo".into() },
+            Reason::InsideCargoHome { cargo_home: "/h/.cargo".into() },
+            Reason::WorkspaceOrAncestor { workspace_root: "/w".into() },
+            Reason::Missing,
+            Reason::NotADirectory,
+            Reason::DanglingSymlink,
+            Reason::ForeignLink { by: "uid 1001".into(), owner: 1000 },
+            Reason::Changed { what: "it is a symlink now".into() },
+            Reason::NotACargoTarget,
+            Reason::Foreign { entry: ".git".into() },
+            Reason::Unreadable("permission denied".into()),
+        ];
+        for reason in reasons {
+            let r = Refusal { path: "/w/target".into(), reason };
+            let help = r.help().unwrap_or_default();
+            assert_eq!(help.contains("--force"), r.overridable(), "{r}: help: {help}");
+            let message = r.to_string();
+            assert!(message.starts_with("refusing to clean /w/target: "), "{message}");
+            assert!(!message.contains("--force") && !message.contains("overrides"), "{message}");
+            let no_flag = r.note().is_some_and(|n| n.contains("no flag overrides this"));
+            assert!(!(no_flag && r.overridable()), "{r}");
+        }
     }
 
     #[test]

@@ -10,10 +10,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::exit;
 
-/// A run stopped by Ctrl-C, and what was (not) done.
+/// A run stopped by Ctrl-C: when, and what was (not) done.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("interrupted: {0}")]
-pub struct Interrupted(pub &'static str);
+#[error("interrupted {during}")]
+pub struct Interrupted {
+    /// `while verifying`, `during the check`.
+    pub during: &'static str,
+    /// What the interruption left: `nothing was deleted`.
+    pub note: &'static str,
+}
 
 /// The interrupt state shared by every stage.
 #[derive(Debug)]

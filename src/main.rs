@@ -14,7 +14,7 @@ fn main() {
         Ok(plan) => plan,
         Err(e) => {
             let e = Error::from(e);
-            report::early_error(&e);
+            report::early_error(&e.failure());
             std::process::exit(e.exit_code());
         }
     };
@@ -25,13 +25,16 @@ fn main() {
         std::process::exit(if clean { exit::OK } else { exit::REMOVE_FAILED });
     }
     let reporter = report::for_output(&plan.output);
-    let (summary, result) = match Interrupt::install() {
-        Ok(interrupt) => cargo_safeclean::run(&plan, reporter.as_ref(), &interrupt),
-        Err(e) => (Summary::empty(plan.mode, plan.dry_run, exit::UNEXPECTED), Err(Error::Signals(e))),
+    // The summary carries the run's error (and its exit code) to the reporter.
+    let summary = match Interrupt::install() {
+        Ok(interrupt) => cargo_safeclean::run(&plan, reporter.as_ref(), &interrupt).0,
+        Err(e) => {
+            let e = Error::Signals(e);
+            Summary { error: Some(e.failure()), ..Summary::empty(plan.mode, plan.dry_run, e.exit_code()) }
+        }
     };
     // A run whose report could not be written whole must not look like a success to the script reading it.
-    let error = result.as_ref().err().map(|e| e as &dyn std::fmt::Display);
-    let code = match (reporter.finish(&summary, error), summary.exit_code) {
+    let code = match (reporter.finish(&summary), summary.exit_code) {
         (Err(_), exit::OK) => exit::UNEXPECTED,
         (_, code) => code,
     };

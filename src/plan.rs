@@ -78,12 +78,29 @@ pub struct Detach {
 /// An environment variable with a value the tool does not know (exit 2, like a bad option).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
-    #[error("{name}={value} is not understood; use one of: {expected}")]
-    BadEnv { name: &'static str, value: String, expected: String },
+    #[error("{name}={value} is not understood")]
+    BadEnv {
+        name: &'static str,
+        value: String,
+        /// What it may be, as words that follow "set it to": `one of: native, portable`.
+        expected: String,
+    },
     #[error("cannot read the current dir: {0}")]
     CurrentDir(String),
-    #[error("{what} is not available on this platform; leave the variable unset or use `portable`")]
+    #[error("{what} is not available on this platform")]
     Unavailable { what: &'static str },
+}
+
+impl PlanError {
+    /// What to do instead.
+    #[must_use]
+    pub fn help(&self) -> Option<String> {
+        match self {
+            PlanError::BadEnv { name, expected, .. } => Some(format!("unset {name}, or set it to {expected}")),
+            PlanError::CurrentDir(_) => None,
+            PlanError::Unavailable { .. } => Some("leave the variable unset or use `portable`".into()),
+        }
+    }
 }
 
 /// The environment a plan is resolved in: variables, whether stderr is a terminal, the cores, the current dir.
@@ -134,11 +151,14 @@ impl Env {
         T::from_str(&text, true).map(Some).map_err(|_| PlanError::BadEnv {
             name,
             value: text.into_owned(),
-            expected: T::value_variants()
-                .iter()
-                .filter_map(|v| Some(v.to_possible_value()?.get_name().to_string()))
-                .collect::<Vec<_>>()
-                .join(", "),
+            expected: format!(
+                "one of: {}",
+                T::value_variants()
+                    .iter()
+                    .filter_map(|v| Some(v.to_possible_value()?.get_name().to_string()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         })
     }
 
@@ -313,8 +333,13 @@ mod tests {
     #[test]
     fn unknown_values_are_usage_errors() {
         let e = plan(&[], &[("SAFECLEAN_PLATFORM", "windows")]).unwrap_err();
-        assert_eq!(e.to_string(), "SAFECLEAN_PLATFORM=windows is not understood; use one of: native, portable");
-        assert!(plan(&[], &[("SAFECLEAN_PURGE_THREADS", "many")]).is_err());
+        assert_eq!(e.to_string(), "SAFECLEAN_PLATFORM=windows is not understood");
+        assert_eq!(e.help().unwrap(), "unset SAFECLEAN_PLATFORM, or set it to one of: native, portable");
+        let threads = plan(&[], &[("SAFECLEAN_PURGE_THREADS", "many")]).unwrap_err();
+        assert_eq!(
+            threads.help().unwrap(),
+            "unset SAFECLEAN_PURGE_THREADS, or set it to a number of threads, 1 or more"
+        );
         assert!(plan(&["--detach"], &[("SAFECLEAN_DETACH_THREADS", "0")]).is_err());
         let detached = plan(&["--detach"], &[("SAFECLEAN_DETACH_THREADS", "5")]).unwrap().detach.unwrap();
         assert_eq!(detached.workers, 5);

@@ -53,7 +53,7 @@ pub fn run(plan: &Plan, reporter: &dyn Reporter, interrupt: &Interrupt) -> (Summ
     let emit = |e: Event| reporter.event(&e);
     let result =
         Run { plan, emit: &emit, interrupt, me: std::process::id(), cargo_user: OnceLock::new() }.pipeline(&mut record);
-    (record.into_summary(plan.mode, plan.dry_run, error::exit_code(&result)), result)
+    (record.into_summary(plan.mode, plan.dry_run, &result), result)
 }
 
 /// What the stages returned so far.
@@ -72,7 +72,8 @@ struct Record {
 }
 
 impl Record {
-    fn into_summary(mut self, mode: Mode, dry_run: bool, exit_code: i32) -> Summary {
+    /// The summary of a run that ended with `result`: its exit code and, when it failed, why.
+    fn into_summary(mut self, mode: Mode, dry_run: bool, result: &Result<(), Error>) -> Summary {
         let holders = self
             .holders
             .into_iter()
@@ -93,7 +94,8 @@ impl Record {
             left: self.left,
             repaired: self.repaired,
             verify: self.verified,
-            exit_code,
+            exit_code: error::exit_code(result),
+            error: result.as_ref().err().map(Error::failure),
         }
     }
 }
@@ -396,9 +398,8 @@ impl Run<'_> {
             record.verified = Some(verified);
             (self.emit)(Event::Verified(verified));
             if verified.interrupted || self.interrupt.is_set() {
-                return Err(
-                    Interrupted("while verifying; the old tree is still being deleted in the background").into()
-                );
+                let note = "the old tree is still being deleted in the background";
+                return Err(Interrupted { during: "while verifying", note }.into());
             }
             if !verified.success() {
                 let command = self.verify_request(dirs).shown();
@@ -418,7 +419,7 @@ impl Run<'_> {
             let ran = check::run(&req, &self.watch(dirs, locks))?;
             let v = ran.verified;
             if v.interrupted || self.interrupt.is_set() {
-                return Err(Interrupted("during the check; nothing was signalled or deleted").into());
+                return Err(Interrupted { during: "during the check", note: "nothing was signalled or deleted" }.into());
             }
             let duration_ms = ran.duration_ms;
             let mut checked = |result: CheckResult, exit_code| {
@@ -499,7 +500,8 @@ impl Run<'_> {
             return Ok(true);
         }
         if ran.verified.interrupted || self.interrupt.is_set() {
-            return Err(Interrupted("during the check after the repair; the rest of the tree is as it was").into());
+            let note = "the rest of the tree is as it was";
+            return Err(Interrupted { during: "during the check after the repair", note }.into());
         }
         let again = diagnose::diagnose(&ran.diagnostics, roots);
         if matches!(again, Diagnosis::CodeError) && ran.verified.exit_code != Some(1) {
@@ -564,7 +566,7 @@ impl Run<'_> {
                 record.outcomes.insert(t.pid, (ended.outcome, ended.note));
             }
             if done.interrupted {
-                return Err(Interrupted("while stopping holders; nothing was deleted").into());
+                return Err(Interrupted { during: "while stopping holders", note: "nothing was deleted" }.into());
             }
             let survivors: Vec<(Named, String)> = pending
                 .iter()
@@ -656,7 +658,7 @@ impl Run<'_> {
         record.verified = Some(verified);
         (self.emit)(Event::Verified(verified));
         if verified.interrupted || self.interrupt.is_set() {
-            return Err(Interrupted("while verifying; nothing was deleted").into());
+            return Err(Interrupted { during: "while verifying", note: "nothing was deleted" }.into());
         }
         if !verified.success() {
             let command = self.verify_request(dirs).shown();
@@ -711,12 +713,18 @@ impl Run<'_> {
         }
         if purged.interrupted || verified.is_some_and(|v| v.interrupted) || self.interrupt.is_set() {
             let left = swapped.trash.iter().any(|t| std::fs::symlink_metadata(&t.path).is_ok());
-            return Err(Interrupted(if left {
+            let note = if left {
                 "the rest of the old tree stays in the trash; the next run removes it"
             } else {
                 "the old tree was already removed"
-            })
-            .into());
+            };
+            // The purge and the check run side by side: name the one the interrupt stopped.
+            let during = if verified.is_some_and(|v| v.interrupted) && !purged.interrupted {
+                "while verifying"
+            } else {
+                "while removing the old tree"
+            };
+            return Err(Interrupted { during, note }.into());
         }
         if let Some((path, e)) = purged.problems.errors.into_iter().next() {
             return Err(PurgeError::from(RemoveError::new("remove", path, e)).into());

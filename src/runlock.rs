@@ -40,15 +40,14 @@ pub struct RunLock {
 /// Why the run lock could not be taken.
 #[derive(Debug, thiserror::Error)]
 pub enum RunLockError {
-    #[error("interrupted while waiting for another cargo-safeclean run on {}; nothing was changed", dir.display())]
+    #[error("interrupted while waiting for another cargo-safeclean run on {}", dir.display())]
     Interrupted { dir: PathBuf },
     #[error(
-        "gave up after {:.1}s waiting for the lock of {} ({}), held by {holder}; nothing was changed. Let that \
-         run finish, or pass a longer --lock-timeout",
+        "gave up after {:.1}s waiting for the lock of {} ({}), held by {holder}",
         waited.as_secs_f64(), dir.display(), lock.display()
     )]
     Timeout { dir: PathBuf, lock: PathBuf, holder: String, waited: Duration },
-    #[error("no private dir for this tool's locks and logs: {0}; set XDG_RUNTIME_DIR or TMPDIR to a dir of your own")]
+    #[error("no private dir for this tool's locks and logs: {0}")]
     NoRuntimeDir(String),
     #[error("failed to lock {} (to keep other runs out of {}): {source}", lock.display(), dir.display())]
     Io {
@@ -57,6 +56,27 @@ pub enum RunLockError {
         #[source]
         source: io::Error,
     },
+}
+
+impl RunLockError {
+    /// What to do about it.
+    #[must_use]
+    pub fn help(&self) -> Option<String> {
+        match self {
+            RunLockError::Timeout { .. } => Some("let that run finish, or pass a longer --lock-timeout".into()),
+            RunLockError::NoRuntimeDir(_) => Some("set XDG_RUNTIME_DIR or TMPDIR to a dir of your own".into()),
+            RunLockError::Interrupted { .. } | RunLockError::Io { .. } => None,
+        }
+    }
+
+    /// What was done: nothing, whenever the lock was waited for.
+    #[must_use]
+    pub fn note(&self) -> Option<String> {
+        match self {
+            RunLockError::Interrupted { .. } | RunLockError::Timeout { .. } => Some("nothing was changed".into()),
+            RunLockError::NoRuntimeDir(_) | RunLockError::Io { .. } => None,
+        }
+    }
 }
 
 impl RuntimeDir {

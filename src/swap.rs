@@ -25,6 +25,7 @@ use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, RenameFlags, Uid};
 use rustix::io::Errno;
 
 use crate::anchor::{Anchored, Kind, Opened};
+use crate::guard::CHANGED_HELP;
 use crate::layout::{CACHEDIR_TAG, NEW_SUFFIX, is_run_id};
 use crate::model::{FileId, Owner};
 use crate::platform::{self, Acting};
@@ -55,14 +56,30 @@ pub enum SwapMethod {
 #[derive(Debug, thiserror::Error)]
 pub enum SwapError {
     /// What the name led to changed after the guard's check: refused (exit 3), and undone where it was started.
-    #[error(
-        "refusing to clean {}: {what}; it was left as it is. Someone else can rename or replace it: check who can \
-         write its parent dir, then run again",
-        path.display()
-    )]
+    #[error("refusing to clean {}: {what}", path.display())]
     Changed { path: PathBuf, what: String },
     #[error(transparent)]
     Io(#[from] RemoveError),
+}
+
+impl SwapError {
+    /// What to do about it.
+    #[must_use]
+    pub fn help(&self) -> Option<String> {
+        match self {
+            SwapError::Changed { .. } => Some(CHANGED_HELP.into()),
+            SwapError::Io(e) => e.help(),
+        }
+    }
+
+    /// What was left: the dir as it was, when the exchange was refused.
+    #[must_use]
+    pub fn note(&self) -> Option<String> {
+        match self {
+            SwapError::Changed { .. } => Some("it was left as it is".into()),
+            SwapError::Io(_) => None,
+        }
+    }
 }
 
 type Result<T> = std::result::Result<T, SwapError>;

@@ -12,7 +12,7 @@ use crate::interrupt::Interrupt;
 use crate::layout::{LockName, cargo_locks, package_cache_locks};
 use crate::model::Verified;
 use crate::platform::{Identity, Platform};
-use crate::workspace::Dirs;
+use crate::workspace::{CargoSaid, Dirs};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -50,10 +50,9 @@ pub struct RunAs {
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
     #[error(
-        "failed to start `{} check`{}: {source}; install cargo or set CARGO to its path{}",
+        "failed to start `{} check`{}: {source}",
         program.to_string_lossy(),
         run_as.map_or(String::new(), |uid| format!(" as uid {uid}, the owner of the workspace")),
-        if run_as.is_some() { " (one that user may run), or pass --no-verify" } else { "" }
     )]
     Spawn {
         program: OsString,
@@ -62,33 +61,66 @@ pub enum VerifyError {
         source: std::io::Error,
     },
     #[error(
-        "`{command}` failed ({}); the target dir was cleaned, so this is a real build error",
+        "`{command}` failed ({})",
         exit_code.map_or("killed by a signal".into(), |c| format!("exit code {c}"))
     )]
     Failed { command: String, exit_code: Option<i32> },
-    #[error(
-        "cargo could not run `{command}` as asked (exit code 1: its command line or its configuration); fix that and \
-         run again{}",
-        if *deleted { "" } else { "; nothing was signalled or deleted" }
-    )]
+    #[error("cargo could not run `{command}` as asked (exit code 1: its command line or its configuration)")]
     Rejected { command: String, deleted: bool },
-    #[error("cargo rejects `{command}`: {reason}; nothing was signalled or deleted")]
-    BadArguments { command: String, reason: String },
+    /// `reason` is cargo's own error line, without its `error: `.
+    #[error("cargo rejects `{command}`: {reason}")]
+    BadArguments { command: String, reason: String, tip: Option<String> },
     #[error(
-        "`{command}` failed with an error about {}, which this tool does not know as damage; nothing was signalled or \
-         deleted. If the build dir is to blame, `cargo safeclean` (without --if-broken) cleans it anyway",
+        "`{command}` failed with an error about {}, which this tool does not know as damage",
         path.display()
     )]
     Unknown { command: String, path: PathBuf },
     #[error(
-        "`{command}` failed ({}) with errors no clean fixes: the code, not the build dir, is broken; nothing was \
-         signalled or deleted",
+        "`{command}` failed ({}) with errors no clean fixes: the code, not the build dir, is broken",
         exit_code.map_or("killed by a signal".into(), |c| format!("exit code {c}"))
     )]
     CodeBroken { command: String, exit_code: Option<i32> },
 }
 
+/// Said whenever the check ended the run before anything was done.
+const NOTHING_DONE: &str = "nothing was signalled or deleted";
+
 impl VerifyError {
+    /// What to do about it.
+    #[must_use]
+    pub fn help(&self) -> Option<String> {
+        match self {
+            VerifyError::Spawn { run_as: None, .. } => Some("install cargo or set CARGO to its path".into()),
+            VerifyError::Spawn { run_as: Some(uid), .. } => {
+                Some(format!("install cargo or set CARGO to a cargo that uid {uid} may run, or pass --no-verify"))
+            }
+            VerifyError::Rejected { .. } => Some("fix what cargo says above and run again".into()),
+            VerifyError::BadArguments { tip, .. } => Some(match tip {
+                Some(tip) => format!("{tip}; the arguments after `--` go to cargo as they are"),
+                None => "fix the arguments after `--`: they go to cargo as they are".into(),
+            }),
+            VerifyError::Unknown { .. } => {
+                Some("if the build dir is to blame, `cargo safeclean` (without --if-broken) cleans it anyway".into())
+            }
+            VerifyError::Failed { .. } | VerifyError::CodeBroken { .. } => None,
+        }
+    }
+
+    /// Whether anything was cleaned before the check failed.
+    #[must_use]
+    pub fn note(&self) -> Option<String> {
+        match self {
+            VerifyError::Failed { .. } => {
+                Some("the target dir was cleaned, so this is a real build error, not a damaged build dir".into())
+            }
+            VerifyError::Rejected { deleted: false, .. }
+            | VerifyError::BadArguments { .. }
+            | VerifyError::Unknown { .. }
+            | VerifyError::CodeBroken { .. } => Some(NOTHING_DONE.into()),
+            VerifyError::Spawn { .. } | VerifyError::Rejected { deleted: true, .. } => None,
+        }
+    }
+
     /// The verify of `command` ended with `exit_code`: a build that failed, or (exit 1) cargo refusing to run it.
     #[must_use]
     pub fn failed(command: String, exit_code: Option<i32>) -> Self {
@@ -258,10 +290,9 @@ pub fn validate(req: &Request<'_>) -> Result<(), VerifyError> {
     if out.status.success() {
         return Ok(());
     }
-    let text = String::from_utf8_lossy(&out.stderr);
-    let reason = text.lines().find(|l| l.starts_with("error")).unwrap_or("it exits with an error").trim();
-    let reason = reason.strip_prefix("error: ").unwrap_or(reason).to_string();
-    Err(VerifyError::BadArguments { command: req.shown(), reason })
+    let said = CargoSaid::parse(&String::from_utf8_lossy(&out.stderr));
+    let reason = said.error.unwrap_or_else(|| format!("it exits with {}, and says nothing", out.status));
+    Err(VerifyError::BadArguments { command: req.shown(), reason, tip: said.tip })
 }
 
 /// One of cargo's locks that a `cargo` is waiting for.

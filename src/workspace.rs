@@ -43,7 +43,7 @@ pub struct Request<'a> {
 /// Why the workspace could not be resolved.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkspaceError {
-    #[error("failed to run `{} metadata`: {source}; install cargo or set CARGO to its path", program.to_string_lossy())]
+    #[error("failed to run `{} metadata`: {source}", program.to_string_lossy())]
     Spawn {
         program: OsString,
         #[source]
@@ -51,7 +51,7 @@ pub enum WorkspaceError {
     },
     #[error("--manifest-path {} does not exist", path.display())]
     ManifestMissing { path: PathBuf },
-    #[error("--manifest-path {} is a directory; pass the path of its Cargo.toml", path.display())]
+    #[error("--manifest-path {} is a directory", path.display())]
     ManifestIsDir { path: PathBuf },
     #[error("cannot read --manifest-path {}: {source}", path.display())]
     ManifestUnreadable {
@@ -59,12 +59,102 @@ pub enum WorkspaceError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cargo cannot read the workspace of --manifest-path {}: {stderr}", path.display())]
-    ManifestRejected { path: PathBuf, stderr: String },
-    #[error("`cargo metadata` failed ({status}): {stderr}\nrun this inside a cargo workspace or pass --manifest-path")]
-    NotAWorkspace { status: std::process::ExitStatus, stderr: String },
+    /// `reason` is what cargo said, in one line ([`CargoSaid`]).
+    #[error("cargo cannot read the workspace of --manifest-path {}: {reason}", path.display())]
+    ManifestRejected { path: PathBuf, reason: String, tip: Option<String> },
+    /// `manifest` says whether a `Cargo.toml` lies in `dir` or above it: then cargo found a workspace it cannot read.
+    #[error("`cargo metadata` failed in {}: {reason}", dir.display())]
+    NotAWorkspace { dir: PathBuf, reason: String, tip: Option<String>, manifest: bool },
     #[error("could not read the output of `cargo metadata`: {0}")]
     BadMetadata(#[source] serde_json::Error),
+}
+
+impl WorkspaceError {
+    /// What to do about it; cargo's own advice first, where it gave some.
+    #[must_use]
+    pub fn help(&self) -> Option<String> {
+        match self {
+            WorkspaceError::Spawn { .. } => Some("install cargo or set CARGO to its path".into()),
+            WorkspaceError::ManifestIsDir { .. } => Some("pass the path of its Cargo.toml".into()),
+            WorkspaceError::ManifestRejected { tip: Some(tip), .. }
+            | WorkspaceError::NotAWorkspace { tip: Some(tip), .. } => Some(tip.clone()),
+            WorkspaceError::NotAWorkspace { tip: None, manifest: false, .. } => {
+                Some("run this inside a cargo workspace or pass --manifest-path".into())
+            }
+            WorkspaceError::NotAWorkspace { tip: None, manifest: true, .. } => {
+                Some("fix what cargo names, or pass --manifest-path to clean another workspace".into())
+            }
+            WorkspaceError::ManifestMissing { .. }
+            | WorkspaceError::ManifestUnreadable { .. }
+            | WorkspaceError::ManifestRejected { tip: None, .. }
+            | WorkspaceError::BadMetadata(_) => None,
+        }
+    }
+}
+
+/// What cargo's stderr says went wrong, for one line of ours: cargo's first `error:` line without its `error: ` (so
+/// that the user reads `error:` once), the lines that continue it, the place it points at (`--> Cargo.toml:1:9`),
+/// and the last two of its `Caused by:` causes (the innermost is often an OS error that names nothing, the one
+/// before it names the file). Cargo's `help:` (or clap's `tip:`) becomes the tip.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CargoSaid {
+    /// `None` when cargo said nothing that reads as an error.
+    pub error: Option<String>,
+    pub tip: Option<String>,
+}
+
+impl CargoSaid {
+    #[must_use]
+    pub fn parse(stderr: &str) -> Self {
+        let lines: Vec<&str> = stderr.lines().map(str::trim_end).collect();
+        // Warnings and progress lines may come first; without an `error:` line, the first line that says anything.
+        let Some(first) = lines
+            .iter()
+            .position(|l| l.starts_with("error: "))
+            .or_else(|| lines.iter().position(|l| !l.trim().is_empty()))
+        else {
+            return CargoSaid::default();
+        };
+        let mut head = lines[first].strip_prefix("error: ").unwrap_or(lines[first]).trim().to_string();
+        let (mut place, mut causes, mut tip) = (None, Vec::new(), None);
+        let mut in_head = true;
+        let mut rest = lines[first + 1..].iter().peekable();
+        while let Some(line) = rest.next() {
+            let text = line.trim();
+            if text.is_empty() {
+                in_head = false;
+            } else if let Some(at) = text.strip_prefix("--> ") {
+                in_head = false;
+                place.get_or_insert(at.to_string());
+            } else if let Some(advice) = text.strip_prefix("help: ").or_else(|| text.strip_prefix("tip: ")) {
+                tip.get_or_insert(advice.to_string());
+            } else if text == "Caused by:" {
+                // A cause is the first line after its heading; what follows it (a snippet) is left to cargo.
+                if let Some(cause) = rest.peek() {
+                    causes.push(cause.trim().to_string());
+                }
+            } else if is_snippet(text) || line.starts_with(' ') {
+                // A quoted source line, or an indented detail: the end of the sentence.
+                in_head = false;
+            } else if in_head {
+                // `referenced by workspace at …`: the same sentence on cargo's next line.
+                head.push(' ');
+                head.push_str(text);
+            }
+        }
+        if let Some(place) = place {
+            head = format!("{head} (at {place})");
+        }
+        for cause in causes.iter().skip(causes.len().saturating_sub(2)) {
+            head = format!("{head}: {cause}");
+        }
+        CargoSaid { error: Some(head), tip }
+    }
+}
+
+/// A line of a quoted snippet: `|`, `1 | [package`, `  |         ^`.
+fn is_snippet(text: &str) -> bool {
+    text.split_once('|').is_some_and(|(gutter, _)| gutter.trim().chars().all(|c| c.is_ascii_digit()))
 }
 
 #[derive(Deserialize)]
@@ -98,10 +188,16 @@ pub fn resolve(req: &Request<'_>) -> Result<Dirs, WorkspaceError> {
         .output()
         .map_err(|source| WorkspaceError::Spawn { program: req.cargo.clone(), source })?;
     if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        let said = CargoSaid::parse(&String::from_utf8_lossy(&out.stderr));
+        let reason = said.error.unwrap_or_else(|| format!("it exits with {}, and says nothing", out.status));
         return Err(match manifest_path {
-            Some(path) => WorkspaceError::ManifestRejected { path, stderr },
-            None => WorkspaceError::NotAWorkspace { status: out.status, stderr },
+            Some(path) => WorkspaceError::ManifestRejected { path, reason, tip: said.tip },
+            None => WorkspaceError::NotAWorkspace {
+                dir: req.cwd.to_path_buf(),
+                reason,
+                tip: said.tip,
+                manifest: req.cwd.ancestors().any(|d| d.join("Cargo.toml").is_file()),
+            },
         });
     }
     let meta: Metadata = serde_json::from_slice(&out.stdout).map_err(WorkspaceError::BadMetadata)?;
@@ -126,5 +222,46 @@ fn check_manifest(path: &Path) -> Result<(), WorkspaceError> {
             Err(WorkspaceError::ManifestMissing { path: path.to_path_buf() })
         }
         Err(source) => Err(WorkspaceError::ManifestUnreadable { path: path.to_path_buf(), source }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn said(stderr: &str) -> (String, Option<String>) {
+        let s = CargoSaid::parse(stderr);
+        (s.error.unwrap(), s.tip)
+    }
+
+    /// Cargo's own `error: ` goes, so that the user reads `error:` once; what it said stays, in one line.
+    #[test]
+    fn cargo_says_it_in_one_line() {
+        let (error, tip) = said("error: could not find `Cargo.toml` in `/tmp/x` or any parent directory\n");
+        assert_eq!(error, "could not find `Cargo.toml` in `/tmp/x` or any parent directory");
+        assert_eq!(tip, None);
+        let toml =
+            "error: unclosed table, expected `]`\n --> broken/Cargo.toml:1:9\n  |\n1 | [package\n  |         ^\n";
+        assert_eq!(said(toml).0, "unclosed table, expected `]` (at broken/Cargo.toml:1:9)");
+        let member = "warning: unused manifest key: package.foo\n\
+            error: failed to load manifest for workspace member `/w/m`\n\
+            referenced by workspace at `/w/Cargo.toml`\n\n\
+            Caused by:\n  failed to load source for dependency `nope`\n\n\
+            Caused by:\n  failed to read `/w/m/Cargo.toml`\n\n\
+            Caused by:\n  No such file or directory (os error 2)\n";
+        assert_eq!(
+            said(member).0,
+            "failed to load manifest for workspace member `/w/m` referenced by workspace at `/w/Cargo.toml`: failed \
+             to read `/w/m/Cargo.toml`: No such file or directory (os error 2)"
+        );
+        let clap = "error: unexpected argument '--bogus-flag' found\n\n  \
+            tip: a similar argument exists: '--bins'\n\nUsage: cargo check [OPTIONS]\n\n\
+            For more information, try '--help'.\n";
+        assert_eq!(
+            said(clap),
+            ("unexpected argument '--bogus-flag' found".into(), Some("a similar argument exists: '--bins'".into()))
+        );
+        assert_eq!(said("Killed\n").0, "Killed", "no `error:` line: the first line that says anything");
+        assert_eq!(CargoSaid::parse("\n \n"), CargoSaid::default());
     }
 }

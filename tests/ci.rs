@@ -65,7 +65,10 @@ fn github_actions_error_names_the_failure_and_exit_code() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let error = stdout.lines().find(|l| l.starts_with("::error ")).unwrap_or_else(|| panic!("{stdout}"));
     assert!(error.starts_with("::error title=cargo-safeclean failed::"), "{error}");
-    assert!(error.contains("--no-kill") && error.ends_with("(exit code 4)"), "{error}");
+    // The message and exit code first, then the advice on lines of their own (`%0A` is the runner's newline).
+    let lines: Vec<&str> = error.split("%0A").collect();
+    assert!(lines[0].contains("--no-kill") && lines[0].ends_with("(exit code 4)"), "{error}");
+    assert_eq!(lines[1..], ["note: nothing was changed", "help: stop them, or run without --no-kill"], "{error}");
     let md = std::fs::read_to_string(step_summary.path()).unwrap();
     assert!(md.contains("**Failed with exit code 4:**") && md.contains("would-terminate"), "{md}");
 }

@@ -344,7 +344,9 @@ fn arguments_cargo_rejects_change_nothing() {
     for args in [&["--", "--bogus-flag"][..], &["--if-broken", "--", "--bogus-flag"]] {
         let out = ws.run(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
-        assert!(stderr(&out).contains("--bogus-flag") && stderr(&out).contains("nothing was"), "{}", stderr(&out));
+        assert!(says(&out, "error", "--bogus-flag"), "{}", stderr(&out));
+        assert!(says(&out, "note", "nothing was signalled or deleted"), "{}", stderr(&out));
+        assert_eq!(stderr(&out).matches("error:").count(), 1, "cargo's own `error:` is not repeated: {}", stderr(&out));
         assert!(untouched(&marker), "{args:?} deleted the target dir");
     }
 }

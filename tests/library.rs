@@ -25,7 +25,7 @@ impl Reporter for Recorder {
         self.0.lock().unwrap().push(event.clone());
     }
 
-    fn finish(&self, _: &Summary, _: Option<&dyn std::fmt::Display>) -> std::io::Result<()> {
+    fn finish(&self, _: &Summary) -> std::io::Result<()> {
         Ok(())
     }
 }
@@ -83,6 +83,7 @@ fn a_plan_built_by_hand_runs_the_whole_pipeline() {
     assert!(held.dies_within(Duration::from_secs(5)));
 
     assert_eq!(summary.exit_code, 0);
+    assert_eq!(summary.error, None);
     assert_eq!(summary.holders.len(), 1);
     let settled = &summary.holders[0];
     assert_eq!((settled.holder.process.pid, settled.holder.kind), (held.pid, Kind::TargetBinary));

@@ -170,7 +170,11 @@ fn guard_refuses_what_is_not_a_target_home_and_the_workspace() {
     std::fs::write(not_target.path().join("notes.txt"), "mine").unwrap();
     let out = ws.run(&["--target-dir", not_target.path().to_str().unwrap(), "--no-verify"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    assert!(stderr(&out).contains("does not look like a cargo target") && stderr(&out).contains("--force"));
+    assert!(
+        says(&out, "error", "does not look like a cargo target") && says(&out, "help", "--force"),
+        "{}",
+        stderr(&out)
+    );
     assert!(not_target.path().join("notes.txt").exists());
 
     let home = tempfile::tempdir().unwrap();
@@ -284,7 +288,8 @@ fn outside_a_workspace_the_error_says_what_to_do() {
     let empty = tempfile::tempdir().unwrap();
     let out = Ws::new(false).safeclean(&[]).current_dir(empty.path()).output_bounded();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains("--manifest-path"), "{}", stderr(&out));
+    assert!(says(&out, "help", "--manifest-path"), "{}", stderr(&out));
+    assert_eq!(stderr(&out).matches("error:").count(), 1, "cargo's own `error:` is not repeated: {}", stderr(&out));
 }
 
 #[test]

@@ -11,14 +11,16 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use cargo_safeclean::Error;
 use cargo_safeclean::detach::Detached;
 use cargo_safeclean::event::{Event, Summary};
 use cargo_safeclean::model::{
     CheckResult, Checked, DirSize, Handle, HandleKind, Hold, Holder, Kind, Left, Mode, Outcome, Process, Relation,
     Removed, Repaired, Settled, Sig, SpareReason, Uninspectable, Verdict, Verified,
 };
-use cargo_safeclean::purge::Progress;
+use cargo_safeclean::purge::{Progress, PurgeError};
 use cargo_safeclean::report::{Format, Output, Style, to_writers};
+use cargo_safeclean::verify::VerifyError;
 use cargo_safeclean::workspace::Dirs;
 use common::*;
 
@@ -152,6 +154,11 @@ fn summary(events: &[Event]) -> Summary {
         repaired: None,
         verify: Some(Verified { exit_code: Some(0), duration_ms: 1250, interrupted: false }),
         exit_code: 5,
+        // The run's own error, as `run` builds it: a message, a note and a help line.
+        error: Some(
+            Error::from(PurgeError::MountsLeft { mounts: vec!["/w/target/.safeclean-trash-1-a/debug/cache".into()] })
+                .failure(),
+        ),
     }
 }
 
@@ -169,36 +176,34 @@ fn detached_run() -> (Vec<Event>, Summary) {
         .collect();
     let verify = events.iter().position(|e| matches!(e, Event::VerifyStarted { .. })).unwrap();
     events.insert(verify, Event::PurgeDetached(detached.clone()));
-    let summary =
-        Summary { removed: None, left: vec![], purge_detached: Some(detached), exit_code: 0, ..summary(&events) };
+    let summary = Summary {
+        removed: None,
+        left: vec![],
+        purge_detached: Some(detached),
+        exit_code: 0,
+        error: None,
+        ..summary(&events)
+    };
     (events, summary)
 }
 
 /// Replays the fixed run through the reporter for `format`; returns (stdout, stderr).
 fn replay(format: Format, style: Style) -> (String, String) {
     let events = events();
-    let error =
-        "left a mount point inside the old tree mounted and untouched: /w/target/.safeclean-trash-1-a/debug/cache";
-    replay_run(format, style, &events, &summary(&events), Some(&error))
+    replay_run(format, style, &events, &summary(&events))
 }
 
 /// The style of a log: no colour, no progress line.
 const PLAIN: Style = Style { color: false, progress: false, quiet: false, verbose: 0 };
 
-fn replay_run(
-    format: Format,
-    style: Style,
-    events: &[Event],
-    summary: &Summary,
-    error: Option<&dyn std::fmt::Display>,
-) -> (String, String) {
+fn replay_run(format: Format, style: Style, events: &[Event], summary: &Summary) -> (String, String) {
     let (out, err) = (Buf::default(), Buf::default());
     let output = Output { format, style };
     let reporter = to_writers(&output, Box::new(out.clone()), Box::new(err.clone()));
     for e in events {
         reporter.event(e);
     }
-    reporter.finish(summary, error).unwrap();
+    reporter.finish(summary).unwrap();
     (out.text(), err.text())
 }
 
@@ -233,14 +238,14 @@ fn github_actions() {
 #[test]
 fn a_detached_run() {
     let (events, summary) = detached_run();
-    let (stdout, stderr) = replay_run(Format::Human, PLAIN, &events, &summary, None);
+    let (stdout, stderr) = replay_run(Format::Human, PLAIN, &events, &summary);
     assert_eq!(stdout, "");
     insta::assert_snapshot!("detached_human", stderr);
-    let (stdout, _) = replay_run(Format::Json, PLAIN, &events, &summary, None);
+    let (stdout, _) = replay_run(Format::Json, PLAIN, &events, &summary);
     insta::assert_snapshot!("detached_json_stdout", stdout);
     let step = tempfile::NamedTempFile::new().unwrap();
     let github = Format::Github { step_summary: Some(step.path().to_path_buf()) };
-    replay_run(github, PLAIN, &events, &summary, None);
+    replay_run(github, PLAIN, &events, &summary);
     insta::assert_snapshot!("detached_github_step_summary", std::fs::read_to_string(step.path()).unwrap());
 }
 
@@ -266,10 +271,10 @@ fn settled(holders: Vec<Holder>, outcome: impl Fn(&Holder) -> Outcome) -> Vec<Se
 }
 
 /// The human text of `events` and `summary`, plain, and quiet.
-fn human(events: &[Event], summary: &Summary, error: Option<&dyn std::fmt::Display>) -> (String, String) {
-    let (stdout, text) = replay_run(Format::Human, PLAIN, events, summary, error);
+fn human(events: &[Event], summary: &Summary) -> (String, String) {
+    let (stdout, text) = replay_run(Format::Human, PLAIN, events, summary);
     assert_eq!(stdout, "", "human text goes to stderr only");
-    let quiet = replay_run(Format::Human, Style { quiet: true, ..PLAIN }, events, summary, error).1;
+    let quiet = replay_run(Format::Human, Style { quiet: true, ..PLAIN }, events, summary).1;
     (text, quiet)
 }
 
@@ -292,7 +297,7 @@ fn a_dry_run_names_what_it_would_stop_and_remove() {
         uninspectable: Uninspectable { other_users: 2, own: vec![], unnamed: vec![] },
         ..Summary::empty(Mode::Clean, true, 0)
     };
-    let (text, quiet) = human(&events, &summary, None);
+    let (text, quiet) = human(&events, &summary);
     insta::assert_snapshot!("dry_run_human", text);
     assert_eq!(quiet, "", "a quiet dry run without warnings says nothing");
 }
@@ -305,7 +310,7 @@ fn if_broken_says_what_the_check_found() {
     let healthy = check(CheckResult::Healthy, Some(0));
     let events = [Event::Dirs(dirs(None)), started.clone(), Event::Checked(healthy.clone())];
     let summary = Summary { dirs: Some(dirs(None)), check: Some(healthy), ..Summary::empty(Mode::Clean, false, 0) };
-    insta::assert_snapshot!("if_broken_healthy_human", human(&events, &summary, None).0);
+    insta::assert_snapshot!("if_broken_healthy_human", human(&events, &summary).0);
 
     let damaged = check(
         CheckResult::Corrupt { signature: "truncated metadata", path: "/w/target/debug/deps/libserde-1.rmeta".into() },
@@ -332,16 +337,20 @@ fn if_broken_says_what_the_check_found() {
         repaired: Some(repaired),
         ..Summary::empty(Mode::Clean, false, 0)
     };
-    insta::assert_snapshot!("if_broken_damaged_human", human(&events, &summary, None).0);
+    insta::assert_snapshot!("if_broken_damaged_human", human(&events, &summary).0);
 
     let code = check(CheckResult::CodeError, Some(101));
     let events = [Event::Dirs(dirs(None)), started, Event::Checked(code.clone())];
-    let summary = Summary { dirs: Some(dirs(None)), check: Some(code), ..Summary::empty(Mode::Clean, false, 6) };
-    let error = "`cargo check` failed (exit code 101) with errors no clean fixes: the code, not the build dir, is \
-                 broken; nothing was signalled or deleted";
-    let (text, quiet) = human(&events, &summary, Some(&error));
+    let broken = VerifyError::CodeBroken { command: "cargo check".into(), exit_code: Some(101) };
+    let summary = Summary {
+        dirs: Some(dirs(None)),
+        check: Some(code),
+        error: Some(Error::from(broken).failure()),
+        ..Summary::empty(Mode::Clean, false, 6)
+    };
+    let (text, quiet) = human(&events, &summary);
     insta::assert_snapshot!("if_broken_code_error_human", text);
-    assert!(quiet.starts_with("error:") && quiet.lines().count() == 1, "quiet keeps the error only: {quiet}");
+    assert!(quiet.starts_with("error:") && !quiet.contains("Summary"), "quiet keeps the error only: {quiet}");
 }
 
 /// `--unlock`: the owner of the package-cache lock is stopped, a cargo waiting for it spared.
@@ -377,7 +386,7 @@ fn unlock_stops_the_owner_and_spares_the_waiter() {
         verify: Some(Verified { exit_code: Some(0), duration_ms: 200, interrupted: false }),
         ..Summary::empty(Mode::Unlock, false, 0)
     };
-    insta::assert_snapshot!("unlock_human", human(&events, &summary, None).0);
+    insta::assert_snapshot!("unlock_human", human(&events, &summary).0);
 }
 
 /// No line of the common reports is wider than 100 columns.

@@ -429,18 +429,31 @@ impl Snapshot {
 /// Why the process table or the holders could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
-    #[error("failed to list /proc: {0}; is procfs mounted?")]
+    #[error("cannot list /proc: {0}")]
     Proc(#[source] std::io::Error),
-    #[error("failed to read the process table: {0}")]
+    #[error("cannot read the process table: {0}")]
     Table(String),
-    #[error("failed to run {}: {source}; install lsof or use the /proc backend", program.to_string_lossy())]
+    #[error("cannot run {}: {source}", program.to_string_lossy())]
     LsofSpawn {
         program: OsString,
         #[source]
         source: std::io::Error,
     },
-    #[error("{} printed nothing ({status}); is it installed and allowed to read processes?", program.to_string_lossy())]
+    #[error("{} printed nothing ({status})", program.to_string_lossy())]
     LsofSilent { program: OsString, status: std::process::ExitStatus },
+}
+
+impl ScanError {
+    /// What to check.
+    #[must_use]
+    pub fn help(&self) -> Option<String> {
+        match self {
+            ScanError::Proc(_) => Some("check that procfs is mounted on /proc".into()),
+            ScanError::Table(_) => None,
+            ScanError::LsofSpawn { .. } => Some("install lsof or use the /proc backend".into()),
+            ScanError::LsofSilent { .. } => Some("check that lsof is installed and allowed to read processes".into()),
+        }
+    }
 }
 
 /// Linux appends ` (deleted)` to links whose target was unlinked, and lsof repeats it; the path is what matters.

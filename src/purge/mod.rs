@@ -28,9 +28,9 @@ pub struct Progress {
     pub bytes: AtomicU64,
 }
 
-/// A removal that failed, with the path and what the user can do about it.
+/// A removal that failed, with the path; [`RemoveError::help`] says what the user can do about it.
 #[derive(Debug, thiserror::Error)]
-#[error("failed to {action} {}: {source}; {}", path.display(), hint(source))]
+#[error("failed to {action} {}: {source}", path.display())]
 pub struct RemoveError {
     pub action: &'static str,
     pub path: PathBuf,
@@ -41,6 +41,12 @@ pub struct RemoveError {
 impl RemoveError {
     pub fn new(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         RemoveError { action, path: path.into(), source }
+    }
+
+    /// The usual way out of it.
+    #[must_use]
+    pub fn help(&self) -> Option<String> {
+        Some(hint(&self.source).into())
     }
 }
 
@@ -63,20 +69,44 @@ pub enum PurgeError {
     #[error(transparent)]
     Remove(#[from] RemoveError),
     #[error(
-        "left {} inside the old tree mounted and untouched: {}; the rest was removed. Release {} with `umount PATH` \
-         (as root) and run cargo safeclean again: it removes what is left",
+        "left {} inside the old tree mounted and untouched: {}",
         if mounts.len() == 1 { "a mount point" } else { "mount points" },
-        mounts.iter().map(|m| m.display().to_string()).collect::<Vec<_>>().join(", "),
-        if mounts.len() == 1 { "it" } else { "them" }
+        mounts.iter().map(|m| m.display().to_string()).collect::<Vec<_>>().join(", ")
     )]
     MountsLeft { mounts: Vec<PathBuf> },
     #[error(
-        "left {} of the old tree: another process holds {} lock (named above); the new target dir is in place. Once \
-         it lets go, run cargo safeclean again: it removes what is left",
+        "left {} of the old tree: another process holds {} lock (named above)",
         left.iter().map(|m| m.display().to_string()).collect::<Vec<_>>().join(", "),
         if left.len() == 1 { "its" } else { "their" }
     )]
     LeftLocked { left: Vec<PathBuf> },
+}
+
+impl PurgeError {
+    /// What to do so that the next run removes what is left.
+    #[must_use]
+    pub fn help(&self) -> Option<String> {
+        match self {
+            PurgeError::Remove(e) => e.help(),
+            PurgeError::MountsLeft { mounts } => Some(format!(
+                "release {} with `umount PATH` (as root) and run cargo safeclean again: it removes what is left",
+                if mounts.len() == 1 { "it" } else { "them" }
+            )),
+            PurgeError::LeftLocked { .. } => {
+                Some("once it lets go, run cargo safeclean again: it removes what is left".into())
+            }
+        }
+    }
+
+    /// What is in place despite the failure.
+    #[must_use]
+    pub fn note(&self) -> Option<String> {
+        match self {
+            PurgeError::Remove(_) => None,
+            PurgeError::MountsLeft { .. } => Some("the rest was removed".into()),
+            PurgeError::LeftLocked { .. } => Some("the new target dir is in place".into()),
+        }
+    }
 }
 
 /// What a purge could not do.

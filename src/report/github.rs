@@ -3,7 +3,6 @@
 //! table appended to `$GITHUB_STEP_SUMMARY`. Every event goes to the human reporter; this one only adds.
 
 use std::collections::HashMap;
-use std::fmt::Display;
 use std::fmt::Write as _;
 use std::io::Write;
 use std::path::PathBuf;
@@ -64,7 +63,7 @@ impl GithubReporter {
         self.command(&format!("::warning title={}::{}", escape_property(&title), escape_data(&message)));
     }
 
-    fn step_summary(summary: &Summary, error: Option<&dyn Display>) -> String {
+    fn step_summary(summary: &Summary) -> String {
         let mut md = String::from("### cargo safeclean\n\n");
         if let Some(d) = &summary.dirs {
             let _ = writeln!(md, "Target dir: `{}`\n", d.target_dir.display());
@@ -111,8 +110,13 @@ impl GithubReporter {
             }
             None => md.push_str("`cargo check`: not run.\n"),
         }
-        if let Some(e) = error {
-            let _ = writeln!(md, "\n**Failed with exit code {}:** {}", summary.exit_code, cell(&e.to_string()));
+        if let Some(f) = &summary.error {
+            let _ = writeln!(md, "\n**Failed with exit code {}:** {}", summary.exit_code, cell(&f.message));
+            for (label, text) in [("note", &f.note), ("help", &f.help)] {
+                if let Some(text) = text {
+                    let _ = writeln!(md, "\n{label}: {}", cell(text));
+                }
+            }
         }
         md
     }
@@ -146,10 +150,16 @@ impl Reporter for GithubReporter {
         }
     }
 
-    fn finish(&self, summary: &Summary, error: Option<&dyn Display>) -> std::io::Result<()> {
-        self.human.finish(summary, error)?;
-        if let Some(e) = error {
-            let message = format!("{e} (exit code {})", summary.exit_code);
+    fn finish(&self, summary: &Summary) -> std::io::Result<()> {
+        self.human.finish(summary)?;
+        if let Some(f) = &summary.error {
+            // The annotation is all a reader of the run's page may see: the advice goes with it, a line each.
+            let mut message = format!("{} (exit code {})", f.message, summary.exit_code);
+            for (label, text) in [("note", &f.note), ("help", &f.help)] {
+                if let Some(text) = text {
+                    let _ = write!(message, "\n{label}: {text}");
+                }
+            }
             self.command(&format!(
                 "::error title={}::{}",
                 escape_property("cargo-safeclean failed"),
@@ -161,7 +171,7 @@ impl Reporter for GithubReporter {
                 .create(true)
                 .append(true)
                 .open(path)
-                .and_then(|mut f| f.write_all(Self::step_summary(summary, error).as_bytes()));
+                .and_then(|mut f| f.write_all(Self::step_summary(summary).as_bytes()));
             if let Err(e) = written {
                 let message = format!("could not append to GITHUB_STEP_SUMMARY {}: {e}", path.display());
                 self.human.event(&Event::Warning(message));

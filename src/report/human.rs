@@ -3,7 +3,6 @@
 //! and a closing `Summary` line. The words themselves are in [`super::words`].
 
 use std::collections::HashMap;
-use std::fmt::Display;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -12,7 +11,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::words::{self, files_and_bytes};
-use super::{Reporter, Style};
+use super::{Reporter, Style, failure_lines};
 use crate::event::{Event, Summary};
 use crate::model::{CheckResult, Checked, DirSize, Holder, Outcome, Sig, Uninspectable, Verdict, Verified};
 use crate::purge::Progress;
@@ -23,6 +22,8 @@ enum Tone {
     Good,
     Warn,
     Bad,
+    /// A `help:` label, as cargo colours it.
+    Help,
 }
 
 /// A line that redraws itself on a terminal (the purge's counters, a countdown), until it is cleared.
@@ -82,6 +83,7 @@ impl HumanReporter {
             Tone::Good => "1;32",
             Tone::Warn => "1;33",
             Tone::Bad => "1;31",
+            Tone::Help => "1;36",
         };
         format!("\x1b[{code}m{text}\x1b[0m")
     }
@@ -417,25 +419,27 @@ impl Reporter for HumanReporter {
         }
     }
 
-    fn finish(&self, summary: &Summary, error: Option<&dyn Display>) -> std::io::Result<()> {
+    fn finish(&self, summary: &Summary) -> std::io::Result<()> {
         self.untick();
         let measured = lock(&self.seen).measured;
         let line = words::summary_line(summary, measured, &self.command());
+        let failed = summary.error.is_some();
         // A run that failed before it did anything has nothing to sum up: the error says it all.
         let acted = !summary.holders.is_empty()
             || summary.removed.is_some()
             || summary.verify.is_some()
             || summary.check.is_some()
             || summary.purge_detached.is_some();
-        if error.is_none() || acted {
-            let tone = if error.is_some() { Tone::Bad } else { Tone::Good };
-            self.status("Summary", tone, &line);
+        if !failed || acted {
+            self.status("Summary", if failed { Tone::Bad } else { Tone::Good }, &line);
         }
-        if let Some(e) = error {
-            self.print(&format!("{}: {e}", self.paint("error", Tone::Bad)));
+        if let Some(failure) = &summary.error {
+            for line in failure_lines(failure, self.style.color) {
+                self.print(&line);
+            }
         } else if !self.style.quiet {
             for help in words::helps(summary) {
-                self.print(&format!("{}: {help}", self.paint("help", Tone::Good)));
+                self.print(&format!("{}: {help}", self.paint("help", Tone::Help)));
             }
         }
         self.flush();

@@ -1,13 +1,12 @@
 //! `--message-format json`: one JSON object per line on stdout, and nothing else there. cargo's output and
 //! warnings go to stderr.
 
-use std::fmt::Display;
 use std::io::Write;
 use std::sync::{Mutex, PoisonError};
 
 use serde::Serialize;
 
-use super::Reporter;
+use super::{Reporter, failure_lines};
 use crate::event::{Event, Summary};
 
 pub struct JsonReporter {
@@ -55,9 +54,10 @@ impl Reporter for JsonReporter {
         }
     }
 
-    fn finish(&self, summary: &Summary, error: Option<&dyn Display>) -> std::io::Result<()> {
-        if let Some(e) = error {
-            self.stderr(&format!("error: {e}"));
+    fn finish(&self, summary: &Summary) -> std::io::Result<()> {
+        // For the person watching: the summary's `error` says the same to the script.
+        for line in summary.error.iter().flat_map(|f| failure_lines(f, false)) {
+            self.stderr(&line);
         }
         self.line(summary);
         let failed = self.out.lock().unwrap_or_else(PoisonError::into_inner).1.take();
@@ -114,7 +114,7 @@ mod tests {
         let r = JsonReporter::new(Box::new(sink.clone()), Box::new(std::io::sink()));
         r.event(&Event::Signal { pid: 7, signal: Sig::Term });
         r.event(&Event::Signal { pid: 7, signal: Sig::Cont });
-        assert!(r.finish(&Summary::empty(Mode::Clean, false, 0), None).is_err());
+        assert!(r.finish(&Summary::empty(Mode::Clean, false, 0)).is_err());
         let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
         assert_eq!(text.lines().count(), 2, "{text}");
         assert!(text.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()), "{text}");

@@ -7,11 +7,10 @@ mod human;
 mod json;
 pub mod words;
 
-use std::fmt::Display;
 use std::io::Write;
 use std::path::PathBuf;
 
-use crate::event::{Event, Summary};
+use crate::event::{Event, Failure, Summary};
 
 /// Where the report goes and what it looks like, as the plan resolved it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,9 +44,9 @@ pub struct Style {
 pub trait Reporter: Sync {
     fn event(&self, event: &Event);
 
-    /// The last word: the summary, and the error the run ended with. Fails if the report itself could not be
+    /// The last word: the summary, with the error the run ended with in it. Fails if the report itself could not be
     /// written whole (the JSON stream), after saying so on stderr.
-    fn finish(&self, summary: &Summary, error: Option<&dyn Display>) -> std::io::Result<()>;
+    fn finish(&self, summary: &Summary) -> std::io::Result<()>;
 }
 
 /// The reporter for `output`, on the process's stdout and stderr.
@@ -70,9 +69,27 @@ pub fn to_writers(output: &Output, stdout: Box<dyn Write + Send>, stderr: Box<dy
     }
 }
 
-/// Says why the run could not even start (a bad environment variable), before any reporter exists.
-pub fn early_error(error: &dyn Display) {
-    let _ = writeln!(std::io::stderr(), "error: {error}");
+/// Says why the run could not even start (a bad environment variable), before any reporter exists: without colour,
+/// since the plan that would say whether to colour is what failed.
+pub fn early_error(failure: &Failure) {
+    let mut err = std::io::stderr().lock();
+    for line in failure_lines(failure, false) {
+        let _ = writeln!(err, "{line}");
+    }
+}
+
+/// A failure as cargo prints one: `error: MESSAGE` once, then a `note:` with what was (not) done and a `help:`
+/// with what to do, the labels in bold red, green and cyan when `color`.
+fn failure_lines(failure: &Failure, color: bool) -> Vec<String> {
+    let label = |word: &str, code: &str| if color { format!("\x1b[{code}m{word}\x1b[0m") } else { word.to_string() };
+    let mut lines = vec![format!("{}: {}", label("error", "1;31"), failure.message)];
+    if let Some(note) = &failure.note {
+        lines.push(format!("{}: {note}", label("note", "1;32")));
+    }
+    if let Some(help) = &failure.help {
+        lines.push(format!("{}: {help}", label("help", "1;36")));
+    }
+    lines
 }
 
 /// The detached deleter's voice: "ready" to its parent (the one line the parent waits for), and its log on its
@@ -138,6 +155,30 @@ pub fn human_bytes(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failure_reads_like_cargo() {
+        let f = Failure {
+            kind: "run-lock-timeout",
+            message: "gave up after 1.0s waiting for the lock of /w/target".into(),
+            help: Some("let that run finish, or pass a longer --lock-timeout".into()),
+            note: Some("nothing was changed".into()),
+        };
+        assert_eq!(
+            failure_lines(&f, false),
+            [
+                "error: gave up after 1.0s waiting for the lock of /w/target",
+                "note: nothing was changed",
+                "help: let that run finish, or pass a longer --lock-timeout",
+            ]
+        );
+        let painted = failure_lines(&f, true);
+        assert!(painted[0].starts_with("\x1b[1;31merror\x1b[0m: gave up"), "{painted:?}");
+        assert!(painted[1].starts_with("\x1b[1;32mnote\x1b[0m: "), "{painted:?}");
+        assert!(painted[2].starts_with("\x1b[1;36mhelp\x1b[0m: "), "{painted:?}");
+        let bare = Failure { help: None, note: None, ..f };
+        assert_eq!(failure_lines(&bare, false).len(), 1);
+    }
 
     #[test]
     fn bytes_like_cargo() {

@@ -302,7 +302,7 @@ pub fn summary_line(s: &Summary, sized: Option<(u64, u64)>, checked: &str) -> St
         Some(CheckResult::Healthy) => return format!("`{checked}` passed; nothing was cleaned"),
         // The check failed, and not for damage: the run ends there.
         Some(CheckResult::CodeError | CheckResult::Unknown { .. }) if s.holders.is_empty() => {
-            return format!("`{checked}` failed; nothing was signalled or deleted");
+            return format!("`{checked}` failed; nothing was cleaned");
         }
         _ => {}
     }

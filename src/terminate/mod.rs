@@ -183,26 +183,48 @@ impl fmt::Display for BusyLock {
 /// Why holders remain, so that nothing was deleted (exit 4).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HoldersRemain {
-    #[error(
-        "--no-kill was given and processes hold {} (pids {}); nothing was changed. Stop them, or run without --no-kill",
-        dir.display(),
-        join(pids, ", ")
-    )]
+    #[error("--no-kill was given and processes hold {} (pids {})", dir.display(), join(pids, ", "))]
     NoKill { dir: PathBuf, pids: Vec<u32> },
     #[error(
-        "{} still alive, so nothing was deleted: {}",
+        "{} still alive: {}",
         if survivors.len() == 1 { "a holder is" } else { "holders are" },
         survivors.iter().map(|(who, note)| format!("{who} ({note})")).collect::<Vec<_>>().join("; ")
     )]
     Survived { survivors: Vec<(Named, String)> },
-    #[error("a build still holds its lock, so nothing was deleted: {}", join(locks, "; "))]
+    #[error("a build still holds its lock: {}", join(locks, "; "))]
     LockBusy { locks: Vec<BusyLock> },
     #[error(
-        "processes keep taking hold of the target dir, so nothing was deleted: {}; stop what starts them (an \
-         editor's cargo check, a watcher) and run again",
+        "processes keep taking hold of the target dir: {}",
         holders.iter().map(ToString::to_string).chain(locks.iter().map(ToString::to_string)).collect::<Vec<_>>().join("; ")
     )]
     KeepComing { holders: Vec<Named>, locks: Vec<BusyLock> },
+}
+
+impl HoldersRemain {
+    /// What to do about them. A busy lock's advice depends on its holder, so it stays with each lock.
+    #[must_use]
+    pub fn help(&self) -> Option<String> {
+        match self {
+            HoldersRemain::NoKill { .. } => Some("stop them, or run without --no-kill".into()),
+            HoldersRemain::Survived { survivors } => Some(format!(
+                "once {} gone, run cargo safeclean again",
+                if survivors.len() == 1 { "it is" } else { "they are" }
+            )),
+            HoldersRemain::LockBusy { .. } => None,
+            HoldersRemain::KeepComing { .. } => {
+                Some("stop what starts them (an editor's cargo check, a watcher) and run again".into())
+            }
+        }
+    }
+
+    /// What was done: nothing deleted, and with `--no-kill` nothing signalled either.
+    #[must_use]
+    pub fn note(&self) -> Option<String> {
+        Some(match self {
+            HoldersRemain::NoKill { .. } => "nothing was changed".into(),
+            _ => "nothing was deleted".into(),
+        })
+    }
 }
 
 fn join<T: fmt::Display>(items: &[T], separator: &str) -> String {

@@ -487,6 +487,14 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Whether the run's stderr has a line `LABEL: …` (`error`, `note`, `help`, as cargo labels them) that contains
+/// `text`: advice is on its own line, not somewhere in the error.
+pub fn says(out: &Output, label: &str, text: &str) -> bool {
+    stderr(out)
+        .lines()
+        .any(|l| l.strip_prefix(label).and_then(|l| l.strip_prefix(": ")).is_some_and(|l| l.contains(text)))
+}
+
 /// Every file under `dir`, relative, sorted.
 pub fn tree(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
