@@ -89,7 +89,8 @@ impl GithubReporter {
             md.push('\n');
         }
         if uninspectable > 0 {
-            let _ = writeln!(md, "{uninspectable} processes could not be inspected; what they hold is not known.\n");
+            let who = words::things(uninspectable as u64, "process", "processes");
+            let _ = writeln!(md, "{who} could not be inspected; what they hold is not known.\n");
         }
         if let Some(r) = summary.removed {
             let _ = writeln!(md, "Removed {}.\n", words::files_and_bytes(r.files, r.bytes));
