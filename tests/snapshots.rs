@@ -104,7 +104,11 @@ fn events() -> Vec<Event> {
     let mut out = vec![Event::Dirs(dirs)];
     out.extend(holders().into_iter().map(|holder| Event::Holder { holder, outcome: None }));
     out.extend([
-        Event::Scanned { holders: 3, uninspectable: Uninspectable { other_users: 2, own: vec![], unnamed: vec![] } },
+        Event::Scanned {
+            mode: Mode::Clean,
+            holders: 3,
+            uninspectable: Uninspectable { other_users: 2, own: vec![], unnamed: vec![] },
+        },
         Event::Signal { pid: 4100, signal: Sig::Term },
         Event::Signal { pid: 4100, signal: Sig::Cont },
         Event::Signal { pid: 4101, signal: Sig::Term },

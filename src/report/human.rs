@@ -14,7 +14,7 @@ use super::{Reporter, Style, human_bytes};
 use crate::event::{Event, Summary};
 use crate::layout::lock_name;
 use crate::model::{
-    CheckResult, Checked, Hold, Holder, Kind, Outcome, Relation, SpareReason, Uninspectable, Verdict, Verified,
+    CheckResult, Checked, Hold, Holder, Kind, Mode, Outcome, Relation, SpareReason, Uninspectable, Verdict, Verified,
 };
 use crate::purge::Progress;
 
@@ -162,15 +162,19 @@ impl HumanReporter {
         self.status("Holder", tone, &line);
     }
 
-    fn scanned(&self, holders: usize, uninspectable: &Uninspectable) {
+    fn scanned(&self, mode: Mode, holders: usize, uninspectable: &Uninspectable) {
+        let held = match mode {
+            Mode::Clean => "the target dir",
+            Mode::Unlock => "cargo's locks",
+        };
         if holders == 0 {
             // Never "nothing holds it" when some processes could not be looked at.
             let what = if uninspectable.count() == 0 {
-                "no process holds the target dir"
+                format!("no process holds {held}")
             } else {
-                "no process that could be inspected holds the target dir"
+                format!("no process that could be inspected holds {held}")
             };
-            self.status("Scanned", Tone::Good, what);
+            self.status("Scanned", Tone::Good, &what);
         }
         if uninspectable.other_users > 0 {
             self.warning(&format!(
@@ -191,7 +195,7 @@ impl HumanReporter {
             ));
         }
         for (pid, name, what) in &uninspectable.unnamed {
-            self.warning(&format!("pid {pid} ({name}) {what}: whether it holds the target dir is not known"));
+            self.warning(&format!("pid {pid} ({name}) {what}: whether it holds {held} is not known"));
         }
     }
 
@@ -326,7 +330,7 @@ impl Reporter for HumanReporter {
                 ),
             ),
             Event::Holder { holder, outcome } => self.holder(holder, *outcome),
-            Event::Scanned { holders, uninspectable } => self.scanned(*holders, uninspectable),
+            Event::Scanned { mode, holders, uninspectable } => self.scanned(*mode, *holders, uninspectable),
             Event::Signal { pid, signal } if self.style.verbose => {
                 self.status("Signal", Tone::Warn, &format!("{} to pid {pid}", signal.name()));
             }
