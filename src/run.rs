@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use crate::anchor::Anchored;
+use crate::anchor::{self, Anchored};
 use crate::detach::{self, Detached};
 use crate::diagnose::{self, Diagnosis};
 use crate::error::{self, Error};
@@ -117,7 +117,7 @@ impl Run<'_> {
         let Some(dirs) = self.workspace()? else { return self.unlock_cargo_home(background, record) };
         record.dirs = Some(dirs.clone());
         let waited = Cell::new(false);
-        let (approved, locked) = self.approve_and_lock(&dirs, &waited)?;
+        let (approved, mut locked) = self.approve_and_lock(&dirs, &waited)?;
         self.cargo_user.set(Self::owner_to_run_as(&dirs)).expect("set once");
         (self.emit)(Event::Dirs(dirs.clone()));
         // Arguments cargo would reject are found now, not after the target dir is gone.
@@ -178,7 +178,7 @@ impl Run<'_> {
             return Ok(());
         }
 
-        self.swap_and_purge(&dirs, approved, locked.as_ref().map(|(_, runtime)| runtime), record)
+        self.swap_and_purge(&dirs, approved, locked.as_mut().map(|(lock, runtime)| (lock, &*runtime)), record)
     }
 
     /// The workspace's dirs, as cargo resolves them. `None` only for `--unlock` where no workspace is meant: no
@@ -285,9 +285,10 @@ impl Run<'_> {
         &self,
         dirs: &Dirs,
         approved: Vec<Anchored>,
-        runtime: Option<&RuntimeDir>,
+        locked: Option<(&mut runlock::RunLock, &RuntimeDir)>,
         record: &mut Record,
     ) -> Result<(), Error> {
+        let (run_lock, runtime) = locked.unzip();
         let id = swap::run_id();
         let mut swapped = swap::Swapped::default();
         let locks = || runtime.and_then(|rt| rt.trash_locks().ok());
@@ -308,6 +309,13 @@ impl Run<'_> {
             let s = swap::swap(a, &id, self.plan.swap, locks().as_ref(), &mut claim)?;
             swapped.trash.extend(s.trash);
             swapped.mounts.extend(s.mounts);
+        }
+        // A dir exchanged for a new one is trash now; the new dir's claim keeps later runs waiting. One emptied in
+        // place (a mount point, a symlink's) is still the target dir, and stays locked.
+        if let Some(lock) = run_lock {
+            for a in approved.iter().filter(|a| a.dir.as_ref().is_some_and(|d| d.kind == anchor::Kind::Plain)) {
+                lock.release(&run_key(a));
+            }
         }
         drop(approved);
         if let Some(detached) = runtime.and_then(|rt| self.detach(dirs, &swapped, rt, &id)) {
