@@ -86,7 +86,7 @@ pub struct Args {
 
     /// How long to wait for a lock another process holds: another run's on this target dir, or a purge's on a
     /// trash dir (e.g. 30s, 10m).
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration, allow_hyphen_values = true)]
     pub lock_timeout: Duration,
 
     /// Stop the owners of cargo's locks (package cache, build and artifact dirs) and delete nothing.
@@ -270,10 +270,11 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     Ok(bytes as u64)
 }
 
-/// The longest `--grace` or `--kill-timeout`: longer waits are typos, and deadlines must stay representable.
+/// The longest `--grace`, `--kill-timeout` or `--lock-timeout`: longer waits are typos, and deadlines must stay
+/// representable.
 pub const MAX_DURATION: Duration = Duration::from_hours(24);
 
-/// Parses `500ms`, `2s`, `1m`, `1.5s` or a bare number of seconds, up to [`MAX_DURATION`].
+/// Parses `500ms`, `2s`, `1m`, `1h`, `1.5s` or a bare number of seconds, up to [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     if text.starts_with('-') {
@@ -287,7 +288,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "ms" => 0.001,
         "" | "s" => 1.0,
         "m" | "min" => 60.0,
-        other => return Err(format!("unknown unit `{other}` in `{text}`; use ms, s or m")),
+        "h" => 3600.0,
+        other => return Err(format!("unknown unit `{other}` in `{text}`; use ms, s, m or h")),
     };
     let d = Duration::try_from_secs_f64(value * scale).map_err(|e| format!("`{text}` is out of range: {e}"))?;
     if d > MAX_DURATION {
@@ -307,7 +309,6 @@ mod tests {
         assert_eq!(parse_duration("1m"), Ok(Duration::from_mins(1)));
         assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
         assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert!(parse_duration("5h").is_err());
         assert!(parse_duration("fast").is_err());
         assert!(parse_duration("").is_err());
         assert_eq!(parse_size("5GiB"), Ok(5 << 30));
@@ -316,8 +317,37 @@ mod tests {
         assert!(parse_size("lots").is_err() && parse_size("5PB").is_err());
         assert!(parse_duration("9223372036854775807s").unwrap_err().contains("24h"));
         assert!(parse_duration("-1s").unwrap_err().contains("negative"));
-        assert_eq!(parse_duration("24h"), Err("unknown unit `h` in `24h`; use ms, s or m".into()));
         assert_eq!(parse_duration("1440m"), Ok(MAX_DURATION));
+    }
+
+    #[test]
+    fn hours_are_a_unit_up_to_a_day() {
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_hours(1)));
+        assert_eq!(parse_duration("1.5h"), Ok(Duration::from_mins(90)));
+        assert_eq!(parse_duration("24h"), Ok(MAX_DURATION));
+        assert!(parse_duration("25h").unwrap_err().contains("24h"));
+        assert_eq!(parse_duration("2d"), Err("unknown unit `d` in `2d`; use ms, s, m or h".into()));
+        assert_eq!(parse_duration("1H"), Err("unknown unit `H` in `1H`; use ms, s, m or h".into()));
+    }
+
+    #[test]
+    fn every_duration_flag_takes_every_unit() {
+        for flag in ["--grace", "--kill-timeout", "--lock-timeout"] {
+            let parse = |value: &str| Args::try_parse_args(["cargo-safeclean", flag, value].map(OsString::from));
+            for (value, expected) in [("500ms", Duration::from_millis(500)), ("1h", Duration::from_hours(1))] {
+                let a = parse(value).unwrap_or_else(|e| panic!("{flag} {value}: {e}"));
+                let got = match flag {
+                    "--grace" => a.grace,
+                    "--kill-timeout" => a.kill_timeout,
+                    _ => a.lock_timeout,
+                };
+                assert_eq!(got, expected, "{flag} {value}");
+            }
+            let bad = parse("3d").unwrap_err().to_string();
+            assert!(bad.contains("use ms, s, m or h"), "{flag}: {bad}");
+            let negative = parse("-1s").unwrap_err().to_string();
+            assert!(negative.contains("negative"), "{flag}: {negative}");
+        }
     }
 
     #[test]

@@ -33,8 +33,9 @@ pub enum Event {
     WaitingForOtherRun { dir: PathBuf, holder: String, timeout: std::time::Duration },
     /// A holder, with the policy's decision (and, in a dry run, the outcome it would have). JSON: `holder`.
     Holder { holder: Holder, outcome: Option<Outcome> },
-    /// The scan is complete: how many holders it reported, and what it could not inspect.
-    Scanned { holders: usize, uninspectable: Uninspectable },
+    /// The scan is complete: how many holders it reported, and what it could not inspect. What was scanned is the
+    /// target and build dirs for a clean, cargo's lock files for `--unlock`.
+    Scanned { mode: Mode, holders: usize, uninspectable: Uninspectable },
     /// The stop waits for `pids` to exit after `after` (SIGTERM: the grace period; SIGKILL: the kill timeout), at
     /// most `within`: what a countdown shows.
     Waiting { pids: Vec<u32>, after: Sig, within: std::time::Duration },

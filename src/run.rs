@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use crate::anchor::Anchored;
+use crate::anchor::{self, Anchored};
 use crate::detach::{self, Detached};
 use crate::diagnose::{self, Diagnosis};
 use crate::error::{self, Error};
@@ -30,7 +30,7 @@ use crate::runlock::{Key, RUN_LOCK_PREFIX, RuntimeDir, TRASH_LOCK_PREFIX, TrashL
 use crate::scan::{self, Scan};
 use crate::terminate::{self, BusyLock, HoldersRemain, LockStand, Named};
 use crate::verify::{self, Blocked, RunAs, VerifyError};
-use crate::workspace::{self, Dirs};
+use crate::workspace::{self, Dirs, WorkspaceError};
 use crate::{check, repair};
 use crate::{guard, runlock, swap};
 
@@ -116,15 +116,10 @@ impl Run<'_> {
         // Not when checking first: the check takes longer than the table stays current, and on a healthy cache
         // the scan would only take the cores from cargo.
         let background = (!plan.if_broken).then(|| scan::start(&plan.platform, self.me));
-        let dirs = workspace::resolve(&workspace::Request {
-            cargo: &plan.cargo,
-            manifest_path: plan.manifest_path.as_deref(),
-            target_dir: plan.target_dir.as_deref(),
-            cwd: &plan.cwd,
-        })?;
+        let Some(dirs) = self.workspace()? else { return self.unlock_cargo_home(background, record) };
         record.dirs = Some(dirs.clone());
         let waited = Cell::new(false);
-        let (approved, locked) = self.approve_and_lock(&dirs, &waited)?;
+        let (approved, mut locked) = self.approve_and_lock(&dirs, &waited)?;
         self.cargo_user.set(Self::owner_to_run_as(&dirs)).expect("set once");
         (self.emit)(Event::Dirs(dirs.clone()));
         // Arguments cargo would reject are found now, not after the target dir is gone.
@@ -168,27 +163,109 @@ impl Run<'_> {
             Some(early) if !waited.get() => early.finish(&roots)?,
             _ => scan::scan(&plan.platform, &roots, self.me)?,
         };
+        if plan.dry_run
+            && let Some((_, units)) = &repair
+        {
+            (self.emit)(Event::RepairPlanned { units: units.names.clone(), entries: units.entries.len() });
+        }
+        if !self.stop_holders(first, &roots, &locks, &dirs.target_dir, record)? {
+            // A dry run of a clean says what it would remove, unless a repair of a few units comes first.
+            if plan.dry_run && plan.mode == Mode::Clean && repair.is_none() {
+                self.measure(&approved);
+            }
+            return Ok(());
+        }
+        if plan.mode == Mode::Unlock {
+            return self.verify_only(&dirs, record);
+        }
+        if let Some((a, units)) = repair
+            && self.repair(&dirs, a, &units, &roots, &locks, record)?
+        {
+            return Ok(());
+        }
+
+        self.swap_and_purge(&dirs, approved, locked.as_mut().map(|(lock, runtime)| (lock, &*runtime)), record)
+    }
+
+    /// The workspace's dirs, as cargo resolves them. `None` only for `--unlock` where no workspace is meant: no
+    /// Cargo.toml in the current dir or above it, and neither `--manifest-path` nor `--target-dir`. The package cache
+    /// lock is cargo's home's, not a workspace's, and a `cargo install` in the home dir waits on it too. A
+    /// Cargo.toml cargo cannot read is still an error: that is a workspace, broken.
+    fn workspace(&self) -> Result<Option<Dirs>, Error> {
+        let plan = self.plan;
+        let resolved = workspace::resolve(&workspace::Request {
+            cargo: &plan.cargo,
+            manifest_path: plan.manifest_path.as_deref(),
+            target_dir: plan.target_dir.as_deref(),
+            cwd: &plan.cwd,
+        });
+        match resolved {
+            Err(WorkspaceError::NotAWorkspace { .. })
+                if plan.mode == Mode::Unlock
+                    && plan.target_dir.is_none()
+                    && workspace::manifest_above(&plan.cwd).is_none() =>
+            {
+                Ok(None)
+            }
+            resolved => Ok(Some(resolved?)),
+        }
+    }
+
+    /// `--unlock` outside any workspace: the package cache locks of cargo's home are all there is to free, and no
+    /// target dir is guessed. There is no workspace to check either, so the verify is skipped, and said so.
+    fn unlock_cargo_home(&self, background: Option<scan::Background>, record: &mut Record) -> Result<(), Error> {
+        let plan = self.plan;
+        let Some(home) = plan.cargo_home.as_deref() else {
+            (self.emit)(Event::Warning(
+                "not in a cargo workspace, and cargo's home is not known (no CARGO_HOME, no home dir): nothing to \
+                 unlock; set CARGO_HOME to the cargo home whose locks to free"
+                    .into(),
+            ));
+            return Ok(());
+        };
+        (self.emit)(Event::Warning(format!(
+            "no Cargo.toml in {} or above it: --unlock looks only at the package cache locks in {}",
+            plan.cwd.display(),
+            home.display()
+        )));
+        let locks: Vec<PathBuf> = package_cache_locks(home).into_iter().filter(|l| l.is_file()).collect();
+        let roots = Roots::new(locks.iter().map(PathBuf::as_path));
+        let first = match background {
+            Some(early) => early.finish(&roots)?,
+            None => scan::scan(&plan.platform, &roots, self.me)?,
+        };
+        if self.stop_holders(first, &roots, &locks, home, record)? && plan.verify {
+            (self.emit)(Event::Warning("not in a cargo workspace: nothing to verify, `cargo check` skipped".into()));
+        }
+        Ok(())
+    }
+
+    /// The holders in `first` decided and reported, and those to stop stopped until `locks` are free. False when
+    /// the run ends here: a dry run, or `--only-if-held` with nothing held. `held` is what `--no-kill` refuses for.
+    fn stop_holders(
+        &self,
+        first: Scan,
+        roots: &Roots,
+        locks: &[PathBuf],
+        held: &Path,
+        record: &mut Record,
+    ) -> Result<bool, Error> {
+        let plan = self.plan;
         record.uninspectable = first.uninspectable.clone();
-        let holders = self.decide(first, &roots);
+        let holders = self.decide(first, roots);
 
         if plan.only_if_held && holders.is_empty() {
             self.report_holders(&holders, &record.uninspectable, |_| None);
-            return Ok(());
+            return Ok(false);
         }
         let foreseen = |h: &Holder| {
             Some(if h.verdict == Verdict::Terminate { Outcome::WouldTerminate } else { Outcome::WouldSpare })
         };
         if plan.dry_run {
-            if let Some((_, units)) = &repair {
-                (self.emit)(Event::RepairPlanned { units: units.names.clone(), entries: units.entries.len() });
-            }
             self.report_holders(&holders, &record.uninspectable, foreseen);
             record.outcomes.extend(holders.iter().filter_map(|h| Some((h.process.pid, (foreseen(h)?, None)))));
             record.holders = holders;
-            if plan.mode == Mode::Clean && repair.is_none() {
-                self.measure(&approved);
-            }
-            return Ok(());
+            return Ok(false);
         }
         // With --no-kill, what a run would do is all this one tells before it refuses.
         self.report_holders(&holders, &record.uninspectable, |h| if plan.no_kill { foreseen(h) } else { None });
@@ -202,20 +279,11 @@ impl Run<'_> {
                 record.holders.iter().filter(|h| h.verdict == Verdict::Terminate).map(|h| h.process.pid).collect();
             if !doomed.is_empty() {
                 record.outcomes.extend(doomed.iter().map(|&pid| (pid, (Outcome::WouldTerminate, None))));
-                return Err(HoldersRemain::NoKill { dir: dirs.target_dir.clone(), pids: doomed }.into());
+                return Err(HoldersRemain::NoKill { dir: held.to_path_buf(), pids: doomed }.into());
             }
         }
-        self.stop_until_free(&roots, &locks, record)?;
-        if plan.mode == Mode::Unlock {
-            return self.verify_only(&dirs, record);
-        }
-        if let Some((a, units)) = repair
-            && self.repair(&dirs, a, &units, &roots, &locks, record)?
-        {
-            return Ok(());
-        }
-
-        self.swap_and_purge(&dirs, approved, locked.as_ref().map(|(_, runtime)| runtime), record)
+        self.stop_until_free(roots, locks, record)?;
+        Ok(true)
     }
 
     /// Swaps every dir before purging any, so the tree is usable again as early as possible; then the purge (or a
@@ -224,9 +292,10 @@ impl Run<'_> {
         &self,
         dirs: &Dirs,
         approved: Vec<Anchored>,
-        runtime: Option<&RuntimeDir>,
+        locked: Option<(&mut runlock::RunLock, &RuntimeDir)>,
         record: &mut Record,
     ) -> Result<(), Error> {
+        let (run_lock, runtime) = locked.unzip();
         let id = swap::run_id();
         let mut swapped = swap::Swapped::default();
         let locks = || runtime.and_then(|rt| rt.trash_locks().ok());
@@ -247,6 +316,13 @@ impl Run<'_> {
             let s = swap::swap(a, &id, self.plan.swap, locks().as_ref(), &mut claim)?;
             swapped.trash.extend(s.trash);
             swapped.mounts.extend(s.mounts);
+        }
+        // A dir exchanged for a new one is trash now; the new dir's claim keeps later runs waiting. One emptied in
+        // place (a mount point, a symlink's) is still the target dir, and stays locked.
+        if let Some(lock) = run_lock {
+            for a in approved.iter().filter(|a| a.dir.as_ref().is_some_and(|d| d.kind == anchor::Kind::Plain)) {
+                lock.release(&run_key(a));
+            }
         }
         drop(approved);
         if let Some(detached) = runtime.and_then(|rt| self.detach(dirs, &swapped, rt, &id)) {
@@ -546,7 +622,8 @@ impl Run<'_> {
         for h in holders {
             (self.emit)(Event::Holder { holder: h.clone(), outcome: outcome(h) });
         }
-        (self.emit)(Event::Scanned { holders: holders.len(), uninspectable: uninspectable.clone() });
+        let (mode, uninspectable) = (self.plan.mode, uninspectable.clone());
+        (self.emit)(Event::Scanned { mode, holders: holders.len(), uninspectable });
     }
 
     /// Terminates the holders to terminate, re-scans, and repeats while new ones appear (a build started

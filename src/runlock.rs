@@ -28,13 +28,23 @@ pub struct RuntimeDir {
     pub path: PathBuf,
 }
 
-/// Held for a whole run; released on drop or when the process dies (even by SIGKILL).
+/// Held for a whole run, but for the key of a dir the run swapped out ([`RunLock::release`]); released on drop or when
+/// the process dies (even by SIGKILL).
 #[derive(Debug)]
 pub struct RunLock {
-    _files: Vec<File>,
+    /// Each key's lock file, open and locked.
+    files: Vec<(Key, File)>,
     /// Another process held one of the locks when it was asked for (another run, most likely): what it found may
     /// have changed meanwhile.
     pub waited: bool,
+}
+
+impl RunLock {
+    /// Lets go of the lock of `key`. A dir swapped out is trash, and its inode is free for any new dir once the purge
+    /// has removed it: a run that kept its key would hold the lock of another run's new dir, which could not claim it.
+    pub fn release(&mut self, key: &Key) {
+        self.files.retain(|(k, _)| k != key);
+    }
 }
 
 /// Why the run lock could not be taken.
@@ -290,9 +300,9 @@ pub fn take(
             // Short naps: a blocking flock would notice neither Ctrl-C (signal-hook restarts syscalls) nor the time.
             std::thread::sleep(Duration::from_millis(20));
         }
-        files.push(file);
+        files.push((key, file));
     }
-    Ok(RunLock { _files: files, waited })
+    Ok(RunLock { files, waited })
 }
 
 /// The identity the open dir or file `fd` has, for keys and for telling a dir from its replacement.

@@ -213,6 +213,13 @@ pub fn resolve(req: &Request<'_>) -> Result<Dirs, WorkspaceError> {
     })
 }
 
+/// The Cargo.toml cargo finds from `dir` when no `--manifest-path` is given: in `dir` or the nearest ancestor that
+/// has one. A name that cannot be looked at counts as found: only a sure absence means "no workspace here".
+#[must_use]
+pub fn manifest_above(dir: &Path) -> Option<PathBuf> {
+    dir.ancestors().map(|d| d.join("Cargo.toml")).find(|m| m.try_exists().unwrap_or(true))
+}
+
 /// Says what is wrong with a `--manifest-path` before cargo gives a vaguer answer.
 fn check_manifest(path: &Path) -> Result<(), WorkspaceError> {
     match std::fs::metadata(path) {
@@ -263,5 +270,16 @@ mod tests {
         );
         assert_eq!(said("Killed\n").0, "Killed", "no `error:` line: the first line that says anything");
         assert_eq!(CargoSaid::parse("\n \n"), CargoSaid::default());
+    }
+
+    #[test]
+    fn the_manifest_is_found_in_the_dir_or_above_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let deep = tmp.path().join("ws/src/bin");
+        std::fs::create_dir_all(&deep).unwrap();
+        assert_eq!(manifest_above(&deep), None, "no Cargo.toml above {}", deep.display());
+        std::fs::write(tmp.path().join("ws/Cargo.toml"), "").unwrap();
+        assert_eq!(manifest_above(&deep), Some(tmp.path().join("ws/Cargo.toml")));
+        assert_eq!(manifest_above(&tmp.path().join("ws")), Some(tmp.path().join("ws/Cargo.toml")));
     }
 }

@@ -86,6 +86,7 @@ fn hammer(ws: &Ws, runs: usize, limit: Duration, after: impl Fn(i32)) -> std::co
 }
 
 #[test]
+#[ignore = "needs git; CI runs it with --include-ignored"]
 fn a_cloned_repository_cannot_point_the_run_outside() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().canonicalize().unwrap();
@@ -321,6 +322,55 @@ fn two_spellings_of_one_target_are_one_run_at_a_time() {
     assert!(has_exited(first_pid), "the second ran only once the first had finished");
     assert_eq!(rv.finish_adopted(first_pid).status.code(), Some(0));
     assert!(h.dies_within(PATIENCE));
+}
+
+/// While its check runs, a run holds the run lock of its new target dir, and no longer that of the dir it swapped
+/// out: that dir's inode is free once the purge has removed it, and the new dir another run makes may get it. A run
+/// that still held the old key then made that other run fail to lock its new dir ("gave up after 0.2s waiting").
+#[cfg(target_os = "linux")]
+#[test]
+fn a_run_keeps_the_lock_of_its_new_dir_and_lets_go_of_the_one_it_swapped_out() {
+    let ws = Ws::new(false);
+    ws.build();
+    let old = std::fs::metadata(ws.target()).unwrap();
+    let runtime = tempfile::tempdir().unwrap();
+    let mut rv = Rendezvous::new();
+    // A cargo whose `check` hangs until its process is killed, and then passes; everything else is the real cargo.
+    let wrapper = ws.root().join("cargo-wrapper.sh");
+    let cargo = env!("CARGO");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = --help ] && exec '{cargo}' \"$@\"; done\n\
+             if [ \"$1\" = check ]; then '{}' --notify '{}'; exit 0; fi\nexec '{cargo}' \"$@\"\n",
+            holder_exe().display(),
+            rv.path.display(),
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut tool = ws.safeclean(&[]);
+    tool.env("CARGO", &wrapper).env("XDG_RUNTIME_DIR", runtime.path()).stdout(Stdio::null()).stderr(Stdio::piped());
+    let (pid, _, _) = rv.start(&mut tool);
+    let check = rv.accept(Some(pid));
+
+    let new = std::fs::metadata(ws.target()).unwrap();
+    assert_ne!((new.dev(), new.ino()), (old.dev(), old.ino()), "the target dir was swapped");
+    let locks = runtime.path().join(format!("cargo-safeclean-{}", rustix::process::geteuid().as_raw()));
+    let held = |dir: &std::fs::Metadata| match std::fs::File::open(locks.join(format!(
+        "run-{}-{}.lock",
+        dir.dev(),
+        dir.ino()
+    ))) {
+        Ok(f) => rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => panic!("{e}"),
+    };
+    assert!(held(&new), "the new dir is this run's until it ends");
+    assert!(!held(&old), "the dir it swapped out is still locked by this run");
+    send(check.pid, rustix::process::Signal::KILL);
+    let out = rv.finish_adopted(pid);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
 
 #[test]

@@ -73,6 +73,44 @@ fn github_actions_error_names_the_failure_and_exit_code() {
     assert!(md.contains("**Failed with exit code 4:**") && md.contains("would-terminate"), "{md}");
 }
 
+/// The `[tasks.NAME]` tables in `toml`, each as its name and its text up to the next table or blank line.
+fn tasks(toml: &str) -> Vec<(String, String)> {
+    format!("\n{toml}")
+        .split("\n[tasks.")
+        .skip(1)
+        .map(|t| {
+            let (name, _) = t.split_once(']').unwrap();
+            let table = t.split("\n\n").next().unwrap().trim_end();
+            (name.to_string(), format!("[tasks.{table}"))
+        })
+        .collect()
+}
+
+/// The cargo-make tasks users copy, from the README and from `Makefile.toml`: each one that runs the tool installs
+/// it with `cargo install --locked` (cargo-make adds `install_crate_args` to its `cargo install`), and the README's
+/// copies of `Makefile.toml`'s tasks are the same, word for word.
+#[test]
+fn copyable_cargo_make_tasks_install_the_tool_locked() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let makefile = std::fs::read_to_string(root.join("Makefile.toml")).unwrap();
+    let ours = tasks(makefile.split("# --- this project").next().unwrap());
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let copied: Vec<(String, String)> =
+        readme.split("```toml\n").skip(1).flat_map(|b| tasks(b.split("```").next().unwrap())).collect();
+    assert!(ours.len() >= 2 && copied.len() > ours.len(), "{ours:?} {copied:?}");
+    for (name, table) in ours.iter().chain(&copied) {
+        if table.contains("args = [\"safeclean\"") {
+            assert!(table.contains("\ninstall_crate = { crate_name = \"cargo-safeclean\""), "{name}: {table}");
+            assert!(table.contains("\ninstall_crate_args = [\"--locked\"]\n"), "{name}: {table}");
+        }
+    }
+    for (name, table) in &copied {
+        if let Some((_, original)) = ours.iter().find(|(n, _)| n == name) {
+            assert_eq!(table, original, "the README's {name} differs from Makefile.toml's");
+        }
+    }
+}
+
 /// A workspace of three members, one of which has a build script that hangs on demand.
 fn three_member_workspace() -> tempfile::TempDir {
     let dir = tempfile::Builder::new().prefix("safeclean-make-").tempdir().unwrap();
@@ -104,6 +142,7 @@ fn copy_tree(from: &Path, to: &Path) {
 }
 
 #[test]
+#[ignore = "needs cargo-make (cargo install --locked cargo-make); CI runs it with --include-ignored"]
 fn cargo_make_task_runs_once_recovers_a_hung_build_and_detaches_the_purge() {
     let dir = three_member_workspace();
     let root = dir.path();

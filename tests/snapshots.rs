@@ -107,7 +107,11 @@ fn events() -> Vec<Event> {
     let mut out = vec![Event::Dirs(dirs)];
     out.extend(holders().into_iter().map(|holder| Event::Holder { holder, outcome: None }));
     out.extend([
-        Event::Scanned { holders: 3, uninspectable: Uninspectable { other_users: 2, own: vec![], unnamed: vec![] } },
+        Event::Scanned {
+            mode: Mode::Clean,
+            holders: 3,
+            uninspectable: Uninspectable { other_users: 2, own: vec![], unnamed: vec![] },
+        },
         Event::Signal { pid: 4100, signal: Sig::Term },
         Event::Signal { pid: 4100, signal: Sig::Cont },
         Event::Signal { pid: 4101, signal: Sig::Term },
@@ -285,7 +289,11 @@ fn a_dry_run_names_what_it_would_stop_and_remove() {
     let mut events = vec![Event::Dirs(dirs(Some("/fast/b")))];
     events.extend(holders().into_iter().map(|h| Event::Holder { outcome: Some(foreseen(&h)), holder: h }));
     events.extend([
-        Event::Scanned { holders: 3, uninspectable: Uninspectable { other_users: 2, own: vec![], unnamed: vec![] } },
+        Event::Scanned {
+            mode: Mode::Clean,
+            holders: 3,
+            uninspectable: Uninspectable { other_users: 2, own: vec![], unnamed: vec![] },
+        },
         Event::Measured(vec![
             DirSize { path: "/w/target".into(), files: 1751, bytes: 750_314_291 },
             DirSize { path: "/fast/b".into(), files: 12, bytes: 4096 },
@@ -328,7 +336,7 @@ fn if_broken_says_what_the_check_found() {
         Event::Dirs(dirs(None)),
         started.clone(),
         Event::Checked(damaged.clone()),
-        Event::Scanned { holders: 0, uninspectable: Uninspectable::default() },
+        Event::Scanned { mode: Mode::Clean, holders: 0, uninspectable: Uninspectable::default() },
         Event::Repaired(repaired.clone()),
     ];
     let summary = Summary {
@@ -372,7 +380,7 @@ fn unlock_stops_the_owner_and_spares_the_waiter() {
         Event::Dirs(dirs(None)),
         Event::Holder { holder: owner.clone(), outcome: None },
         Event::Holder { holder: waiter.clone(), outcome: None },
-        Event::Scanned { holders: 2, uninspectable: Uninspectable::default() },
+        Event::Scanned { mode: Mode::Unlock, holders: 2, uninspectable: Uninspectable::default() },
         Event::Waiting { pids: vec![5100], after: Sig::Term, within: Duration::from_secs(5) },
         Event::Exited { pid: 5100, outcome: Outcome::ExitedAfterSigterm, after_ms: 12 },
         Event::VerifyStarted { command: "cargo check".into() },

@@ -152,6 +152,19 @@ fn blocked_in_flock(pid: u32) {
 fn unlock_with_a_waiter(waiter_args: &[&str]) -> (Ws, Rendezvous, std::process::Output, Ready) {
     let ws = Ws::new(false);
     ws.build();
+    let (rv, out, waiter) = owner_and_waiter(waiter_args, |home| {
+        let mut tool = ws.safeclean(&["--unlock", "--grace", "1s", "--no-verify", "--message-format", "json"]);
+        tool.env("CARGO_HOME", home).output_bounded()
+    });
+    (ws, rv, out, waiter)
+}
+
+/// [`unlock_with_a_waiter`] with the run made by `run`, given the cargo home.
+#[cfg(target_os = "linux")]
+fn owner_and_waiter(
+    waiter_args: &[&str],
+    run: impl FnOnce(&Path) -> std::process::Output,
+) -> (Rendezvous, std::process::Output, Ready) {
     let (home, lock) = cargo_home();
     let bin = tempfile::tempdir().unwrap();
     let exe = fake_cargo(bin.path());
@@ -159,15 +172,12 @@ fn unlock_with_a_waiter(waiter_args: &[&str]) -> (Ws, Rendezvous, std::process::
     let mut owner = rv.holder(&exe, &["--lock", lock.to_str().unwrap(), "--ignore-term"]);
     let waiter = rv.holder(&exe, &[&["--wait-lock", lock.to_str().unwrap()][..], waiter_args].concat());
     blocked_in_flock(waiter.pid);
-    let out = ws
-        .safeclean(&["--unlock", "--grace", "1s", "--no-verify", "--message-format", "json"])
-        .env("CARGO_HOME", home.path())
-        .output_bounded();
+    let out = run(home.path());
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(owner.dies_within(Duration::from_secs(5)));
     let lines = json_lines(&out);
     assert!(!lines.iter().any(|l| l["reason"] == "signal" && l["pid"] == waiter.pid), "the waiter was signalled");
-    (ws, rv, out, waiter)
+    (rv, out, waiter)
 }
 
 #[cfg(target_os = "linux")]
@@ -234,4 +244,98 @@ fn a_shared_holder_is_named_with_advice_that_is_true() {
         assert!(!text.contains("--all-holders stops it"), "advice that is not true for a sharer: {text}");
     }
     assert!(!sharer.dies_within(Duration::from_millis(100)));
+}
+
+/// A temporary dir with no Cargo.toml in it or above it: no workspace.
+fn nowhere() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new().prefix("safeclean-nowhere-").tempdir().unwrap();
+    let above = dir.path().ancestors().map(|d| d.join("Cargo.toml")).find(|m| m.exists());
+    assert_eq!(above, None, "the temp dir lies in a workspace; set TMPDIR to a dir outside any");
+    dir
+}
+
+/// `cargo safeclean ARGS` in `dir`, with `home` as cargo's home.
+fn safeclean_in(dir: &Path, home: &Path, args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(safeclean_exe());
+    clean_env(&mut cmd).arg("safeclean").args(args).current_dir(dir).env("CARGO_HOME", home);
+    cmd.stdin(std::process::Stdio::null());
+    cmd
+}
+
+/// A `cargo install` stuck on "Blocking waiting for file lock on package cache" in a dir that is no workspace:
+/// `--unlock` frees cargo's home all the same. It guesses no target dir, and has no workspace to check.
+#[cfg(target_os = "linux")]
+#[test]
+fn outside_any_workspace_the_package_cache_owner_is_stopped_and_its_waiter_spared() {
+    let dir = nowhere();
+    let (_rv, out, waiter) = owner_and_waiter(&[], |home| {
+        safeclean_in(dir.path(), home, &["--unlock", "--grace", "1s", "--message-format", "json"]).output_bounded()
+    });
+    let s = summary(&out);
+    assert_eq!((s["mode"].as_str(), s["exit_code"].as_i64()), (Some("unlock"), Some(0)), "{s}");
+    assert!(s["target_dir"].is_null() && s["build_dir"].is_null(), "no target dir is guessed: {s}");
+    let owner = s["holders"].as_array().unwrap().iter().find(|h| h["verdict"] == "terminate").expect("the owner");
+    assert_eq!((owner["kind"].as_str(), owner["outcome"].as_str()), (Some("cargo"), Some("killed")), "{owner}");
+    assert_eq!(owner["handles"][0]["lock"], "package-cache");
+    let w = s["holders"].as_array().unwrap().iter().find(|h| h["pid"] == waiter.pid).expect("the waiter is listed");
+    assert_eq!((w["verdict"].as_str(), w["outcome"].as_str()), (Some("spare"), Some("spared")));
+    assert!(s["verify"].is_null(), "nothing to verify outside a workspace: {s}");
+    let text = stderr(&out);
+    assert!(text.contains(&format!("no Cargo.toml in {}", dir.path().display())), "{text}");
+    assert!(text.contains("nothing to verify, `cargo check` skipped"), "the skipped check is said: {text}");
+    assert!(!text.contains("Blocking waiting"), "{text}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "something was made where the run was");
+    let mut said = String::new();
+    BufReader::new(waiter.into_stream()).read_line(&mut said).unwrap();
+    assert_eq!(said.trim(), "locked", "the waiter gets the lock");
+}
+
+#[test]
+fn outside_any_workspace_a_dry_run_says_who_holds_the_package_cache_and_changes_nothing() {
+    let dir = nowhere();
+    let (home, lock) = cargo_home();
+    let bin = tempfile::tempdir().unwrap();
+    let mut rv = Rendezvous::new();
+    let mut owner = rv.holder(&fake_cargo(bin.path()), &["--lock", lock.to_str().unwrap()]);
+    let out = safeclean_in(dir.path(), home.path(), &["--unlock", "--dry-run"]).output_bounded();
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let line =
+        text.lines().find(|l| l.contains(&format!("pid {} cargo", owner.pid))).unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains(&format!("holds the package cache lock {}", lock.display())), "{line}");
+    assert!(line.contains("would terminate"), "{line}");
+    assert!(!text.contains("nothing to verify"), "a dry run verifies nothing anyway: {text}");
+    let json =
+        safeclean_in(dir.path(), home.path(), &["--unlock", "--dry-run", "--message-format", "json"]).output_bounded();
+    let s = summary(&json);
+    assert!(s["target_dir"].is_null() && s["dry_run"] == true, "{s}");
+    assert_eq!(s["holders"][0]["outcome"], "would-terminate", "{s}");
+    assert!(!owner.dies_within(Duration::from_millis(100)), "a dry run stopped the owner");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+/// Only a sure absence of any workspace makes `--unlock` free cargo's home alone: a workspace named and missing, a
+/// `--target-dir` without a workspace, or a Cargo.toml cargo cannot read are errors, and no one is signalled.
+#[test]
+fn outside_any_workspace_a_named_workspace_that_is_not_there_is_still_an_error() {
+    let dir = nowhere();
+    let (home, lock) = cargo_home();
+    let bin = tempfile::tempdir().unwrap();
+    let mut rv = Rendezvous::new();
+    let mut owner = rv.holder(&fake_cargo(bin.path()), &["--lock", lock.to_str().unwrap()]);
+    let broken = tempfile::tempdir().unwrap();
+    std::fs::write(broken.path().join("Cargo.toml"), "this is no manifest").unwrap();
+    let missing = dir.path().join("gone/Cargo.toml");
+    for (at, args, says) in [
+        (dir.path(), &["--manifest-path", missing.to_str().unwrap()][..], missing.to_str().unwrap()),
+        (dir.path(), &["--target-dir", "."][..], "run this inside a cargo workspace"),
+        (broken.path(), &[][..], "Cargo.toml"),
+    ] {
+        let out = safeclean_in(at, home.path(), &[&["--unlock", "--no-verify"][..], args].concat()).output_bounded();
+        let text = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {text}");
+        assert!(text.contains(says), "{args:?}: {text}");
+        assert!(!text.contains("looks only at"), "{args:?}: {text}");
+    }
+    assert!(!owner.dies_within(Duration::from_millis(100)), "a run that failed stopped the owner");
 }

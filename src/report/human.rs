@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use super::words::{self, files_and_bytes};
 use super::{Reporter, Style, failure_lines};
 use crate::event::{Event, Summary};
-use crate::model::{CheckResult, Checked, DirSize, Holder, Outcome, Sig, Uninspectable, Verdict, Verified};
+use crate::model::{CheckResult, Checked, DirSize, Holder, Mode, Outcome, Sig, Uninspectable, Verdict, Verified};
 use crate::purge::Progress;
 use crate::workspace::Dirs;
 
@@ -153,7 +153,11 @@ impl HumanReporter {
 
     /// What the scan could not see. Another user's processes are there on every machine, and an unreadable pid 1
     /// in every sandbox: a note under `-v`, and a count in the summary where it qualifies "nothing held it".
-    fn scanned(&self, u: &Uninspectable) {
+    fn scanned(&self, mode: Mode, u: &Uninspectable) {
+        let held = match mode {
+            Mode::Clean => "the target dir",
+            Mode::Unlock => "cargo's locks",
+        };
         if u.other_users > 0 {
             self.verbose_note(&format!(
                 "{} of other users could not be inspected; as root (`sudo cargo safeclean`) a run inspects them too, \
@@ -177,7 +181,7 @@ impl HumanReporter {
             ));
         }
         for (pid, name, what) in &u.unnamed {
-            self.warning(&format!("{name} (pid {pid}) {what}: whether it holds the target dir is not known"));
+            self.warning(&format!("{name} (pid {pid}) {what}: whether it holds {held} is not known"));
         }
     }
 
@@ -362,7 +366,7 @@ impl Reporter for HumanReporter {
                 ),
             ),
             Event::Holder { holder, outcome } => self.holder(holder, *outcome),
-            Event::Scanned { uninspectable, .. } => self.scanned(uninspectable),
+            Event::Scanned { mode, uninspectable, .. } => self.scanned(*mode, uninspectable),
             Event::Signal { pid, signal } if self.style.verbose > 0 => {
                 self.status("Signalling", Tone::Warn, &format!("{} with {}", self.who(*pid), signal.name()));
             }

@@ -198,8 +198,12 @@ fn main() {
             // With `out`, it keeps a file in OUT_DIR open, as an `as` started by `cc` does.
             let script = if how == "out" {
                 // Stays a shell (its name does not change under the scan), and ignores the hang-up a stopped,
-                // orphaned process group gets.
-                "exec 3>\"$OUT_DIR/held.o\"; trap '' TERM HUP; echo ready; exec >/dev/null; while :; do sleep 3600; done"
+                // orphaned process group gets. It waits in `read` on a FIFO it holds both ends of, not in a `sleep`
+                // child: a child that ignores SIGTERM as its parent does, and that the loop starts again when it is
+                // killed first, outlives the shell, and the test.
+                "exec 3>\"$OUT_DIR/held.o\"; [ -p \"$OUT_DIR/wait\" ] || mkfifo \"$OUT_DIR/wait\"; \
+                 exec 4<>\"$OUT_DIR/wait\"; trap '' TERM HUP; echo ready; exec >/dev/null; \
+                 while :; do read -r _ <&4; done"
             } else {
                 "trap '' TERM; echo ready; exec sleep 3600 >/dev/null"
             };
@@ -410,10 +414,12 @@ impl Reaper {
 
 impl Drop for Reaper {
     fn drop(&mut self) {
-        // Only the processes we saw: the handle checks the identity, so a reused pid is left alone.
+        // Only the processes we saw, by pid and start time, so a reused pid is left alone. Not by name: a fixture
+        // that said it was ready as `sh` may have become `sleep` since.
         let platform = platform();
         for id in &self.others {
-            if let Some(handle) = platform.open_process(id) {
+            let Some(now) = identity(id.pid).filter(|now| now.start_time == id.start_time) else { continue };
+            if let Some(handle) = platform.open_process(&now) {
                 let _ = platform.signal(&handle, Sig::Kill);
             }
         }
