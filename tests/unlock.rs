@@ -300,10 +300,9 @@ fn outside_any_workspace_a_dry_run_says_who_holds_the_package_cache_and_changes_
     let out = safeclean_in(dir.path(), home.path(), &["--unlock", "--dry-run"]).output_bounded();
     let text = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{text}");
-    let line =
-        text.lines().find(|l| l.contains(&format!("pid {} cargo", owner.pid))).unwrap_or_else(|| panic!("{text}"));
-    assert!(line.contains(&format!("holds the package cache lock {}", lock.display())), "{line}");
-    assert!(line.contains("would terminate"), "{line}");
+    let line = text.lines().find(|l| l.contains(&format!("(pid {}):", owner.pid))).unwrap_or_else(|| panic!("{text}"));
+    assert!(line.trim_start().starts_with("Would stop cargo"), "{line}");
+    assert!(line.contains("holds the package-cache lock"), "{line}");
     assert!(!text.contains("nothing to verify"), "a dry run verifies nothing anyway: {text}");
     let json =
         safeclean_in(dir.path(), home.path(), &["--unlock", "--dry-run", "--message-format", "json"]).output_bounded();

@@ -442,7 +442,7 @@ impl Reporter for HumanReporter {
                 self.print(&line);
             }
         } else if !self.style.quiet {
-            for help in words::helps(summary) {
+            for help in words::helps(summary, measured.is_some_and(|(files, _)| files > 0)) {
                 self.print(&format!("{}: {help}", self.paint("help", Tone::Help)));
             }
         }

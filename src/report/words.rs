@@ -351,7 +351,7 @@ pub fn summary_line(s: &Summary, sized: Option<(u64, u64)>, checked: &str) -> St
 
 /// The `help:` lines for the next step a finished run leaves, if any.
 #[must_use]
-pub fn helps(summary: &Summary) -> Vec<String> {
+pub fn helps(summary: &Summary, would_remove: bool) -> Vec<String> {
     let mut helps = Vec::new();
     let spared = |reason| summary.holders.iter().any(|h| h.holder.spare_reason == Some(reason));
     if spared(SpareReason::Policy) {
@@ -360,7 +360,8 @@ pub fn helps(summary: &Summary) -> Vec<String> {
     if summary.holders.iter().any(|h| h.holder.kind == Kind::Ide && h.holder.verdict == Verdict::Spare) {
         helps.push("set rust-analyzer.cargo.targetDir, and rust-analyzer builds in a dir of its own".into());
     }
-    if summary.dry_run && summary.exit_code == 0 {
+    let would_stop = summary.holders.iter().any(|h| h.outcome == Some(Outcome::WouldTerminate));
+    if summary.dry_run && summary.exit_code == 0 && (would_stop || would_remove) {
         helps.push("run it again without --dry-run to do this".into());
     }
     helps
