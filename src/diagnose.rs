@@ -9,7 +9,7 @@
 //! problem. An error that names a file in the target or build dir and matches no signature is unknown: never taken
 //! for damage, never for broken code either.
 
-use std::io::Read;
+use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 
 use crate::model::Roots;
@@ -96,8 +96,9 @@ pub enum Where {
     After(&'static str),
     /// Anywhere on the line.
     OnTheLine,
-    /// In no path: the crate's name is in backquotes, and its `.rlib` is looked for in the build dir.
-    CrateRlib,
+    /// In no path: the crate's name is in backquotes, and its file with this extension (`rlib`, `rmeta`) is looked
+    /// for in the build dir: one that is there and damaged.
+    Crate(&'static str),
 }
 
 /// What the file must be on disk for the signature to be believed.
@@ -105,7 +106,7 @@ pub enum Where {
 pub enum State {
     /// Missing.
     Missing,
-    /// Missing, or not rustc metadata (no `rust\0\0\0` header).
+    /// Missing, or not whole rustc metadata (no `rust\0\0\0` header, or no `rust-end-file` footer: cut short).
     NotMetadata,
     /// Missing, or not a whole `ar` archive (bad magic, or members running past the end).
     NotArchive,
@@ -134,8 +135,16 @@ pub const SIGNATURES: &[Signature] = &[
     Signature {
         name: "missing-rlib",
         phrase: "required to be available in rlib format, but was not found in this form",
-        path: Where::CrateRlib,
+        path: Where::Crate("rlib"),
         state: State::NotArchive,
+    },
+    // E0463 for a crate whose `.rmeta` is there but empty or cut short (measured: `truncate -s 0`). A crate that
+    // is not there at all is the code's error (an undeclared dependency): only a damaged file on disk counts.
+    Signature {
+        name: "corrupt-metadata",
+        phrase: "can't find crate for `",
+        path: Where::Crate("rmeta"),
+        state: State::NotMetadata,
     },
     Signature {
         name: "invalid-metadata-version",
@@ -223,7 +232,13 @@ pub fn diagnose(diagnostics: &[Diagnostic], roots: &Roots) -> Diagnosis {
         .filter(|d| d.level == "error")
         .flat_map(Diagnostic::trusted_lines)
         .filter_map(absolute_path_in)
-        .find(|p| roots.contains(p) && !in_out_dir(p));
+        .find(|p| roots.contains(p) && !in_out_dir(p))
+        // An ICE with no path in the dirs may still come from their caches: rustc's bug, not the code's, so it is
+        // not called the code's error. It is not called damage either; the error names the target dir.
+        .or_else(|| {
+            let ice = diagnostics.iter().any(|d| d.message.contains("internal compiler error"));
+            ice.then(|| roots.paths().first().cloned()).flatten()
+        });
     match unknown {
         Some(path) => Diagnosis::Unknown { path },
         None => Diagnosis::CodeError,
@@ -251,10 +266,18 @@ fn in_out_dir(path: &Path) -> bool {
         || parts.windows(4).any(|w| w[0] == "build" && w[3] == "out")
 }
 
-/// Whether `path` starts with rustc's metadata header (`rust\0\0\0` and a version). A missing file is not.
+/// Whether `path` is whole rustc metadata: it starts with the header (`rust\0\0\0` and a version) and ends with the
+/// footer rustc writes last (`rust-end-file`), so a file cut short is not. A missing file is not either.
 fn is_metadata(path: &Path) -> bool {
+    const FOOTER: &[u8] = b"rust-end-file";
+    let Ok(mut f) = std::fs::File::open(path) else { return false };
     let mut head = [0u8; 8];
-    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head)).is_ok() && head.starts_with(b"rust\0\0\0")
+    let mut tail = [0u8; FOOTER.len()];
+    f.read_exact(&mut head).is_ok()
+        && head.starts_with(b"rust\0\0\0")
+        && f.seek(std::io::SeekFrom::End(-(FOOTER.len() as i64))).is_ok()
+        && f.read_exact(&mut tail).is_ok()
+        && tail == FOOTER
 }
 
 /// Whether `path` is an `ar` archive whose members all end within it. A missing file is not.
@@ -285,26 +308,27 @@ fn path_of(line: &str, sig: &Signature, roots: &Roots) -> Option<PathBuf> {
         Where::After(marker) => &rest[rest.find(marker)? + marker.len()..],
         // `No such file or directory` and the linkers' words follow or precede the path.
         Where::OnTheLine => return absolute_path_in(line),
-        Where::CrateRlib => return crate_rlib(line, roots),
+        Where::Crate(ext) => return crate_file(line, roots, ext),
     };
     let end = rest.find(['\'', '`', '"']).unwrap_or(rest.len());
     let path = rest[..end].trim().trim_end_matches([':', ',', '.', ')']);
     Some(PathBuf::from(path)).filter(|p| p.is_absolute())
 }
 
-/// For "crate `dep` required to be available in rlib format": the crate's `.rlib` in a profile's `deps/` of the
-/// build dir that is there and not a whole archive. (A `.rmeta` without an `.rlib` proves nothing: `cargo check`
-/// writes only metadata.)
-fn crate_rlib(line: &str, roots: &Roots) -> Option<PathBuf> {
+/// For "crate `dep` required to be available in rlib format" (or "can't find crate for `dep`"): the crate's file
+/// with extension `ext` in a profile's `deps/` of the build dir that is there and damaged. (A `.rmeta` without an
+/// `.rlib` proves nothing: `cargo check` writes only metadata.)
+fn crate_file(line: &str, roots: &Roots, ext: &str) -> Option<PathBuf> {
     let name = line.split('`').nth(1)?;
     let prefix = format!("lib{name}-");
+    let damaged = |p: &Path| if ext == "rlib" { !is_whole_archive(p) } else { !is_metadata(p) };
     for root in roots.paths() {
         for profile in std::fs::read_dir(root).into_iter().flatten().flatten() {
             let deps = profile.path().join("deps");
             for entry in std::fs::read_dir(&deps).into_iter().flatten().flatten() {
                 let path = entry.path();
                 let named = entry.file_name().to_string_lossy().starts_with(&prefix);
-                if named && path.extension().is_some_and(|e| e == "rlib") && !is_whole_archive(&path) {
+                if named && path.extension().is_some_and(|e| e == ext) && damaged(&path) {
                     return Some(path);
                 }
             }
@@ -354,8 +378,16 @@ mod tests {
         let rmeta = t.join("debug/deps/libdep-1.rmeta");
         let r = roots(t);
         let corrupt = note(&format!("corrupt metadata encountered in {}", rmeta.display()));
-        std::fs::write(&rmeta, b"rust\0\0\0\x0aintact").unwrap();
+        std::fs::write(&rmeta, b"rust\0\0\0\x0aintact rust-end-file").unwrap();
         assert_eq!(sig(&diagnose(std::slice::from_ref(&corrupt), &r)), None, "intact metadata: not damage");
+        std::fs::write(&rmeta, b"rust\0\0\0\x0aintact but cut sh").unwrap();
+        assert_eq!(sig(&diagnose(std::slice::from_ref(&corrupt), &r)), Some("corrupt-metadata"), "cut short");
+        let cant_find = note("error[E0463]: can't find crate for `dep`");
+        assert_eq!(sig(&diagnose(std::slice::from_ref(&cant_find), &r)), Some("corrupt-metadata"), "E0463, cut short");
+        std::fs::write(&rmeta, b"rust\0\0\0\x0aintact rust-end-file").unwrap();
+        assert_eq!(sig(&diagnose(std::slice::from_ref(&cant_find), &r)), None, "E0463 with whole metadata: the code's");
+        let undeclared = note("error[E0463]: can't find crate for `nosuch`");
+        assert_eq!(sig(&diagnose(&[undeclared], &r)), None, "E0463 for a crate not built: the code's");
         std::fs::write(&rmeta, "garbage").unwrap();
         assert_eq!(sig(&diagnose(std::slice::from_ref(&corrupt), &r)), Some("corrupt-metadata"));
         let missing = note(&format!("extern location for dep does not exist: {}", rmeta.display()));
@@ -419,7 +451,8 @@ mod tests {
         };
         assert_eq!(sig(&diagnose(std::slice::from_ref(&ice), &roots(t))), Some(INCREMENTAL_ICE));
         let bare = Diagnostic { children: vec![], ..ice };
-        assert_eq!(diagnose(&[bare], &roots(t)), Diagnosis::CodeError, "rustc's bug, not the cache's");
+        let unknown = diagnose(&[bare], &roots(t));
+        assert!(matches!(unknown, Diagnosis::Unknown { .. }), "rustc's bug: not damage, not the code's: {unknown:?}");
     }
 
     #[test]

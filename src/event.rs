@@ -473,7 +473,7 @@ mod tests {
                 "handles":[{"kind":"lock","path":"/t/debug/.cargo-lock","lock":"build-directory"}],"verdict":"terminate",
                 "outcome":"exited-after-sigterm"})
         );
-        let settled = Settled { holder: h, outcome: Some(Outcome::Killed), note: None };
+        let settled = Settled { holder: h, outcome: Some(Outcome::Killed), note: None, gone: false };
         let s = Summary { holders: vec![settled], ..Summary::empty(Mode::Clean, false, 4) };
         let v = serde_json::to_value(&s).unwrap();
         let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();

@@ -372,6 +372,8 @@ pub struct Settled {
     pub outcome: Option<Outcome>,
     /// Why it survived, for the report.
     pub note: Option<String>,
+    /// A spared holder that exited before the run ended: the summary does not call it "still running".
+    pub gone: bool,
 }
 
 /// A signal the termination sends.

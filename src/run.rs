@@ -53,7 +53,12 @@ pub fn run(plan: &Plan, reporter: &dyn Reporter, interrupt: &Interrupt) -> (Summ
     let emit = |e: Event| reporter.event(&e);
     let result =
         Run { plan, emit: &emit, interrupt, me: std::process::id(), cargo_user: OnceLock::new() }.pipeline(&mut record);
-    (record.into_summary(plan.mode, plan.dry_run, &result), result)
+    let mut summary = record.into_summary(plan.mode, plan.dry_run, &result);
+    // What was spared may have ended by itself meanwhile: only what still runs is reported as running.
+    for s in summary.holders.iter_mut().filter(|s| s.outcome == Some(Outcome::Spared)) {
+        s.gone = !plan.platform.is_alive(&Identity::from(&s.holder.process));
+    }
+    (summary, result)
 }
 
 /// What the stages returned so far.
@@ -79,7 +84,7 @@ impl Record {
             .into_iter()
             .map(|holder| {
                 let (outcome, note) = self.outcomes.remove(&holder.process.pid).unzip();
-                Settled { holder, outcome, note: note.flatten() }
+                Settled { holder, outcome, note: note.flatten(), gone: false }
             })
             .collect();
         Summary {

@@ -147,7 +147,7 @@ fn summary(events: &[Event]) -> Summary {
         dirs,
         holders: holders()
             .into_iter()
-            .map(|holder| Settled { outcome: Some(outcome(holder.process.pid)), holder, note: None })
+            .map(|holder| Settled { outcome: Some(outcome(holder.process.pid)), holder, note: None, gone: false })
             .collect(),
         uninspectable: Uninspectable { other_users: 2, own: vec![], unnamed: vec![] },
         removed: Some(Removed { files: 32586, bytes: 1_503_238_553, duration_ms: 2100 }),
@@ -271,7 +271,10 @@ fn dirs(build_dir: Option<&str>) -> Dirs {
 }
 
 fn settled(holders: Vec<Holder>, outcome: impl Fn(&Holder) -> Outcome) -> Vec<Settled> {
-    holders.into_iter().map(|holder| Settled { outcome: Some(outcome(&holder)), holder, note: None }).collect()
+    holders
+        .into_iter()
+        .map(|holder| Settled { outcome: Some(outcome(&holder)), holder, note: None, gone: false })
+        .collect()
 }
 
 /// The human text of `events` and `summary`, plain, and quiet.
