@@ -269,15 +269,15 @@ fn in_out_dir(path: &Path) -> bool {
 /// Whether `path` is whole rustc metadata: it starts with the header (`rust\0\0\0` and a version) and ends with the
 /// footer rustc writes last (`rust-end-file`), so a file cut short is not. A missing file is not either.
 fn is_metadata(path: &Path) -> bool {
-    const FOOTER: &[u8] = b"rust-end-file";
+    const FOOTER: &[u8; 13] = b"rust-end-file";
     let Ok(mut f) = std::fs::File::open(path) else { return false };
     let mut head = [0u8; 8];
-    let mut tail = [0u8; FOOTER.len()];
+    let mut tail = [0u8; 13];
     f.read_exact(&mut head).is_ok()
         && head.starts_with(b"rust\0\0\0")
-        && f.seek(std::io::SeekFrom::End(-(FOOTER.len() as i64))).is_ok()
+        && f.seek(std::io::SeekFrom::End(-13)).is_ok()
         && f.read_exact(&mut tail).is_ok()
-        && tail == FOOTER
+        && &tail == FOOTER
 }
 
 /// Whether `path` is an `ar` archive whose members all end within it. A missing file is not.
