@@ -277,6 +277,9 @@ pub const MAX_DURATION: Duration = Duration::from_hours(24);
 /// Parses `500ms`, `2s`, `1m`, `1h`, `1.5s` or a bare number of seconds, up to [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
+    if text.is_empty() {
+        return Err("the duration is empty; write one like 500ms, 2s or 1m".into());
+    }
     if text.starts_with('-') {
         return Err(format!("`{text}` is negative; write a duration of 0 or more, like 500ms, 2s or 1m"));
     }

@@ -515,7 +515,7 @@ mod tests {
             v["error"],
             serde_json::json!({
                 "kind": "holders-remain",
-                "message": "--no-kill was given and processes hold /w/target (pids 7)",
+                "message": "--no-kill was given and a process holds /w/target (pid 7)",
                 "help": "stop them, or run without --no-kill",
                 "note": "nothing was changed",
             })

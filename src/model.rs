@@ -365,6 +365,9 @@ pub struct Holder {
     pub via: Option<u32>,
 }
 
+/// The note of a holder that survived because Ctrl-C ended the wait for it: not one that resisted SIGKILL.
+pub const INTERRUPTED: &str = "left running: the run was interrupted";
+
 /// A holder and what became of it, as the summary reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settled {
@@ -475,10 +478,9 @@ impl Verified {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn proc(pid: u32, parent: u32) -> Process {
+impl Process {
+    /// A process known only by its pid and its parent's, for tests.
+    pub(crate) fn sample(pid: u32, parent: u32) -> Self {
         Process {
             pid,
             ppid: parent,
@@ -492,6 +494,31 @@ mod tests {
             stopped: false,
             uid: None,
         }
+    }
+}
+
+#[cfg(test)]
+impl Holder {
+    /// A holder of nothing in particular, to be terminated, for tests.
+    pub(crate) fn sample(process: Process) -> Self {
+        Holder {
+            process,
+            handles: vec![],
+            kind: Kind::Cargo,
+            verdict: Verdict::Terminate,
+            spare_reason: None,
+            relation: None,
+            via: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proc(pid: u32, parent: u32) -> Process {
+        Process::sample(pid, parent)
     }
 
     #[test]

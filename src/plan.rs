@@ -108,6 +108,8 @@ impl PlanError {
 pub struct Env {
     vars: HashMap<String, OsString>,
     pub stderr_is_terminal: bool,
+    /// The width of the terminal on stderr, if it is one and says.
+    pub columns: Option<u16>,
     pub cores: usize,
     pub cwd: PathBuf,
 }
@@ -119,6 +121,7 @@ impl Env {
         Ok(Env {
             vars: std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v))).collect(),
             stderr_is_terminal: std::io::stderr().is_terminal(),
+            columns: rustix::termios::tcgetwinsize(std::io::stderr()).ok().map(|w| w.ws_col).filter(|&c| c > 0),
             cores: std::thread::available_parallelism().map_or(2, usize::from),
             cwd: std::env::current_dir().map_err(|e| PlanError::CurrentDir(e.to_string()))?,
         })
@@ -130,6 +133,7 @@ impl Env {
         Env {
             vars: vars.into_iter().map(|(k, v)| (k.to_string(), v.into())).collect(),
             stderr_is_terminal: false,
+            columns: None,
             cores: 2,
             cwd,
         }
@@ -227,7 +231,9 @@ impl Plan {
             mode: if args.unlock { Mode::Unlock } else { Mode::Clean },
             dry_run: args.dry_run,
             manifest_path: args.manifest_path.map(|m| env.cwd.join(m)),
-            target_dir: args.target_dir.map(|t| env.cwd.join(t)),
+            // `components()` drops the `.` of `--target-dir .` (and of `./t`); a `..` stays, as only the file
+            // system knows where it leads.
+            target_dir: args.target_dir.map(|t| env.cwd.join(t).components().collect()),
             cwd: env.cwd.clone(),
             cargo: env.get("CARGO").map_or_else(|| "cargo".into(), OsStr::to_os_string),
             cargo_home,
@@ -296,6 +302,8 @@ fn output(args: &Args, env: &Env) -> Result<Output, PlanError> {
         progress: env.stderr_is_terminal && !ci && !quiet,
         quiet,
         verbose,
+        // A narrower terminal than cargo's usual 100 columns gets lines that fit it; a very narrow one, readable ones.
+        width: env.columns.filter(|_| env.stderr_is_terminal).map_or(100, |c| usize::from(c).clamp(40, 100)),
     };
     let format = match args.message_format {
         MessageFormat::Json => Format::Json,
@@ -358,7 +366,7 @@ mod tests {
         let term = [("CARGO_TERM_COLOR", "always"), ("CARGO_TERM_QUIET", "true")];
         assert!(style(&[], &term).color && style(&[], &term).quiet, "cargo's variables are honoured");
         assert!(!style(&["--color", "never"], &term).color, "the flag beats the variable");
-        assert_eq!(style(&["-v"], &term), Style { color: true, progress: false, quiet: false, verbose: 1 });
+        assert_eq!(style(&["-v"], &term), Style { color: true, progress: false, quiet: false, verbose: 1, width: 100 });
         assert_eq!(style(&[], &[("CARGO_TERM_VERBOSE", "true")]).verbose, 1);
         assert!(plan(&[], &[("CARGO_TERM_COLOR", "sometimes")]).is_err(), "a value cargo would refuse is refused");
         let p =

@@ -19,7 +19,7 @@ use crate::layout::DELETER_LOG_PREFIX;
 use crate::layout::{LockName, cargo_locks, cargo_locks_at, is_held, package_cache_locks};
 use crate::model::{
     CheckResult, Checked, DirSize, HandleKind, Hold, Holder, Kind, Left, Mode, Outcome, Removed, Repaired, Roots,
-    Settled, Uninspectable, Verdict, Verified,
+    Settled, SpareReason, Uninspectable, Verdict, Verified,
 };
 use crate::plan::Plan;
 use crate::platform::{self, Identity};
@@ -59,6 +59,22 @@ pub fn run(plan: &Plan, reporter: &dyn Reporter, interrupt: &Interrupt) -> (Summ
         s.gone = !plan.platform.is_alive(&Identity::from(&s.holder.process));
     }
     (summary, result)
+}
+
+/// Whether `h` descends from one of `waiters`, through the parents `fresh` knows.
+fn descends_from(h: &Holder, waiters: &HashSet<u32>, fresh: &[Holder]) -> bool {
+    let mut parent = h.process.ppid;
+    // Bounded: a parent chain through reused pids could loop.
+    for _ in 0..=fresh.len() {
+        if waiters.contains(&parent) {
+            return true;
+        }
+        match fresh.iter().find(|f| f.process.pid == parent) {
+            Some(f) => parent = f.process.ppid,
+            None => return false,
+        }
+    }
+    false
 }
 
 /// What the stages returned so far.
@@ -175,7 +191,9 @@ impl Run<'_> {
         }
         if !self.stop_holders(first, &roots, &locks, &dirs.target_dir, record)? {
             // A dry run of a clean says what it would remove, unless a repair of a few units comes first.
-            if plan.dry_run && plan.mode == Mode::Clean && repair.is_none() {
+            // With --only-if-held and nothing held, nothing would be removed either.
+            let removes = !(plan.only_if_held && record.holders.is_empty());
+            if plan.dry_run && plan.mode == Mode::Clean && repair.is_none() && removes {
                 self.measure(&approved);
             }
             return Ok(());
@@ -673,8 +691,27 @@ impl Run<'_> {
                     record.outcomes.insert(h.process.pid, (Outcome::Spared, Some(note.into())));
                 }
             }
-            let again: Vec<Holder> =
-                fresh.iter().filter(|h| h.verdict == Verdict::Terminate && !shown(h)).cloned().collect();
+            // A waiter's child that inherited its lock (`flock LOCK cmd`) is that waiter's build going on.
+            let waiters: HashSet<u32> = record
+                .holders
+                .iter()
+                .filter(|r| r.spare_reason == Some(SpareReason::NotOwner))
+                .map(|r| r.process.pid)
+                .collect();
+            let (mut again, mut children) = (Vec::new(), Vec::new());
+            for h in fresh.iter().filter(|h| h.verdict == Verdict::Terminate && !shown(h)) {
+                if !descends_from(h, &waiters, &fresh) {
+                    again.push(h.clone());
+                    continue;
+                }
+                progressing.insert(h.process.pid);
+                let spared = Holder { verdict: Verdict::Spare, spare_reason: Some(SpareReason::NotOwner), ..h.clone() };
+                (self.emit)(Event::Holder { holder: spared.clone(), outcome: None });
+                let note = "started by a waiter that took the lock: a build making progress, left alone";
+                record.outcomes.insert(h.process.pid, (Outcome::Spared, Some(note.into())));
+                children.push(spared);
+            }
+            record.holders.extend(children);
             let busy: Vec<BusyLock> = busy_locks(locks, &fresh)
                 .into_iter()
                 .filter(|b| !b.holder.as_ref().is_some_and(|(who, _, _)| progressing.contains(&who.pid)))
@@ -937,4 +974,25 @@ fn busy_locks(locks: &[PathBuf], holders: &[Holder]) -> Vec<BusyLock> {
             BusyLock { path, holder, stand }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Process;
+
+    fn holder(pid: u32, parent: u32) -> Holder {
+        Holder::sample(Process::sample(pid, parent))
+    }
+
+    #[test]
+    fn what_a_waiter_started_is_its_build_going_on() {
+        let waiters = HashSet::from([10]);
+        let fresh = [holder(10, 1), holder(11, 10), holder(12, 11), holder(20, 1), holder(30, 30)];
+        let descends = |pid| descends_from(fresh.iter().find(|h| h.process.pid == pid).unwrap(), &waiters, &fresh);
+        assert!(descends(11), "a child");
+        assert!(descends(12), "a grandchild");
+        assert!(!descends(20), "another process");
+        assert!(!descends(30), "a loop in the parents ends");
+    }
 }

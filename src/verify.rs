@@ -154,13 +154,7 @@ impl Request<'_> {
         {
             cmd.arg(flag);
         }
-        if self.json_diagnostics && !user_has("--message-format") {
-            cmd.arg(if self.color {
-                "--message-format=json-diagnostic-rendered-ansi"
-            } else {
-                "--message-format=json"
-            });
-        }
+        cmd.args(self.message_format());
         cmd.args(self.args)
             .current_dir(&self.dirs.workspace_root)
             .env("CARGO_TERM_COLOR", if self.color { "always" } else { "never" });
@@ -174,14 +168,24 @@ impl Request<'_> {
         cmd
     }
 
-    /// The command as a person would type it.
+    /// The `--message-format` the run adds to read the diagnostics, unless the user chose one.
+    fn message_format(&self) -> Option<&'static str> {
+        let user_has = self.args.iter().any(|a| a.to_str().is_some_and(|a| a.starts_with("--message-format")));
+        (self.json_diagnostics && !user_has).then_some(if self.color {
+            "--message-format=json-diagnostic-rendered-ansi"
+        } else {
+            "--message-format=json"
+        })
+    }
+
+    /// The command as a person would type it: `cargo`, not the path `$CARGO` names, and without the message
+    /// format the run reads it with.
     #[must_use]
     pub fn shown(&self) -> String {
         let cmd = self.command();
-        let words: Vec<String> = std::iter::once(cmd.get_program())
-            .chain(cmd.get_args())
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
+        let added = self.message_format();
+        let words = std::iter::once("cargo".to_string())
+            .chain(cmd.get_args().map(|a| a.to_string_lossy().into_owned()).filter(|a| Some(a.as_str()) != added));
         shell_words::join(words)
     }
 }

@@ -64,7 +64,7 @@ fn plan_for(ws: &Ws) -> Plan {
         lock_timeout: Duration::from_mins(1),
         output: Output {
             format: Format::Human,
-            style: Style { color: false, progress: false, quiet: true, verbose: 0 },
+            style: Style { color: false, progress: false, quiet: true, verbose: 0, width: 100 },
         },
     }
 }

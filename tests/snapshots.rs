@@ -198,7 +198,7 @@ fn replay(format: Format, style: Style) -> (String, String) {
 }
 
 /// The style of a log: no colour, no progress line.
-const PLAIN: Style = Style { color: false, progress: false, quiet: false, verbose: 0 };
+const PLAIN: Style = Style { color: false, progress: false, quiet: false, verbose: 0, width: 100 };
 
 fn replay_run(format: Format, style: Style, events: &[Event], summary: &Summary) -> (String, String) {
     let (out, err) = (Buf::default(), Buf::default());

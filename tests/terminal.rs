@@ -98,7 +98,7 @@ fn the_grace_period_counts_down_on_a_terminal() {
     assert!(counts.iter().any(|&c| c < 3), "the countdown counts down: {counts:?}\n{end}");
     let counting = seen.iter().find(|s| countdown(s).is_some()).unwrap();
     assert!(counting.contains("Waiting") && counting.contains("unless stubborn"), "says for what:\n{counting}");
-    assert!(end.contains("Killed") && end.contains("Summary stopped 1 (1 killed)"), "{end}");
+    assert!(end.contains("Killed") && end.contains("Summary stopped 1 process (1 killed)"), "{end}");
     assert!(countdown(&end).is_none(), "the countdown is gone once it is over:\n{end}");
     for line in end.lines() {
         assert!(line.chars().count() <= 100, "wider than the pane: {line}");

@@ -4,7 +4,8 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -29,7 +30,9 @@ enum Tone {
 /// A line that redraws itself on a terminal (the purge's counters, a countdown), until it is cleared.
 struct Ticker {
     bar: ProgressBar,
-    done: Arc<AtomicBool>,
+    /// Dropped to stop the thread, which is joined before the bar is cleared: else it could draw it once more.
+    stop: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 /// What earlier events said, for later lines that name things by pid or need the dirs.
@@ -39,8 +42,8 @@ struct Seen {
     holders: HashMap<u32, Holder>,
     /// The command of the check or the verify that ran last, as cargo's subcommand (`cargo check`).
     command: Option<String>,
-    /// What a dry run measured: files and bytes in all.
-    measured: Option<(u64, u64)>,
+    /// What a dry run would remove or repair.
+    foreseen: words::Foreseen,
     /// The processes a countdown waits for.
     waiting: Arc<Mutex<Vec<(u32, String)>>>,
 }
@@ -66,9 +69,6 @@ fn who_of(named: &[(u32, String)]) -> String {
 
 /// Where a status line's text starts: after the 12 columns of the word and a space.
 const INDENT: &str = "             ";
-
-/// The columns a status line fits in, wrapped where it is longer (not cut: a path stays whole).
-const WIDTH: usize = 100;
 
 impl HumanReporter {
     pub fn new(style: Style, out: Box<dyn Write + Send>) -> Self {
@@ -108,10 +108,15 @@ impl HumanReporter {
 
     /// A status line; `-q` keeps only warnings and errors, which are not status lines.
     fn status(&self, word: &str, tone: Tone, rest: &str) {
-        if self.style.quiet {
-            return;
+        if !self.style.quiet {
+            self.line(word, tone, rest);
         }
-        let mut lines = words::wrap(rest, WIDTH - INDENT.len()).into_iter();
+    }
+
+    /// A status line even `-q` shows: the errors cargo printed for a damaged build dir need this one to say they
+    /// were the damage's, and were repaired.
+    fn line(&self, word: &str, tone: Tone, rest: &str) {
+        let mut lines = words::wrap(rest, self.style.width - INDENT.len()).into_iter();
         let first = lines.next().unwrap_or_default();
         self.print(&format!("{} {first}", self.paint(&format!("{word:>12}"), tone)));
         for line in lines {
@@ -145,8 +150,10 @@ impl HumanReporter {
         let dirs = self.dirs();
         self.status(words::holder_word(h, outcome), tone, &words::holder_line(h, dirs.as_ref()));
         if self.style.verbose > 0 && !self.style.quiet {
-            for line in words::holder_details(h) {
-                self.print(&format!("{INDENT}{line}"));
+            for detail in words::holder_details(h) {
+                for line in words::wrap(&detail, self.style.width - INDENT.len()) {
+                    self.print(&format!("{INDENT}{line}"));
+                }
             }
         }
     }
@@ -195,6 +202,9 @@ impl HumanReporter {
                 self.status("Killed", Tone::Warn, &format!("{who} after {took}: SIGTERM did not stop it"));
             }
             Outcome::AlreadyGone => self.status("Gone", Tone::Good, &format!("{who} exited before it was signalled")),
+            _ if note == Some(crate::model::INTERRUPTED) => {
+                self.status("Left", Tone::Warn, &format!("{who} running: the run was interrupted"));
+            }
             _ => self.status("Survived", Tone::Bad, &format!("{who}: {}", note.unwrap_or("still running"))),
         }
     }
@@ -210,22 +220,26 @@ impl HumanReporter {
         let template = "{prefix:>12.cyan.bold} {spinner} {wide_msg}";
         bar.set_style(ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_spinner()));
         bar.set_prefix(word.to_string());
-        let done = Arc::new(AtomicBool::new(false));
-        let (b, d) = (bar.clone(), Arc::clone(&done));
-        std::thread::spawn(move || {
-            while !d.load(Ordering::Relaxed) {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let b = bar.clone();
+        let thread = std::thread::spawn(move || {
+            loop {
                 b.set_message(message());
                 b.tick();
-                std::thread::sleep(Duration::from_millis(100));
+                if stopped.recv_timeout(Duration::from_millis(100)) != Err(RecvTimeoutError::Timeout) {
+                    break;
+                }
             }
         });
-        *lock(&self.ticker) = Some(Ticker { bar, done });
+        *lock(&self.ticker) = Some(Ticker { bar, stop, thread });
     }
 
     fn untick(&self) {
-        if let Some(t) = lock(&self.ticker).take() {
-            t.done.store(true, Ordering::Relaxed);
-            t.bar.finish_and_clear();
+        let ticker = lock(&self.ticker).take();
+        if let Some(Ticker { bar, stop, thread }) = ticker {
+            drop(stop);
+            let _ = thread.join();
+            bar.finish_and_clear();
         }
     }
 
@@ -293,7 +307,7 @@ impl HumanReporter {
             self.status("Would remove", Tone::Warn, &what);
         }
         let total = sizes.iter().fold((0, 0), |(f, b), s| (f + s.files, b + s.bytes));
-        lock(&self.seen).measured = Some(total);
+        lock(&self.seen).foreseen.removes = Some(total);
     }
 
     /// The check or verify command that ran last, as cargo's subcommand.
@@ -309,10 +323,10 @@ impl HumanReporter {
             CheckResult::Healthy => {
                 self.status("Healthy", Tone::Good, &format!("`{command}` passed in {took}; nothing to clean"));
             }
-            CheckResult::Corrupt { signature, path } => self.status(
+            CheckResult::Corrupt { signature, path } => self.line(
                 "Damaged",
                 Tone::Warn,
-                &format!("build dir: {signature} in {}", words::path_in(path, dirs.as_ref())),
+                &format!("{} in {}", words::damage(signature), words::path_in(path, dirs.as_ref())),
             ),
             CheckResult::CodeError => {
                 self.status("Failed", Tone::Bad, &format!("`{command}`: errors in the code, which no clean fixes"));
@@ -339,7 +353,7 @@ impl HumanReporter {
         match (v.success(), v.exit_code) {
             (true, _) => self.status("Verified", Tone::Good, &format!("`{command}` passed in {took}")),
             (false, Some(code)) => {
-                self.status("Failed", Tone::Bad, &format!("`{command}` exited with {code} after {took}"));
+                self.status("Failed", Tone::Bad, &format!("`{command}` failed (exit code {code}) after {took}"));
             }
             (false, None) => self.status("Failed", Tone::Bad, &format!("`{command}` was killed after {took}")),
         }
@@ -380,7 +394,8 @@ impl Reporter for HumanReporter {
                 "Detached",
                 Tone::Good,
                 &format!(
-                    "pid {} deletes the old {} in the background, at idle priority; `tail -f {}` follows it",
+                    "pid {} deletes the old {} in the background, at idle priority; `tail -f {}` follows it \
+                     (the log is removed once all is deleted, kept if something was left)",
                     d.pid,
                     self.removed_dirs(),
                     d.log.display()
@@ -391,25 +406,28 @@ impl Reporter for HumanReporter {
                 self.status("Checking", Tone::Good, &format!("the build dir with `{command}`"));
             }
             Event::Checked(c) => self.checked(c),
-            Event::RepairPlanned { units, entries } => self.status(
-                "Would repair",
-                Tone::Warn,
-                &format!(
-                    "{} ({}), then check again, and clean the whole tree if the damage remains",
-                    units.join(", "),
-                    words::things(*entries as u64, "entry", "entries")
-                ),
-            ),
+            Event::RepairPlanned { units, entries } => {
+                lock(&self.seen).foreseen.repairs = Some(units.clone());
+                self.status(
+                    "Would repair",
+                    Tone::Warn,
+                    &format!(
+                        "{} ({}), then check again, and clean the whole tree if the damage remains",
+                        units.join(", "),
+                        words::things(*entries as u64, "entry", "entries")
+                    ),
+                );
+            }
             Event::Repaired(r) => {
                 let took = words::duration_ms(r.check_ms);
                 let command = self.command();
                 let (tone, then) = if r.healed {
-                    (Tone::Good, format!("`{command}` passed in {took}, rebuilding {}", r.rebuilt.join(", ")))
+                    (Tone::Good, format!("`{command}` passed in {took} after rebuilding {}", r.rebuilt.join(", ")))
                 } else {
                     (Tone::Warn, format!("`{command}` still fails ({took})"))
                 };
                 let what = format!("{} ({})", r.units.join(", "), files_and_bytes(r.files, r.bytes));
-                self.status("Repaired", tone, &format!("{what}; {then}"));
+                self.line("Repaired", tone, &format!("{what}; {then}"));
             }
             Event::VerifyStarted { command } => {
                 lock(&self.seen).command = Some(words::cargo_command(command));
@@ -425,8 +443,8 @@ impl Reporter for HumanReporter {
 
     fn finish(&self, summary: &Summary) -> std::io::Result<()> {
         self.untick();
-        let measured = lock(&self.seen).measured;
-        let line = words::summary_line(summary, measured, &self.command());
+        let foreseen = lock(&self.seen).foreseen.clone();
+        let line = words::summary_line(summary, &foreseen, &self.command());
         let failed = summary.error.is_some();
         // A run that failed before it did anything has nothing to sum up: the error says it all.
         let acted = !summary.holders.is_empty()
@@ -442,7 +460,7 @@ impl Reporter for HumanReporter {
                 self.print(&line);
             }
         } else if !self.style.quiet {
-            for help in words::helps(summary, measured.is_some_and(|(files, _)| files > 0)) {
+            for help in words::helps(summary, &foreseen) {
                 self.print(&format!("{}: {help}", self.paint("help", Tone::Help)));
             }
         }

@@ -37,6 +37,8 @@ pub struct Style {
     pub quiet: bool,
     /// 0 by default; 1 with `-v` (the long form of each holder, every signal); 2 with `-vv`.
     pub verbose: u8,
+    /// The columns a status line fits in: 100, or a narrower terminal's width.
+    pub width: usize,
 }
 
 /// Receives a run's events as they happen (from several threads: the purge and cargo's output run beside the

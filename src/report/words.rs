@@ -1,13 +1,13 @@
 //! The words of the human report, as pure functions of what a run found: numbers and sizes, a process as a person
 //! would name it, what a holder holds, and the closing summary. No I/O, so each is tested on its own.
 
-use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::event::Summary;
 use crate::layout::{LockName, lock_name};
 use crate::model::{
-    CheckResult, Handle, HandleKind, Hold, Holder, Kind, Mode, Outcome, Process, Relation, SpareReason, Verdict,
+    CheckResult, Handle, HandleKind, Hold, Holder, Kind, Mode, Outcome, Process, Relation, Settled, SpareReason,
+    Verdict,
 };
 use crate::workspace::Dirs;
 
@@ -112,16 +112,28 @@ fn lock_words(lock: LockName) -> &'static str {
 /// The most a path takes on a short line before its middle is left out.
 const PATH_WIDTH: usize = 48;
 
-/// `path`, its middle left out to fit a short line: `target/debug/…/libmacros.so`.
+/// `path`, its middle left out to fit a short line: its first component, then as many of its last ones as fit
+/// (`target/…/app-1d2f/out/bindings.rs`), so that the package's dir stays in view where it can.
 fn elide(path: String) -> String {
     if path.chars().count() <= PATH_WIDTH {
         return path;
     }
     let parts: Vec<&str> = path.split('/').collect();
-    match parts.as_slice() {
-        [first @ .., last] if first.len() > 2 => format!("{}/…/{last}", first[..2].join("/")),
-        _ => path,
+    let [first, middle @ .., last] = parts.as_slice() else { return path };
+    if middle.is_empty() {
+        return path;
     }
+    let mut tail = vec![*last];
+    let mut width = first.chars().count() + "/…/".len() + last.chars().count();
+    for part in middle.iter().rev().take(middle.len() - 1) {
+        width += part.chars().count() + 1;
+        if width > PATH_WIDTH {
+            break;
+        }
+        tail.push(part);
+    }
+    tail.reverse();
+    format!("{first}/…/{}", tail.join("/"))
 }
 
 /// What a handle is, in words: `holds the build-dir lock`, `runs target/debug/x`. `full`: with whole paths.
@@ -190,9 +202,12 @@ pub fn holder_line(h: &Holder, dirs: Option<&Dirs>) -> String {
     }
     // Spared by the policy needs no word here: a `help:` line at the end says what stops them.
     match h.spare_reason {
-        Some(SpareReason::NotOwner) => parts.push("not the lock's owner".into()),
+        // "waits for the lock" says it already.
+        Some(SpareReason::NotOwner) if !parts.iter().any(|p| p.starts_with("waits for")) => {
+            parts.push("not the lock's owner".into());
+        }
         Some(SpareReason::Protected) => parts.push("never signalled".into()),
-        Some(SpareReason::Policy) | None => {}
+        Some(SpareReason::NotOwner | SpareReason::Policy) | None => {}
     }
     format!("{}: {}", process(&h.process), parts.join("; "))
 }
@@ -237,24 +252,90 @@ fn running_for(started: u64) -> Option<String> {
     })
 }
 
-/// `text` in lines of at most `width` columns, broken after its `; ` where it must: a long status line goes on
-/// under its first.
+/// `text` in lines of at most `width` columns, broken after its `; ` where it must, and inside a part that is still
+/// too long after its `, ` (never inside quotes): a long status line goes on under its first.
 #[must_use]
 pub fn wrap(text: &str, width: usize) -> Vec<String> {
     let mut lines = vec![String::new()];
+    let fits = |line: &str, more: &str| line.chars().count() + 1 + more.chars().count() <= width;
     for (i, part) in text.split("; ").enumerate() {
         let line = lines.last_mut().expect("never empty");
         if i > 0 {
             line.push(';');
-            if line.chars().count() + 1 + part.chars().count() > width {
-                lines.push(part.to_string());
-                continue;
-            }
-            line.push(' ');
         }
-        line.push_str(part);
+        let whole = part.chars().count() <= width;
+        if line.is_empty() && whole {
+            line.push_str(part);
+            continue;
+        }
+        if !line.is_empty() && fits(line, part) {
+            line.push(' ');
+            line.push_str(part);
+            continue;
+        }
+        if whole {
+            lines.push(part.to_string());
+            continue;
+        }
+        // Too long for a line of its own: it goes on after its `, `.
+        if !line.is_empty() {
+            lines.push(String::new());
+        }
+        for (j, piece) in split_outside_quotes(part, ", ").into_iter().enumerate() {
+            let line = lines.last_mut().expect("never empty");
+            if j > 0 {
+                line.push(',');
+            }
+            if line.is_empty() {
+                line.push_str(piece);
+            } else if fits(line, piece) {
+                line.push(' ');
+                line.push_str(piece);
+            } else {
+                lines.push(piece.to_string());
+            }
+        }
     }
     lines
+}
+
+/// `text` split at `sep` where it is outside a quoted (`'…'`, `"…"`) or backquoted span.
+fn split_outside_quotes<'a>(text: &'a str, sep: &str) -> Vec<&'a str> {
+    let (mut pieces, mut start, mut quote) = (Vec::new(), 0, None);
+    let mut after_space = true;
+    for (i, c) in text.char_indices() {
+        let opens = after_space || c != '\'';
+        after_space = c.is_whitespace();
+        match (quote, c) {
+            // An apostrophe in a word (`can't`) opens nothing.
+            (None, '\'' | '"' | '`') if opens => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, _) if text[i..].starts_with(sep) && i >= start => {
+                pieces.push(&text[start..i]);
+                start = i + sep.len();
+            }
+            _ => {}
+        }
+    }
+    pieces.push(&text[start..]);
+    pieces
+}
+
+/// A damage signature's name (`corrupt-metadata`, as JSON has it) in words: `damaged crate metadata`.
+#[must_use]
+pub fn damage(signature: &str) -> &str {
+    match signature {
+        "corrupt-metadata" => "damaged crate metadata",
+        "corrupt-rlib" => "a damaged .rlib",
+        "missing-rlib" => "a missing or damaged .rlib",
+        "invalid-metadata-version" => "metadata from another rustc",
+        "missing-extern" => "a missing dependency file",
+        "dep-info" => "a damaged dep-info file",
+        "archive" | "truncated-archive" => "a truncated archive",
+        "missing-file" => "a missing build file",
+        "incremental-ice" => "a damaged incremental cache",
+        other => other,
+    }
 }
 
 /// The cargo command of a shown command line: `cargo check`, without the arguments the run added.
@@ -268,10 +349,19 @@ pub fn cargo_command(shown: &str) -> String {
     }
 }
 
+/// What a dry run foresaw that the summary does not carry: what it would remove or repair.
+#[derive(Debug, Clone, Default)]
+pub struct Foreseen {
+    /// Files and bytes in all, measured.
+    pub removes: Option<(u64, u64)>,
+    /// The units a repair would remove.
+    pub repairs: Option<Vec<String>>,
+}
+
 /// What the closing `Summary` line says, from the run's summary; `checked`: the cargo command of the check or the
 /// verify (`cargo check`).
 #[must_use]
-pub fn summary_line(s: &Summary, sized: Option<(u64, u64)>, checked: &str) -> String {
+pub fn summary_line(s: &Summary, foreseen: &Foreseen, checked: &str) -> String {
     let mut parts = Vec::new();
     let outcome = |o: Outcome| s.holders.iter().filter(move |h| h.outcome == Some(o)).map(|h| &h.holder);
     let held = match (s.mode, &s.dirs) {
@@ -286,56 +376,55 @@ pub fn summary_line(s: &Summary, sized: Option<(u64, u64)>, checked: &str) -> St
     };
     if s.dry_run {
         let (stop, spare) = (outcome(Outcome::WouldTerminate).count(), outcome(Outcome::WouldSpare).count());
-        let mut plan =
-            if s.holders.is_empty() { format!("dry run: {none_held}") } else { format!("dry run: would stop {stop}") };
-        if spare > 0 {
-            let _ = write!(plan, " and spare {spare}");
-        }
-        parts.push(plan);
-        if let Some((files, bytes)) = sized {
+        let plan = match (stop, spare) {
+            (0, 0) => none_held,
+            (stop, 0) => format!("would stop {}", things(stop as u64, "process", "processes")),
+            (0, spare) => format!("would spare {}", things(spare as u64, "process", "processes")),
+            (stop, spare) => format!("would stop {stop} and spare {spare}"),
+        };
+        parts.push(format!("dry run: {plan}"));
+        if let Some(units) = &foreseen.repairs {
+            parts.push(format!("would repair {}", units.join(", ")));
+        } else if let Some((files, bytes)) = foreseen.removes {
             parts.push(format!("would remove {}", files_and_bytes(files, bytes)));
         }
         parts.push("nothing was signalled or deleted".into());
         return parts.join("; ");
     }
+    let holders = settled_words(s);
+    let held = if holders.is_empty() { none_held } else { holders.join(", ") };
     match s.check.as_ref().map(|c| &c.result) {
-        Some(CheckResult::Healthy) => return format!("`{checked}` passed; nothing was cleaned"),
+        Some(CheckResult::Healthy) => {
+            let what = if s.holders.is_empty() { String::new() } else { format!("{held}; ") };
+            return format!("{what}`{checked}` passed; nothing was cleaned");
+        }
         // The check failed, and not for damage: the run ends there.
         Some(CheckResult::CodeError | CheckResult::Unknown { .. }) if s.holders.is_empty() => {
             return format!("`{checked}` failed; nothing was cleaned");
         }
         _ => {}
     }
-    let stopped = [Outcome::ExitedAfterSigterm, Outcome::Killed, Outcome::AlreadyGone]
-        .into_iter()
-        .map(|o| outcome(o).count())
-        .sum::<usize>();
-    let killed = outcome(Outcome::Killed).count();
-    let mut holders = if s.holders.is_empty() { none_held } else { format!("stopped {stopped}") };
-    if killed > 0 {
-        let _ = write!(holders, " ({killed} killed)");
-    }
-    let spared: Vec<String> = outcome(Outcome::Spared).map(|h| process(&h.process)).collect();
-    if !spared.is_empty() {
-        let shown = spared.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
-        let more = spared.len().saturating_sub(3);
-        let more = if more > 0 { format!(" and {more} more") } else { String::new() };
-        let _ = write!(holders, ", spared {} still running: {shown}{more}", spared.len());
-    }
-    let survived = outcome(Outcome::Survived).count();
-    if survived > 0 {
-        let _ = write!(holders, ", {survived} survived");
-    }
-    parts.push(holders);
+    parts.push(held);
     if let Some(r) = &s.repaired {
-        let then = if r.healed { format!(", and `{checked}` passed") } else { String::new() };
-        parts.push(format!("repaired {}{then}", r.units.join(", ")));
+        let what = files_and_bytes(r.files, r.bytes);
+        parts.push(format!("repaired {} ({what})", r.units.join(", ")));
+        // The verify, if any, says whether the check passed; else the repair's own check does.
+        if s.verify.is_none() {
+            parts.push(if r.healed {
+                format!("`{checked}` passed after rebuilding them")
+            } else {
+                format!("`{checked}` still failed after it")
+            });
+        }
     }
     match (&s.removed, &s.purge_detached) {
         (Some(r), _) => {
             parts.push(format!("removed {} in {}", files_and_bytes(r.files, r.bytes), duration_ms(r.duration_ms)));
         }
         (None, Some(d)) => parts.push(format!("deleting the old tree in the background (pid {})", d.pid)),
+        (None, None) if s.mode == Mode::Clean && s.repaired.is_none() && s.error.is_none() => {
+            parts.push("nothing was cleaned".into());
+        }
         (None, None) => {}
     }
     if let Some(v) = &s.verify {
@@ -349,11 +438,50 @@ pub fn summary_line(s: &Summary, sized: Option<(u64, u64)>, checked: &str) -> St
     parts.join("; ")
 }
 
+/// What became of the holders of a run, in words: `stopped 2 processes (1 killed)`, `spared 1 still running: …`.
+fn settled_words(s: &Summary) -> Vec<String> {
+    let count = |o: Outcome| s.holders.iter().filter(|h| h.outcome == Some(o)).count();
+    let stopped: usize = [Outcome::ExitedAfterSigterm, Outcome::Killed, Outcome::AlreadyGone].map(count).iter().sum();
+    let killed = count(Outcome::Killed);
+    let mut holders = Vec::new();
+    if stopped > 0 {
+        let killed = if killed > 0 { format!(" ({killed} killed)") } else { String::new() };
+        holders.push(format!("stopped {}{killed}", things(stopped as u64, "process", "processes")));
+    }
+    let spared = |gone: bool| {
+        s.holders.iter().filter(move |h| h.outcome == Some(Outcome::Spared) && h.gone == gone).map(|h| &h.holder)
+    };
+    let running: Vec<String> = spared(false).map(|h| process(&h.process)).collect();
+    if !running.is_empty() {
+        let shown = running.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
+        let more = running.len().saturating_sub(3);
+        let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+        holders.push(format!("spared {} still running: {shown}{more}", running.len()));
+    }
+    let exited = spared(true).count();
+    if exited > 0 {
+        holders.push(format!("spared {exited} that exited since"));
+    }
+    let survived: Vec<&Settled> = s.holders.iter().filter(|h| h.outcome == Some(Outcome::Survived)).collect();
+    if !survived.is_empty() {
+        // Interrupted before its SIGKILL is not the same as surviving one.
+        let interrupted = survived.iter().all(|h| h.note.as_deref() == Some(crate::model::INTERRUPTED));
+        holders.push(if interrupted {
+            format!("left {} running (interrupted)", survived.len())
+        } else {
+            format!("{} survived", survived.len())
+        });
+    }
+    holders
+}
+
 /// The `help:` lines for the next step a finished run leaves, if any.
 #[must_use]
-pub fn helps(summary: &Summary, would_remove: bool) -> Vec<String> {
+pub fn helps(summary: &Summary, foreseen: &Foreseen) -> Vec<String> {
+    let would_remove = foreseen.removes.is_some_and(|(files, _)| files > 0) || foreseen.repairs.is_some();
     let mut helps = Vec::new();
-    let spared = |reason| summary.holders.iter().any(|h| h.holder.spare_reason == Some(reason));
+    // Only a spared holder that still runs is worth stopping.
+    let spared = |reason| summary.holders.iter().any(|h| h.holder.spare_reason == Some(reason) && !h.gone);
     if spared(SpareReason::Policy) {
         helps.push("`--all-holders` stops the spared holders too".to_string());
     }
@@ -434,10 +562,73 @@ mod tests {
         assert_eq!(wrap("a; b; c", 100), ["a; b; c"]);
         assert_eq!(wrap("aaaa; bbbb; cc", 9), ["aaaa;", "bbbb; cc"]);
         assert_eq!(wrap("one long part", 4), ["one long part"], "a part is never cut");
+        assert_eq!(wrap("x; aaaa, bbbb, cc; d", 11), ["x;", "aaaa, bbbb,", "cc; d"], "then at a comma");
+        assert_eq!(wrap("x; aaaa, bb", 10), ["x;", "aaaa, bb"], "only a part too long for a line is cut");
+        assert_eq!(wrap("`a, b` c", 3), ["`a, b` c"], "never inside quotes");
+        assert_eq!(wrap("can't, aaaa", 6), ["can't,", "aaaa"], "an apostrophe is no quote");
         assert_eq!(
             elide("target/debug/build/app-1d2f3a4b5c6d7e8f/out/generated/bindings.rs".into()),
-            "target/debug/…/bindings.rs"
+            "target/…/out/generated/bindings.rs"
         );
+        assert_eq!(elide(format!("target/{}/x", "d".repeat(60))), "target/…/x", "the last always stays");
+    }
+
+    fn settled(pid: u32, outcome: Outcome, note: Option<&str>, gone: bool) -> Settled {
+        let verdict = if outcome == Outcome::Spared || outcome == Outcome::WouldSpare {
+            Verdict::Spare
+        } else {
+            Verdict::Terminate
+        };
+        let holder = Holder {
+            process: Process { pid, ..proc(&["tail", "-f", "log"]) },
+            handles: vec![],
+            kind: Kind::Other,
+            verdict,
+            spare_reason: (verdict == Verdict::Spare).then_some(SpareReason::Policy),
+            relation: None,
+            via: None,
+        };
+        Settled { holder, outcome: Some(outcome), note: note.map(str::to_string), gone }
+    }
+
+    fn line(holders: Vec<Settled>, dry_run: bool, edit: impl FnOnce(&mut Summary)) -> String {
+        let mut s = Summary { holders, ..Summary::empty(Mode::Clean, dry_run, 0) };
+        edit(&mut s);
+        summary_line(&s, &Foreseen::default(), "cargo check")
+    }
+
+    #[test]
+    fn the_summary_counts_only_what_there_is() {
+        let spare = settled(2, Outcome::WouldSpare, None, false);
+        assert_eq!(
+            line(vec![spare], true, |_| ()),
+            "dry run: would spare 1 process; nothing was signalled or deleted",
+            "no `would stop 0`"
+        );
+        let (stopped, gone) = (settled(1, Outcome::Killed, None, false), settled(2, Outcome::Spared, None, true));
+        let summary = Summary { holders: vec![stopped.clone(), gone], ..Summary::empty(Mode::Clean, false, 0) };
+        assert_eq!(
+            summary_line(&summary, &Foreseen::default(), "cargo check"),
+            "stopped 1 process (1 killed), spared 1 that exited since; nothing was cleaned"
+        );
+        assert!(helps(&summary, &Foreseen::default()).is_empty(), "no advice to stop what is gone");
+        let left = settled(3, Outcome::Survived, Some(crate::model::INTERRUPTED), false);
+        assert_eq!(line(vec![left], false, |_| ()), "left 1 running (interrupted); nothing was cleaned");
+        let healthy = crate::model::Checked { result: CheckResult::Healthy, exit_code: Some(0), duration_ms: 5 };
+        assert_eq!(
+            line(vec![stopped], false, |s| s.check = Some(healthy)),
+            "stopped 1 process (1 killed); `cargo check` passed; nothing was cleaned",
+            "what was stopped to run the check is said"
+        );
+        assert_eq!(line(vec![], false, |_| ()), "no process held the target dir; nothing was cleaned");
+    }
+
+    #[test]
+    fn every_damage_has_words() {
+        let names = crate::diagnose::SIGNATURES.iter().map(|s| s.name).chain([crate::diagnose::INCREMENTAL_ICE]);
+        for name in names {
+            assert_ne!(damage(name), name, "{name}");
+        }
     }
 
     #[test]

@@ -110,10 +110,10 @@ impl Machine {
         }
     }
 
-    /// Stops escalating (Ctrl-C): whatever is still alive survives.
+    /// Stops escalating (Ctrl-C): whatever is still alive is left running.
     pub fn abandon(&mut self, now: Duration) {
         for i in self.live().collect::<Vec<_>>() {
-            self.end(i, Outcome::Survived, Some("not waited for: interrupted".into()), now);
+            self.end(i, Outcome::Survived, Some(crate::model::INTERRUPTED.into()), now);
         }
         self.phase = Phase::Done;
     }

@@ -183,7 +183,13 @@ impl fmt::Display for BusyLock {
 /// Why holders remain, so that nothing was deleted (exit 4).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HoldersRemain {
-    #[error("--no-kill was given and processes hold {} (pids {})", dir.display(), join(pids, ", "))]
+    #[error(
+        "--no-kill was given and {} {} (pid{} {})",
+        if pids.len() == 1 { "a process holds" } else { "processes hold" },
+        dir.display(),
+        if pids.len() == 1 { "" } else { "s" },
+        join(pids, ", ")
+    )]
     NoKill { dir: PathBuf, pids: Vec<u32> },
     #[error(
         "{} still alive: {}",
