@@ -302,7 +302,8 @@ mod tests {
         std::os::unix::fs::symlink(outside.join("debug/.cargo-lock"), d.join("release/.cargo-lock")).unwrap();
         assert!(looks_like_target(&open(&outside)));
         let fifo = d.join("release/.cargo-build-lock");
-        rustix::fs::mknodat(rustix::fs::CWD, &fifo, rustix::fs::FileType::Fifo, Mode::RUSR | Mode::WUSR, 0).unwrap();
+        // nix's mkfifo, not rustix's mknodat: macOS has no mknodat.
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR).unwrap();
         assert!(!is_held(&fifo), "a FIFO is no lock, and probing it does not wait");
         assert!(!looks_like_target(&open(&d)), "a mark behind a symlink is not cargo's");
         assert!(cargo_locks(&d).is_empty());

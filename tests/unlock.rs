@@ -3,6 +3,8 @@
 
 mod common;
 
+// Only the Linux tests read what a lock waiter says.
+#[cfg(target_os = "linux")]
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
