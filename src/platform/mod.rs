@@ -12,6 +12,7 @@
 //! picks every piece, and the per-piece switches override the piece they name. Variants that exist only on Linux
 //! are compiled only there, so nothing pretends to work where it does not.
 
+pub mod held;
 #[cfg(target_os = "linux")]
 pub mod linux;
 pub mod portable;
@@ -161,10 +162,10 @@ impl Platform {
     pub fn snapshot(&self, exclude: u32) -> Result<Snapshot, ScanError> {
         let raw = match (&self.holders, self.processes) {
             #[cfg(target_os = "linux")]
-            (Holders::Proc, _) => Raw::Proc(linux::proc::snapshot(exclude, true)?),
+            (Holders::Proc, _) => linux::proc::snapshot(exclude, true)?,
             #[cfg(target_os = "linux")]
-            (Holders::Lsof { .. }, Processes::Proc) => Raw::Proc(linux::proc::snapshot(exclude, false)?),
-            (Holders::Lsof { .. }, Processes::Sysinfo) => Raw::Table(portable::table::table()?),
+            (Holders::Lsof { .. }, Processes::Proc) => linux::proc::snapshot(exclude, false)?,
+            (Holders::Lsof { .. }, Processes::Sysinfo) => portable::table::table()?,
         };
         Ok(Snapshot { raw, holders: self.holders.clone() })
     }
@@ -389,37 +390,28 @@ impl From<&Process> for Identity {
     }
 }
 
-/// The process table, and what each process holds if it was read in the same pass.
-#[derive(Debug)]
-enum Raw {
-    #[cfg(target_os = "linux")]
-    Proc(linux::proc::Raw),
-    Table((Table, Uninspectable)),
-}
-
 /// What [`Platform::snapshot`] read, to be narrowed to the dirs that matter with [`Snapshot::holders`].
 #[derive(Debug)]
 pub struct Snapshot {
-    raw: Raw,
+    raw: held::Snapshot,
     holders: Holders,
 }
 
 impl Snapshot {
     /// What is held under `roots`, with the process table and the processes that could not be inspected.
     pub fn holders(self, roots: &Roots, exclude: u32) -> Result<(Vec<Found>, Table, Uninspectable), ScanError> {
-        let (found, table, uninspectable) = match self.raw {
-            #[cfg(target_os = "linux")]
-            Raw::Proc(raw) => raw.filter(roots),
-            Raw::Table((table, uninspectable)) => (Vec::new(), table, uninspectable),
-        };
         match &self.holders {
             #[cfg(target_os = "linux")]
-            Holders::Proc => Ok((found, table, uninspectable)),
+            Holders::Proc => {
+                let held::Scanned { found, table, uninspectable } = linux::proc::holders(self.raw, roots);
+                Ok((found, table, uninspectable))
+            }
             Holders::Lsof { program } => {
+                let table = self.raw.table;
                 let (found, unnamed) = portable::lsof::scan(program, roots, exclude, &table)?;
                 // lsof skips what it may not read (`-w`): other users' processes, when not root.
                 let uninspectable =
-                    Uninspectable { other_users: portable::table::others(&table), unnamed, ..uninspectable };
+                    Uninspectable { other_users: portable::table::others(&table), unnamed, ..Uninspectable::default() };
                 Ok((found, table, uninspectable))
             }
         }
