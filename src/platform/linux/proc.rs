@@ -16,7 +16,7 @@ use procfs_core::FromRead;
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
-use crate::model::{FileId, HandleKind, Hold, Process, Roots};
+use crate::model::{FileId, HandleKind, Hold, Process, Roots, Table};
 use crate::platform::held::{Held, Holds, Place, Places, Scanned, Snapshot};
 use crate::platform::{Identity, ScanError, strip_deleted};
 
@@ -120,8 +120,21 @@ pub fn is_alive(target: &Identity) -> bool {
         if s.start_time == target.start_time && s.name == target.name && !s.is_zombie())
 }
 
-/// Fills in the command line and exe of a process.
-pub fn describe(p: &mut Process) {
+/// Fills in the command line, exe and cwd of the processes `pids` of `table`.
+pub fn describe<S: std::hash::BuildHasher>(table: &mut Table, pids: &HashSet<u32, S>) {
+    for p in table.procs.values_mut().filter(|p| pids.contains(&p.pid)) {
+        describe_one(p);
+    }
+}
+
+/// One process as the table would show it (not described), if it is alive (a zombie is not).
+#[must_use]
+pub fn process(pid: u32) -> Option<Process> {
+    read_stat(pid).ok().flatten().filter(|s| !s.is_zombie()).map(Process::from)
+}
+
+/// Fills in the command line, exe and cwd of a process.
+fn describe_one(p: &mut Process) {
     let Ok(dir) = open_pid(p.pid) else { return };
     if p.cmdline.is_empty()
         && let Ok(raw) = read_at(&dir, "cmdline", 4096)
@@ -203,13 +216,14 @@ fn waiters(text: &[u8]) -> HashSet<Waiter> {
 /// The files an `flock` is held on now (device and inode), from `/proc/locks`: what lsof's lock field is checked
 /// against, since it prints POSIX and `flock` locks alike.
 #[must_use]
-pub fn flocked_files() -> HashSet<FileId> {
-    let Ok(text) = std::fs::read("/proc/locks") else { return HashSet::new() };
+pub fn flocked_files() -> Option<HashSet<FileId>> {
+    let Ok(text) = std::fs::read("/proc/locks") else { return Some(HashSet::new()) };
     text.split(|b| *b == b'\n')
         .filter_map(|line| procfs_core::Locks::from_read(line).ok()?.0.into_iter().next())
         .filter(is_flock)
         .map(|l| FileId { dev: rustix::fs::makedev(l.devmaj, l.devmin), ino: l.inode })
-        .collect()
+        .collect::<HashSet<_>>()
+        .into()
 }
 
 /// Whether a lock is an `flock`, the kind cargo takes. A POSIX (`fcntl`, `lockf`) or OFD lock on the same file never
@@ -218,11 +232,12 @@ fn is_flock(lock: &procfs_core::Lock) -> bool {
     matches!(lock.lock_type, procfs_core::LockType::FLock)
 }
 
-/// Which of `locks` each process is blocked waiting for, from the `->` lines of `/proc/locks`.
+/// Which of `locks` each process is blocked waiting for, from the `->` lines of `/proc/locks` (an unreadable
+/// `/proc/locks` shows nobody waiting).
 #[must_use]
-pub fn waiting_for(locks: &[PathBuf]) -> Vec<(u32, PathBuf)> {
+pub fn waiting_for(locks: &[PathBuf]) -> Option<Vec<(u32, PathBuf)>> {
     use std::os::unix::fs::MetadataExt;
-    let Ok(text) = std::fs::read("/proc/locks") else { return Vec::new() };
+    let Ok(text) = std::fs::read("/proc/locks") else { return Some(Vec::new()) };
     let waiting = waiters(&text);
     let mut out = Vec::new();
     for lock in locks {
@@ -230,7 +245,7 @@ pub fn waiting_for(locks: &[PathBuf]) -> Vec<(u32, PathBuf)> {
         let (major, minor) = (rustix::fs::major(m.dev()), rustix::fs::minor(m.dev()));
         out.extend(waiting.iter().filter(|w| (w.1, w.2, w.3) == (major, minor, m.ino())).map(|w| (w.0, lock.clone())));
     }
-    out
+    Some(out)
 }
 
 /// How the fd `fd` of `pid` stands towards a lock on its file.
