@@ -17,7 +17,7 @@
 
 use std::ffi::{CStr, CString, OsStr};
 use std::io::{self, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -186,6 +186,9 @@ fn make_dir(
     }
     if tag {
         write_new(&fd, c"CACHEDIR.TAG", CACHEDIR_TAG.as_bytes()).map_err(|e| io_error("write", &path, e))?;
+        // What cargo sets on a target dir it creates, on the open dir: optional, as in cargo (a filesystem without
+        // extended attributes refuses it, and the dir is no less a target dir).
+        let _ = platform::exclude_from_backups(fd.as_fd());
     }
     let (mode, owner) = look;
     // A dir this run made and checked, held open: root gives it away, and sets a setgid bit for a group the owner

@@ -333,6 +333,11 @@ impl Drop for Acting {
 /// What a stat says a file is, whatever its name.
 pub use native::file_id;
 
+/// Keeps the open dir out of backups as cargo keeps a target dir it creates: macOS's Time Machine exclusion
+/// attribute ([`crate::layout::BACKUP_EXCLUSION`]); on Linux, where backup tools read `CACHEDIR.TAG` (written
+/// beside it), there is nothing more to set.
+pub use native::exclude_from_backups;
+
 /// Who owns the file a stat describes.
 #[must_use]
 pub fn owner(st: &rustix::fs::Stat) -> Owner {

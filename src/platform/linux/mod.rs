@@ -26,6 +26,12 @@ pub fn file_id(st: &rustix::fs::Stat) -> FileId {
     FileId { dev: st.st_dev, ino: st.st_ino }
 }
 
+/// Nothing to set: Linux backup tools that skip caches read the `CACHEDIR.TAG` written beside it, and there is no
+/// attribute they share.
+pub fn exclude_from_backups(_dir: BorrowedFd<'_>) -> std::io::Result<()> {
+    Ok(())
+}
+
 /// The path of the open file `fd` as the kernel names it now.
 #[must_use]
 pub fn real_path(fd: BorrowedFd<'_>) -> Option<PathBuf> {

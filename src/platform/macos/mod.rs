@@ -64,9 +64,40 @@ pub fn file_id(st: &rustix::fs::Stat) -> FileId {
     FileId { dev: u64::from(st.st_dev.cast_unsigned()), ino: st.st_ino }
 }
 
+/// Sets Time Machine's exclusion attribute on the open dir `dir`, as cargo does on a target dir it creates.
+pub fn exclude_from_backups(dir: BorrowedFd<'_>) -> std::io::Result<()> {
+    let (name, value) = crate::layout::BACKUP_EXCLUSION;
+    rustix::fs::fsetxattr(dir, name, value, rustix::fs::XattrFlags::empty()).map_err(Into::into)
+}
+
 /// The path of the open file `fd` as the kernel names it now (`F_GETPATH`): `/private/var/…` for a file under
 /// `/var`, the way libproc names what processes hold.
 #[must_use]
 pub fn real_path(fd: BorrowedFd<'_>) -> Option<PathBuf> {
     rustix::fs::getpath(fd).ok().map(|p| PathBuf::from(std::ffi::OsString::from_vec(p.into_bytes())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs only on a Mac (the macOS workflow): the attribute is set on the open dir, reads back as written, and
+    /// Time Machine itself calls the dir excluded.
+    #[test]
+    fn the_recreated_dir_is_excluded_from_backups_as_cargo_excludes_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = rustix::fs::open(
+            tmp.path(),
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
+            rustix::fs::Mode::empty(),
+        )
+        .unwrap();
+        exclude_from_backups(std::os::fd::AsFd::as_fd(&dir)).unwrap();
+        let (name, value) = crate::layout::BACKUP_EXCLUSION;
+        let mut read = vec![0u8; 256];
+        let n = rustix::fs::fgetxattr(&dir, name, &mut read[..]).unwrap();
+        assert_eq!(&read[..n], value);
+        let out = std::process::Command::new("tmutil").arg("isexcluded").arg(tmp.path()).output().unwrap();
+        assert!(String::from_utf8_lossy(&out.stdout).contains("[Excluded]"), "{out:?}");
+    }
 }
