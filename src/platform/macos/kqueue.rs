@@ -133,3 +133,35 @@ pub fn wait_any(handles: &[&Watched], until: Instant, interrupt: &Interrupt) -> 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::platform::macos::proc::{is_alive, process};
+
+    /// Runs only on a Mac: a child watched by its kqueue, not woken for while it lives, woken for when a signal sent
+    /// through the handle ends it; a stale identity is not watched; an interrupt wakes the wait.
+    #[test]
+    fn the_exit_wakes_the_wait_and_nothing_else_does() {
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let id = Identity::from(&process(child.id()).unwrap());
+        assert!(Watched::open(&Identity { start_time: id.start_time + 1, ..id.clone() }, is_alive).unwrap().is_none());
+        let h = Watched::open(&id, is_alive).unwrap().unwrap();
+        let interrupt = Interrupt::manual().unwrap();
+        let waited = wait_any(&[&h], Instant::now() + Duration::from_millis(50), &interrupt);
+        assert!(waited.exited.is_empty() && !waited.interrupted && !h.exited_now());
+        h.signal(Sig::Term, is_alive).unwrap();
+        let waited = wait_any(&[&h], Instant::now() + Duration::from_secs(10), &interrupt);
+        assert_eq!(waited.exited, [0]);
+        assert_eq!(h.signal(Sig::Term, is_alive), Err(SignalError::Gone), "never a signal after the exit");
+        child.wait().unwrap();
+
+        let mut other = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let h = Watched::open(&Identity::from(&process(other.id()).unwrap()), is_alive).unwrap().unwrap();
+        interrupt.trigger();
+        let waited = wait_any(&[&h], Instant::now() + Duration::from_secs(10), &interrupt);
+        assert!(waited.interrupted && waited.exited.is_empty());
+        other.kill().unwrap();
+        other.wait().unwrap();
+    }
+}

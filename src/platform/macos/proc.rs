@@ -146,3 +146,35 @@ pub fn process(pid: u32) -> Option<Process> {
 pub fn is_alive(target: &Identity) -> bool {
     process(target.pid).is_some_and(|p| p.start_time == target.start_time && p.name == target.name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs only on a Mac: this process as libproc shows it, and a file it holds found by the whole scan.
+    #[test]
+    fn reads_itself_and_what_it_holds() {
+        let me = std::process::id();
+        let p = process(me).unwrap();
+        assert_eq!(p.ppid, std::os::unix::process::parent_id());
+        assert!(p.start_time > 1_600_000_000_000_000, "microseconds since the epoch: {}", p.start_time);
+        let id = Identity::from(&p);
+        assert!(is_alive(&id));
+        assert!(!is_alive(&Identity { start_time: id.start_time + 1, ..id.clone() }), "a microsecond off");
+        assert!(!is_alive(&Identity { name: "someone-else".into(), ..id }));
+        let here = std::env::current_dir().unwrap().canonicalize().unwrap();
+        assert_eq!(cwd(me).map(|c| c.canonicalize().unwrap()), Some(here));
+        let kinds: HashSet<HandleKind> = held(me).unwrap().iter().map(|h| h.kind).collect();
+        for kind in [HandleKind::Cwd, HandleKind::Exe, HandleKind::Mmap] {
+            assert!(kinds.contains(&kind), "{kind:?} in {kinds:?}");
+        }
+        // Under the temp dir, which is under /var: found under the kernel's spelling, /private/var.
+        let tmp = tempfile::tempdir().unwrap();
+        let file = std::fs::File::create(tmp.path().join("held")).unwrap();
+        let scanned = holders(snapshot(0, true).unwrap(), &Roots::new([tmp.path()]));
+        let mine = scanned.found.iter().find(|f| f.process.pid == me).expect("it holds its own file");
+        assert!(mine.handles.iter().any(|h| h.kind == HandleKind::Fd && h.path.ends_with("held")), "{mine:?}");
+        assert!(scanned.table.procs.contains_key(&1), "launchd is in the table");
+        drop(file);
+    }
+}
