@@ -7,116 +7,142 @@
 //!
 //! Run with `bench/scan.sh` (it builds the holder fixture and the release binary first).
 
-#![expect(clippy::print_stdout, reason = "a benchmark prints its figures")]
+#![cfg_attr(unix, expect(clippy::print_stdout, reason = "a benchmark prints its figures"))]
 
+// Unix only: what it does needs Unix fds, signals and users.
+#[cfg(unix)]
+fn main() {
+    imp::main();
+}
+
+/// These benchmarks time Unix tools and Unix paths; there is nothing to time elsewhere (yet).
+#[cfg(not(unix))]
+fn main() {}
+
+#[cfg(unix)]
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+#[cfg(unix)]
+mod imp {
+    use super::common;
 
-use cargo_safeclean::model::Roots;
-use cargo_safeclean::platform::Platform;
-use cargo_safeclean::scan::scan;
-use common::{Bounded, Rendezvous, Ws, holder_exe};
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
 
-const PROCESSES: usize = 500;
-const INSIDE: usize = 10;
-const RUNS: usize = 15;
-/// The pid the scan leaves out with its family. The holders are this benchmark's children, which a scan as
-/// `std::process::id()` would leave out: the scan runs here as a bystander, as the tool is to them.
-const NOT_A_PID: u32 = u32::MAX;
+    use cargo_safeclean::model::Roots;
+    use cargo_safeclean::platform::Platform;
+    use cargo_safeclean::scan::scan;
+    use common::{Bounded, Rendezvous, Ws, holder_exe};
 
-fn main() {
-    let ws = Ws::new(false);
-    ws.build();
-    let outside = tempfile::tempdir().unwrap();
-    let mut rv = Rendezvous::new();
-    let exe = holder_exe();
-    for i in 0..PROCESSES {
-        let dir = if i < INSIDE { ws.target().join("debug") } else { outside.path().to_path_buf() };
-        let files: Vec<String> = (0..3).map(|j| dir.join(format!("held-{i}-{j}")).display().to_string()).collect();
-        rv.holder(&exe, &["--open", &files[0], "--open", &files[1], "--open", &files[2]]);
+    const PROCESSES: usize = 500;
+    const INSIDE: usize = 10;
+    const RUNS: usize = 15;
+    /// The pid the scan leaves out with its family. The holders are this benchmark's children, which a scan as
+    /// `std::process::id()` would leave out: the scan runs here as a bystander, as the tool is to them.
+    const NOT_A_PID: u32 = u32::MAX;
+
+    pub fn main() {
+        let ws = Ws::new(false);
+        ws.build();
+        let outside = tempfile::tempdir().unwrap();
+        let mut rv = Rendezvous::new();
+        let exe = holder_exe();
+        for i in 0..PROCESSES {
+            let dir = if i < INSIDE { ws.target().join("debug") } else { outside.path().to_path_buf() };
+            let files: Vec<String> = (0..3).map(|j| dir.join(format!("held-{i}-{j}")).display().to_string()).collect();
+            rv.holder(&exe, &["--open", &files[0], "--open", &files[1], "--open", &files[2]]);
+        }
+        let roots = Roots::new([ws.target().as_path()]);
+        let native = Platform::native();
+        let portable = Platform::portable("lsof".into());
+        let lsof_holders = Platform { holders: portable.holders.clone(), ..native.clone() };
+        for platform in [&native, &portable] {
+            let found = scan(platform, &roots, NOT_A_PID).unwrap().found.len();
+            assert_eq!(found, INSIDE, "the scan finds exactly the holders inside target/");
+        }
+
+        let stage = |platform: &Platform| median(|| drop(scan(platform, &roots, NOT_A_PID).unwrap()));
+        let read = median(|| drop(native.snapshot(NOT_A_PID).unwrap()));
+        // Each narrowing needs a fresh read: only the narrowing is timed.
+        let narrow = median_of(|| {
+            let snapshot = native.snapshot(NOT_A_PID).unwrap();
+            let start = Instant::now();
+            drop(snapshot.holders(&roots, NOT_A_PID).unwrap());
+            start.elapsed()
+        });
+        let table = |platform: &Platform| median(|| drop(platform.snapshot(NOT_A_PID).unwrap()));
+        let (native_stage, lsof_stage, portable_stage) = (stage(&native), stage(&lsof_holders), stage(&portable));
+        let (proc_table, sysinfo_table) = (table(&lsof_holders), table(&portable));
+        let ps_table = median(|| {
+            let out = Command::new("ps")
+                .args(["-axo", "pid=,ppid=,pgid=,stat=,lstart=,comm=,args="])
+                .stderr(Stdio::null())
+                .output()
+                .expect("ps is installed");
+            assert!(!out.stdout.is_empty());
+        });
+        let lsof = median(|| {
+            let out = Command::new("lsof")
+                .args(["-n", "-F", "pcfn"])
+                .stderr(Stdio::null())
+                .output()
+                .expect("lsof is installed");
+            assert!(!out.stdout.is_empty());
+        });
+        let dry_run = median(|| {
+            let out = ws.run(&["--dry-run", "-q"]);
+            assert!(out.status.success());
+        });
+        let portable_dry_run = median(|| {
+            let out = ws.safeclean(&["--dry-run", "-q"]).env("SAFECLEAN_PLATFORM", "portable").output_bounded();
+            assert!(out.status.success());
+        });
+        println!(
+            "holder scan, {PROCESSES} processes holding 3 files each, {INSIDE} inside target/; medians of {RUNS} runs"
+        );
+        // The native implementation's name here: the figures from a Mac say which one they are.
+        let native_name = if cfg!(target_os = "macos") { "libproc" } else { "/proc" };
+        println!(
+            "  scan stage, native ({native_name}):{:>width$.2} ms",
+            ms(native_stage),
+            width = 29 - native_name.len()
+        );
+        println!("    reading every process (system calls):    {:>8.2} ms", ms(read));
+        println!("    narrowing to the roots (shared logic):   {:>8.2} ms", ms(narrow));
+        println!("  scan stage, native table + lsof holders:   {:>8.2} ms", ms(lsof_stage));
+        println!("  scan stage, portable (sysinfo + lsof):     {:>8.2} ms", ms(portable_stage));
+        println!("  process table alone, native:               {:>8.2} ms", ms(proc_table));
+        println!("  process table alone, sysinfo + getpgid:    {:>8.2} ms", ms(sysinfo_table));
+        println!("  ps -axo pid,ppid,pgid,stat,lstart,comm,args: {:>6.2} ms", ms(ps_table));
+        println!("  lsof -n -F pcfn:                           {:>8.2} ms", ms(lsof));
+        println!("  cargo safeclean --dry-run (whole):         {:>8.2} ms  (includes `cargo metadata`)", ms(dry_run));
+        println!("  ... with SAFECLEAN_PLATFORM=portable:      {:>8.2} ms", ms(portable_dry_run));
+        println!(
+            "  ratio native scan stage / lsof:            {:>8.3}  (goal: at most 0.25)",
+            ms(native_stage) / ms(lsof)
+        );
+        println!("  ratio portable scan stage / lsof:          {:>8.3}", ms(portable_stage) / ms(lsof));
+        println!("  ratio whole dry run / lsof:                {:>8.3}", ms(dry_run) / ms(lsof));
     }
-    let roots = Roots::new([ws.target().as_path()]);
-    let native = Platform::native();
-    let portable = Platform::portable("lsof".into());
-    let lsof_holders = Platform { holders: portable.holders.clone(), ..native.clone() };
-    for platform in [&native, &portable] {
-        let found = scan(platform, &roots, NOT_A_PID).unwrap().found.len();
-        assert_eq!(found, INSIDE, "the scan finds exactly the holders inside target/");
+
+    fn median(mut f: impl FnMut()) -> Duration {
+        median_of(|| {
+            let start = Instant::now();
+            f();
+            start.elapsed()
+        })
     }
 
-    let stage = |platform: &Platform| median(|| drop(scan(platform, &roots, NOT_A_PID).unwrap()));
-    let read = median(|| drop(native.snapshot(NOT_A_PID).unwrap()));
-    // Each narrowing needs a fresh read: only the narrowing is timed.
-    let narrow = median_of(|| {
-        let snapshot = native.snapshot(NOT_A_PID).unwrap();
-        let start = Instant::now();
-        drop(snapshot.holders(&roots, NOT_A_PID).unwrap());
-        start.elapsed()
-    });
-    let table = |platform: &Platform| median(|| drop(platform.snapshot(NOT_A_PID).unwrap()));
-    let (native_stage, lsof_stage, portable_stage) = (stage(&native), stage(&lsof_holders), stage(&portable));
-    let (proc_table, sysinfo_table) = (table(&lsof_holders), table(&portable));
-    let ps_table = median(|| {
-        let out = Command::new("ps")
-            .args(["-axo", "pid=,ppid=,pgid=,stat=,lstart=,comm=,args="])
-            .stderr(Stdio::null())
-            .output()
-            .expect("ps is installed");
-        assert!(!out.stdout.is_empty());
-    });
-    let lsof = median(|| {
-        let out =
-            Command::new("lsof").args(["-n", "-F", "pcfn"]).stderr(Stdio::null()).output().expect("lsof is installed");
-        assert!(!out.stdout.is_empty());
-    });
-    let dry_run = median(|| {
-        let out = ws.run(&["--dry-run", "-q"]);
-        assert!(out.status.success());
-    });
-    let portable_dry_run = median(|| {
-        let out = ws.safeclean(&["--dry-run", "-q"]).env("SAFECLEAN_PLATFORM", "portable").output_bounded();
-        assert!(out.status.success());
-    });
-    println!(
-        "holder scan, {PROCESSES} processes holding 3 files each, {INSIDE} inside target/; medians of {RUNS} runs"
-    );
-    // The native implementation's name here: the figures from a Mac say which one they are.
-    let native_name = if cfg!(target_os = "macos") { "libproc" } else { "/proc" };
-    println!("  scan stage, native ({native_name}):{:>width$.2} ms", ms(native_stage), width = 29 - native_name.len());
-    println!("    reading every process (system calls):    {:>8.2} ms", ms(read));
-    println!("    narrowing to the roots (shared logic):   {:>8.2} ms", ms(narrow));
-    println!("  scan stage, native table + lsof holders:   {:>8.2} ms", ms(lsof_stage));
-    println!("  scan stage, portable (sysinfo + lsof):     {:>8.2} ms", ms(portable_stage));
-    println!("  process table alone, native:               {:>8.2} ms", ms(proc_table));
-    println!("  process table alone, sysinfo + getpgid:    {:>8.2} ms", ms(sysinfo_table));
-    println!("  ps -axo pid,ppid,pgid,stat,lstart,comm,args: {:>6.2} ms", ms(ps_table));
-    println!("  lsof -n -F pcfn:                           {:>8.2} ms", ms(lsof));
-    println!("  cargo safeclean --dry-run (whole):         {:>8.2} ms  (includes `cargo metadata`)", ms(dry_run));
-    println!("  ... with SAFECLEAN_PLATFORM=portable:      {:>8.2} ms", ms(portable_dry_run));
-    println!("  ratio native scan stage / lsof:            {:>8.3}  (goal: at most 0.25)", ms(native_stage) / ms(lsof));
-    println!("  ratio portable scan stage / lsof:          {:>8.3}", ms(portable_stage) / ms(lsof));
-    println!("  ratio whole dry run / lsof:                {:>8.3}", ms(dry_run) / ms(lsof));
-}
+    /// The median of what `f` measured itself.
+    fn median_of(mut f: impl FnMut() -> Duration) -> Duration {
+        f(); // warm-up
+        let mut times: Vec<Duration> = (0..RUNS).map(|_| f()).collect();
+        times.sort();
+        times[RUNS / 2]
+    }
 
-fn median(mut f: impl FnMut()) -> Duration {
-    median_of(|| {
-        let start = Instant::now();
-        f();
-        start.elapsed()
-    })
-}
-
-/// The median of what `f` measured itself.
-fn median_of(mut f: impl FnMut() -> Duration) -> Duration {
-    f(); // warm-up
-    let mut times: Vec<Duration> = (0..RUNS).map(|_| f()).collect();
-    times.sort();
-    times[RUNS / 2]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
+    fn ms(d: Duration) -> f64 {
+        d.as_secs_f64() * 1000.0
+    }
 }

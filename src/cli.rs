@@ -228,21 +228,19 @@ fn strip_subcommand_word<I: IntoIterator<Item = OsString>>(args: I) -> Vec<OsStr
 /// A trash dir the detached deleter may delete: its identity, and an absolute path named as this tool names its
 /// trash. The deleter has no guard of its own; this keeps it to what a run swapped out.
 fn detached_trash(text: &str) -> Result<(FileId, PathBuf), String> {
-    use std::os::unix::ffi::OsStrExt;
     let not = || format!("`{text}` is not a trash path of this tool (DEV:INO:/path/to/.safeclean-trash-PID-HEX)");
     let mut parts = text.splitn(3, ':');
     let (Some(dev), Some(ino), Some(path)) = (parts.next(), parts.next(), parts.next()) else { return Err(not()) };
     let id: FileId = format!("{dev}:{ino}").parse().map_err(|_| not())?;
     let path = PathBuf::from(path);
-    let name = path.file_name().map(OsStrExt::as_bytes).unwrap_or_default();
+    let name = path.file_name().map(std::ffi::OsStr::as_encoded_bytes).unwrap_or_default();
     if path.is_absolute() && crate::layout::is_trash_name(name) { Ok((id, path)) } else { Err(not()) }
 }
 
 /// The detached deleter's log: an absolute path named `deleter-PID-HEX.log`.
 fn deleter_log(text: &str) -> Result<PathBuf, String> {
-    use std::os::unix::ffi::OsStrExt;
     let path = PathBuf::from(text);
-    let name = path.file_name().map(OsStrExt::as_bytes).unwrap_or_default();
+    let name = path.file_name().map(std::ffi::OsStr::as_encoded_bytes).unwrap_or_default();
     if path.is_absolute() && crate::layout::is_deleter_log(name) {
         Ok(path)
     } else {

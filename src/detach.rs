@@ -22,6 +22,7 @@ use rustix::fs::{AtFlags, FlockOperation, Mode, OFlags};
 
 use crate::interrupt::Interrupt;
 use crate::layout::{DELETER_LOG_PREFIX, LOG_SUFFIX};
+pub use crate::model::Detached;
 use crate::model::FileId;
 use crate::platform;
 use crate::purge::{self, Progress, Purge, Purged, TrashRoot};
@@ -33,15 +34,6 @@ const FLOOR_MAX: u64 = 5 << 30;
 
 /// How long the parent waits for the deleter to hold its locks.
 const READY_WITHIN: Duration = Duration::from_secs(10);
-
-/// A deleter that took over.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Detached {
-    pub pid: u32,
-    pub trash: Vec<PathBuf>,
-    /// Where it writes what it did.
-    pub log: PathBuf,
-}
 
 /// Too little free space to wait for a detached deleter: the purge stays in the foreground.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

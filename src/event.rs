@@ -7,20 +7,17 @@
 //! bytes are not UTF-8; such a path also gets a `…_bytes` field beside it with its exact bytes as an array of
 //! numbers, so nothing is lost.
 
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::ser::Error as _;
 use serde::{Serialize, Serializer};
 
-use crate::detach::Detached;
 use crate::layout::{LockName, lock_name};
 use crate::model::{
-    CheckResult, Checked, DirSize, Handle, Hold, Holder, Left, Mode, Outcome, Removed, Repaired, Settled, Sig,
-    Uninspectable, Verified,
+    CheckResult, Checked, Detached, DirSize, Handle, Hold, Holder, Left, Mode, Outcome, Progress, Removed, Repaired,
+    Settled, Sig, Uninspectable, Verified,
 };
-use crate::purge::Progress;
 use crate::workspace::Dirs;
 
 /// Something that happened, in the order it happened.
@@ -209,11 +206,27 @@ impl From<&Checked> for CheckLine {
 }
 
 /// A path's text, and its bytes when the text had to replace some.
-fn wire_path(path: &Path) -> (String, Option<Vec<u8>>) {
+fn wire_path(path: &Path) -> (String, Option<Raw>) {
     match path.to_str() {
         Some(text) => (text.to_string(), None),
-        None => (path.to_string_lossy().into_owned(), Some(path.as_os_str().as_bytes().to_vec())),
+        None => (path.to_string_lossy().into_owned(), Some(raw(path))),
     }
+}
+
+/// A name exactly as the OS spells it: bytes on Unix (`path_bytes`), UTF-16 code units on Windows (`path_wide`).
+#[cfg(unix)]
+type Raw = Vec<u8>;
+#[cfg(windows)]
+type Raw = Vec<u16>;
+
+#[cfg(unix)]
+fn raw(path: &Path) -> Raw {
+    std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str()).to_vec()
+}
+
+#[cfg(windows)]
+fn raw(path: &Path) -> Raw {
+    std::os::windows::ffi::OsStrExt::encode_wide(path.as_os_str()).collect()
 }
 
 #[derive(Debug, Serialize)]
@@ -221,7 +234,8 @@ struct HandleLine {
     kind: &'static str,
     path: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    path_bytes: Option<Vec<u8>>,
+    #[cfg_attr(windows, serde(rename = "path_wide"))]
+    path_bytes: Option<Raw>,
     /// Which of cargo's locks the file is, when the handle holds or waits for it.
     #[serde(skip_serializing_if = "Option::is_none")]
     lock: Option<&'static str>,
@@ -335,10 +349,12 @@ struct SummaryLine<'a> {
     mode: &'static str,
     target_dir: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    target_dir_bytes: Option<Vec<u8>>,
+    #[cfg_attr(windows, serde(rename = "target_dir_wide"))]
+    target_dir_bytes: Option<Raw>,
     build_dir: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    build_dir_bytes: Option<Vec<u8>>,
+    #[cfg_attr(windows, serde(rename = "build_dir_wide"))]
+    build_dir_bytes: Option<Raw>,
     dry_run: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     check: Option<CheckLine>,
@@ -384,7 +400,8 @@ struct RemovedLine {
 struct LeftLine {
     path: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    path_bytes: Option<Vec<u8>>,
+    #[cfg_attr(windows, serde(rename = "path_wide"))]
+    path_bytes: Option<Raw>,
     reason: String,
 }
 
@@ -504,7 +521,9 @@ mod tests {
         assert!(serde_json::to_value(Event::CargoLine("x".into())).is_err());
     }
 
-    /// A failed run's summary says why, in the words and kind the user and a script read.
+    /// A failed run's summary says why, in the words and kind the user and a script read. (`Error` is the Unix
+    /// conductor's.)
+    #[cfg(unix)]
     #[test]
     fn a_failed_run_says_why() {
         let error =
@@ -526,8 +545,10 @@ mod tests {
         assert!(v["error"]["help"].is_null() && v["error"]["note"].is_null(), "{v}");
     }
 
+    #[cfg(unix)]
     #[test]
     fn a_path_that_is_not_utf8_keeps_its_bytes() {
+        use std::os::unix::ffi::OsStrExt;
         let raw = std::ffi::OsStr::from_bytes(b"/t/bad\xff/x");
         let v = serde_json::to_value(HandleLine::from(&Handle::new(HandleKind::Fd, raw))).unwrap();
         assert_eq!(v["path"], "/t/bad\u{fffd}/x");
@@ -535,5 +556,21 @@ mod tests {
         assert_eq!(bytes, b"/t/bad\xff/x");
         let plain = serde_json::to_value(HandleLine::from(&Handle::new(HandleKind::Fd, "/t/ok")));
         assert!(plain.unwrap().get("path_bytes").is_none());
+    }
+
+    /// A Windows name is UTF-16 that need not be valid (a lone surrogate): its exact code units go to `path_wide`.
+    #[cfg(windows)]
+    #[test]
+    fn a_name_that_is_not_unicode_keeps_its_code_units() {
+        use std::os::windows::ffi::OsStringExt;
+        let units = [u16::from(b'C'), u16::from(b':'), u16::from(b'\\'), 0xD800, u16::from(b'x')];
+        let raw = std::ffi::OsString::from_wide(&units);
+        let v = serde_json::to_value(HandleLine::from(&Handle::new(HandleKind::Fd, raw))).unwrap();
+        assert_eq!(v["path"], "C:\\\u{fffd}x");
+        let wide: Vec<u16> = serde_json::from_value(v["path_wide"].clone()).unwrap();
+        assert_eq!(wide, units);
+        assert!(v.get("path_bytes").is_none());
+        let plain = serde_json::to_value(HandleLine::from(&Handle::new(HandleKind::Fd, r"C:\t\ok")));
+        assert!(plain.unwrap().get("path_wide").is_none());
     }
 }

@@ -1,12 +1,34 @@
 //! The `cargo-safeclean` binary: parse, resolve the plan, run the library, map the outcome to an exit code.
 
-use cargo_safeclean::cli::Args;
-use cargo_safeclean::error::Error;
-use cargo_safeclean::interrupt::Interrupt;
-use cargo_safeclean::plan::{Env, Plan};
-use cargo_safeclean::runlock::RuntimeDir;
-use cargo_safeclean::{detach, event::Summary, exit, report};
+#[cfg(unix)]
+use cargo_safeclean::{
+    cli::Args,
+    detach,
+    error::Error,
+    event::Summary,
+    exit,
+    interrupt::Interrupt,
+    plan::{Env, Plan},
+    report,
+    runlock::RuntimeDir,
+};
 
+/// On Windows the scan and the stopping are native, but the stages that act on the tree (the guard's anchored
+/// checks, the swap, the purge, the run lock) are not ported yet: say so, change nothing, exit 1 (issue #23).
+#[cfg(windows)]
+fn main() {
+    use cargo_safeclean::{event::Failure, exit, report};
+    report::early_error(&Failure {
+        kind: "unsupported",
+        message: "cargo safeclean cannot clean a target dir on Windows yet: the swap and the purge are not ported"
+            .into(),
+        help: Some("see the README's Platforms section for what runs on Windows today".into()),
+        note: Some("nothing was changed".into()),
+    });
+    std::process::exit(exit::UNEXPECTED);
+}
+
+#[cfg(unix)]
 fn main() {
     let args = Args::parse_from_env();
     let deleter = (!args.purge_detached.is_empty()).then(|| (args.purge_detached.clone(), args.purge_log.clone()));

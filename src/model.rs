@@ -7,6 +7,23 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+
+/// Counters that the reporter reads while the purge runs.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub files: AtomicU64,
+    pub bytes: AtomicU64,
+}
+
+/// A detached deleter that took over the purge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Detached {
+    pub pid: u32,
+    pub trash: Vec<PathBuf>,
+    /// Where it writes what it did.
+    pub log: PathBuf,
+}
 
 /// What kind of run this is (a dry run of either says what would happen and changes nothing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,13 +185,28 @@ impl Roots {
     /// Whether `path` is one of the roots or lies under one, compared by whole components.
     #[must_use]
     pub fn contains(&self, path: &Path) -> bool {
-        self.paths.iter().any(|r| path.starts_with(r))
+        self.paths.iter().any(|r| under(path, r))
     }
 
     #[must_use]
     pub fn paths(&self) -> &[PathBuf] {
         &self.paths
     }
+}
+
+/// Whether `path` is `root` or lies under it, by whole components.
+#[cfg(unix)]
+fn under(path: &Path, root: &Path) -> bool {
+    path.starts_with(root)
+}
+
+/// Whether `path` is `root` or lies under it, by whole components compared case-insensitively, as NTFS compares
+/// names (`C:\W\Target\x` lies under `c:\w\target`).
+#[cfg(windows)]
+fn under(path: &Path, root: &Path) -> bool {
+    let lower = |c: std::path::Component<'_>| c.as_os_str().to_string_lossy().to_lowercase();
+    let mut path = path.components();
+    root.components().all(|r| path.next().is_some_and(|p| lower(p) == lower(r)))
 }
 
 /// How a process holds something inside the target or build dir.
@@ -498,7 +530,8 @@ impl Process {
     }
 }
 
-#[cfg(test)]
+// Used by the tests of the Unix-only stages.
+#[cfg(all(test, unix))]
 impl Holder {
     /// A holder of nothing in particular, to be terminated, for tests.
     pub(crate) fn sample(process: Process) -> Self {

@@ -6,6 +6,9 @@
 //! are tried by repetition, a bounded number of runs in a bounded time, against an attacker looping as fast as it
 //! can (`tests/support/attacker.rs`).
 
+// The fixtures and the pipeline these tests drive are Unix only so far (see the README's Platforms).
+#![cfg(unix)]
+
 mod common;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};

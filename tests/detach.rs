@@ -1,5 +1,8 @@
 //! `--detach`: the run returns once the old tree is swapped out; a detached deleter, at idle priority, deletes it.
 
+// The fixtures and the pipeline these tests drive are Unix only so far (see the README's Platforms).
+#![cfg(unix)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

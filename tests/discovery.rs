@@ -1,6 +1,9 @@
 //! Holder discovery: every handle kind, both scan backends, process relations, build dirs, symlinked targets,
 //! processes that cannot be inspected, and naming the holder of a lock cargo waits for.
 
+// The fixtures and the pipeline these tests drive are Unix only so far (see the README's Platforms).
+#![cfg(unix)]
+
 mod common;
 
 use std::collections::BTreeSet;

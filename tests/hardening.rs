@@ -1,6 +1,9 @@
 //! Regression tests for the hardening issue: each test guards one way the tool once deleted, signalled or claimed
 //! more than it was asked to. Tests that mount, change attributes or run the tool as `nobody` need root and say so.
 
+// The fixtures and the pipeline these tests drive are Unix only so far (see the README's Platforms).
+#![cfg(unix)]
+
 mod common;
 
 use std::ffi::OsStr;

@@ -1,5 +1,8 @@
 //! `--if-broken`: check first; clean only a damaged build dir, never broken code, and never for a stuck build.
 
+// The fixtures and the pipeline these tests drive are Unix only so far (see the README's Platforms).
+#![cfg(unix)]
+
 mod common;
 
 use std::os::unix::fs::MetadataExt;

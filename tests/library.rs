@@ -1,5 +1,8 @@
 //! The library without the command line: a plan built by hand, run with a reporter that records every event.
 
+// The fixtures and the pipeline these tests drive are Unix only so far (see the README's Platforms).
+#![cfg(unix)]
+
 mod common;
 
 use std::path::PathBuf;

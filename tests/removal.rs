@@ -1,5 +1,8 @@
 //! The removal engine through the binary: hostile trees, crashes at any moment, concurrent runs, mount points.
 
+// The fixtures and the pipeline these tests drive are Unix only so far (see the README's Platforms).
+#![cfg(unix)]
+
 mod common;
 
 use std::ffi::OsStr;

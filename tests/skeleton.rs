@@ -1,5 +1,8 @@
 //! The walking skeleton end to end: a real cargo, real processes, real target dirs.
 
+// The fixtures and the pipeline these tests drive are Unix only so far (see the README's Platforms).
+#![cfg(unix)]
+
 mod common;
 
 use std::os::unix::fs::symlink;

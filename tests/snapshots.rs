@@ -5,6 +5,9 @@
 //! A change to any of them shows as a diff here; accept it with `INSTA_UPDATE=always cargo test --test snapshots`
 //! (or `cargo insta review`) when it is meant, and say so in the CHANGELOG.
 
+// The fixtures and the pipeline these tests drive are Unix only so far (see the README's Platforms).
+#![cfg(unix)]
+
 mod common;
 
 use std::io::Write;

@@ -1,6 +1,9 @@
 //! What a person sees on a terminal: the tool run inside tmux on a 100-column pane, its screen read as it runs.
 //! tmux runs on a socket of the test's own, and its server is ended by that socket when the test ends.
 
+// The fixtures and the pipeline these tests drive are Unix only so far (see the README's Platforms).
+#![cfg(unix)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

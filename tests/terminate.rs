@@ -1,6 +1,9 @@
 //! The termination engine with real processes, through both process-handle backends: the platform's own (a pidfd
 //! on Linux), and the forced fallback (identity check, `kill(2)`, polling).
 
+// The fixtures and the pipeline these tests drive are Unix only so far (see the README's Platforms).
+#![cfg(unix)]
+
 mod common;
 
 use std::process::Stdio;

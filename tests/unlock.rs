@@ -1,6 +1,9 @@
 //! `--unlock`: the owners of cargo's locks (package cache, build and artifact dirs) are stopped, their waiters and
 //! mere openers are not, and nothing is deleted.
 
+// The fixtures and the pipeline these tests drive are Unix only so far (see the README's Platforms).
+#![cfg(unix)]
+
 mod common;
 
 // Only the Linux tests read what a lock waiter says.

@@ -154,19 +154,12 @@ impl Places {
     /// spelling the user gave; the root itself is also recognised by device and inode, whatever its spelling.
     #[must_use]
     pub fn of(roots: &Roots) -> Self {
-        use rustix::fs::{Mode, OFlags};
         let mut spelled = Vec::new();
         let mut ids = Vec::new();
         for root in roots.paths() {
-            // Neither ever follows the root's last component (a name swapped for a link to `/` would otherwise make
-            // every chain of dirs match), and the open never waits on a FIFO.
-            if let Ok(st) = rustix::fs::lstat(root) {
-                ids.push((crate::platform::file_id(&st), root.clone()));
-            }
-            let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-            if let Ok(fd) = rustix::fs::open(root, flags, Mode::empty()) {
-                spelled.extend(crate::platform::real_path(std::os::fd::AsFd::as_fd(&fd)).filter(|p| p != root));
-            }
+            let (id, spelling) = crate::platform::root_spelling(root);
+            ids.extend(id.map(|id| (id, root.clone())));
+            spelled.extend(spelling.filter(|p| p != root));
         }
         Places { roots: Roots::exact(roots.paths().iter().cloned().chain(spelled)), ids }
     }
@@ -364,6 +357,7 @@ mod tests {
         assert!(Held::named(HandleKind::Fd, PathBuf::from("pipe:[123]"), None, Some(0)).is_none());
     }
 
+    #[cfg(unix)]
     #[test]
     fn places_of_a_real_dir_know_its_identity_and_spelling() {
         let tmp = tempfile::tempdir().unwrap();

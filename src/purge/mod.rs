@@ -10,23 +10,17 @@ mod pool;
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
 
 use crate::interrupt::Interrupt;
+pub use crate::model::Progress;
 use crate::model::{FileId, Removed};
 use crate::platform::Files;
 use crate::runlock::TrashLocks;
 use pool::Pool;
-
-/// Counters that the reporter reads while the purge runs.
-#[derive(Debug, Default)]
-pub struct Progress {
-    pub files: AtomicU64,
-    pub bytes: AtomicU64,
-}
 
 /// A removal that failed, with the path; [`RemoveError::help`] says what the user can do about it.
 #[derive(Debug, thiserror::Error)]

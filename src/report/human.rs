@@ -14,8 +14,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use super::words::{self, files_and_bytes};
 use super::{Reporter, Style, failure_lines};
 use crate::event::{Event, Summary};
-use crate::model::{CheckResult, Checked, DirSize, Holder, Mode, Outcome, Sig, Uninspectable, Verdict, Verified};
-use crate::purge::Progress;
+use crate::model::{
+    CheckResult, Checked, DirSize, Holder, Mode, Outcome, Progress, Sig, Uninspectable, Verdict, Verified,
+};
 use crate::workspace::Dirs;
 
 #[derive(Clone, Copy)]

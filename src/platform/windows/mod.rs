@@ -1,0 +1,306 @@
+//! The native implementation on Windows.
+//!
+//! - [`table`]: the process table from sysinfo (parent, name, exe, command line, cwd), with start times from
+//!   `GetProcessTimes` (100 ns since 1601), precise enough to tell a reused pid;
+//! - [`handles`]: what each process holds, from the system handle table (`NtQuerySystemInformation` with
+//!   `SystemExtendedHandleInformation`): each file handle is duplicated into this process, asked its type
+//!   (`GetFileType`: only `FILE_TYPE_DISK` is named, so a pipe can never hang the scan) and named
+//!   (`GetFinalPathNameByHandleW`); a current directory is such a handle;
+//! - [`modules`]: the images each process runs and maps (a running `.exe`, a loaded `.dll` or proc-macro), from a
+//!   Toolhelp32 module snapshot: an image holds no file handle;
+//! - [`stop`]: a process handle opened once (it pins the process, as a pidfd does), its start time checked against
+//!   the scan, `TerminateProcess`, and a wait on the handle.
+//!
+//! Windows has no process groups and no polite signal for a process we did not start: see the README for what
+//! `--grace` means here. Paths are compared by whole components, case-insensitively as NTFS does, with `\\?\` and
+//! drive forms made one (see [`normalise`]). A process that cannot be opened (another user's, an elevated one) is
+//! counted as uninspectable.
+#![expect(unsafe_code, reason = "the Win32 and NT system-call layer: each call says why it is sound")]
+
+pub mod handles;
+pub mod modules;
+pub mod stop;
+pub mod table;
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::os::windows::ffi::{OsStrExt, OsStringExt};
+use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle, RawHandle};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use windows_sys::Win32::Foundation::{HANDLE, INVALID_HANDLE_VALUE};
+use windows_sys::Win32::Storage::FileSystem::{
+    BY_HANDLE_FILE_INFORMATION, CreateFileW, FILE_FLAG_BACKUP_SEMANTICS, FILE_FLAG_OPEN_REPARSE_POINT,
+    FILE_NAME_NORMALIZED, FILE_READ_ATTRIBUTES, FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE,
+    GetFileInformationByHandle, GetFinalPathNameByHandleW, OPEN_EXISTING, VOLUME_NAME_DOS,
+};
+
+use super::held::{self, Places};
+use super::{Identity, Waited};
+use crate::interrupt::Interrupt;
+use crate::model::{FileId, Found, Process, Roots, Sig, SignalError, Table, Uninspectable};
+
+/// Which implementation serves each piece: on Windows there is one, the native one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Platform {
+    /// Whether holders are read from the handle table and module snapshots (`false`: the table only, as a run
+    /// that only needs parents and names would ask).
+    pub holders: bool,
+}
+
+impl Platform {
+    /// This OS's own implementation of every piece.
+    #[must_use]
+    pub fn native() -> Self {
+        Platform { holders: true }
+    }
+
+    /// Reads the process table and what every process holds, before anyone knows which dirs matter (see
+    /// [`crate::scan`]). `exclude` (this process) is not inspected.
+    pub fn snapshot(&self, exclude: u32) -> Result<Snapshot, ScanError> {
+        Ok(Snapshot { raw: table::snapshot(exclude, self.holders)? })
+    }
+
+    /// Fills in the command line, exe and cwd of the processes `pids`.
+    pub fn describe<S: std::hash::BuildHasher>(&self, table: &mut Table, pids: &HashSet<u32, S>) {
+        table::describe(table, pids);
+    }
+
+    /// Which of `locks` each process waits for: a process blocked in `LockFileEx` shows nothing in the handle table
+    /// that tells it from a holder, so `None` (cargo's "Blocking waiting" line is all there is).
+    #[must_use]
+    pub fn waiting_for(&self, _locks: &[PathBuf]) -> Option<Vec<(u32, PathBuf)>> {
+        None
+    }
+
+    /// Whether the holder source tells a waiter from a holder: not on Windows.
+    #[must_use]
+    pub fn sees_lock_waiters(&self) -> bool {
+        false
+    }
+
+    /// The current dir of `pid`, if it can be read.
+    #[must_use]
+    pub fn cwd(&self, pid: u32) -> Option<PathBuf> {
+        table::cwd(pid)
+    }
+
+    /// One process as the table would show it (not described), if it is alive.
+    #[must_use]
+    pub fn process(&self, pid: u32) -> Option<Process> {
+        table::process(pid)
+    }
+
+    /// Whether `target` is still the process the scan saw: same pid, same creation time.
+    #[must_use]
+    pub fn is_alive(&self, target: &Identity) -> bool {
+        stop::Handle::open(target).is_ok_and(|h| h.is_some_and(|h| !h.exited_now()))
+    }
+
+    /// Opens a handle on `target`; `None` when that process is gone (or the pid is someone else's now). A process
+    /// that cannot be opened (access denied) gets no handle either: it is reported as one that could not be
+    /// signalled by the stage that asks.
+    #[must_use]
+    pub fn open_process(&self, target: &Identity) -> Option<ProcHandle> {
+        stop::Handle::open(target).ok().flatten().map(ProcHandle)
+    }
+
+    /// `Term` and `Kill` both end the process with `TerminateProcess` (Windows has no request to exit that a
+    /// process we did not start must honour); `Cont` has nothing to resume: a Windows process is never stopped
+    /// by a signal.
+    pub fn signal(&self, handle: &ProcHandle, sig: Sig) -> Result<(), SignalError> {
+        match sig {
+            Sig::Cont => Ok(()),
+            Sig::Term | Sig::Kill => handle.0.terminate(),
+        }
+    }
+
+    /// Waits until one of `handles` exits, `until` passes, or an interrupt arrives, woken by the exit itself.
+    pub fn wait_any(&self, handles: &[&ProcHandle], until: Instant, interrupt: &Interrupt) -> Waited {
+        let handles: Vec<&stop::Handle> = handles.iter().map(|h| &h.0).collect();
+        stop::wait_any(&handles, until, interrupt)
+    }
+}
+
+/// What [`Platform::snapshot`] read, to be narrowed to the dirs that matter with [`Snapshot::holders`].
+#[derive(Debug)]
+pub struct Snapshot {
+    raw: held::Snapshot,
+}
+
+impl Snapshot {
+    /// What is held under `roots`, with the process table and the processes that could not be inspected.
+    pub fn holders(self, roots: &Roots, _exclude: u32) -> Result<(Vec<Found>, Table, Uninspectable), ScanError> {
+        // No lock state is visible per handle (a `LockFileEx` range is not in the handle table): a lock file is an
+        // open file, and the run probes cargo's locks itself.
+        let held::Scanned { found, table, uninspectable } = self.raw.holders(&Places::of(roots), |_, _| None);
+        Ok((found, table, uninspectable))
+    }
+}
+
+/// Why the process table or the holders could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error("cannot read the process table: {0}")]
+    Table(String),
+    #[error("cannot read the system handle table (NtQuerySystemInformation): {0}")]
+    Handles(#[source] std::io::Error),
+}
+
+impl ScanError {
+    /// What to check.
+    #[must_use]
+    pub fn help(&self) -> Option<String> {
+        match self {
+            ScanError::Table(_) => None,
+            ScanError::Handles(_) => Some("run from an account that may query system information".into()),
+        }
+    }
+}
+
+/// A handle on a process we did not spawn, safe against pid reuse: the open handle pins the process.
+#[derive(Debug)]
+pub struct ProcHandle(stop::Handle);
+
+impl ProcHandle {
+    #[must_use]
+    pub fn pid(&self) -> u32 {
+        self.0.pid()
+    }
+}
+
+/// A root's identity (volume serial and file index) and the path Windows spells it by now, for
+/// [`held::Places::of`]: the handle table names files by that spelling (true case, long names, resolved
+/// junctions). The root is opened as itself, never through a reparse point.
+#[must_use]
+pub fn root_spelling(root: &Path) -> (Option<FileId>, Option<PathBuf>) {
+    let Ok(h) = open_as_itself(root) else { return (None, None) };
+    (file_id(&h), final_path(h.as_raw_handle()))
+}
+
+/// Opens `path` for its attributes only, a dir too, a reparse point as itself, sharing everything: never in anyone's
+/// way.
+pub fn open_as_itself(path: &Path) -> std::io::Result<OwnedHandle> {
+    let wide = wide(path.as_os_str());
+    // SAFETY: `wide` is NUL-terminated and outlives the call; no security attributes or template.
+    let h = unsafe {
+        CreateFileW(
+            wide.as_ptr(),
+            FILE_READ_ATTRIBUTES,
+            FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+            std::ptr::null(),
+            OPEN_EXISTING,
+            FILE_FLAG_BACKUP_SEMANTICS | FILE_FLAG_OPEN_REPARSE_POINT,
+            std::ptr::null_mut(),
+        )
+    };
+    owned(h)
+}
+
+/// Owns a handle a call returned, or says why there is none.
+fn owned(h: HANDLE) -> std::io::Result<OwnedHandle> {
+    if h.is_null() || h == INVALID_HANDLE_VALUE {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a valid handle just returned to us and owned by nothing else.
+    Ok(unsafe { OwnedHandle::from_raw_handle(h as RawHandle) })
+}
+
+/// The volume serial number and file index of an open file: what identifies it whatever its name.
+#[must_use]
+pub fn file_id(h: &OwnedHandle) -> Option<FileId> {
+    let mut info = BY_HANDLE_FILE_INFORMATION::default();
+    // SAFETY: a valid handle and a struct of the size the call writes.
+    if unsafe { GetFileInformationByHandle(h.as_raw_handle() as HANDLE, &raw mut info) } == 0 {
+        return None;
+    }
+    let index = (u64::from(info.nFileIndexHigh) << 32) | u64::from(info.nFileIndexLow);
+    Some(FileId { dev: u64::from(info.dwVolumeSerialNumber), ino: index })
+}
+
+/// The path of an open file as Windows names it now (normalised, DOS volume names), `\\?\` taken off.
+#[must_use]
+pub fn final_path(h: RawHandle) -> Option<PathBuf> {
+    let mut buf = vec![0u16; 512];
+    loop {
+        let room = u32::try_from(buf.len()).ok()?;
+        // SAFETY: `buf` has `room` u16s of space; the handle is valid for the duration of the call.
+        let n = unsafe {
+            GetFinalPathNameByHandleW(h as HANDLE, buf.as_mut_ptr(), room, FILE_NAME_NORMALIZED | VOLUME_NAME_DOS)
+        };
+        let n = usize::try_from(n).ok()?;
+        if n == 0 {
+            return None;
+        }
+        if n < buf.len() {
+            return Some(normalise(Path::new(&OsString::from_wide(&buf[..n]))));
+        }
+        // Too small: `n` is the size needed, with the NUL.
+        buf.resize(n + 1, 0);
+    }
+}
+
+/// One spelling for one path: `\\?\C:\x` is `C:\x`, `\\?\UNC\server\share\x` is `\\server\share\x`, and the drive
+/// letter is upper case. Other prefixes (`\\?\Volume{…}`, a device path) stay as they are.
+#[must_use]
+pub fn normalise(path: &Path) -> PathBuf {
+    let wide: Vec<u16> = path.as_os_str().encode_wide().collect();
+    let verbatim: Vec<u16> = r"\\?\".encode_utf16().collect();
+    let unc: Vec<u16> = r"\\?\UNC\".encode_utf16().collect();
+    let mut out: Vec<u16> = if let Some(rest) = wide.strip_prefix(unc.as_slice()) {
+        r"\\".encode_utf16().chain(rest.iter().copied()).collect()
+    } else if let Some(rest) = wide.strip_prefix(verbatim.as_slice())
+        && rest.len() >= 2
+        && rest[1] == u16::from(b':')
+    {
+        rest.to_vec()
+    } else {
+        wide
+    };
+    if out.len() >= 2 && out[1] == u16::from(b':') && (u16::from(b'a')..=u16::from(b'z')).contains(&out[0]) {
+        out[0] -= u16::from(b'a' - b'A');
+    }
+    PathBuf::from(OsString::from_wide(&out))
+}
+
+/// A NUL-terminated UTF-16 copy of `s`, for the `W` calls.
+#[must_use]
+pub fn wide(s: &std::ffi::OsStr) -> Vec<u16> {
+    s.encode_wide().chain([0]).collect()
+}
+
+/// This process's pseudo-handle (needs no closing).
+fn current_process() -> HANDLE {
+    // SAFETY: no arguments; returns a constant pseudo-handle.
+    unsafe { windows_sys::Win32::System::Threading::GetCurrentProcess() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verbatim_and_drive_forms_are_one_spelling() {
+        assert_eq!(normalise(Path::new(r"\\?\C:\w\target")), PathBuf::from(r"C:\w\target"));
+        assert_eq!(normalise(Path::new(r"c:\w\target")), PathBuf::from(r"C:\w\target"));
+        assert_eq!(normalise(Path::new(r"\\?\UNC\host\share\t")), PathBuf::from(r"\\host\share\t"));
+        assert_eq!(normalise(Path::new(r"\\?\Volume{1}\t")), PathBuf::from(r"\\?\Volume{1}\t"));
+    }
+
+    #[test]
+    fn a_root_is_known_by_identity_and_by_its_spelling() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("Target");
+        std::fs::create_dir(&dir).unwrap();
+        let (id, spelled) = root_spelling(&dir);
+        let spelled = spelled.unwrap();
+        assert!(id.is_some());
+        assert!(!spelled.as_os_str().encode_wide().take(4).eq(r"\\?\".encode_utf16()), "{}", spelled.display());
+        assert!(spelled.ends_with("Target"), "{}", spelled.display());
+        // Another spelling of the same dir (lower case) has the same identity.
+        let lower = PathBuf::from(dir.to_string_lossy().to_lowercase());
+        assert_eq!(root_spelling(&lower).0, id);
+        assert_eq!(root_spelling(&tmp.path().join("missing")), (None, None));
+    }
+}
