@@ -337,15 +337,32 @@ fn crate_file(line: &str, roots: &Roots, ext: &str) -> Option<PathBuf> {
     None
 }
 
-/// The first absolute path on a line: from a `/` at the start of a word to the end of the word.
+/// The first absolute path on a line: from the root of a path at the start of a word to the end of the word.
 fn absolute_path_in(line: &str) -> Option<PathBuf> {
-    let start = line
-        .match_indices('/')
-        .map(|(i, _)| i)
-        .find(|&i| i == 0 || line[..i].ends_with([' ', '`', '\'', '"', '(', '=']))?;
+    let boundary = |i: usize| i == 0 || line[..i].ends_with([' ', '`', '\'', '"', '(', '=']);
+    let start = line.char_indices().map(|(i, _)| i).find(|&i| boundary(i) && root_len(&line[i..]).is_some())?;
     let rest = &line[start..];
-    let end = rest.find([' ', '`', '\'', '"', ')', ',', ':']).unwrap_or(rest.len());
+    // The root is never the end: a drive's colon is no separator.
+    let skip = root_len(rest)?;
+    let end = rest[skip..].find([' ', '`', '\'', '"', ')', ',', ':']).map_or(rest.len(), |e| e + skip);
     Some(Path::new(&rest[..end]).to_path_buf())
+}
+
+/// How long the root of an absolute path at the start of `s` is: `/` on Unix.
+#[cfg(unix)]
+fn root_len(s: &str) -> Option<usize> {
+    s.starts_with('/').then_some(1)
+}
+
+/// How long the root of an absolute path at the start of `s` is: `C:\` (or `C:/`), or the `\\` of a UNC or
+/// verbatim path, on Windows.
+#[cfg(windows)]
+fn root_len(s: &str) -> Option<usize> {
+    match s.as_bytes() {
+        [drive, b':', b'\\' | b'/', ..] if drive.is_ascii_alphabetic() => Some(3),
+        [b'\\', b'\\', ..] => Some(2),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

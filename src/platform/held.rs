@@ -188,6 +188,7 @@ impl Places {
 
 #[cfg(test)]
 mod tests {
+    #[cfg(unix)]
     use std::path::Path;
 
     use super::*;
@@ -213,16 +214,26 @@ mod tests {
         Held::named(kind, PathBuf::from(path), id, fd).unwrap()
     }
 
+    // Unix-shaped data: such paths are not absolute on Windows.
+    #[cfg(unix)]
     const TARGET: &str = "/var/folders/zz/zyxvpxvq6csfxvn_n0000000000000/T/w/target";
+    // Unix-shaped data: such paths are not absolute on Windows.
+    #[cfg(unix)]
     const REAL: &str = "/private/var/folders/zz/zyxvpxvq6csfxvn_n0000000000000/T/w/target";
+    // Unix-shaped data: such paths are not absolute on Windows.
+    #[cfg(unix)]
     /// The target dir's device and inode, as `vinfo_stat` reports them (an APFS data volume).
     const TARGET_ID: FileId = FileId { dev: 0x0100_0010, ino: 4_242 };
 
+    // Unix-shaped data: such paths are not absolute on Windows.
+    #[cfg(unix)]
     /// The roots as `Places::of` makes them on a Mac: the spelling given, the kernel's spelling, the identity.
     fn mac_places() -> Places {
         Places::new(Roots::exact([PathBuf::from(TARGET), PathBuf::from(REAL)]), vec![(TARGET_ID, TARGET.into())])
     }
 
+    // Unix-shaped data: such paths are not absolute on Windows.
+    #[cfg(unix)]
     /// What libproc gives for a `cargo build` (recorded shape: `PROC_PIDLISTFDS` with vnode paths, the cwd from
     /// `PROC_PIDVNODEPATHINFO`, the exe from `proc_pidpath`, mapped files from `PROC_PIDREGIONPATHINFO`), a shell
     /// whose cwd is the target dir under another spelling, an editor holding nothing there, and a process of
@@ -264,6 +275,7 @@ mod tests {
         s
     }
 
+    #[cfg(unix)]
     #[test]
     fn macos_shaped_data_gives_the_holders_under_the_kernels_spelling_and_by_identity() {
         let mut asked = Vec::new();
@@ -292,6 +304,7 @@ mod tests {
         assert!(u.unnamed.is_empty());
     }
 
+    #[cfg(unix)]
     #[test]
     fn root_counts_every_denial_as_a_surprise() {
         let u = mac_snapshot(0).holders(&mac_places(), |_, _| None).uninspectable;
@@ -301,6 +314,7 @@ mod tests {
         assert_eq!(own, [(88, "mds_stores".to_string()), (902, "Finder".to_string())]);
     }
 
+    #[cfg(unix)]
     #[test]
     fn a_lock_the_platform_sees_makes_the_fd_a_lock() {
         let found = mac_snapshot(501).holders(&mac_places(), |_, _| Some(Hold::Exclusive)).found;
@@ -310,6 +324,7 @@ mod tests {
         assert_eq!(waiting[0].handles[0].kind, HandleKind::Fd, "a waiter only has the file open");
     }
 
+    #[cfg(unix)]
     #[test]
     fn what_has_no_name_is_placed_by_identity_or_reported() {
         let mut s = Snapshot::new(501);
@@ -339,6 +354,7 @@ mod tests {
         assert_eq!(scanned.uninspectable.unnamed, [(12, "unsure".into(), why)], "named once");
     }
 
+    #[cfg(unix)]
     #[test]
     fn linux_shaped_data_is_matched_by_path_alone() {
         let mut s = Snapshot::new(1000);
@@ -372,5 +388,55 @@ mod tests {
         assert!(places.roots.contains(&real.join("debug/x")), "{places:?}");
         let id = crate::platform::file_id(&rustix::fs::stat(&dir).unwrap());
         assert_eq!(places.place(Path::new("/elsewhere"), Some(id)), Some(given));
+    }
+
+    /// What the Windows scan reads: the handle table's names (true case, `\\?\` taken off), a cwd as a dir handle,
+    /// images from the module snapshot, and a process that could not be opened. The roots are given in another
+    /// case, as a user types them; NTFS compares names case-insensitively, and so does the match.
+    #[cfg(windows)]
+    #[test]
+    fn windows_shaped_data_is_matched_case_insensitively() {
+        let mut snap = Snapshot::new(u32::MAX);
+        let h = |kind, p: &str| named(kind, p, None, None);
+        snap.add(
+            process(10, 7, "cargo.exe"),
+            Holds::Read(vec![
+                h(HandleKind::Fd, r"C:\W\Target\debug\.cargo-lock"),
+                h(HandleKind::Fd, r"C:\W\Target2\x"),
+                h(HandleKind::Cwd, r"C:\W"),
+            ]),
+        );
+        snap.add(
+            process(11, 7, "app.exe"),
+            Holds::Read(vec![
+                h(HandleKind::Exe, r"C:\W\Target\debug\app.exe"),
+                h(HandleKind::Mmap, r"C:\W\Target\debug\deps\serde_derive-1.dll"),
+                h(HandleKind::Mmap, r"C:\Windows\System32\kernel32.dll"),
+            ]),
+        );
+        snap.add(process(12, 7, "editor.exe"), Holds::Read(vec![h(HandleKind::Cwd, r"C:\W\target\debug")]));
+        snap.add(process(13, 0, "svchost.exe"), Holds::Denied);
+        let places = Places::new(Roots::exact([PathBuf::from(r"c:\w\target")]), Vec::new());
+        let Scanned { found, uninspectable, .. } = snap.holders(&places, |_, _| None);
+        let mut got: Vec<(u32, Vec<(HandleKind, String)>)> = found
+            .iter()
+            .map(|f| (f.process.pid, f.handles.iter().map(|h| (h.kind, h.path.display().to_string())).collect()))
+            .collect();
+        got.sort_by_key(|(pid, _)| *pid);
+        assert_eq!(
+            got,
+            vec![
+                (10, vec![(HandleKind::Fd, r"C:\W\Target\debug\.cargo-lock".into())]),
+                (
+                    11,
+                    vec![
+                        (HandleKind::Exe, r"C:\W\Target\debug\app.exe".into()),
+                        (HandleKind::Mmap, r"C:\W\Target\debug\deps\serde_derive-1.dll".into()),
+                    ]
+                ),
+                (12, vec![(HandleKind::Cwd, r"C:\W\target\debug".into())]),
+            ]
+        );
+        assert_eq!(uninspectable.other_users, 1, "a process that cannot be opened is counted, not named");
     }
 }

@@ -279,6 +279,7 @@ fn current_process() -> HANDLE {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::HandleKind;
 
     #[test]
     fn verbatim_and_drive_forms_are_one_spelling() {
@@ -302,5 +303,97 @@ mod tests {
         let lower = PathBuf::from(dir.to_string_lossy().to_lowercase());
         assert_eq!(root_spelling(&lower).0, id);
         assert_eq!(root_spelling(&tmp.path().join("missing")), (None, None));
+    }
+
+    /// Run by [`real_holders_are_found_and_stopped`] in a process of its own (a copy of this test binary inside the
+    /// target dir): holds a file open and its cwd in the target dir, says "ready", and waits for stdin to close.
+    /// Alone (no variable set) it does nothing.
+    #[test]
+    fn holder_child() {
+        use std::io::{Read, Write};
+        let Some(file) = std::env::var_os("SAFECLEAN_TEST_HOLD") else { return };
+        let file = PathBuf::from(file);
+        let _held = std::fs::File::open(&file).unwrap();
+        std::env::set_current_dir(file.parent().unwrap()).unwrap();
+        let mut out = std::io::stdout();
+        writeln!(out, "ready").unwrap();
+        out.flush().unwrap();
+        let _ = std::io::stdin().read(&mut [0u8; 1]);
+    }
+
+    /// Kills the child it holds when the test ends, pass or fail.
+    struct Reap(std::process::Child);
+
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    #[test]
+    fn real_holders_are_found_and_stopped() {
+        use std::io::BufRead;
+        let tmp = tempfile::tempdir().unwrap();
+        let target = tmp.path().join("Target");
+        let debug = target.join("debug");
+        std::fs::create_dir_all(&debug).unwrap();
+        let held = debug.join("held.txt");
+        std::fs::write(&held, "x").unwrap();
+        // The running exe lives in the target dir, as a test binary or a `cargo run` server does.
+        let exe = debug.join("holder.exe");
+        std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+        let child = std::process::Command::new(&exe)
+            .args(["--exact", "platform::windows::tests::holder_child", "--nocapture", "--test-threads=1"])
+            .env("SAFECLEAN_TEST_HOLD", &held)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut child = Reap(child);
+        let pid = child.0.id();
+        let mut lines = std::io::BufReader::new(child.0.stdout.take().unwrap()).lines();
+        // libtest prints the test's name first, on the same line.
+        assert!(lines.any(|l| l.unwrap().ends_with("ready")), "the holder never said it was ready");
+
+        let platform = Platform::native();
+        // The roots in lower case, as a user may type them.
+        let roots = Roots::exact([PathBuf::from(target.to_string_lossy().to_lowercase())]);
+        let (found, _table, _) =
+            platform.snapshot(std::process::id()).unwrap().holders(&roots, std::process::id()).unwrap();
+        let mine = found.iter().find(|f| f.process.pid == pid).expect("the holder is found");
+        let has = |kind: HandleKind, name: &str| {
+            mine.handles
+                .iter()
+                .any(|h| h.kind == kind && h.path.file_name().is_some_and(|n| n.eq_ignore_ascii_case(name)))
+        };
+        assert!(has(HandleKind::Fd, "held.txt"), "the open file: {:?}", mine.handles);
+        assert!(has(HandleKind::Exe, "holder.exe"), "the running exe: {:?}", mine.handles);
+        assert!(has(HandleKind::Cwd, "debug"), "the cwd: {:?}", mine.handles);
+        assert!(found.iter().all(|f| f.process.pid != std::process::id()), "this process is never a holder");
+
+        // A stale identity (another creation time) is never opened, so never stopped.
+        let identity = Identity::from(&mine.process);
+        let stale = Identity { start_time: identity.start_time + 1, ..identity.clone() };
+        assert!(platform.open_process(&stale).is_none());
+        assert!(platform.is_alive(&identity));
+        let handle = platform.open_process(&identity).expect("the holder can be opened");
+        platform.signal(&handle, Sig::Term).unwrap();
+        let interrupt = Interrupt::manual().unwrap();
+        let until = Instant::now() + std::time::Duration::from_secs(10);
+        let waited = platform.wait_any(&[&handle], until, &interrupt);
+        assert_eq!(waited.exited, vec![0]);
+        assert!(!platform.is_alive(&identity));
+        assert!(matches!(platform.signal(&handle, Sig::Kill), Err(SignalError::Gone)));
+        // The file is free once its holder is gone.
+        std::fs::remove_file(&held).unwrap();
+    }
+
+    #[test]
+    fn an_interrupt_wakes_a_wait() {
+        let interrupt = Interrupt::manual().unwrap();
+        interrupt.trigger();
+        let waited = stop::wait_any(&[], Instant::now() + std::time::Duration::from_secs(30), &interrupt);
+        assert!(waited.interrupted && waited.exited.is_empty());
     }
 }
