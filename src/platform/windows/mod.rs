@@ -306,14 +306,19 @@ mod tests {
     }
 
     /// Run by [`real_holders_are_found_and_stopped`] in a process of its own (a copy of this test binary inside the
-    /// target dir): holds a file open and its cwd in the target dir, says "ready", and waits for stdin to close.
-    /// Alone (no variable set) it does nothing.
+    /// target dir): holds a file open and its cwd in the target dir, loads an image from it as a proc-macro server
+    /// loads a proc-macro DLL, says "ready", and waits for stdin to close. Alone (no variable set) it does nothing.
     #[test]
     fn holder_child() {
         use std::io::{Read, Write};
         let Some(file) = std::env::var_os("SAFECLEAN_TEST_HOLD") else { return };
         let file = PathBuf::from(file);
         let _held = std::fs::File::open(&file).unwrap();
+        let dll = wide(&std::env::var_os("SAFECLEAN_TEST_DLL").unwrap());
+        // SAFETY: a NUL-terminated path; the image is mapped and its entry point, if any, is not ours to fear: it
+        // is a copy of this very test binary.
+        let module = unsafe { windows_sys::Win32::System::LibraryLoader::LoadLibraryW(dll.as_ptr()) };
+        assert!(!module.is_null(), "LoadLibraryW: {}", std::io::Error::last_os_error());
         std::env::set_current_dir(file.parent().unwrap()).unwrap();
         let mut out = std::io::stdout();
         writeln!(out, "ready").unwrap();
@@ -343,9 +348,15 @@ mod tests {
         // The running exe lives in the target dir, as a test binary or a `cargo run` server does.
         let exe = debug.join("holder.exe");
         std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+        // A loaded image that is not the exe: a copy of this binary, named as a proc-macro DLL is. It holds no file
+        // handle; only the module snapshot sees it.
+        let dll = debug.join("deps").join("macros-1.dll");
+        std::fs::create_dir(debug.join("deps")).unwrap();
+        std::fs::copy(std::env::current_exe().unwrap(), &dll).unwrap();
         let child = std::process::Command::new(&exe)
             .args(["--exact", "platform::windows::tests::holder_child", "--nocapture", "--test-threads=1"])
             .env("SAFECLEAN_TEST_HOLD", &held)
+            .env("SAFECLEAN_TEST_DLL", &dll)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .spawn()
@@ -370,6 +381,7 @@ mod tests {
         assert!(has(HandleKind::Fd, "held.txt"), "the open file: {:?}", mine.handles);
         assert!(has(HandleKind::Exe, "holder.exe"), "the running exe: {:?}", mine.handles);
         assert!(has(HandleKind::Cwd, "debug"), "the cwd: {:?}", mine.handles);
+        assert!(has(HandleKind::Mmap, "macros-1.dll"), "the loaded image: {:?}", mine.handles);
         assert!(found.iter().all(|f| f.process.pid != std::process::id()), "this process is never a holder");
 
         // A stale identity (another creation time) is never opened, so never stopped.
