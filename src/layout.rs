@@ -13,6 +13,11 @@ use std::path::{Path, PathBuf};
 mod unix;
 #[cfg(unix)]
 pub use unix::{cargo_locks, cargo_locks_at, is_held, looks_like_target};
+// Windows: names read without following a reparse point, and `LockFileEx` (cargo's lock there) to probe.
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+pub use windows::{cargo_locks, is_held};
 
 /// The first line of a cache directory tag (<https://bford.info/cachedir/>): the same for every tool.
 pub const CACHEDIR_SIGNATURE: &str = "Signature: 8a477f597d28d172789f06886806bc55";
@@ -135,6 +140,11 @@ pub fn is_profile_lock(path: &Path) -> bool {
 #[must_use]
 pub fn package_cache_locks(cargo_home: &Path) -> Vec<PathBuf> {
     PACKAGE_CACHE_LOCKS.iter().map(|n| cargo_home.join(n)).collect()
+}
+
+/// `x86_64-unknown-linux-gnu`, `wasm32-unknown-unknown`, `aarch64-apple-darwin`: at least three parts.
+fn looks_like_triple(name: &str) -> bool {
+    name.split('-').filter(|p| !p.is_empty()).count() >= 3
 }
 
 #[cfg(test)]

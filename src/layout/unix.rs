@@ -10,15 +10,10 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{AtFlags, FileType, FlockOperation, Mode, OFlags, Stat, flock};
 use rustix::io::Errno;
 
-use super::{CACHEDIR_SIGNATURE, PROFILE_LOCKS};
+use super::{CACHEDIR_SIGNATURE, PROFILE_LOCKS, looks_like_triple};
 
 /// What only cargo's own tag says: the signature line alone is shared by every tool that writes a tag.
 const CARGO_TAG_COMMENT: &str = "# This file is a cache directory tag created by cargo.";
-
-/// `x86_64-unknown-linux-gnu`, `wasm32-unknown-unknown`, `aarch64-apple-darwin`: at least three parts.
-fn looks_like_triple(name: &str) -> bool {
-    name.split('-').filter(|p| !p.is_empty()).count() >= 3
-}
 
 /// Cargo's lock files in `dir`: `<profile>/<lock>`, and `<triple>/<profile>/<lock>` under dirs named like a target
 /// triple. Only those dirs are listed: a target dir's `deps/`, `build/` and `doc/` hold thousands of entries, and
