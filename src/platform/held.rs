@@ -165,7 +165,9 @@ impl Places {
             }
             let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOFOLLOW | OFlags::CLOEXEC;
             if let Ok(fd) = rustix::fs::open(root, flags, Mode::empty()) {
-                spelled.extend(crate::platform::real_path(std::os::fd::AsFd::as_fd(&fd)).filter(|p| p != root));
+                // A spelling already among the roots would only be compared twice for every handle of every process.
+                let real = crate::platform::real_path(std::os::fd::AsFd::as_fd(&fd));
+                spelled.extend(real.filter(|p| !roots.paths().contains(p) && !spelled.contains(p)));
             }
         }
         Places { roots: Roots::exact(roots.paths().iter().cloned().chain(spelled)), ids }
@@ -378,5 +380,7 @@ mod tests {
         assert!(places.roots.contains(&real.join("debug/x")), "{places:?}");
         let id = crate::platform::file_id(&rustix::fs::stat(&dir).unwrap());
         assert_eq!(places.place(Path::new("/elsewhere"), Some(id)), Some(given));
+        let once = Places::of(&Roots::exact([real.clone()]));
+        assert_eq!(once.roots.paths(), [real], "a root already in the kernel's spelling is compared once");
     }
 }

@@ -2,10 +2,10 @@
 //! calls OS-specific syscalls. One module per implementation, chosen whole with `#[cfg]` on the `mod` line, as std's
 //! `sys/` and nextest's `runner/{unix,windows}.rs` are, so that each compiles as a whole and none is half-compiled:
 //!
-//! - [`linux`] (the native implementation on Linux): `/proc` for the process table and what each process holds
+//! - `linux` (the native implementation on Linux): `/proc` for the process table and what each process holds
 //!   (with `/proc/locks`), pidfds for signals, `openat2`/`statx`/mountinfo for mount points and `/proc/self/fd` for
 //!   a chmod that cannot follow a symlink;
-//! - [`macos`] (the native implementation on macOS): libproc for the process table and what each process holds,
+//! - `macos` (the native implementation on macOS): libproc for the process table and what each process holds,
 //!   kqueue (`EVFILT_PROC`/`NOTE_EXIT`) for exits, an identity check before each `kill(2)`;
 //! - [`portable`]: what any Unix has — sysinfo and `getpgid` for the process table, `lsof -F` for holders,
 //!   `kill(2)` guarded by an identity check for signals, `openat`/`fstat`/`fchmodat` for the purge. It is compiled
@@ -23,10 +23,12 @@ pub mod linux;
 pub mod macos;
 pub mod portable;
 
+/// This OS's own implementation, by one name on every OS.
 #[cfg(target_os = "linux")]
-use linux as native;
+pub use linux as native;
+/// This OS's own implementation, by one name on every OS.
 #[cfg(target_os = "macos")]
-use macos as native;
+pub use macos as native;
 
 use std::collections::HashSet;
 use std::ffi::{CStr, OsString};
@@ -302,7 +304,7 @@ pub fn lower_priority() -> Vec<String> {
 /// Makes the calling thread act on files with `owner`'s rights, or its own again (`None`), and returns the uid whose
 /// rights it uses now: how a root run keeps a name another user controls from leading it anywhere that user could
 /// not reach. Only a root process changes anything. Linux: the thread's fs uid, fs gid and groups
-/// ([`linux::creds`]); macOS keeps the run's own rights (anchored by open handles all the same; see the README).
+/// (`linux::creds`); macOS keeps the run's own rights (anchored by open handles all the same; see the README).
 pub use native::{act_as, with_own_rights};
 
 /// Acts with `owner`'s rights until dropped, then with the thread's own again.
