@@ -39,8 +39,8 @@ pub struct Opened {
     pub fd: OwnedFd,
     pub id: FileId,
     pub owner: Owner,
-    /// Permission bits and setgid/sticky, as the recreated dir gets them.
-    pub mode: u32,
+    /// Permission bits and setuid/setgid/sticky (not the file type), as the recreated dir gets them.
+    pub mode: Mode,
     pub kind: Kind,
 }
 
@@ -132,7 +132,13 @@ pub fn open(path: &Path, files: Files) -> Result<Option<Anchored>, AnchorError> 
 
 fn opened(fd: OwnedFd, kind: Kind) -> Result<Opened, AnchorError> {
     let st = rustix::fs::fstat(&fd)?;
-    Ok(Opened { id: platform::file_id(&st), owner: platform::owner(&st), mode: st.st_mode & 0o7777, fd, kind })
+    Ok(Opened {
+        id: platform::file_id(&st),
+        owner: platform::owner(&st),
+        mode: Mode::from_raw_mode(st.st_mode),
+        fd,
+        kind,
+    })
 }
 
 impl Anchored {

@@ -119,12 +119,13 @@ pub struct Args {
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
-    /// Holder scanner: `proc` (Linux /proc) or `lsof` (portable). For testing; also `SAFECLEAN_SCAN_BACKEND`.
+    /// Holder scanner: `proc` (Linux /proc), `libproc` (macOS) or `lsof` (portable). For testing; also
+    /// `SAFECLEAN_SCAN_BACKEND`.
     #[arg(long, hide = true, value_enum)]
     pub scan_backend: Option<ScanBackend>,
 
-    /// Process handles: `pidfd` or `kill` (identity check, kill(2), polling). For testing; also
-    /// `SAFECLEAN_SIGNAL_BACKEND`.
+    /// Process handles: `pidfd` (Linux), `kqueue` (macOS) or `kill` (identity check, kill(2), polling). For testing;
+    /// also `SAFECLEAN_SIGNAL_BACKEND`.
     #[arg(long, hide = true, value_enum)]
     pub signal_backend: Option<SignalBackend>,
 
@@ -177,6 +178,7 @@ pub enum Color {
 pub enum ScanBackend {
     Auto,
     Proc,
+    Libproc,
     Lsof,
 }
 
@@ -184,6 +186,7 @@ pub enum ScanBackend {
 pub enum SignalBackend {
     Auto,
     Pidfd,
+    Kqueue,
     Kill,
 }
 

@@ -520,6 +520,26 @@ mod tests {
         assert!(check_dir(&t, &d.join("ws"), &p, false, true).is_ok());
     }
 
+    /// Finder drops `.DS_Store` into any dir a person opens in it, target/ and its profile dirs included: that is no
+    /// sign of a dir that matters, and the guard lets a target dir holding them through without `--force`.
+    #[test]
+    fn finders_ds_store_is_no_reason_to_refuse() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path().canonicalize().unwrap();
+        let t = d.join("t");
+        std::fs::create_dir_all(t.join("debug")).unwrap();
+        std::fs::write(t.join("CACHEDIR.TAG"), crate::layout::CACHEDIR_TAG).unwrap();
+        for dir in [&t, &t.join("debug")] {
+            std::fs::write(dir.join(".DS_Store"), b"\0\0\0\x01Bud1").unwrap();
+        }
+        let p = protect(&d.join("home"));
+        assert!(check_dir(&t, &d.join("ws"), &p, false, false).is_ok());
+        // Nor does it make an untagged dir with cargo's layout look like anything else.
+        std::fs::remove_file(t.join("CACHEDIR.TAG")).unwrap();
+        std::fs::write(t.join("debug/.cargo-lock"), "").unwrap();
+        assert!(check_dir(&t, &d.join("ws"), &p, false, false).is_ok());
+    }
+
     /// The advice to pass --force is given exactly where --force would let the dir through, and the message itself
     /// only says what is wrong.
     #[test]

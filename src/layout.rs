@@ -25,6 +25,15 @@ pub const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55
 # For information about cache directory tags see https://bford.info/cachedir/
 ";
 
+/// The extended attribute that keeps a dir out of Time Machine backups on macOS, as cargo sets it on a target dir it
+/// creates (`NSURLIsExcludedFromBackupKey`; `tmutil addexclusion` writes the same): the name, and the value, a
+/// binary property list holding the string `com.apple.backupd`.
+pub const BACKUP_EXCLUSION: (&str, &[u8]) = (
+    "com.apple.metadata:com_apple_backup_excludeItem",
+    b"bplist00\x5f\x10\x11com.apple.backupd\x08\
+      \0\0\0\0\0\0\x01\x01\0\0\0\0\0\0\0\x01\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\x1c",
+);
+
 /// What only cargo's own tag says: the signature line alone is shared by every tool that writes a tag.
 const CARGO_TAG_COMMENT: &str = "# This file is a cache directory tag created by cargo.";
 
@@ -240,6 +249,24 @@ pub fn is_held(lock: &Path) -> bool {
 mod tests {
     use super::*;
 
+    /// The exclusion's value is the property list it claims to be: header, one ASCII string object (marker `0x5f`,
+    /// its length as a one-byte int), an offset table pointing at it, and a trailer that points at the table.
+    #[test]
+    fn the_backup_exclusion_is_a_binary_plist_of_one_string() {
+        let v = BACKUP_EXCLUSION.1;
+        assert_eq!(v.len(), 61);
+        assert_eq!(&v[..8], b"bplist00");
+        let trailer = &v[v.len() - 32..];
+        let be = |b: &[u8]| b.iter().fold(0usize, |n, x| n << 8 | usize::from(*x));
+        assert_eq!((trailer[6], trailer[7]), (1, 1), "one-byte offsets and object refs");
+        assert_eq!((be(&trailer[8..16]), be(&trailer[16..24])), (1, 0), "one object, the top one");
+        let table = be(&trailer[24..32]);
+        let object = usize::from(v[table]);
+        assert_eq!(&v[object..object + 3], &[0x5f, 0x10, 17]);
+        assert_eq!(&v[object + 3..object + 3 + 17], b"com.apple.backupd");
+        assert_eq!(object + 3 + 17, table, "the table follows the object");
+    }
+
     #[test]
     fn trash_names_are_only_the_ones_this_tool_makes() {
         assert!(is_trash_name(b".safeclean-trash-12-ab09"));
@@ -302,7 +329,8 @@ mod tests {
         std::os::unix::fs::symlink(outside.join("debug/.cargo-lock"), d.join("release/.cargo-lock")).unwrap();
         assert!(looks_like_target(&open(&outside)));
         let fifo = d.join("release/.cargo-build-lock");
-        rustix::fs::mknodat(rustix::fs::CWD, &fifo, rustix::fs::FileType::Fifo, Mode::RUSR | Mode::WUSR, 0).unwrap();
+        // nix's mkfifo, not rustix's mknodat: macOS has no mknodat.
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR).unwrap();
         assert!(!is_held(&fifo), "a FIFO is no lock, and probing it does not wait");
         assert!(!looks_like_target(&open(&d)), "a mark behind a symlink is not cargo's");
         assert!(cargo_locks(&d).is_empty());

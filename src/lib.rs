@@ -6,13 +6,12 @@
 //! emit [`event::Event`]s; only [`report`] prints. Everything platform-specific sits behind [`platform`]. See
 //! `ARCHITECTURE.md` for the map.
 
-// Linux runs the native implementation, every other Unix (macOS first) the portable one. Windows has neither a
-// process table we read nor these signals: say so at build time rather than fail at run time.
-#[cfg(not(unix))]
+// Linux and macOS each have a native implementation (`platform::linux`, `platform::macos`); the portable one serves
+// both too. Anything else has no native implementation to choose: say so at build time rather than fail at run time.
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 compile_error!(
-    "cargo-safeclean supports Linux and macOS (other Unixes through the same portable code, untested); Windows \
-     support is planned (holders from the Restart Manager, termination through job objects); see the README's \
-     Platforms section"
+    "cargo-safeclean supports Linux and macOS; Windows support is planned (holders from the handle table, \
+     termination through job objects); see the README's Platforms section"
 );
 
 pub mod anchor;

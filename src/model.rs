@@ -33,7 +33,8 @@ pub struct Process {
     pub pid: u32,
     pub ppid: u32,
     pub pgid: u32,
-    /// Start time in clock ticks since boot (Linux `stat` field 22).
+    /// Start time, in the unit of the table it came from: clock ticks since boot (Linux `stat` field 22),
+    /// microseconds since the epoch (macOS libproc), seconds since the epoch (sysinfo).
     pub start_time: u64,
     /// The short name (`comm` on Linux, cut at 15 bytes).
     pub name: String,

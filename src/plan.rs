@@ -15,7 +15,7 @@ use clap::ValueEnum;
 use crate::cli::{Args, Color, MessageFormat, MountCheckChoice, ScanBackend, SignalBackend, SwapChoice};
 use crate::guard::Protected;
 use crate::model::Mode;
-use crate::platform::{Holders, MountCheck, Platform, Signals};
+use crate::platform::{Holders, MountCheck, Platform, Signals, Source};
 
 /// A piece this OS does not have, asked for by name.
 fn unavailable(what: &'static str) -> PlanError {
@@ -198,12 +198,22 @@ impl Plan {
             PlatformChoice::Portable => Platform::portable(lsof.clone()),
         };
         match args.scan_backend.or(env.choice("SAFECLEAN_SCAN_BACKEND")?) {
-            Some(ScanBackend::Proc) => platform = platform.with_proc_holders().ok_or(unavailable("the /proc scan"))?,
+            Some(ScanBackend::Proc) => {
+                platform = platform.with_native_holders(Source::Proc).ok_or(unavailable("the /proc scan"))?;
+            }
+            Some(ScanBackend::Libproc) => {
+                platform = platform.with_native_holders(Source::Libproc).ok_or(unavailable("the libproc scan"))?;
+            }
             Some(ScanBackend::Lsof) => platform.holders = Holders::Lsof { program: lsof },
             Some(ScanBackend::Auto) | None => {}
         }
         match args.signal_backend.or(env.choice("SAFECLEAN_SIGNAL_BACKEND")?) {
-            Some(SignalBackend::Pidfd) => platform = platform.with_pidfd_signals().ok_or(unavailable("pidfd"))?,
+            Some(SignalBackend::Pidfd) => {
+                platform = platform.with_native_signals(Source::Pidfd).ok_or(unavailable("pidfd"))?;
+            }
+            Some(SignalBackend::Kqueue) => {
+                platform = platform.with_native_signals(Source::Kqueue).ok_or(unavailable("kqueue"))?;
+            }
             Some(SignalBackend::Kill) => platform.signals = Signals::Kill,
             Some(SignalBackend::Auto) | None => {}
         }
@@ -331,11 +341,19 @@ mod tests {
         assert_eq!(native.platform, Platform::native());
         let portable = plan(&[], &[("SAFECLEAN_PLATFORM", "portable"), ("SAFECLEAN_LSOF", "/opt/lsof")]).unwrap();
         assert_eq!(portable.platform, Platform::portable("/opt/lsof".into()));
-        let mixed = plan(&[], &[("SAFECLEAN_PLATFORM", "portable"), ("SAFECLEAN_SCAN_BACKEND", "proc")]).unwrap();
-        assert_eq!((mixed.platform.holders, mixed.platform.signals), (Holders::Proc, Signals::Kill));
-        assert_eq!(mixed.platform.processes, crate::platform::Processes::Proc, "the /proc scan brings its table");
-        let flag = plan(&["--scan-backend", "lsof"], &[("SAFECLEAN_SCAN_BACKEND", "proc")]).unwrap();
+        // This OS's own scan by its name, and the other OS's refused: `proc` on Linux, `libproc` on macOS.
+        let (own, other) = if cfg!(target_os = "linux") { ("proc", "libproc") } else { ("libproc", "proc") };
+        let mixed = plan(&[], &[("SAFECLEAN_PLATFORM", "portable"), ("SAFECLEAN_SCAN_BACKEND", own)]).unwrap();
+        assert_eq!((mixed.platform.holders, mixed.platform.signals), (Holders::Native, Signals::Kill));
+        assert_eq!(mixed.platform.processes, crate::platform::Processes::Native, "the native scan brings its table");
+        let refused = plan(&[], &[("SAFECLEAN_SCAN_BACKEND", other)]).unwrap_err();
+        assert!(matches!(refused, PlanError::Unavailable { .. }), "{refused}");
+        let flag = plan(&["--scan-backend", "lsof"], &[("SAFECLEAN_SCAN_BACKEND", own)]).unwrap();
         assert_eq!(flag.platform.holders, Holders::Lsof { program: "lsof".into() });
+        let (own, other) = if cfg!(target_os = "linux") { ("pidfd", "kqueue") } else { ("kqueue", "pidfd") };
+        let signals = plan(&[], &[("SAFECLEAN_PLATFORM", "portable"), ("SAFECLEAN_SIGNAL_BACKEND", own)]).unwrap();
+        assert_eq!(signals.platform.signals, Signals::Native);
+        assert!(plan(&[], &[("SAFECLEAN_SIGNAL_BACKEND", other)]).is_err());
     }
 
     #[test]

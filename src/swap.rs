@@ -17,7 +17,7 @@
 
 use std::ffi::{CStr, CString, OsStr};
 use std::io::{self, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -168,7 +168,7 @@ fn make_dir(
     parent_path: &Path,
     name: &CStr,
     made_by: u32,
-    look: (u32, Option<Owner>),
+    look: (Mode, Option<Owner>),
     tag: bool,
 ) -> Result<OwnedFd> {
     let path = in_dir(parent_path, name);
@@ -186,6 +186,9 @@ fn make_dir(
     }
     if tag {
         write_new(&fd, c"CACHEDIR.TAG", CACHEDIR_TAG.as_bytes()).map_err(|e| io_error("write", &path, e))?;
+        // What cargo sets on a target dir it creates, on the open dir: optional, as in cargo (a filesystem without
+        // extended attributes refuses it, and the dir is no less a target dir).
+        let _ = platform::exclude_from_backups(fd.as_fd());
     }
     let (mode, owner) = look;
     // A dir this run made and checked, held open: root gives it away, and sets a setgid bit for a group the owner
@@ -196,7 +199,7 @@ fn make_dir(
             let _ = rustix::fs::fchown(&fd, Some(Uid::from_raw(o.uid)), Some(Gid::from_raw(o.gid)))
                 .or_else(|_| rustix::fs::fchown(&fd, None, Some(Gid::from_raw(o.gid))));
         }
-        rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))
+        rustix::fs::fchmod(&fd, mode)
     })
     .map_err(|e| io_error("set the mode of", &path, e))?;
     Ok(fd)
@@ -227,7 +230,7 @@ impl Stage {
     fn make(a: &Anchored, id: &str, made_by: u32) -> Result<Self> {
         let name = sibling(a, id, NEW_SUFFIX);
         let parent_path = a.path.parent().unwrap_or(Path::new("/"));
-        let fd = make_dir(&a.parent, parent_path, &name, made_by, (0o700, None), false)?;
+        let fd = make_dir(&a.parent, parent_path, &name, made_by, (Mode::RWXU, None), false)?;
         Ok(Stage { path: in_dir(parent_path, &name), name, fd })
     }
 
@@ -250,7 +253,7 @@ fn create(
     claim: &mut dyn FnMut(FileId) -> io::Result<()>,
 ) -> Result<OwnedFd> {
     let stage = Stage::make(a, id, made_by)?;
-    let fd = make_dir(&stage.fd, &stage.path, NEW, made_by, (0o755, Some(owner)), true)?;
+    let fd = make_dir(&stage.fd, &stage.path, NEW, made_by, (Mode::from_raw_mode(0o755), Some(owner)), true)?;
     if let Err(e) = crate::runlock::id_of(&fd).and_then(&mut *claim) {
         stage.discard(a, &fd);
         return Err(io_error("lock", &a.path, e));
@@ -352,7 +355,7 @@ fn into_trash(a: &Anchored, d: &Opened, stage: &Stage, from: &CStr, new: &OwnedF
 /// among them cannot be moved (`EBUSY`) and is returned, to be left alone and reported.
 fn empty_in_place(a: &Anchored, d: &Opened, id: &str, made_by: u32) -> Result<Vec<PathBuf>> {
     let trash = trash_name(id);
-    let trash_fd = make_dir(&d.fd, &a.path, &trash, made_by, (0o700, Some(d.owner)), false)?;
+    let trash_fd = make_dir(&d.fd, &a.path, &trash, made_by, (Mode::RWXU, Some(d.owner)), false)?;
     // The tag is replaced first, by a rename that never writes through a link: a crash at any later point leaves a
     // dir the guard still recognises.
     // Written in the trash dir, which nobody else may enter, so that no one can swap it before it moves.

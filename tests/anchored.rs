@@ -10,12 +10,15 @@ mod common;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+// Only the Linux tests (another user racing a root run) pace themselves and pipe their children.
+#[cfg(target_os = "linux")]
+use std::{
+    process::Stdio,
+    time::{Duration, Instant},
+};
 
 use common::*;
-
-const NOBODY: u32 = 65534;
 
 /// Everything under `dir` as it is: each entry's path, type, mode, owner and, for a file, its bytes.
 fn snapshot(dir: &Path) -> Vec<(PathBuf, u32, u32, u32, Vec<u8>)> {
@@ -33,57 +36,74 @@ fn snapshot(dir: &Path) -> Vec<(PathBuf, u32, u32, u32, Vec<u8>)> {
     out
 }
 
-/// A root-owned dir outside any workspace that looks like a cargo target dir (so that only the tool's handling of
-/// names, not the guard's judgement of content, stands between it and a run), with a file in it.
-fn precious_target() -> (tempfile::TempDir, PathBuf) {
-    let tmp = tempfile::Builder::new().prefix("safeclean-precious-").tempdir().unwrap();
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let dir = tmp.path().join("target");
-    std::fs::create_dir_all(dir.join("debug/deps")).unwrap();
-    std::fs::write(dir.join(".rustc_info.json"), "{}").unwrap();
-    std::fs::write(dir.join("debug/.cargo-lock"), "").unwrap();
-    std::fs::write(dir.join("debug/deps/libprecious.rlib"), "precious").unwrap();
-    std::fs::write(tmp.path().join("file"), "precious").unwrap();
-    (tmp, dir)
-}
+/// Another user's part in the tests: on Linux a root run borrows the rights of a tree's owner (`setfsuid`), and
+/// these helpers set up trees and racing processes as `nobody`; macOS keeps the run's own rights, and the tests
+/// that use them run on Linux only.
+#[cfg(target_os = "linux")]
+mod other_user {
+    use super::*;
 
-/// Hands the workspace (its dir and everything in it) to `nobody`.
-fn give_to_nobody(ws: &Ws) {
-    let ok = Command::new("chown").args(["-R", "65534:65534"]).arg(ws.dir.path()).status().unwrap();
-    assert!(ok.success());
-    std::fs::set_permissions(ws.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-}
+    pub const NOBODY: u32 = 65534;
 
-/// Starts the attacker fixture as `nobody` with `args`; it is killed when `rv` is dropped.
-fn attacker(rv: &mut Rendezvous, args: &[&std::ffi::OsStr]) -> Ready {
-    rv.open_to_others();
-    let exe = attacker_exe();
-    let mut cmd = Command::new(exe);
-    cmd.arg("--notify").arg(&rv.path).args(args).stdin(Stdio::null());
-    std::os::unix::process::CommandExt::uid(&mut cmd, NOBODY);
-    std::os::unix::process::CommandExt::gid(&mut cmd, NOBODY);
-    rv.spawn(&mut cmd)
-}
-
-/// Runs the tool (as root, on a fake cargo so that each run is quick) again and again for at most `limit` or
-/// `runs` runs, and returns how many ended with each exit code. `after` checks the workspace after each run.
-fn hammer(ws: &Ws, runs: usize, limit: Duration, after: impl Fn(i32)) -> std::collections::BTreeMap<i32, usize> {
-    let cargo = ws.fake_cargo();
-    let mut codes = std::collections::BTreeMap::new();
-    let start = Instant::now();
-    for _ in 0..runs {
-        if start.elapsed() > limit {
-            break;
-        }
-        let out = ws.safeclean(&["--no-verify", "--lock-timeout", "5s"]).env("CARGO", &cargo).output_bounded();
-        let code = out.status.code().unwrap_or(-1);
-        *codes.entry(code).or_default() += 1;
-        let err = stderr(&out);
-        assert!(!err.contains("panicked"), "{err}");
-        after(code);
+    /// A root-owned dir outside any workspace that looks like a cargo target dir (so that only the tool's handling of
+    /// names, not the guard's judgement of content, stands between it and a run), with a file in it.
+    pub fn precious_target() -> (tempfile::TempDir, PathBuf) {
+        let tmp = tempfile::Builder::new().prefix("safeclean-precious-").tempdir().unwrap();
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let dir = tmp.path().join("target");
+        std::fs::create_dir_all(dir.join("debug/deps")).unwrap();
+        std::fs::write(dir.join(".rustc_info.json"), "{}").unwrap();
+        std::fs::write(dir.join("debug/.cargo-lock"), "").unwrap();
+        std::fs::write(dir.join("debug/deps/libprecious.rlib"), "precious").unwrap();
+        std::fs::write(tmp.path().join("file"), "precious").unwrap();
+        (tmp, dir)
     }
-    codes
+
+    /// Hands the workspace (its dir and everything in it) to `nobody`.
+    pub fn give_to_nobody(ws: &Ws) {
+        let ok = Command::new("chown").args(["-R", "65534:65534"]).arg(ws.dir.path()).status().unwrap();
+        assert!(ok.success());
+        std::fs::set_permissions(ws.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    /// Starts the attacker fixture as `nobody` with `args`; it is killed when `rv` is dropped.
+    pub fn attacker(rv: &mut Rendezvous, args: &[&std::ffi::OsStr]) -> Ready {
+        rv.open_to_others();
+        let exe = attacker_exe();
+        let mut cmd = Command::new(exe);
+        cmd.arg("--notify").arg(&rv.path).args(args).stdin(Stdio::null());
+        std::os::unix::process::CommandExt::uid(&mut cmd, NOBODY);
+        std::os::unix::process::CommandExt::gid(&mut cmd, NOBODY);
+        rv.spawn(&mut cmd)
+    }
+
+    /// Runs the tool (as root, on a fake cargo so that each run is quick) again and again for at most `limit` or
+    /// `runs` runs, and returns how many ended with each exit code. `after` checks the workspace after each run.
+    pub fn hammer(
+        ws: &Ws,
+        runs: usize,
+        limit: Duration,
+        after: impl Fn(i32),
+    ) -> std::collections::BTreeMap<i32, usize> {
+        let cargo = ws.fake_cargo();
+        let mut codes = std::collections::BTreeMap::new();
+        let start = Instant::now();
+        for _ in 0..runs {
+            if start.elapsed() > limit {
+                break;
+            }
+            let out = ws.safeclean(&["--no-verify", "--lock-timeout", "5s"]).env("CARGO", &cargo).output_bounded();
+            let code = out.status.code().unwrap_or(-1);
+            *codes.entry(code).or_default() += 1;
+            let err = stderr(&out);
+            assert!(!err.contains("panicked"), "{err}");
+            after(code);
+        }
+        codes
+    }
 }
+#[cfg(target_os = "linux")]
+use other_user::*;
 
 #[test]
 #[ignore = "needs git; CI runs it with --include-ignored"]

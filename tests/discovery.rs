@@ -84,6 +84,41 @@ fn every_handle_kind_is_found_by_both_backends() {
     assert_eq!(kinds_of(&lsof_out), kinds_of(&proc_out));
 }
 
+/// Runs only on a Mac: libproc and lsof find the same holders by the same handles. Neither shows lock state on
+/// macOS, so the holder of cargo's lock file is reported as having it open.
+#[cfg(target_os = "macos")]
+#[test]
+fn libproc_and_lsof_find_the_same_handles() {
+    let ws = Ws::new(false);
+    ws.build();
+    let t = ws.target();
+    let bin = tempfile::tempdir().unwrap();
+    let exe = holder_named(bin.path(), "plain");
+    let mut rv = Rendezvous::new();
+    let p = |rel: &str| t.join(rel).to_str().unwrap().to_string();
+    let fd = rv.holder(&exe, &["--open", &p("debug/held.txt")]);
+    let mmap = rv.holder(&exe, &["--mmap", &p("debug/mapped.bin")]);
+    let cwd = rv.holder(&exe, &["--cwd", &p("debug")]);
+    let lock = rv.holder(&exe, &["--lock", &p("debug/.cargo-lock")]);
+    let exe_holder = rv.holder(&ws.install_holder("target/debug/server"), &[]);
+    let dry_run = |backend: &str| {
+        let out = ws
+            .safeclean(&["--dry-run", "--message-format", "json"])
+            .env("SAFECLEAN_SCAN_BACKEND", backend)
+            .output_bounded();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        handles_by_pid(&out)
+    };
+    let by_libproc = dry_run("libproc");
+    let kinds = |pid: u32| -> BTreeSet<String> { by_libproc[&u64::from(pid)].iter().map(|(k, _)| k.clone()).collect() };
+    assert!(kinds(fd.pid).contains("fd"), "{by_libproc:?}");
+    assert!(kinds(mmap.pid).contains("mmap"));
+    assert!(kinds(cwd.pid).contains("cwd"));
+    assert_eq!(kinds(lock.pid), ["fd".to_string()].into());
+    assert!(kinds(exe_holder.pid).contains("exe"));
+    assert_eq!(dry_run("lsof"), by_libproc, "lsof and libproc disagree");
+}
+
 #[test]
 fn relations_build_children_and_orphans_are_explained() {
     let ws = Ws::new(true);
@@ -252,7 +287,8 @@ fn a_holder_deeper_than_path_max_is_found_by_identity() {
     let out = ws.run(&["--dry-run", "--message-format", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let s = summary(&out);
-    if platform().holders != cargo_safeclean::platform::Holders::Proc {
+    // A Linux-only test: the native holder source is /proc.
+    if platform().holders != cargo_safeclean::platform::Holders::Native {
         // lsof names no such cwd and gives nothing to place it by: counted as not known, never as "nothing holds".
         assert!(s["uninspectable"].as_u64().unwrap() >= 1, "{s}");
         let human = ws.run(&["--dry-run"]);

@@ -6,10 +6,13 @@ mod common;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
+use std::process::Stdio;
+// Only the Linux tests (mounts, attributes) name paths and commands of their own.
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+#[cfg(target_os = "linux")]
+use std::{path::Path, process::Command};
 
 use cargo_safeclean::model::Roots;
 use cargo_safeclean::platform::Platform;

@@ -1,20 +1,34 @@
-//! The platform seam: the only code that reads `/proc`, holds pidfds, walks `/proc/self/fd` or calls
-//! OS-specific syscalls. One module per implementation, as fuc keeps one `compat` module per OS:
+//! The platform seam: the only code that reads `/proc` or libproc, holds pidfds or kqueues, walks `/proc/self/fd` or
+//! calls OS-specific syscalls. One module per implementation, chosen whole with `#[cfg]` on the `mod` line, as std's
+//! `sys/` and nextest's `runner/{unix,windows}.rs` are, so that each compiles as a whole and none is half-compiled:
 //!
-//! - [`linux`]: `/proc` for the process table and what each process holds (with `/proc/locks`), pidfds for
-//!   signals, `openat2`/`statx`/mountinfo for mount points and `/proc/self/fd` for a chmod that cannot follow a
-//!   symlink;
+//! - `linux` (the native implementation on Linux): `/proc` for the process table and what each process holds
+//!   (with `/proc/locks`), pidfds for signals, `openat2`/`statx`/mountinfo for mount points and `/proc/self/fd` for
+//!   a chmod that cannot follow a symlink;
+//! - `macos` (the native implementation on macOS): libproc for the process table and what each process holds,
+//!   kqueue (`EVFILT_PROC`/`NOTE_EXIT`) for exits, an identity check before each `kill(2)`;
 //! - [`portable`]: what any Unix has — sysinfo and `getpgid` for the process table, `lsof -F` for holders,
-//!   `kill(2)` guarded by an identity check for signals, `openat`/`fstat`/`fchmodat` for the purge. It is the
-//!   implementation on macOS, and it is compiled and tested on Linux too.
+//!   `kill(2)` guarded by an identity check for signals, `openat`/`fstat`/`fchmodat` for the purge. It is compiled
+//!   and tested everywhere, chosen piece by piece or whole (`SAFECLEAN_PLATFORM=portable`).
 //!
-//! A [`Platform`] says which implementation serves each piece. The plan builds it once: `SAFECLEAN_PLATFORM`
-//! picks every piece, and the per-piece switches override the piece they name. Variants that exist only on Linux
-//! are compiled only there, so nothing pretends to work where it does not.
+//! What a native scan reads becomes holders in [`held`], the same code on every OS. A [`Platform`] says which
+//! implementation serves each piece: `Native` is this OS's own (every native module offers the same functions), the
+//! other variant the portable one. The plan builds it once: `SAFECLEAN_PLATFORM` picks every piece, and the
+//! per-piece switches override the piece they name.
 
+pub mod held;
 #[cfg(target_os = "linux")]
 pub mod linux;
+#[cfg(target_os = "macos")]
+pub mod macos;
 pub mod portable;
+
+/// This OS's own implementation, by one name on every OS.
+#[cfg(target_os = "linux")]
+pub use linux as native;
+/// This OS's own implementation, by one name on every OS.
+#[cfg(target_os = "macos")]
+pub use macos as native;
 
 use std::collections::HashSet;
 use std::ffi::{CStr, OsString};
@@ -23,14 +37,14 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::interrupt::Interrupt;
-use crate::model::{FileId, Found, Owner, Process, Roots, Sig, SignalError, Table, Uninspectable};
+use crate::model::{Found, Owner, Process, Roots, Sig, SignalError, Table, Uninspectable};
 
 /// Where the process table (parents, groups, start times, command lines) comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Processes {
-    /// `/proc/PID/{stat,cmdline,exe,cwd}`; start times in clock ticks since boot.
-    #[cfg(target_os = "linux")]
-    Proc,
+    /// This OS's own table: `/proc/PID/stat` (start times in clock ticks since boot) on Linux, `PROC_PIDTBSDINFO`
+    /// (start times in microseconds) on macOS.
+    Native,
     /// sysinfo (refreshed without threads) and `getpgid`; start times in whole seconds, so the identity check
     /// also compares the name.
     Sysinfo,
@@ -39,9 +53,9 @@ pub enum Processes {
 /// Who says which process holds what.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Holders {
-    /// `/proc/PID/{fd,maps,cwd,exe,root}` and `/proc/locks`, read with the process table in one pass.
-    #[cfg(target_os = "linux")]
-    Proc,
+    /// Read with the process table in one pass: `/proc/PID/{fd,maps,cwd,exe,root}` and `/proc/locks` on Linux;
+    /// libproc's fd, vnode, path and region info on macOS.
+    Native,
     /// `lsof -F`, run as `program`.
     Lsof { program: OsString },
 }
@@ -49,10 +63,10 @@ pub enum Holders {
 /// How processes are signalled and waited for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Signals {
-    /// A pidfd pins the process: no signal reaches a stranger, and `poll` reports the exit (Linux ≥ 5.3; falls
-    /// back to [`Signals::Kill`] where `pidfd_open` is missing).
-    #[cfg(target_os = "linux")]
-    Pidfd,
+    /// This OS's own handle on a process it did not spawn, woken by the exit itself: a pidfd on Linux (≥ 5.3; no
+    /// signal reaches a stranger), a kqueue watching `NOTE_EXIT` on macOS (with an identity check before each
+    /// signal). Falls back to [`Signals::Kill`] where the handle cannot be made.
+    Native,
     /// `kill(2)` right after an identity check, and exits noticed by polling.
     Kill,
 }
@@ -60,14 +74,28 @@ pub enum Signals {
 /// How the purge walks a tree: recognising mount points, and making a mode-000 dir accessible.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Files {
-    /// `openat2(RESOLVE_NO_XDEV)` (or the forced fallback) and a chmod through `/proc/self/fd`.
-    #[cfg(target_os = "linux")]
+    /// This OS's own walk, with a mount check forced (`None`: the best one, detected). On Linux
+    /// `openat2(RESOLVE_NO_XDEV)` (or a fallback) and a chmod through `/proc/self/fd`; macOS's own walk is the
+    /// portable one (no bind mounts, and an `fchmodat` that does not follow).
     Native(Option<MountCheck>),
     /// `openat` then the device (and, on Linux, the mount id), and `fchmodat(AT_SYMLINK_NOFOLLOW)`.
     Portable,
 }
 
-/// How the native walk recognises mount points (Linux); forced only to test the fallbacks.
+/// A native holder source or signal handle, by the name the hidden switches use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// `/proc` (Linux).
+    Proc,
+    /// libproc (macOS).
+    Libproc,
+    /// pidfds (Linux).
+    Pidfd,
+    /// kqueue (macOS).
+    Kqueue,
+}
+
+/// How a walk recognises mount points; forced only to test the fallbacks (Linux has three, macOS one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MountCheck {
     /// Every descent is an `openat2(RESOLVE_NO_XDEV)`: crossing a mount fails with `EXDEV` (Linux ≥ 5.6).
@@ -83,8 +111,7 @@ impl Files {
     #[must_use]
     pub fn mounts(self, probe: &Path) -> Mounts {
         match self {
-            #[cfg(target_os = "linux")]
-            Files::Native(check) => Mounts::Native(linux::fs::Mounts::new(check, probe)),
+            Files::Native(check) => Mounts::Native(native::fs::mounts(check, probe)),
             Files::Portable => Mounts::Portable(portable::fs::Mounts),
         }
     }
@@ -100,18 +127,15 @@ pub struct Platform {
 }
 
 impl Platform {
-    /// This OS's own implementation of every piece: Linux's where there is one, the portable one elsewhere.
+    /// This OS's own implementation of every piece.
     #[must_use]
     pub fn native() -> Self {
-        #[cfg(target_os = "linux")]
-        return Platform {
-            processes: Processes::Proc,
-            holders: Holders::Proc,
-            signals: Signals::Pidfd,
+        Platform {
+            processes: Processes::Native,
+            holders: Holders::Native,
+            signals: Signals::Native,
             files: Files::Native(None),
-        };
-        #[cfg(not(target_os = "linux"))]
-        return Self::portable("lsof".into());
+        }
     }
 
     /// The portable implementation of every piece, with `lsof` as the holder source.
@@ -125,46 +149,36 @@ impl Platform {
         }
     }
 
-    /// With `/proc` as the holder source, and so as the process table: they are read in one pass, and start
-    /// times from two tables must never meet in an identity check. `None` where there is no `/proc`.
+    /// With the native holder source, and so the native process table: they are read in one pass, and start times
+    /// from two tables must never meet in an identity check. `None` when `source` is not this OS's.
     #[must_use]
-    pub fn with_proc_holders(self) -> Option<Self> {
-        #[cfg(target_os = "linux")]
-        return Some(Platform { holders: Holders::Proc, processes: Processes::Proc, ..self });
-        #[cfg(not(target_os = "linux"))]
-        return None;
+    pub fn with_native_holders(self, source: Source) -> Option<Self> {
+        (source == native::HOLDERS).then_some(Platform {
+            holders: Holders::Native,
+            processes: Processes::Native,
+            ..self
+        })
     }
 
-    /// With pidfds for signals; `None` where there are none.
+    /// With the native process handles; `None` when `source` is not this OS's.
     #[must_use]
-    pub fn with_pidfd_signals(self) -> Option<Self> {
-        #[cfg(target_os = "linux")]
-        return Some(Platform { signals: Signals::Pidfd, ..self });
-        #[cfg(not(target_os = "linux"))]
-        return None;
+    pub fn with_native_signals(self, source: Source) -> Option<Self> {
+        (source == native::SIGNALS).then_some(Platform { signals: Signals::Native, ..self })
     }
 
     /// With the native walk and `check` forced; `None` where that check does not exist.
     #[must_use]
     pub fn with_mount_check(self, check: MountCheck) -> Option<Self> {
-        #[cfg(target_os = "linux")]
-        return Some(Platform { files: Files::Native(Some(check)), ..self });
-        #[cfg(not(target_os = "linux"))]
-        return {
-            let _ = check;
-            None
-        };
+        native::fs::MOUNT_CHECKS.contains(&check).then_some(Platform { files: Files::Native(Some(check)), ..self })
     }
 
     /// Reads the process table and, when the holder source reads it with the table, what every process holds,
     /// before anyone knows which dirs matter (see [`crate::scan`]). `exclude` (this process) is not inspected.
     pub fn snapshot(&self, exclude: u32) -> Result<Snapshot, ScanError> {
         let raw = match (&self.holders, self.processes) {
-            #[cfg(target_os = "linux")]
-            (Holders::Proc, _) => Raw::Proc(linux::proc::snapshot(exclude, true)?),
-            #[cfg(target_os = "linux")]
-            (Holders::Lsof { .. }, Processes::Proc) => Raw::Proc(linux::proc::snapshot(exclude, false)?),
-            (Holders::Lsof { .. }, Processes::Sysinfo) => Raw::Table(portable::table::table()?),
+            (Holders::Native, _) => native::snapshot(exclude, true)?,
+            (Holders::Lsof { .. }, Processes::Native) => native::snapshot(exclude, false)?,
+            (Holders::Lsof { .. }, Processes::Sysinfo) => portable::table::table()?,
         };
         Ok(Snapshot { raw, holders: self.holders.clone() })
     }
@@ -173,36 +187,32 @@ impl Platform {
     /// reported).
     pub fn describe<S: std::hash::BuildHasher>(&self, table: &mut Table, pids: &HashSet<u32, S>) {
         match self.processes {
-            #[cfg(target_os = "linux")]
-            Processes::Proc => {
-                for p in table.procs.values_mut().filter(|p| pids.contains(&p.pid)) {
-                    linux::proc::describe(p);
-                }
-            }
+            Processes::Native => native::describe(table, pids),
             Processes::Sysinfo => portable::table::describe(table, pids),
         }
     }
 
     /// Which of `locks` each process is blocked waiting for, where the holder source can see waiters: `/proc/locks`
-    /// does, lsof does not (`None`; cargo's "Blocking waiting" line is all there is then).
+    /// does; libproc and lsof do not (`None`; cargo's "Blocking waiting" line is all there is then).
     #[must_use]
     pub fn waiting_for(&self, locks: &[PathBuf]) -> Option<Vec<(u32, PathBuf)>> {
         match &self.holders {
-            #[cfg(target_os = "linux")]
-            Holders::Proc => Some(linux::proc::waiting_for(locks)),
-            Holders::Lsof { .. } => {
-                let _ = locks;
-                None
-            }
+            Holders::Native => native::waiting_for(locks),
+            Holders::Lsof { .. } => None,
         }
+    }
+
+    /// Whether the holder source tells a process blocked waiting for a lock from one that holds it.
+    #[must_use]
+    pub fn sees_lock_waiters(&self) -> bool {
+        self.waiting_for(&[]).is_some()
     }
 
     /// The current dir of `pid`, if it can be read.
     #[must_use]
     pub fn cwd(&self, pid: u32) -> Option<PathBuf> {
         match self.processes {
-            #[cfg(target_os = "linux")]
-            Processes::Proc => linux::proc::cwd(pid),
+            Processes::Native => native::cwd(pid),
             Processes::Sysinfo => portable::table::cwd(pid),
         }
     }
@@ -211,8 +221,7 @@ impl Platform {
     #[must_use]
     pub fn process(&self, pid: u32) -> Option<Process> {
         match self.processes {
-            #[cfg(target_os = "linux")]
-            Processes::Proc => linux::proc::read_stat(pid).ok().flatten().filter(|s| !s.is_zombie()).map(Process::from),
+            Processes::Native => native::process(pid),
             Processes::Sysinfo => portable::table::process(pid),
         }
     }
@@ -221,8 +230,7 @@ impl Platform {
     #[must_use]
     pub fn is_alive(&self, target: &Identity) -> bool {
         match self.processes {
-            #[cfg(target_os = "linux")]
-            Processes::Proc => linux::proc::is_alive(target),
+            Processes::Native => native::is_alive(target),
             Processes::Sysinfo => portable::table::is_alive(target),
         }
     }
@@ -231,48 +239,44 @@ impl Platform {
     #[must_use]
     pub fn open_process(&self, target: &Identity) -> Option<ProcHandle> {
         let alive = |t: &Identity| self.is_alive(t);
-        // Where `pidfd_open` is missing (ENOSYS, kernel < 5.3), kill(2) below.
-        #[cfg(target_os = "linux")]
-        if self.signals == Signals::Pidfd
-            && let Ok(handle) = linux::pidfd::Pidfd::open(target, alive)
+        // Where the native handle cannot be made (`pidfd_open` missing, kernel < 5.3), kill(2) below.
+        if self.signals == Signals::Native
+            && let Ok(handle) = native::Handle::open(target, alive)
         {
-            return handle.map(ProcHandle::Pidfd);
+            return handle.map(ProcHandle::Native);
         }
         portable::kill::Killable::open(target.clone(), alive).map(ProcHandle::Kill)
     }
 
-    /// Sends `sig` through `handle`.
+    /// Sends `sig` through `handle`, checking first that it still is the process the scan saw where the handle
+    /// does not pin it.
     pub fn signal(&self, handle: &ProcHandle, sig: Sig) -> Result<(), SignalError> {
+        let alive = |t: &Identity| self.is_alive(t);
         match handle {
-            #[cfg(target_os = "linux")]
-            ProcHandle::Pidfd(h) => h.signal(sig),
-            ProcHandle::Kill(h) => h.signal(sig, |t| self.is_alive(t)),
+            ProcHandle::Native(h) => h.signal(sig, alive),
+            ProcHandle::Kill(h) => h.signal(sig, alive),
         }
     }
 
     /// Waits until one of `handles` exits, `until` passes, or an interrupt arrives: woken by the exit itself when
-    /// every handle is a pidfd, polling otherwise.
+    /// every handle is a native one, polling otherwise.
     pub fn wait_any(&self, handles: &[&ProcHandle], until: Instant, interrupt: &Interrupt) -> Waited {
-        #[cfg(target_os = "linux")]
-        {
-            let pidfds: Option<Vec<&linux::pidfd::Pidfd>> = handles
-                .iter()
-                .map(|h| match h {
-                    ProcHandle::Pidfd(p) => Some(p),
-                    ProcHandle::Kill(_) => None,
-                })
-                .collect();
-            if let Some(pidfds) = pidfds {
-                return linux::pidfd::wait_any(&pidfds, until, interrupt);
-            }
+        let natives: Option<Vec<&native::Handle>> = handles
+            .iter()
+            .map(|h| match h {
+                ProcHandle::Native(n) => Some(n),
+                ProcHandle::Kill(_) => None,
+            })
+            .collect();
+        if let Some(natives) = natives {
+            return native::wait_any(&natives, until, interrupt);
         }
         let exited = || {
             handles
                 .iter()
                 .enumerate()
                 .filter(|(_, h)| match h {
-                    #[cfg(target_os = "linux")]
-                    ProcHandle::Pidfd(p) => p.exited_now(),
+                    ProcHandle::Native(n) => n.exited_now(),
                     ProcHandle::Kill(k) => !self.is_alive(k.identity()),
                 })
                 .map(|(i, _)| i)
@@ -282,41 +286,26 @@ impl Platform {
     }
 }
 
-/// Lowers the calling thread to the lowest CPU priority (nice 19) and, where the platform has IO priorities
-/// (Linux), to the idle IO class. Both are per thread on Linux: call it before starting the threads that should
-/// inherit it. What could not be lowered is returned, for the log.
+/// Lowers the calling thread to the lowest CPU priority (nice 19) and the lowest IO priority (Linux's idle class,
+/// macOS's throttled disk policy). Both are per thread: call it before starting the threads that should inherit
+/// it. What could not be lowered is returned, for the log.
 #[must_use]
 pub fn lower_priority() -> Vec<String> {
     let mut failed = Vec::new();
     if let Err(e) = rustix::process::setpriority_process(None, 19) {
         failed.push(format!("nice 19: {e}"));
     }
-    #[cfg(target_os = "linux")]
-    if let Err(e) = linux::idle_io() {
+    if let Err(e) = native::idle_io() {
         failed.push(format!("idle IO priority: {e}"));
     }
     failed
 }
 
-/// Makes the calling thread act on files with `owner`'s rights, or its own again (`None`): how a root run keeps a
-/// name another user controls from leading it anywhere that user could not reach. Only a root process changes
-/// anything. Linux: the thread's fs uid, fs gid and groups ([`linux::creds`]).
-#[cfg(target_os = "linux")]
-pub use linux::creds::{act_as, with_own_rights};
-
-/// Elsewhere the file work keeps the run's own rights (anchored by open handles all the same); see the README.
-/// Returns the uid whose rights the thread uses on files now.
-#[cfg(not(target_os = "linux"))]
-pub fn act_as(owner: Option<Owner>) -> std::io::Result<u32> {
-    let _ = owner;
-    Ok(rustix::process::geteuid().as_raw())
-}
-
-/// Elsewhere no rights are borrowed: `f` runs as it is.
-#[cfg(not(target_os = "linux"))]
-pub fn with_own_rights<T>(f: impl FnOnce() -> T) -> T {
-    f()
-}
+/// Makes the calling thread act on files with `owner`'s rights, or its own again (`None`), and returns the uid whose
+/// rights it uses now: how a root run keeps a name another user controls from leading it anywhere that user could
+/// not reach. Only a root process changes anything. Linux: the thread's fs uid, fs gid and groups
+/// (`linux::creds`); macOS keeps the run's own rights (anchored by open handles all the same; see the README).
+pub use native::{act_as, with_own_rights};
 
 /// Acts with `owner`'s rights until dropped, then with the thread's own again.
 #[must_use = "the rights are borrowed only while the guard lives"]
@@ -344,11 +333,12 @@ impl Drop for Acting {
 }
 
 /// What a stat says a file is, whatever its name.
-#[must_use]
-#[allow(clippy::unnecessary_cast, clippy::cast_sign_loss, reason = "st_dev is u64 on Linux, i32 on macOS")]
-pub fn file_id(st: &rustix::fs::Stat) -> FileId {
-    FileId { dev: st.st_dev as u64, ino: st.st_ino as u64 }
-}
+pub use native::file_id;
+
+/// Keeps the open dir out of backups as cargo keeps a target dir it creates: macOS's Time Machine exclusion
+/// attribute ([`crate::layout::BACKUP_EXCLUSION`]); on Linux, where backup tools read `CACHEDIR.TAG` (written
+/// beside it), there is nothing more to set.
+pub use native::exclude_from_backups;
 
 /// Who owns the file a stat describes.
 #[must_use]
@@ -357,26 +347,14 @@ pub fn owner(st: &rustix::fs::Stat) -> Owner {
 }
 
 /// The path of the open file `fd` as the kernel names it now (Linux: `/proc/self/fd`; macOS: `F_GETPATH`).
-#[must_use]
-pub fn real_path(fd: std::os::fd::BorrowedFd<'_>) -> Option<PathBuf> {
-    #[cfg(target_os = "linux")]
-    return std::fs::read_link(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd))).ok();
-    #[cfg(target_vendor = "apple")]
-    return rustix::fs::getpath(fd)
-        .ok()
-        .map(|p| PathBuf::from(<OsString as std::os::unix::ffi::OsStringExt>::from_vec(p.into_bytes())));
-    #[cfg(not(any(target_os = "linux", target_vendor = "apple")))]
-    return {
-        let _ = fd;
-        None
-    };
-}
+pub use native::real_path;
 
 /// What identifies a process across time: a pid alone can be reused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     pub pid: u32,
-    /// In the unit of the process table it came from (clock ticks since boot for `/proc`, seconds for sysinfo).
+    /// In the unit of the process table it came from (clock ticks since boot for `/proc`, microseconds since the
+    /// epoch for libproc, seconds for sysinfo).
     pub start_time: u64,
     /// Compared too, which matters where start times are coarse (sysinfo's whole seconds). A process that changed
     /// its name (by exec) counts as gone; the re-scan after the termination finds it again under its new name.
@@ -389,37 +367,27 @@ impl From<&Process> for Identity {
     }
 }
 
-/// The process table, and what each process holds if it was read in the same pass.
-#[derive(Debug)]
-enum Raw {
-    #[cfg(target_os = "linux")]
-    Proc(linux::proc::Raw),
-    Table((Table, Uninspectable)),
-}
-
 /// What [`Platform::snapshot`] read, to be narrowed to the dirs that matter with [`Snapshot::holders`].
 #[derive(Debug)]
 pub struct Snapshot {
-    raw: Raw,
+    raw: held::Snapshot,
     holders: Holders,
 }
 
 impl Snapshot {
     /// What is held under `roots`, with the process table and the processes that could not be inspected.
     pub fn holders(self, roots: &Roots, exclude: u32) -> Result<(Vec<Found>, Table, Uninspectable), ScanError> {
-        let (found, table, uninspectable) = match self.raw {
-            #[cfg(target_os = "linux")]
-            Raw::Proc(raw) => raw.filter(roots),
-            Raw::Table((table, uninspectable)) => (Vec::new(), table, uninspectable),
-        };
         match &self.holders {
-            #[cfg(target_os = "linux")]
-            Holders::Proc => Ok((found, table, uninspectable)),
+            Holders::Native => {
+                let held::Scanned { found, table, uninspectable } = native::holders(self.raw, roots);
+                Ok((found, table, uninspectable))
+            }
             Holders::Lsof { program } => {
+                let table = self.raw.table;
                 let (found, unnamed) = portable::lsof::scan(program, roots, exclude, &table)?;
                 // lsof skips what it may not read (`-w`): other users' processes, when not root.
                 let uninspectable =
-                    Uninspectable { other_users: portable::table::others(&table), unnamed, ..uninspectable };
+                    Uninspectable { other_users: portable::table::others(&table), unnamed, ..Uninspectable::default() };
                 Ok((found, table, uninspectable))
             }
         }
@@ -431,6 +399,8 @@ impl Snapshot {
 pub enum ScanError {
     #[error("cannot list /proc: {0}")]
     Proc(#[source] std::io::Error),
+    #[error("cannot list the processes (proc_listallpids): {0}")]
+    Libproc(#[source] std::io::Error),
     #[error("cannot read the process table: {0}")]
     Table(String),
     #[error("cannot run {}: {source}", program.to_string_lossy())]
@@ -449,8 +419,9 @@ impl ScanError {
     pub fn help(&self) -> Option<String> {
         match self {
             ScanError::Proc(_) => Some("check that procfs is mounted on /proc".into()),
+            ScanError::Libproc(_) => Some("run with SAFECLEAN_SCAN_BACKEND=lsof to ask lsof instead".into()),
             ScanError::Table(_) => None,
-            ScanError::LsofSpawn { .. } => Some("install lsof or use the /proc backend".into()),
+            ScanError::LsofSpawn { .. } => Some("install lsof, or leave SAFECLEAN_SCAN_BACKEND unset".into()),
             ScanError::LsofSilent { .. } => Some("check that lsof is installed and allowed to read processes".into()),
         }
     }
@@ -473,8 +444,8 @@ pub fn strip_deleted(link: OsString) -> PathBuf {
 /// forever on non-children).
 #[derive(Debug)]
 pub enum ProcHandle {
-    #[cfg(target_os = "linux")]
-    Pidfd(linux::pidfd::Pidfd),
+    /// This OS's own: a pidfd (Linux), a kqueue watching the exit (macOS).
+    Native(native::Handle),
     Kill(portable::kill::Killable),
 }
 
@@ -482,8 +453,7 @@ impl ProcHandle {
     #[must_use]
     pub fn pid(&self) -> u32 {
         match self {
-            #[cfg(target_os = "linux")]
-            ProcHandle::Pidfd(h) => h.pid(),
+            ProcHandle::Native(h) => h.pid(),
             ProcHandle::Kill(h) => h.identity().pid,
         }
     }
@@ -532,8 +502,7 @@ pub enum OpenDirError {
 /// Walking a tree to delete it: never into a mount point, never through a symlink.
 #[derive(Debug)]
 pub enum Mounts {
-    #[cfg(target_os = "linux")]
-    Native(linux::fs::Mounts),
+    Native(native::fs::Mounts),
     Portable(portable::fs::Mounts),
 }
 
@@ -541,7 +510,6 @@ impl Mounts {
     /// Opens the directory `name` in `parent` to list it: never through a symlink, never into a mount.
     pub fn open_dir(&self, parent: &OwnedFd, name: &CStr) -> Result<OwnedFd, OpenDirError> {
         match self {
-            #[cfg(target_os = "linux")]
             Mounts::Native(m) => m.open_dir(parent, name),
             Mounts::Portable(m) => m.open_dir(parent, name),
         }
@@ -550,7 +518,6 @@ impl Mounts {
     /// Gives the owner rwx on the directory `name` in `parent`, never through a symlink, never on a mount's root.
     pub fn chmod_dir_rwx(&self, parent: &OwnedFd, name: &CStr) -> Result<(), OpenDirError> {
         match self {
-            #[cfg(target_os = "linux")]
             Mounts::Native(m) => m.chmod_dir_rwx(parent, name),
             Mounts::Portable(m) => m.chmod_dir_rwx(parent, name),
         }
@@ -560,7 +527,6 @@ impl Mounts {
     #[must_use]
     pub fn is_mount_at(&self, parent: &OwnedFd, name: &CStr) -> bool {
         match self {
-            #[cfg(target_os = "linux")]
             Mounts::Native(m) => m.is_mount_at(parent, name),
             Mounts::Portable(m) => m.is_mount_at(parent, name),
         }
@@ -570,9 +536,8 @@ impl Mounts {
     #[must_use]
     pub fn crosses(&self, parent: std::os::fd::BorrowedFd<'_>, child: std::os::fd::BorrowedFd<'_>) -> bool {
         match self {
-            #[cfg(target_os = "linux")]
             Mounts::Native(m) => m.crosses(parent, child),
-            Mounts::Portable(_) => portable::fs::crosses(parent, child),
+            Mounts::Portable(m) => m.crosses(parent, child),
         }
     }
 }

@@ -24,6 +24,15 @@ use rustix::io::Errno;
 
 use crate::platform::{MountCheck, OpenDirError};
 
+/// Every check a walk can be forced to use here.
+pub const MOUNT_CHECKS: &[MountCheck] = &[MountCheck::Openat2, MountCheck::Statx, MountCheck::Mountinfo];
+
+/// The walk's mount knowledge: `forced` replaces detection on `probe`.
+#[must_use]
+pub fn mounts(forced: Option<MountCheck>, probe: &Path) -> Mounts {
+    Mounts::new(forced, probe)
+}
+
 impl MountCheck {
     /// The best check this kernel supports, found by trying each on `probe` (a directory that exists).
     #[must_use]

@@ -40,7 +40,9 @@ impl Pidfd {
         self.pid
     }
 
-    pub fn signal(&self, sig: Sig) -> Result<(), SignalError> {
+    /// Sends `sig`. The pidfd pins the process checked at open: no identity check is needed, and `_alive`, which
+    /// handles that do not pin their process call, is not.
+    pub fn signal(&self, sig: Sig, _alive: impl Fn(&Identity) -> bool) -> Result<(), SignalError> {
         pidfd_send_signal(&self.fd, signal_of(sig)).map_err(signal_error)
     }
 

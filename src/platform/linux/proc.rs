@@ -16,7 +16,8 @@ use procfs_core::FromRead;
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
-use crate::model::{FileId, Found, Handle, HandleKind, Hold, Process, Roots, Table, Uninspectable};
+use crate::model::{FileId, HandleKind, Hold, Process, Roots, Table};
+use crate::platform::held::{Held, Holds, Place, Places, Scanned, Snapshot};
 use crate::platform::{Identity, ScanError, strip_deleted};
 
 /// What `/proc/PID/stat` says about a process.
@@ -119,8 +120,21 @@ pub fn is_alive(target: &Identity) -> bool {
         if s.start_time == target.start_time && s.name == target.name && !s.is_zombie())
 }
 
-/// Fills in the command line and exe of a process.
-pub fn describe(p: &mut Process) {
+/// Fills in the command line, exe and cwd of the processes `pids` of `table`.
+pub fn describe<S: std::hash::BuildHasher>(table: &mut Table, pids: &HashSet<u32, S>) {
+    for p in table.procs.values_mut().filter(|p| pids.contains(&p.pid)) {
+        describe_one(p);
+    }
+}
+
+/// One process as the table would show it (not described), if it is alive (a zombie is not).
+#[must_use]
+pub fn process(pid: u32) -> Option<Process> {
+    read_stat(pid).ok().flatten().filter(|s| !s.is_zombie()).map(Process::from)
+}
+
+/// Fills in the command line, exe and cwd of a process.
+fn describe_one(p: &mut Process) {
     let Ok(dir) = open_pid(p.pid) else { return };
     if p.cmdline.is_empty()
         && let Ok(raw) = read_at(&dir, "cmdline", 4096)
@@ -156,95 +170,33 @@ fn link_at(dir: impl AsFd, name: &str) -> Result<OsString, Errno> {
     rustix::fs::readlinkat(dir, name, Vec::new()).map(|c| OsString::from_vec(c.into_bytes()))
 }
 
-/// Everything a process holds, before anyone knows which dirs matter: an fd's number is kept so that its lock
-/// can be checked once it turns out to be under a root.
-#[derive(Debug)]
-struct RawHandle {
-    kind: HandleKind,
-    path: PathBuf,
-    fd: Option<u32>,
-    /// For a handle whose path is too long to be read (`ENAMETOOLONG`): the identities of the dir it names and of
-    /// each dir above it, found by walking up from the opened dir; empty for a file, which cannot be placed.
-    unnamed: Option<Vec<FileId>>,
-}
-
-/// The process table and every absolute path each process holds, to be narrowed with [`Raw::filter`].
-#[derive(Debug, Default)]
-pub struct Raw {
-    table: Table,
-    uninspectable: Uninspectable,
-    held: Vec<(u32, Vec<RawHandle>)>,
-}
-
 /// Reads the whole process table and, with `with_handles`, what every process that can be inspected holds.
 /// The pids are split among the cores: each process costs a handful of syscalls, and there may be thousands.
-pub fn snapshot(exclude: u32, with_handles: bool) -> Result<Raw, ScanError> {
+pub fn snapshot(exclude: u32, with_handles: bool) -> Result<Snapshot, ScanError> {
     let pids: Vec<u32> = std::fs::read_dir("/proc")
         .map_err(ScanError::Proc)?
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
         .collect();
     let workers = std::thread::available_parallelism().map_or(1, usize::from).min(8);
     let chunk = pids.len().div_ceil(workers).max(1);
-    let parts: Vec<Raw> = std::thread::scope(|s| {
+    let parts: Vec<Snapshot> = std::thread::scope(|s| {
         let handles: Vec<_> =
             pids.chunks(chunk).map(|part| s.spawn(|| snapshot_part(part, exclude, with_handles))).collect();
         handles.into_iter().map(|h| h.join().expect("a scan thread panicked")).collect()
     });
-    let mut out = Raw::default();
+    let mut out = Snapshot::new(rustix::process::geteuid().as_raw());
     for part in parts {
-        out.held.extend(part.held);
-        out.table.procs.extend(part.table.procs);
-        out.uninspectable.other_users += part.uninspectable.other_users;
-        out.uninspectable.own.extend(part.uninspectable.own);
+        out.merge(part);
     }
     Ok(out)
 }
 
-impl Raw {
-    /// What is held under `roots`. An fd's lock state: its owner is the open file description whose
-    /// `/proc/PID/fdinfo/N` lists the lock (`lock:` lines), a waiter is named by a `->` line of `/proc/locks`, and
-    /// anyone else only has the file open.
-    pub fn filter(self, roots: &Roots) -> (Vec<Found>, Table, Uninspectable) {
-        let waiting = std::fs::read("/proc/locks").map(|t| waiters(&t)).unwrap_or_default();
-        // A handle too long to be named is placed by identity: the roots' own.
-        let root_ids: Vec<(FileId, &PathBuf)> = roots
-            .paths()
-            .iter()
-            .filter_map(|p| Some((crate::platform::file_id(&rustix::fs::stat(p).ok()?), p)))
-            .collect();
-        let mut found = Vec::new();
-        let mut uninspectable = self.uninspectable;
-        for (pid, held) in self.held {
-            let mut handles = Vec::new();
-            for h in held {
-                let path = match &h.unnamed {
-                    None if roots.contains(&h.path) => h.path,
-                    None => continue,
-                    Some(chain) => match root_ids.iter().find(|(id, _)| chain.contains(id)) {
-                        Some((_, root)) => root.join("…"),
-                        None if chain.is_empty() => {
-                            // A file: where it lies cannot be told, so whether it is held cannot either.
-                            let name = self.table.procs.get(&pid).map(|p| p.name.clone()).unwrap_or_default();
-                            uninspectable.unnamed.push((
-                                pid,
-                                name,
-                                "holds a file whose path is too long to read".into(),
-                            ));
-                            continue;
-                        }
-                        None => continue,
-                    },
-                };
-                let hold = h.fd.and_then(|fd| fd_hold(pid, fd, &waiting));
-                let kind = if matches!(hold, Some(Hold::Exclusive | Hold::Shared)) { HandleKind::Lock } else { h.kind };
-                handles.push(Handle { kind, path, hold });
-            }
-            if let (false, Some(p)) = (handles.is_empty(), self.table.procs.get(&pid)) {
-                found.push(Found { process: p.clone(), handles });
-            }
-        }
-        (found, self.table, uninspectable)
-    }
+/// What is held under `roots`. An fd's lock state: its owner is the open file description whose
+/// `/proc/PID/fdinfo/N` lists the lock (`lock:` lines), a waiter is named by a `->` line of `/proc/locks`, and
+/// anyone else only has the file open.
+pub fn holders(snapshot: Snapshot, roots: &Roots) -> Scanned {
+    let waiting = std::fs::read("/proc/locks").map(|t| waiters(&t)).unwrap_or_default();
+    snapshot.holders(&Places::of(roots), |pid, fd| fd_hold(pid, fd, &waiting))
 }
 
 /// A lock waiter, as `/proc/locks` names it: pid, device and inode.
@@ -264,13 +216,14 @@ fn waiters(text: &[u8]) -> HashSet<Waiter> {
 /// The files an `flock` is held on now (device and inode), from `/proc/locks`: what lsof's lock field is checked
 /// against, since it prints POSIX and `flock` locks alike.
 #[must_use]
-pub fn flocked_files() -> HashSet<FileId> {
-    let Ok(text) = std::fs::read("/proc/locks") else { return HashSet::new() };
+pub fn flocked_files() -> Option<HashSet<FileId>> {
+    let Ok(text) = std::fs::read("/proc/locks") else { return Some(HashSet::new()) };
     text.split(|b| *b == b'\n')
         .filter_map(|line| procfs_core::Locks::from_read(line).ok()?.0.into_iter().next())
         .filter(is_flock)
         .map(|l| FileId { dev: rustix::fs::makedev(l.devmaj, l.devmin), ino: l.inode })
-        .collect()
+        .collect::<HashSet<_>>()
+        .into()
 }
 
 /// Whether a lock is an `flock`, the kind cargo takes. A POSIX (`fcntl`, `lockf`) or OFD lock on the same file never
@@ -279,11 +232,12 @@ fn is_flock(lock: &procfs_core::Lock) -> bool {
     matches!(lock.lock_type, procfs_core::LockType::FLock)
 }
 
-/// Which of `locks` each process is blocked waiting for, from the `->` lines of `/proc/locks`.
+/// Which of `locks` each process is blocked waiting for, from the `->` lines of `/proc/locks` (an unreadable
+/// `/proc/locks` shows nobody waiting).
 #[must_use]
-pub fn waiting_for(locks: &[PathBuf]) -> Vec<(u32, PathBuf)> {
+pub fn waiting_for(locks: &[PathBuf]) -> Option<Vec<(u32, PathBuf)>> {
     use std::os::unix::fs::MetadataExt;
-    let Ok(text) = std::fs::read("/proc/locks") else { return Vec::new() };
+    let Ok(text) = std::fs::read("/proc/locks") else { return Some(Vec::new()) };
     let waiting = waiters(&text);
     let mut out = Vec::new();
     for lock in locks {
@@ -291,7 +245,7 @@ pub fn waiting_for(locks: &[PathBuf]) -> Vec<(u32, PathBuf)> {
         let (major, minor) = (rustix::fs::major(m.dev()), rustix::fs::minor(m.dev()));
         out.extend(waiting.iter().filter(|w| (w.1, w.2, w.3) == (major, minor, m.ino())).map(|w| (w.0, lock.clone())));
     }
-    out
+    Some(out)
 }
 
 /// How the fd `fd` of `pid` stands towards a lock on its file.
@@ -322,9 +276,8 @@ fn fd_hold(pid: u32, fd: u32, waiting: &HashSet<Waiter>) -> Option<Hold> {
     None
 }
 
-fn snapshot_part(pids: &[u32], exclude: u32, with_handles: bool) -> Raw {
-    let my_uid = rustix::process::geteuid().as_raw();
-    let mut out = Raw::default();
+fn snapshot_part(pids: &[u32], exclude: u32, with_handles: bool) -> Snapshot {
+    let mut out = Snapshot::new(rustix::process::geteuid().as_raw());
     for &pid in pids {
         let Ok(dir) = open_pid(pid) else { continue };
         let Ok(Some(stat)) = stat_at(&dir) else { continue };
@@ -332,27 +285,23 @@ fn snapshot_part(pids: &[u32], exclude: u32, with_handles: bool) -> Raw {
         let mut p = Process::from(stat);
         // `/proc/PID` belongs to the process's user: who may be inspected, when lsof is the holder source.
         p.uid = rustix::fs::fstat(&dir).ok().map(|s| s.st_uid);
-        if !skip {
+        let holds = if skip {
+            Holds::NotRead
+        } else {
             match raw_handles(&dir) {
-                Ok(h) if !h.is_empty() => out.held.push((pid, h)),
-                Err(Errno::ACCESS | Errno::PERM) => {
-                    if p.uid == Some(my_uid) || my_uid == 0 {
-                        out.uninspectable.own.push((pid, p.name.clone()));
-                    } else {
-                        out.uninspectable.other_users += 1;
-                    }
-                }
-                // Nothing held; or gone, a race with exit: the process holds nothing any more.
-                Ok(_) | Err(_) => {}
+                Ok(held) => Holds::Read(held),
+                Err(Errno::ACCESS | Errno::PERM) => Holds::Denied,
+                // Gone, a race with exit: the process holds nothing any more.
+                Err(_) => Holds::Read(Vec::new()),
             }
-        }
-        out.table.procs.insert(pid, p);
+        };
+        out.add(p, holds);
     }
     out
 }
 
 /// Every absolute path one process holds. `EACCES`/`EPERM` means it could not be inspected at all.
-fn raw_handles(dir: &OwnedFd) -> Result<Vec<RawHandle>, Errno> {
+fn raw_handles(dir: &OwnedFd) -> Result<Vec<Held>, Errno> {
     let mut out = Vec::new();
     // exe is the first read: its error tells whether this process can be inspected at all.
     for (name, kind) in [("exe", HandleKind::Exe), ("cwd", HandleKind::Cwd), ("root", HandleKind::Root)] {
@@ -393,18 +342,17 @@ fn raw_handles(dir: &OwnedFd) -> Result<Vec<RawHandle>, Errno> {
 }
 
 /// Pipes, sockets, anonymous inodes and the like are not paths and never under a root.
-fn push_absolute(out: &mut Vec<RawHandle>, kind: HandleKind, link: OsString, fd: Option<u32>) {
-    if link.as_bytes().starts_with(b"/") {
-        out.push(RawHandle { kind, path: strip_deleted(link), fd, unnamed: None });
-    }
+fn push_absolute(out: &mut Vec<Held>, kind: HandleKind, link: OsString, fd: Option<u32>) {
+    out.extend(Held::named(kind, strip_deleted(link), None, fd));
 }
 
 /// A handle whose path is longer than the kernel will spell out: the magic link `name` in `dir` is opened (which
 /// needs no path) and, if it is a dir, walked up by `..` to the filesystem's root, so that whether it lies in a root
 /// is told by identity.
-fn unnamed(dir: impl AsFd, name: &str, kind: HandleKind, fd: Option<u32>) -> RawHandle {
+fn unnamed(dir: impl AsFd, name: &str, kind: HandleKind, fd: Option<u32>) -> Held {
     const DEEPEST: usize = 1 << 16;
     let mut chain = Vec::new();
+    let mut complete = false;
     let flags = OFlags::PATH | OFlags::CLOEXEC;
     if let Ok(mut cur) = rustix::fs::openat(dir, name, flags, Mode::empty()) {
         while let Ok(st) = rustix::fs::fstat(&cur) {
@@ -412,7 +360,12 @@ fn unnamed(dir: impl AsFd, name: &str, kind: HandleKind, fd: Option<u32>) -> Raw
                 break;
             }
             let id = crate::platform::file_id(&st);
-            if chain.last() == Some(&id) || chain.len() > DEEPEST {
+            // The filesystem's root is its own parent: the whole chain is known.
+            if chain.last() == Some(&id) {
+                complete = true;
+                break;
+            }
+            if chain.len() > DEEPEST {
                 break;
             }
             chain.push(id);
@@ -420,7 +373,12 @@ fn unnamed(dir: impl AsFd, name: &str, kind: HandleKind, fd: Option<u32>) -> Raw
             cur = up;
         }
     }
-    RawHandle { kind, path: PathBuf::new(), fd, unnamed: Some(chain) }
+    let why = if chain.is_empty() {
+        "holds a file whose path is too long to read"
+    } else {
+        "holds a dir whose path is too long to read"
+    };
+    Held { kind, place: Place::Unnamed { chain, complete, why }, fd }
 }
 
 /// The file paths in `/proc/PID/maps`: the sixth column, which may contain spaces.
@@ -457,11 +415,11 @@ mod tests {
         let dir = std::env::current_dir().unwrap();
         assert_eq!(cwd(me.pid), Some(dir.clone()));
         let h = raw_handles(&open_pid(me.pid).unwrap()).unwrap();
-        assert!(h.iter().any(|h| h.kind == HandleKind::Cwd && h.path == dir));
+        assert!(h.iter().any(|h| h.kind == HandleKind::Cwd && h.place == Place::Named { path: dir.clone(), id: None }));
         let roots = Roots::new([dir.as_path()]);
-        let (found, table, _) = snapshot(0, true).unwrap().filter(&roots);
-        assert!(found.iter().any(|f| f.process.pid == me.pid), "it holds its own cwd");
-        assert!(table.procs.contains_key(&1));
+        let scanned = holders(snapshot(0, true).unwrap(), &roots);
+        assert!(scanned.found.iter().any(|f| f.process.pid == me.pid), "it holds its own cwd");
+        assert!(scanned.table.procs.contains_key(&1));
     }
 
     #[test]

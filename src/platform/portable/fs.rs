@@ -31,6 +31,12 @@ pub fn crosses(parent: BorrowedFd<'_>, child: BorrowedFd<'_>) -> bool {
 }
 
 impl Mounts {
+    /// Whether `child` lies on another mount than `parent`.
+    #[must_use]
+    pub fn crosses(&self, parent: BorrowedFd<'_>, child: BorrowedFd<'_>) -> bool {
+        crosses(parent, child)
+    }
+
     /// Opens the directory `name` in `parent` to list it; a mount point is opened only to be recognised, then
     /// closed untouched.
     pub fn open_dir(&self, parent: &OwnedFd, name: &CStr) -> Result<OwnedFd, OpenDirError> {

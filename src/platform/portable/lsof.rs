@@ -150,12 +150,8 @@ fn readings(name: &[u8]) -> Vec<PathBuf> {
 
 /// Where `/proc/locks` can be read (Linux), the files held by an `flock`, the only kind that blocks cargo; `None`
 /// elsewhere (macOS's lsof shows no lock state to confirm).
-#[allow(clippy::unnecessary_wraps, reason = "`None` where there is no `/proc/locks`")]
 fn flocked() -> Option<std::collections::HashSet<FileId>> {
-    #[cfg(target_os = "linux")]
-    return Some(crate::platform::linux::proc::flocked_files());
-    #[cfg(not(target_os = "linux"))]
-    return None;
+    crate::platform::native::flocked_files()
 }
 
 /// Parses `-F pfDiln` output. Each line starts with its field letter; a `p` line starts a process, an `f` line a

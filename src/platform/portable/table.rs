@@ -12,7 +12,8 @@ use std::path::PathBuf;
 
 use sysinfo::{Pid, ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, System, UpdateKind};
 
-use crate::model::{Process, Table, Uninspectable};
+use crate::model::{Process, Table};
+use crate::platform::held::{Holds, Snapshot};
 use crate::platform::{Identity, ScanError};
 
 fn system() -> Option<System> {
@@ -56,17 +57,15 @@ fn to_process(pid: Pid, p: &sysinfo::Process) -> Process {
     }
 }
 
-/// Every live process, and (none: lsof says what it could not read) the uninspectable ones.
-pub fn table() -> Result<(Table, Uninspectable), ScanError> {
+/// Every live process, none of them inspected: lsof reads what they hold, and says what it could not read.
+pub fn table() -> Result<Snapshot, ScanError> {
     let mut sys = System::new().map_err(|e| ScanError::Table(e.to_string()))?;
     sys.refresh_processes_specifics(ProcessesToUpdate::All, true, basic());
-    let procs = sys
-        .processes()
-        .iter()
-        .filter(|(_, p)| !is_gone(p.status()))
-        .map(|(&pid, p)| (pid.as_u32(), to_process(pid, p)))
-        .collect();
-    Ok((Table { procs }, Uninspectable::default()))
+    let mut out = Snapshot::new(rustix::process::geteuid().as_raw());
+    for (&pid, p) in sys.processes().iter().filter(|(_, p)| !is_gone(p.status())) {
+        out.add(to_process(pid, p), Holds::NotRead);
+    }
+    Ok(out)
 }
 
 /// How many processes of the table belong to other users while we are not root: what lsof may not read.
@@ -128,8 +127,7 @@ mod tests {
         assert!(is_alive(&id));
         assert!(!is_alive(&Identity { start_time: id.start_time + 1, ..id.clone() }));
         assert!(!is_alive(&Identity { name: "someone-else".into(), ..id }));
-        let (table, _) = table().unwrap();
-        assert!(table.procs.contains_key(&std::process::id()));
+        assert!(table().unwrap().table.procs.contains_key(&std::process::id()));
         assert_eq!(cwd(std::process::id()), std::env::current_dir().ok());
     }
 }
