@@ -16,6 +16,7 @@ use std::path::{Component, Path, PathBuf};
 use rustix::fs::{FileType, FlockOperation, Mode, OFlags};
 use rustix::io::Errno;
 
+use crate::layout::unit::{deps_entry_of, is_hash, open_dir, split_unit};
 use crate::layout::{PROFILE_LOCKS, TRASH_PREFIX};
 use crate::purge::{RemoveError, TrashRoot};
 
@@ -75,39 +76,8 @@ pub fn units_of(path: &Path, root: &Path, root_fd: &OwnedFd) -> Option<Units> {
     (!entries.is_empty()).then_some(Units { profile, names, entries })
 }
 
-/// `name-0123456789abcdef` (and `libname-…`, with an extension): the crate or package and the unit's hash.
-fn split_unit(file: &str) -> Option<(&str, &str)> {
-    let (stem, ext) = file.split_once('.').unwrap_or((file, ""));
-    let (name, hash) = stem.rsplit_once('-')?;
-    // Libraries carry `lib` before the crate's name; a `.d` file or a binary does not (`libc-….d` is crate `libc`).
-    let library = matches!(ext, "rlib" | "rmeta" | "so" | "dylib" | "a" | "dll");
-    let name = name.strip_prefix("lib").filter(|_| library).unwrap_or(name);
-    is_hash(hash).then_some((name, hash))
-}
-
-fn is_hash(s: &str) -> bool {
-    s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-/// Whether `name` in `deps/` is one of the crate's unit's files: `lib<crate>-<hash>.*` or `<crate>-<hash>[.*]`.
-fn deps_entry_of(name: &str, krate: &str, hash: &str) -> bool {
-    let unit = format!("{krate}-{hash}");
-    let rest = name.strip_prefix("lib").filter(|r| r.starts_with(&unit)).unwrap_or(name);
-    rest.strip_prefix(&unit).is_some_and(|tail| tail.is_empty() || tail.starts_with('.'))
-}
-
 fn flags() -> OFlags {
     OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC
-}
-
-/// Opens `rel` below `dir`, one component at a time, never through a link.
-fn open_dir(dir: &OwnedFd, rel: &Path) -> Option<OwnedFd> {
-    let mut cur = dir.try_clone().ok()?;
-    for c in rel.components() {
-        let name = CString::new(c.as_os_str().as_bytes()).ok()?;
-        cur = rustix::fs::openat(&cur, &name, flags(), Mode::empty()).ok()?;
-    }
-    Some(cur)
 }
 
 /// The entries of `area` (in `profile`) whose names `keep` picks, as `area/name`.

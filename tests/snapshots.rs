@@ -157,6 +157,8 @@ fn summary(events: &[Event]) -> Summary {
         }],
         repaired: None,
         verify: Some(Verified { exit_code: Some(0), duration_ms: 1250, interrupted: false }),
+        swept: None,
+        free_space: None,
         exit_code: 5,
         // The run's own error, as `run` builds it: a message, a note and a help line.
         error: Some(

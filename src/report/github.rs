@@ -92,7 +92,15 @@ impl GithubReporter {
             let who = words::things(uninspectable as u64, "process", "processes");
             let _ = writeln!(md, "{who} could not be inspected; what they hold is not known.\n");
         }
-        if let Some(r) = summary.removed {
+        if let Some(w) = &summary.swept {
+            let verb = if summary.dry_run { "Would sweep" } else { "Swept" };
+            let units = words::things(w.units, "unit", "units");
+            let _ = writeln!(md, "{verb} {units} ({}).\n", words::files_and_bytes(w.files, w.bytes));
+            for (c, t, _) in w.plan.by_criterion.iter().filter(|(_, t, _)| t.units > 0) {
+                let _ = writeln!(md, "- {}: {}", c.as_str(), words::things(t.units, "unit", "units"));
+            }
+            md.push('\n');
+        } else if let Some(r) = summary.removed {
             let _ = writeln!(md, "Removed {}.\n", words::files_and_bytes(r.files, r.bytes));
         }
         if let Some(d) = &summary.purge_detached {
