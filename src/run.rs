@@ -454,7 +454,7 @@ impl Run<'_> {
         // Everything chosen is out: cargo may build again while the trash is deleted.
         drop(held_locks);
         for (unit, e) in &moved.left {
-            (self.emit)(Event::Warning(format!("kept {unit}: {e}; it was left whole")));
+            (self.emit)(Event::Warning(format!("left {unit} in place: {e}")));
         }
         swept.units = moved.units;
         let mut trash = moved.trash;

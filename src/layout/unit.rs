@@ -261,9 +261,18 @@ pub fn open_dir(dir: &OwnedFd, rel: &Path) -> Option<OwnedFd> {
     let mut cur = dir.try_clone().ok()?;
     for c in rel.components() {
         let name = CString::new(c.as_os_str().as_bytes()).ok()?;
-        cur = rustix::fs::openat(&cur, &name, dir_flags(), Mode::empty()).ok()?;
+        cur = open_at(&cur, &name)?;
     }
     Some(cur)
+}
+
+/// Opens the dir `name` in `dir`, never through a link, and where allowed so that listing it leaves its access
+/// time alone.
+fn open_at(dir: &OwnedFd, name: &CStr) -> Option<OwnedFd> {
+    match rustix::fs::openat(dir, name, dir_flags() | OFlags::NOATIME, Mode::empty()) {
+        Err(Errno::PERM) => rustix::fs::openat(dir, name, dir_flags(), Mode::empty()).ok(),
+        other => other.ok(),
+    }
 }
 
 /// The names in `dir` (not `.` and `..`) with their stats, not following links.
@@ -291,8 +300,10 @@ fn tally(dir: &OwnedFd, name: &CStr, st: &Stat) -> Tally {
             mtime: mtime(st),
         };
     }
-    let mut t = Tally { used: latest(st), mtime: mtime(st), ..Tally::default() };
-    let Ok(sub) = rustix::fs::openat(dir, name, dir_flags(), Mode::empty()) else { return t };
+    // A dir's access time says only that someone listed it (`ls`, a backup, this walk): its change time says an
+    // entry was made or removed.
+    let mut t = Tally { used: mtime(st), mtime: mtime(st), ..Tally::default() };
+    let Some(sub) = open_at(dir, name) else { return t };
     for (child, cst) in listing(&sub) {
         if is_dir(&cst) && cst.st_dev != st.st_dev {
             continue;
@@ -413,7 +424,7 @@ pub fn units_in(build: &OwnedFd, artifact: Option<&OwnedFd>, profile: &Path) -> 
                 continue;
             }
             // New layout: `build/<package>/<hash>/`.
-            let Ok(pkg) = rustix::fs::openat(&dir, &name, dir_flags(), Mode::empty()) else { continue };
+            let Some(pkg) = open_at(&dir, &name) else { continue };
             for (h, hst) in listing(&pkg) {
                 let Some(hash) = text(&h).filter(|h| is_hash(h)) else { continue };
                 if !is_dir(&hst) {
@@ -482,7 +493,7 @@ fn new_layout_outputs(
     index: usize,
     ids: &mut HashMap<FileId, usize>,
 ) {
-    let Ok(dir) = rustix::fs::openat(pkg, hash, dir_flags(), Mode::empty()) else { return };
+    let Some(dir) = open_at(pkg, hash) else { return };
     let Some(out) = open_dir(&dir, Path::new("out")) else { return };
     for (name, st) in listing(&out) {
         if is_dir(&st) {
@@ -506,7 +517,7 @@ fn incremental_units(build: &OwnedFd, profile: &Path) -> Vec<Unit> {
             continue;
         }
         let rel = Path::new(INCREMENTAL).join(n);
-        let Ok(dir) = rustix::fs::openat(&inc, &name, dir_flags(), Mode::empty()) else { continue };
+        let Some(dir) = open_at(&inc, &name) else { continue };
         let sessions = listing(&dir);
         // Finished sessions: `s-<time>-<random>-<svh>`; `-working` ones are being written (or a crash left them).
         let mut finished: Vec<(&CString, &Stat)> = sessions
@@ -607,7 +618,7 @@ pub fn profiles(root: &OwnedFd) -> Vec<PathBuf> {
         if n.starts_with('.') || !is_dir(&st) {
             continue;
         }
-        let Ok(sub) = rustix::fs::openat(root, &name, dir_flags(), Mode::empty()) else { continue };
+        let Some(sub) = open_at(root, &name) else { continue };
         if is_profile(&sub) {
             out.push(PathBuf::from(n));
         } else if super::looks_like_triple(n) {
@@ -616,7 +627,7 @@ pub fn profiles(root: &OwnedFd) -> Vec<PathBuf> {
                 if !is_dir(&pst) {
                     continue;
                 }
-                if rustix::fs::openat(&sub, &p, dir_flags(), Mode::empty()).is_ok_and(|fd| is_profile(&fd)) {
+                if open_at(&sub, &p).is_some_and(|fd| is_profile(&fd)) {
                     out.push(Path::new(n).join(pn));
                 }
             }

@@ -171,8 +171,12 @@ fn kept_with_needs(units: &[Unit], facts: &Facts, deps_of: &[Vec<usize>]) -> Has
             seeds.push((i, (KeptReason::Locked, *pid, Some(lock.clone()))));
         }
     }
+    // What is held itself is named by its own holder; what it needs, by the first that needs it.
+    for (seed, why) in &seeds {
+        kept.entry(*seed).or_insert_with(|| why.clone());
+    }
     for (seed, why) in seeds {
-        let mut stack = vec![seed];
+        let mut stack: Vec<usize> = deps_of[seed].clone();
         while let Some(i) = stack.pop() {
             if kept.contains_key(&i) {
                 continue;

@@ -152,7 +152,8 @@ pub fn move_out(
     let mut artifact_trash: Option<trash::Trash> = None;
     for &(i, _) in remove {
         let u = &units[i];
-        let mut done = Ok(());
+        // Its own files first, fingerprint first: once they are out, the unit is gone (cargo rebuilds it). What was
+        // uplifted follows; if that fails, the next build overwrites it.
         for area in [Area::Build, Area::Artifact] {
             let entries: Vec<&Path> = u.entries.iter().filter(|e| e.area == area).map(|e| e.path.as_path()).collect();
             if entries.is_empty() {
@@ -162,25 +163,24 @@ pub fn move_out(
                 (Area::Artifact, Some(a)) => (a, &mut artifact_trash),
                 _ => (&roots.build, &mut build_trash),
             };
-            let Some(profile) = unit::open_dir(&root.fd, &u.profile) else { continue };
-            if slot.is_none() {
-                match trash::Trash::make(&root.fd, &root.path, id, made_by) {
-                    Ok(t) => *slot = Some(t),
-                    Err(e) => {
-                        done = Err(e);
-                        break;
+            let taken = unit::open_dir(&root.fd, &u.profile)
+                .ok_or_else(|| RemoveError::new("open", root.path.join(&u.profile), std::io::Error::other("not a dir")))
+                .and_then(|profile| {
+                    if slot.is_none() {
+                        *slot = Some(trash::Trash::make(&root.fd, &root.path, id, made_by)?);
                     }
+                    let t = slot.as_mut().expect("made just above");
+                    t.take(&profile, &root.path.join(&u.profile), &entries)
+                });
+            match (taken, area) {
+                (Ok(_), Area::Build) => moved.units += 1,
+                (Ok(_), Area::Artifact) => {}
+                (Err(e), Area::Build) => {
+                    moved.left.push((u.name.clone(), e));
+                    break;
                 }
+                (Err(e), Area::Artifact) => moved.left.push((format!("what {} uplifted", u.name), e)),
             }
-            let Some(t) = slot.as_mut() else { continue };
-            if let Err(e) = t.take(&profile, &root.path.join(&u.profile), &entries) {
-                done = Err(e);
-                break;
-            }
-        }
-        match done {
-            Ok(()) => moved.units += 1,
-            Err(e) => moved.left.push((u.name.clone(), e)),
         }
     }
     moved.trash.extend(build_trash.map(trash::Trash::into_root));
