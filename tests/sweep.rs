@@ -509,3 +509,59 @@ fn a_dry_run_tells_the_plan_per_criterion_and_if_free_below_decides_whether_to_a
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(swept["units"].as_u64().unwrap() > 0, "{swept}");
 }
+
+/// `rustup run nightly cargo ARGS` in the workspace.
+fn nightly(ws: &Ws, args: &[&str]) -> Command {
+    let mut cmd = Command::new("rustup");
+    clean_env(&mut cmd).args(["run", "nightly", "cargo"]).args(args).current_dir(ws.root()).stdin(Stdio::null());
+    cmd.env_remove("CARGO").env_remove("RUSTUP_TOOLCHAIN");
+    cmd
+}
+
+#[test]
+#[ignore = "needs rustup's nightly toolchain; CI runs it with --include-ignored"]
+fn the_new_build_dir_layout_is_swept_by_whole_unit_dirs_and_outgrows_the_flat_one() {
+    let has_nightly =
+        Command::new("rustup").args(["run", "nightly", "rustc", "-V"]).output().is_ok_and(|o| o.status.success());
+    assert!(has_nightly, "needs a nightly toolchain (rustup toolchain install nightly)");
+    let ws = workspace();
+    let run = |cmd: &mut Command| {
+        let out = cmd.output_bounded();
+        assert!(out.status.success(), "{}", stderr(&out));
+    };
+    // The nightly first writes the flat layout, then the new one; the current stable writes its flat units too.
+    run(&mut nightly(&ws, &["build", "-q"]));
+    let flat_nightly = fingerprints(&ws);
+    run(&mut nightly(&ws, &["build", "-q", "-Zbuild-dir-new-layout"]));
+    build(&ws, Toolchain::Current, &[]);
+    let stable_units: BTreeSet<String> = fingerprints(&ws).difference(&flat_nightly).cloned().collect();
+    let new_layout = ws.target().join("debug/build/dep");
+    let unit_dirs = || std::fs::read_dir(&new_layout).map_or(0, Iterator::count);
+    assert_eq!(unit_dirs(), 1, "the new layout: build/<package>/<hash>/");
+
+    // With the nightly current: its flat units are orphans now, stable's are another toolchain's.
+    let mut cmd = ws.safeclean(&["--sweep", "--other-toolchains", "--no-verify", "--message-format", "json"]);
+    let out = cmd.env("RUSTUP_TOOLCHAIN", "nightly").output_bounded();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let lines = json_lines(&out);
+    let swept = &lines[lines.len() - 2];
+    let orphans = units(swept, "orphan");
+    assert!(flat_nightly.iter().all(|f| orphans.contains(&format!("debug/{f}"))), "{orphans:?} {flat_nightly:?}");
+    let others = units(swept, "other-toolchain");
+    assert!(stable_units.iter().all(|f| others.contains(&format!("debug/{f}"))), "{others:?} {stable_units:?}");
+    assert!(!others.iter().chain(&orphans).any(|u| u.starts_with("debug/build/dep/")), "{swept}");
+    assert!(fingerprints(&ws).is_empty(), "no flat unit is left: {:?}", fingerprints(&ws));
+    assert_eq!(unit_dirs(), 1, "the nightly's new-layout unit stays");
+
+    let out = nightly(&ws, &["build", "-Zbuild-dir-new-layout", "--message-format", "json"]).output_bounded();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stale: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["fresh"] != true)
+        .map(|m| m["target"]["name"].to_string())
+        .collect();
+    assert!(stale.is_empty(), "the kept new-layout units are fresh: {stale:?}");
+    // And the stable toolchain rebuilds what it lost, without an error.
+    assert!(fresh(&ws, Toolchain::Current).values().all(|f| !f));
+}
