@@ -69,8 +69,8 @@ pub enum Event {
     Verified(Verified),
     /// Something worth telling that does not stop the run.
     Warning(String),
-    /// A sweep waits for one of cargo's locks of a profile, held by `holder` (in words), at most `timeout`.
-    WaitingForCargoLock { lock: PathBuf, holder: String, timeout: std::time::Duration },
+    /// A sweep waits for one of cargo's locks of a profile, held by `holder` (if it could be seen), at most `timeout`.
+    WaitingForCargoLock { lock: PathBuf, holder: Option<crate::model::Process>, timeout: std::time::Duration },
     /// `--if-free-below`: the free space found, and the floor asked for.
     FreeSpace(FreeSpace),
     /// What a sweep chose, under cargo's locks, before it moves anything (in a dry run: what it would remove).

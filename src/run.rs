@@ -417,15 +417,21 @@ impl Run<'_> {
             None => sweep::Roots { build: target, artifact: None },
         };
         let profiles = sweep::profiles(&roots);
-        let (held_locks, busy) =
-            sweep::lock::acquire(&profiles, Some(owner), plan.lock_timeout, self.interrupt, &mut |lock| {
-                let holder = self.lock_holder(lock);
+        let (held_locks, busy) = sweep::lock::acquire(
+            &profiles,
+            Some(owner),
+            !plan.dry_run,
+            plan.lock_timeout,
+            self.interrupt,
+            &mut |lock| {
+                let holder = self.lock_owner(lock);
                 (self.emit)(Event::WaitingForCargoLock {
                     lock: lock.to_path_buf(),
                     holder,
                     timeout: plan.lock_timeout,
                 });
-            });
+            },
+        );
         if self.interrupt.is_set() {
             return Err(Interrupted { during: "while waiting for cargo's locks", note: "nothing was deleted" }.into());
         }
@@ -505,18 +511,18 @@ impl Run<'_> {
         let found = scan::scan(&plan.platform, &scan_roots, self.me)?.found;
         let mut locked = HashMap::new();
         for b in busy {
-            let holder = self.lock_holder(&b.lock);
+            let holder = self.lock_owner(&b.lock);
+            let by = holder.as_ref().map_or_else(
+                || "a process that could not be inspected".to_string(),
+                |p| format!("pid {} {} ({})", p.pid, p.display_name(), shell_words::join(&p.cmdline)),
+            );
             (self.emit)(Event::Warning(format!(
-                "skipped the profile {}: {} was still held after {} (--lock-timeout), by {holder}",
+                "skipped the profile {}: {} was still held after {}s (--lock-timeout), by {by}",
                 b.profile.display(),
                 b.lock.display(),
-                crate::report::words::duration_ms(u64::try_from(plan.lock_timeout.as_millis()).unwrap_or(u64::MAX))
+                plan.lock_timeout.as_secs_f64()
             )));
-            let pid = scan::scan(&plan.platform, &Roots::new([b.lock.as_path()]), self.me)
-                .ok()
-                .and_then(|s| s.found.into_iter().find(|f| f.handles.iter().any(|h| h.hold == Some(Hold::Exclusive))))
-                .map(|f| f.process.pid);
-            locked.insert(b.profile.clone(), (pid, b.lock.clone()));
+            locked.insert(b.profile.clone(), (holder.map(|p| p.pid), b.lock.clone()));
         }
         let total_bytes = if criteria.max_size.is_some() {
             let count = |r: &sweep::Root| {
@@ -616,6 +622,19 @@ impl Run<'_> {
             gid: user.as_ref().map_or(st.st_gid, |u| u.gid.as_raw()),
             home: user.map(|u| u.dir),
         })
+    }
+
+    /// The process that owns one of cargo's lock files (holds it exclusively; else one that holds it at all).
+    fn lock_owner(&self, lock: &Path) -> Option<crate::model::Process> {
+        let found = scan::scan(&self.plan.platform, &Roots::new([lock]), self.me).ok()?.found;
+        let holds = |f: &crate::model::Found, how: Option<Hold>| {
+            f.handles.iter().any(|h| h.kind == HandleKind::Lock && (how.is_none() || h.hold == how))
+        };
+        let owner = found
+            .iter()
+            .position(|f| holds(f, Some(Hold::Exclusive)))
+            .or_else(|| found.iter().position(|f| holds(f, None)));
+        owner.or((!found.is_empty()).then_some(0)).map(|i| found[i].process.clone())
     }
 
     /// Who holds the run lock file `lock`, in words.

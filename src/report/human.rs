@@ -360,6 +360,25 @@ impl HumanReporter {
         }
     }
 
+    /// A sweep waits for one of cargo's locks: which, who holds it and for how long, and how long it waits.
+    fn waiting_for_lock(&self, file: &std::path::Path, holder: Option<&crate::model::Process>, timeout: Duration) {
+        let dirs = self.dirs();
+        let by = holder.map_or_else(
+            || "a process that could not be inspected".to_string(),
+            |p| {
+                let age = p.started_at.and_then(words::running_for);
+                format!("{}{}", words::process(p), age.map(|a| format!(", running for {a}")).unwrap_or_default())
+            },
+        );
+        let at_most = words::duration_ms(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
+        let lock = words::path_in(file, dirs.as_ref());
+        self.status(
+            "Blocking",
+            Tone::Warn,
+            &format!("waiting for {lock}, held by {by} (at most {at_most}, --lock-timeout)"),
+        );
+    }
+
     /// `--if-free-below`: enough space is nothing to do; too little is why the run goes on.
     fn free_space(&self, f: FreeSpace) {
         let (free, below) = (crate::report::human_bytes(f.free), crate::report::human_bytes(f.below));
@@ -502,16 +521,7 @@ impl Reporter for HumanReporter {
             Event::Verified(v) => self.verified(v),
             Event::Warning(message) => self.warning(message),
             Event::WaitingForCargoLock { lock: file, holder, timeout } => {
-                let dirs = self.dirs();
-                self.status(
-                    "Blocking",
-                    Tone::Warn,
-                    &format!(
-                        "waiting for {}, held by {holder} (at most {}, --lock-timeout)",
-                        words::path_in(file, dirs.as_ref()),
-                        words::duration_ms(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX))
-                    ),
-                );
+                self.waiting_for_lock(file, holder.as_ref(), *timeout);
             }
             Event::FreeSpace(f) => self.free_space(*f),
             Event::SweepPlanned { plan, dry_run } => self.sweep_planned(plan, *dry_run),

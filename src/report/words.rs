@@ -242,7 +242,7 @@ pub fn holder_details(h: &Holder) -> Vec<String> {
 }
 
 /// How long a process started at `started` (seconds since the epoch) has been running: `3h 12m`, `5m 3s`, `4s`.
-fn running_for(started: u64) -> Option<String> {
+pub fn running_for(started: u64) -> Option<String> {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
     let s = now.checked_sub(started)?;
     Some(match (s / 3600, s / 60 % 60, s % 60) {

@@ -41,14 +41,15 @@ pub struct Busy {
     pub lock: PathBuf,
 }
 
-/// Locks every lock file of `p`, or says which one is taken.
-fn try_lock(p: &ProfileDirs, owner: Option<Owner>) -> Result<Vec<OwnedFd>, PathBuf> {
+/// Locks every lock file of `p` (made if missing and `create`), or says which one is taken.
+fn try_lock(p: &ProfileDirs, owner: Option<Owner>, create: bool) -> Result<Vec<OwnedFd>, PathBuf> {
     // Lock files a cargo would make are made with the tree owner's rights, so that its cargo can open them.
     let _acting = Acting::as_owner(owner).ok();
     let mut held = Vec::new();
     for (path, dir) in &p.dirs {
         for name in PROFILE_LOCKS {
-            let flags = OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+            let flags = OFlags::RDWR | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+            let flags = if create { flags | OFlags::CREATE } else { flags };
             let fd = match rustix::fs::openat(dir, name, flags, Mode::from_raw_mode(0o644)) {
                 Ok(fd) => fd,
                 // Not ours to make or write: lock what is there, read-only.
@@ -73,10 +74,12 @@ fn try_lock(p: &ProfileDirs, owner: Option<Owner>) -> Result<Vec<OwnedFd>, PathB
 }
 
 /// Takes the locks of every profile in `profiles`, waiting at most `timeout` for busy ones (`on_busy` is told of
-/// each busy lock once, to name its holder). Returns the profiles held and the ones skipped.
+/// each busy lock once, to name its holder). Returns the profiles held and the ones skipped. A dry run (`create`
+/// false) makes no lock file.
 pub fn acquire(
     profiles: &[ProfileDirs],
     owner: Option<Owner>,
+    create: bool,
     timeout: Duration,
     interrupt: &Interrupt,
     on_busy: &mut dyn FnMut(&Path),
@@ -87,7 +90,7 @@ pub fn acquire(
         let mut held = Vec::new();
         let mut busy = Vec::new();
         for p in profiles {
-            match try_lock(p, owner) {
+            match try_lock(p, owner, create) {
                 Ok(locks) => held.push(Held { profile: p.profile.clone(), _locks: locks }),
                 Err(lock) => busy.push(Busy { profile: p.profile.clone(), lock }),
             }
@@ -128,7 +131,7 @@ mod tests {
         let mut named = Vec::new();
         let mut pb = profile(&b);
         pb.profile = "release".into();
-        let (held, busy) = acquire(&[profile(&a), pb], None, Duration::from_millis(60), &interrupt, &mut |l| {
+        let (held, busy) = acquire(&[profile(&a), pb], None, true, Duration::from_millis(60), &interrupt, &mut |l| {
             named.push(l.to_path_buf());
         });
         assert_eq!(held.len(), 1);
