@@ -445,18 +445,21 @@ impl Run<'_> {
             plan: choice.plan.clone(),
             free_space: record.free_space,
         };
-        if plan.dry_run || choice.remove.is_empty() {
+        if plan.dry_run {
             drop(held_locks);
             (self.emit)(Event::Swept(swept.clone()));
             record.swept = Some(swept);
             return Ok(());
         }
         let id = swap::run_id();
-        let made_by = platform::Acting::as_owner(Some(owner)).map_err(|e| {
-            PurgeError::from(RemoveError::new("act with the rights of the owner of", &dirs.target_dir, e))
-        })?;
-        let moved = sweep::move_out(&units, &choice.remove, &roots, &id, made_by.uid());
-        drop(made_by);
+        let moved = if choice.remove.is_empty() {
+            sweep::Moved::default()
+        } else {
+            let made_by = platform::Acting::as_owner(Some(owner)).map_err(|e| {
+                PurgeError::from(RemoveError::new("act with the rights of the owner of", &dirs.target_dir, e))
+            })?;
+            sweep::move_out(&units, &choice.remove, &roots, &id, made_by.uid())
+        };
         // Everything chosen is out: cargo may build again while the trash is deleted.
         drop(held_locks);
         for (unit, e) in &moved.left {
@@ -471,6 +474,12 @@ impl Run<'_> {
             if let Ok(found) = swap::trash_inside(&root.fd, &root.path, locks.as_ref()) {
                 trash.extend(found.into_iter().filter(|t| !mine.contains(&t.id)));
             }
+        }
+        if trash.is_empty() {
+            // Nothing was changed: nothing to delete, nothing to verify.
+            (self.emit)(Event::Swept(swept.clone()));
+            record.swept = Some(swept);
+            return Ok(());
         }
         let result = self.purge_or_detach(dirs, swap::Swapped { trash, mounts: Vec::new() }, runtime, &id, record);
         if let Some(removed) = record.removed {

@@ -275,6 +275,10 @@ fn alone_it_removes_units_of_toolchains_no_longer_installed_and_orphans() {
         std::fs::write(o, vec![0u8; 4096]).unwrap();
     }
     age(&stale, 3);
+    // And what a run that crashed left in the trash.
+    let old_trash = ws.target().join(".safeclean-trash-1-ab");
+    std::fs::create_dir_all(old_trash.join("debug/deps")).unwrap();
+    std::fs::write(old_trash.join("debug/deps/libold-0000000000000000.rlib"), "x").unwrap();
     let before = fingerprints(&ws);
 
     let (out, swept, s) = sweep(&ws, &["--no-verify"]);
@@ -285,7 +289,7 @@ fn alone_it_removes_units_of_toolchains_no_longer_installed_and_orphans() {
     assert!(orphans.iter().any(|o| o.ends_with("3ub6k5r8fw1v2o1m-cgu.0.rcgu.o")), "{orphans:?}");
     assert!(!orphans.iter().any(|o| o.contains("9zz0ab12cd34ef56")), "the current build's object stays");
     assert!(swept["by_criterion"].get("other-toolchain").is_none(), "only asked-for criteria: {swept}");
-    assert!(!stale.exists() && current.exists() && !fp.exists());
+    assert!(!stale.exists() && current.exists() && !fp.exists() && !old_trash.exists());
     assert!(!debug.join(format!("deps/libghost-{gone}.rmeta")).exists());
     let mut expected = before.clone();
     expected.remove(&format!("ghost-{gone}"));
