@@ -626,6 +626,42 @@ mod tests {
     }
 
     #[test]
+    fn a_sweep_says_what_it_removed_per_criterion_and_what_it_kept() {
+        use crate::model::{Criterion, FreeSpace, KeptReason};
+        let swept = Swept {
+            units: 2,
+            files: 9,
+            bytes: 900,
+            plan: SweepPlan {
+                by_criterion: vec![
+                    (Criterion::Orphan, Tally { units: 1, files: 1, bytes: 100 }, vec!["debug/deps/x.rcgu.o".into()]),
+                    (Criterion::OtherToolchain, Tally { units: 1, files: 8, bytes: 800 }, vec!["debug/dep-1".into()]),
+                ],
+                kept: vec![Kept {
+                    unit: None,
+                    profile: "release".into(),
+                    reason: KeptReason::Locked,
+                    pid: Some(7),
+                    path: Some("/t/release/.cargo-lock".into()),
+                }],
+            },
+            free_space: Some(FreeSpace { free: 5, below: 10 }),
+        };
+        assert_eq!(
+            serde_json::to_value(Event::Swept(swept.clone())).unwrap(),
+            serde_json::json!({"reason":"swept","units":2,"files":9,"bytes":900,
+                "by_criterion":{
+                    "orphan":{"units":1,"files":1,"bytes":100,"names":["debug/deps/x.rcgu.o"]},
+                    "other-toolchain":{"units":1,"files":8,"bytes":800,"names":["debug/dep-1"]}},
+                "kept":[{"unit":null,"profile":"release","reason":"locked","pid":7,"path":"/t/release/.cargo-lock"}],
+                "free_space":{"free":5,"below":10}})
+        );
+        let s = Summary { swept: Some(swept), ..Summary::empty(Mode::Sweep, false, 0) };
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!((&v["mode"], &v["swept"]["units"]), (&"sweep".into(), &2.into()));
+    }
+
+    #[test]
     fn a_path_that_is_not_utf8_keeps_its_bytes() {
         let raw = std::ffi::OsStr::from_bytes(b"/t/bad\xff/x");
         let v = serde_json::to_value(HandleLine::from(&Handle::new(HandleKind::Fd, raw))).unwrap();

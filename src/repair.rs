@@ -6,19 +6,19 @@
 //! `deps/<crate>-<hash>*`, `.fingerprint/<package>-<hash>/`, and `incremental/<crate>-*/` (its sessions: rustc
 //! names them by crate, not by the unit's hash); a build script's run is `build/<package>-<hash>/`. In cargo's new
 //! build-dir layout (the default from 1.100) a unit is one dir, `build/<package>/<hash>/`. Everything is found and
-//! moved relative to the approved target dir's handle, never through a link, into a trash dir of this run.
+//! moved relative to the approved target dir's handle, never through a link, into a trash dir of this run, as a sweep moves them (`sweep::trash`).
 
-use std::ffi::{CString, OsStr};
+use std::ffi::OsStr;
 use std::os::fd::OwnedFd;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
-use rustix::fs::{FileType, FlockOperation, Mode, OFlags};
+use rustix::fs::{FlockOperation, Mode, OFlags};
 use rustix::io::Errno;
 
+use crate::layout::PROFILE_LOCKS;
 use crate::layout::unit::{deps_entry_of, is_hash, open_dir, split_unit};
-use crate::layout::{PROFILE_LOCKS, TRASH_PREFIX};
 use crate::purge::{RemoveError, TrashRoot};
+use crate::sweep::trash::Trash;
 
 /// The units a damaged file belongs to, in one profile dir.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,10 +76,6 @@ pub fn units_of(path: &Path, root: &Path, root_fd: &OwnedFd) -> Option<Units> {
     (!entries.is_empty()).then_some(Units { profile, names, entries })
 }
 
-fn flags() -> OFlags {
-    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC
-}
-
 /// The entries of `area` (in `profile`) whose names `keep` picks, as `area/name`.
 fn list(profile: &OwnedFd, area: &str, keep: impl Fn(&str) -> bool) -> Vec<PathBuf> {
     let Some(dir) = open_dir(profile, Path::new(area)) else { return Vec::new() };
@@ -113,41 +109,30 @@ pub fn lock_profile(root_fd: &OwnedFd, profile: &Path) -> Option<Vec<OwnedFd>> {
 }
 
 /// Moves the units' entries from the profile dir of `root` (held as `root_fd`, at `root`) into a new trash dir of
-/// this run inside it, and returns that trash dir for the purge.
-pub fn move_out(units: &Units, root: &Path, root_fd: &OwnedFd, id: &str) -> Result<TrashRoot, RemoveError> {
-    let name = CString::new(format!("{TRASH_PREFIX}{id}-repair")).unwrap_or_default();
-    let trash_path = root.join(OsStr::from_bytes(name.as_bytes()));
-    rustix::fs::mkdirat(root_fd, &name, Mode::RWXU).map_err(|e| RemoveError::new("create", &trash_path, e.into()))?;
-    let trash = rustix::fs::openat(root_fd, &name, flags(), Mode::empty())
-        .map_err(|e| RemoveError::new("open", &trash_path, e.into()))?;
-    let st = rustix::fs::fstat(&trash).map_err(|e| RemoveError::new("inspect", &trash_path, e.into()))?;
-    let me = rustix::process::geteuid().as_raw();
-    if st.st_uid != me || FileType::from_raw_mode(st.st_mode) != FileType::Directory {
-        let e = std::io::Error::other("another file took its place as it was made");
-        return Err(RemoveError::new("create", &trash_path, e));
-    }
+/// this run inside it (checked to be `made_by`'s, whose rights the move is made with), all or none, and returns that
+/// trash dir for the purge.
+pub fn move_out(
+    units: &Units,
+    root: &Path,
+    root_fd: &OwnedFd,
+    id: &str,
+    made_by: u32,
+) -> Result<TrashRoot, RemoveError> {
+    let mut trash = Trash::make(root_fd, root, id, made_by)?;
     let profile = open_dir(root_fd, &units.profile)
         .ok_or_else(|| RemoveError::new("open", root.join(&units.profile), std::io::Error::other("not a dir")))?;
-    for (i, entry) in units.entries.iter().enumerate() {
-        let (Some(parent), Some(file)) = (entry.parent(), entry.file_name()) else { continue };
-        let Some(from) = open_dir(&profile, parent) else { continue };
-        let file = CString::new(file.as_bytes()).unwrap_or_default();
-        // Numbered: two areas may hold entries of one name.
-        let to = CString::new(format!("{i}")).unwrap_or_default();
-        match rustix::fs::renameat(&from, &file, &trash, &to) {
-            Ok(()) | Err(Errno::NOENT) => {}
-            Err(e) => {
-                return Err(RemoveError::new("move into the trash", root.join(&units.profile).join(entry), e.into()));
-            }
-        }
-    }
-    let id = crate::platform::file_id(&st);
-    Ok(TrashRoot { path: trash_path, parent: root_fd.try_clone().ok(), id })
+    let entries: Vec<&Path> = units.entries.iter().map(PathBuf::as_path).collect();
+    trash.take(&profile, &root.join(&units.profile), &entries)?;
+    Ok(trash.into_root())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn flags() -> OFlags {
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC
+    }
 
     #[test]
     fn a_damaged_rmeta_is_one_units_files_and_nothing_else() {
@@ -183,7 +168,7 @@ mod tests {
                 "incremental/dep-1abc".to_string(),
             ]
         );
-        let trash = move_out(&units, t, &fd, "1-a").unwrap();
+        let trash = move_out(&units, t, &fd, "1-a", rustix::process::geteuid().as_raw()).unwrap();
         assert!(
             t.join(format!("debug/deps/libdep-{h2}.rmeta")).is_file()
                 && t.join(format!("debug/deps/libdepx-{h1}.rmeta")).is_file()

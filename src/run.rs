@@ -782,13 +782,13 @@ impl Run<'_> {
     ) -> Result<bool, Error> {
         let Some(d) = &a.dir else { return Ok(false) };
         let trash = {
-            let _acting = platform::Acting::as_owner(Some(d.owner))
+            let acting = platform::Acting::as_owner(Some(d.owner))
                 .map_err(|e| PurgeError::from(RemoveError::new("act with the rights of the owner of", &a.path, e)))?;
             let Some(_cargo_locks) = repair::lock_profile(&d.fd, &units.profile) else {
                 (self.emit)(Event::Warning("a build took the build dir's lock: cleaning the whole tree".into()));
                 return Ok(false);
             };
-            repair::move_out(units, &a.real, &d.fd, &swap::run_id()).map_err(PurgeError::from)?
+            repair::move_out(units, &a.real, &d.fd, &swap::run_id(), acting.uid()).map_err(PurgeError::from)?
         };
         let progress = Progress::default();
         let purged = purge::purge(&[trash], self.plan.purge, None, &progress, self.interrupt);
