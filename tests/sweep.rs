@@ -544,6 +544,11 @@ fn the_new_build_dir_layout_is_swept_by_whole_unit_dirs_and_outgrows_the_flat_on
     let new_layout = ws.target().join("debug/build/dep");
     let unit_dirs = || std::fs::read_dir(&new_layout).map_or(0, Iterator::count);
     assert_eq!(unit_dirs(), 1, "the new layout: build/<package>/<hash>/");
+    // The macOS leak's stale objects lie in the unit's `out/` in this layout.
+    let out_dir = std::fs::read_dir(&new_layout).unwrap().next().unwrap().unwrap().path().join("out");
+    let stale = out_dir.join("dep-0123456789abcdef.dep.5k2x9-cgu.0.rcgu.o");
+    std::fs::write(&stale, "x").unwrap();
+    age(&stale, 3);
 
     // With the nightly current: its flat units are orphans now, stable's are another toolchain's.
     let mut cmd = ws.safeclean(&["--sweep", "--other-toolchains", "--no-verify", "--message-format", "json"]);
@@ -555,7 +560,10 @@ fn the_new_build_dir_layout_is_swept_by_whole_unit_dirs_and_outgrows_the_flat_on
     assert!(flat_nightly.iter().all(|f| orphans.contains(&format!("debug/{f}"))), "{orphans:?} {flat_nightly:?}");
     let others = units(swept, "other-toolchain");
     assert!(stable_units.iter().all(|f| others.contains(&format!("debug/{f}"))), "{others:?} {stable_units:?}");
-    assert!(!others.iter().chain(&orphans).any(|u| u.starts_with("debug/build/dep/")), "{swept}");
+    assert!(!others.iter().any(|u| u.starts_with("debug/build/dep/")), "{swept}");
+    let dep_orphans: Vec<&String> = orphans.iter().filter(|u| u.starts_with("debug/build/dep/")).collect();
+    assert!(dep_orphans.len() == 1 && dep_orphans[0].ends_with(".rcgu.o"), "{dep_orphans:?}");
+    assert!(!stale.exists() && out_dir.is_dir());
     assert!(fingerprints(&ws).is_empty(), "no flat unit is left: {:?}", fingerprints(&ws));
     assert_eq!(unit_dirs(), 1, "the nightly's new-layout unit stays");
 

@@ -433,9 +433,14 @@ pub fn units_in(build: &OwnedFd, artifact: Option<&OwnedFd>, profile: &Path) -> 
                 let rel = Path::new(BUILD).join(n).join(hash);
                 let mut unit = Unit::new(named(&rel.display().to_string()), profile, UnitKind::Built);
                 read_fingerprint(build, &rel.join("fingerprint"), &mut unit);
-                new_layout_outputs(&pkg, &h, &rel, &mut unit, units.len(), &mut ids);
+                let stale = new_layout_outputs(&pkg, &h, &rel, &mut unit, units.len(), &mut ids);
                 unit.add(&tally(&pkg, &h, &hst), Area::Build, rel);
+                for o in &stale {
+                    unit.files = unit.files.saturating_sub(o.files);
+                    unit.bytes = unit.bytes.saturating_sub(o.bytes);
+                }
                 units.push(unit);
+                units.extend(stale);
             }
         }
     }
@@ -484,7 +489,8 @@ fn read_fingerprint(build: &OwnedFd, rel: &Path, unit: &mut Unit) {
     }
 }
 
-/// The files of a new-layout unit's `out/` that may be uplifted, and the one that tells its rustc.
+/// The files of a new-layout unit's `out/` that may be uplifted, and the one that tells its rustc; returns the
+/// `*.rcgu.o` its earlier builds left there, as orphans.
 fn new_layout_outputs(
     pkg: &OwnedFd,
     hash: &CStr,
@@ -492,18 +498,32 @@ fn new_layout_outputs(
     unit: &mut Unit,
     index: usize,
     ids: &mut HashMap<FileId, usize>,
-) {
-    let Some(dir) = open_at(pkg, hash) else { return };
-    let Some(out) = open_dir(&dir, Path::new("out")) else { return };
+) -> Vec<Unit> {
+    let mut stale = Vec::new();
+    let Some(dir) = open_at(pkg, hash) else { return stale };
+    let Some(out) = open_dir(&dir, Path::new("out")) else { return stale };
     for (name, st) in listing(&out) {
         if is_dir(&st) {
             continue;
         }
-        if text(&name).is_some_and(is_rmeta) {
-            unit.metadata = Some(rel.join("out").join(OsStr::from_bytes(name.to_bytes())));
+        let path = rel.join("out").join(OsStr::from_bytes(name.to_bytes()));
+        let n = text(&name).unwrap_or_default();
+        if is_rmeta(n) {
+            unit.metadata = Some(path.clone());
+        }
+        if is_rcgu_object(n) && unit.built.is_some_and(|built| mtime(&st) < built) {
+            let mut orphan = Unit::new(
+                format!("{}/{}", unit.profile.display(), path.display()),
+                &unit.profile,
+                UnitKind::Orphan("rcgu"),
+            );
+            orphan.add(&tally(&out, &name, &st), Area::Build, path);
+            stale.push(orphan);
+            continue;
         }
         ids.insert(crate::platform::file_id(&st), index);
     }
+    stale
 }
 
 /// Each `incremental/<crate>-<id>/` as a unit of its own, its rustc read from its newest session; sessions older
