@@ -180,6 +180,8 @@ pub struct Unit {
     /// The profile dir, relative: `debug`, `x86_64-unknown-linux-gnu/release`.
     pub profile: PathBuf,
     pub kind: UnitKind,
+    /// The crate (or package, with `-` as `_`) it is of, where its name says: what an incremental dir is matched by.
+    pub krate: Option<String>,
     /// What moves out with it, fingerprint first (a unit without its fingerprint is rebuilt, whatever else is left).
     pub entries: Vec<Entry>,
     /// The unit's own fingerprint hash, and those of the units it depends on.
@@ -205,6 +207,7 @@ impl Unit {
             name,
             profile: profile.to_path_buf(),
             kind,
+            krate: None,
             entries: Vec::new(),
             fingerprint: None,
             deps: Vec::new(),
@@ -354,11 +357,12 @@ pub fn units_in(build: &OwnedFd, artifact: Option<&OwnedFd>, profile: &Path) -> 
     if let Some(fp) = open_dir(build, Path::new(FINGERPRINT)) {
         for (name, st) in listing(&fp) {
             let Some(n) = text(&name) else { continue };
-            let Some((_, hash)) = n.rsplit_once('-').filter(|(_, h)| is_hash(h)) else { continue };
+            let Some((package, hash)) = n.rsplit_once('-').filter(|(_, h)| is_hash(h)) else { continue };
             if !is_dir(&st) {
                 continue;
             }
             let mut unit = Unit::new(named(n), profile, UnitKind::Built);
+            unit.krate = Some(package.replace('-', "_"));
             let rel = Path::new(FINGERPRINT).join(n);
             read_fingerprint(build, &rel, &mut unit);
             unit.add(&tally(&fp, &name, &st), Area::Build, rel);
@@ -404,6 +408,25 @@ pub fn units_in(build: &OwnedFd, artifact: Option<&OwnedFd>, profile: &Path) -> 
             units[i].add(&t, entry.area, entry.path);
         }
     }
+    build_dir_units(build, profile, &by_hash, &mut units, &mut ids);
+    units.extend(incremental_units(build, profile));
+    if let Some(artifact) = artifact {
+        uplifts(artifact, &ids, &mut units);
+    }
+    flat_units_outlived(&mut units);
+    units
+}
+
+/// The units of `build/`: a flat unit's build script or its run (`build/<package>-<hash>/`, added to the unit of its
+/// hash, or an orphan), or a unit of the new layout (`build/<package>/<hash>/`).
+fn build_dir_units(
+    build: &OwnedFd,
+    profile: &Path,
+    by_hash: &HashMap<String, usize>,
+    units: &mut Vec<Unit>,
+    ids: &mut HashMap<FileId, usize>,
+) {
+    let named = |rel: &str| format!("{}/{rel}", profile.display());
     if let Some(dir) = open_dir(build, Path::new(BUILD)) {
         for (name, st) in listing(&dir) {
             let Some(n) = text(&name) else { continue };
@@ -432,8 +455,9 @@ pub fn units_in(build: &OwnedFd, artifact: Option<&OwnedFd>, profile: &Path) -> 
                 }
                 let rel = Path::new(BUILD).join(n).join(hash);
                 let mut unit = Unit::new(named(&rel.display().to_string()), profile, UnitKind::Built);
+                unit.krate = Some(n.replace('-', "_"));
                 read_fingerprint(build, &rel.join("fingerprint"), &mut unit);
-                let stale = new_layout_outputs(&pkg, &h, &rel, &mut unit, units.len(), &mut ids);
+                let stale = new_layout_outputs(&pkg, &h, &rel, &mut unit, units.len(), ids);
                 unit.add(&tally(&pkg, &h, &hst), Area::Build, rel);
                 for o in &stale {
                     unit.files = unit.files.saturating_sub(o.files);
@@ -444,12 +468,6 @@ pub fn units_in(build: &OwnedFd, artifact: Option<&OwnedFd>, profile: &Path) -> 
             }
         }
     }
-    units.extend(incremental_units(build, profile));
-    if let Some(artifact) = artifact {
-        uplifts(artifact, &ids, &mut units);
-    }
-    flat_units_outlived(&mut units);
-    units
 }
 
 fn is_rmeta(name: &str) -> bool {
@@ -548,6 +566,7 @@ fn incremental_units(build: &OwnedFd, profile: &Path) -> Vec<Unit> {
         finished.sort_by_key(|(s, st)| (mtime(st), (*s).clone()));
         let newest = finished.last().map(|(s, _)| (*s).clone());
         let mut unit = Unit::new(format!("{}/{}", profile.display(), rel.display()), profile, UnitKind::Incremental);
+        unit.krate = n.rsplit_once('-').map(|(k, _)| k.to_string());
         if let Some(s) = &newest {
             let graph = Path::new(OsStr::from_bytes(s.to_bytes())).join("dep-graph.bin");
             unit.version = read_head(&dir, &graph, 256).and_then(|b| incremental_version(&b));

@@ -251,6 +251,20 @@ fn used_through_dependents(units: &[Unit], dependents: &[Vec<usize>]) -> Vec<i64
             break;
         }
     }
+    // An incremental dir is rustc's cache for its crate's units: used when they are (a build that finds them fresh
+    // reads no session).
+    let mut by_crate: HashMap<(&std::path::Path, &str), i64> = HashMap::new();
+    for (j, u) in units.iter().enumerate().filter(|(_, u)| u.kind == UnitKind::Built) {
+        if let Some(k) = &u.krate {
+            let e = by_crate.entry((u.profile.as_path(), k.as_str())).or_insert(i64::MIN);
+            *e = (*e).max(used[j]);
+        }
+    }
+    for (i, u) in units.iter().enumerate().filter(|(_, u)| u.kind == UnitKind::Incremental) {
+        if let Some(&t) = u.krate.as_deref().and_then(|k| by_crate.get(&(u.profile.as_path(), k))) {
+            used[i] = used[i].max(t);
+        }
+    }
     used
 }
 
@@ -264,6 +278,7 @@ mod tests {
             name: name.into(),
             profile: "debug".into(),
             kind: UnitKind::Built,
+            krate: None,
             entries: vec![Entry { area: Area::Build, path: name.into() }],
             fingerprint: Some(fp),
             deps: deps.to_vec(),
@@ -342,6 +357,22 @@ mod tests {
         let f = facts("v", &["v"]);
         let c = choose(&units, &f, Criteria { older_than: Some(Duration::from_secs(100)), ..Criteria::default() });
         assert_eq!(removed(&units, &c), [("x".into(), Criterion::Orphan)], "base is used through app");
+    }
+
+    #[test]
+    fn an_incremental_dir_is_used_when_its_crates_units_are() {
+        let mut units =
+            vec![unit("app", 1, &[], "v", 999_990, 10), unit("debug/incremental/app-1x", 0, &[], "v", 5, 10)];
+        units[0].krate = Some("app".into());
+        units[1].kind = UnitKind::Incremental;
+        units[1].fingerprint = None;
+        units[1].krate = Some("app".into());
+        let f = facts("v", &["v"]);
+        let c = choose(&units, &f, Criteria { older_than: Some(Duration::from_secs(100)), ..Criteria::default() });
+        assert!(c.remove.is_empty(), "{:?}", c.remove);
+        units[1].krate = Some("other".into());
+        let c = choose(&units, &f, Criteria { older_than: Some(Duration::from_secs(100)), ..Criteria::default() });
+        assert_eq!(removed(&units, &c), [("debug/incremental/app-1x".into(), Criterion::OlderThan)]);
     }
 
     #[test]
