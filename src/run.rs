@@ -452,13 +452,14 @@ impl Run<'_> {
             return Ok(());
         }
         let id = swap::run_id();
+        // The moves, and the earlier trash lifted, with the rights of the tree's owner.
+        let acting = platform::Acting::as_owner(Some(owner)).map_err(|e| {
+            PurgeError::from(RemoveError::new("act with the rights of the owner of", &dirs.target_dir, e))
+        })?;
         let moved = if choice.remove.is_empty() {
             sweep::Moved::default()
         } else {
-            let made_by = platform::Acting::as_owner(Some(owner)).map_err(|e| {
-                PurgeError::from(RemoveError::new("act with the rights of the owner of", &dirs.target_dir, e))
-            })?;
-            sweep::move_out(&units, &choice.remove, &roots, &id, made_by.uid())
+            sweep::move_out(&units, &choice.remove, &roots, &id, acting.uid())
         };
         // Everything chosen is out: cargo may build again while the trash is deleted.
         drop(held_locks);
@@ -475,6 +476,7 @@ impl Run<'_> {
                 trash.extend(found.into_iter().filter(|t| !mine.contains(&t.id)));
             }
         }
+        drop(acting);
         if trash.is_empty() {
             // Nothing was changed: nothing to delete, nothing to verify.
             (self.emit)(Event::Swept(swept.clone()));

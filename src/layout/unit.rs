@@ -244,6 +244,15 @@ fn dir_flags() -> OFlags {
     OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC
 }
 
+/// `O_NOATIME`: Linux only (macOS has no such flag; its reads set access times as `relatime` does).
+fn no_atime() -> OFlags {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let flags = OFlags::NOATIME;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let flags = OFlags::empty();
+    flags
+}
+
 fn is_dir(st: &Stat) -> bool {
     FileType::from_raw_mode(st.st_mode) == FileType::Directory
 }
@@ -272,7 +281,7 @@ pub fn open_dir(dir: &OwnedFd, rel: &Path) -> Option<OwnedFd> {
 /// Opens the dir `name` in `dir`, never through a link, and where allowed so that listing it leaves its access
 /// time alone.
 fn open_at(dir: &OwnedFd, name: &CStr) -> Option<OwnedFd> {
-    match rustix::fs::openat(dir, name, dir_flags() | OFlags::NOATIME, Mode::empty()) {
+    match rustix::fs::openat(dir, name, dir_flags() | no_atime(), Mode::empty()) {
         Err(Errno::PERM) => rustix::fs::openat(dir, name, dir_flags(), Mode::empty()).ok(),
         other => other.ok(),
     }
@@ -329,7 +338,7 @@ fn read_head(dir: &OwnedFd, name: &Path, limit: u64) -> Option<Vec<u8>> {
     };
     let file = CString::new(file.as_bytes()).ok()?;
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-    let fd = match rustix::fs::openat(&parent, &file, flags | OFlags::NOATIME, Mode::empty()) {
+    let fd = match rustix::fs::openat(&parent, &file, flags | no_atime(), Mode::empty()) {
         Err(Errno::PERM) => rustix::fs::openat(&parent, &file, flags, Mode::empty()).ok()?,
         other => other.ok()?,
     };
