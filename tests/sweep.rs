@@ -579,3 +579,40 @@ fn the_new_build_dir_layout_is_swept_by_whole_unit_dirs_and_outgrows_the_flat_on
     // And the stable toolchain rebuilds what it lost, without an error.
     assert!(fresh(&ws, Toolchain::Current).values().all(|f| !f));
 }
+
+#[test]
+fn with_detach_a_deleter_deletes_the_swept_units_and_the_build_stays_fresh() {
+    let ws = workspace();
+    build(&ws, Toolchain::Current, &[]);
+    let deps = ws.target().join("debug/deps");
+    for i in 0..200 {
+        std::fs::write(deps.join(format!("liborphan{i}-fedcba987654{i:04x}.rlib")), vec![0u8; 1024]).unwrap();
+    }
+    let (out, swept, s) = sweep(&ws, &["--detach", "--no-verify"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(units(&swept, "orphan").len(), 200, "{swept}");
+    let pid =
+        u32::try_from(s["purge_detached"]["pid"].as_u64().unwrap_or_else(|| panic!("not detached: {s}"))).unwrap();
+    assert!(s["removed"].is_null(), "the deleter removes, not the run: {s}");
+    let mut rv = Rendezvous::new();
+    rv.remember(pid);
+    if let Some(id) = identity(pid) {
+        assert!(gone_within(&id, PATIENCE), "the deleter ends");
+    }
+    let left: Vec<String> = std::fs::read_dir(ws.target())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("safeclean"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert_eq!(
+        std::fs::read_dir(&deps)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains("orphan"))
+            .count(),
+        0
+    );
+    all_fresh(&ws, Toolchain::Current);
+}
