@@ -43,7 +43,9 @@ rebuild() {
   t=$(took cargo build --locked)
   echo "$t $(grep -c 'Compiling' "$log" || true)"
 }
-left() { du -sh "$CARGO_TARGET_DIR" | cut -f1; }
+left() { if [ -d "$CARGO_TARGET_DIR" ]; then du -sh "$CARGO_TARGET_DIR" | cut -f1; else echo 0; fi; }
+# cargo-sweep wants rustup's full name of the toolchain to keep, and exits 0 when it does not know one.
+current=$(rustup show active-toolchain | cut -d' ' -f1)
 
 restore
 ours_decide=$(took "$tool" safeclean --sweep --other-toolchains --dry-run --no-verify)
@@ -52,8 +54,9 @@ ours_left=$(left)
 read -r ours_rebuild ours_compiled <<<"$(rebuild)"
 
 restore
-theirs_decide=$(took cargo sweep --dry-run --toolchains stable .)
-theirs_total=$(took cargo sweep --toolchains stable .)
+theirs_decide=$(took cargo sweep --dry-run --toolchains "$current" .)
+if grep -q ERROR "$log"; then cat "$log" >&2; exit 1; fi
+theirs_total=$(took cargo sweep --toolchains "$current" .)
 theirs_left=$(left)
 read -r theirs_rebuild theirs_compiled <<<"$(rebuild)"
 
@@ -69,5 +72,5 @@ echo
 echo "| removing the other toolchain's units | decision (dry run) | total | left | rebuild (1.95) | crates compiled |"
 echo "|---|---|---|---|---|---|"
 echo "| \`cargo safeclean --sweep --other-toolchains\` | ${ours_decide} s | ${ours_total} s | ${ours_left} | ${ours_rebuild} s | ${ours_compiled} |"
-echo "| \`cargo sweep --toolchains stable\` | ${theirs_decide} s | ${theirs_total} s | ${theirs_left} | ${theirs_rebuild} s | ${theirs_compiled} |"
+echo "| \`cargo sweep --toolchains $current\` | ${theirs_decide} s | ${theirs_total} s | ${theirs_left} | ${theirs_rebuild} s | ${theirs_compiled} |"
 echo "| \`cargo clean\` (everything) | – | ${clean_total} s | ${clean_left} | ${clean_rebuild} s | ${clean_compiled} |"

@@ -295,15 +295,16 @@ impl Plan {
 /// The toolchains a sweep may find: `$RUSTC` (as cargo runs it), `rustup`, and every `rustc` on `PATH` and in the
 /// system's dirs.
 fn toolchains(env: &Env) -> Toolchains {
-    let mut candidates: Vec<PathBuf> =
-        env.get("PATH").map(|p| std::env::split_paths(p).map(|d| d.join("rustc")).collect()).unwrap_or_default();
+    let path: Vec<PathBuf> = env.get("PATH").map(|p| std::env::split_paths(p).collect()).unwrap_or_default();
+    let rustup = path.iter().map(|d| d.join("rustup")).find(|r| r.is_file());
+    let mut candidates: Vec<PathBuf> = path.iter().map(|d| d.join("rustc")).collect();
     candidates.extend(["/usr/bin/rustc", "/usr/local/bin/rustc"].map(PathBuf::from));
     candidates.extend(env.path("CARGO_HOME").map(|h| h.join("bin/rustc")));
     candidates.retain(|c| c.is_absolute());
     candidates.dedup();
     Toolchains {
         rustc: env.get("RUSTC").map_or_else(|| "rustc".into(), OsStr::to_os_string),
-        rustup: "rustup".into(),
+        rustup: rustup.map_or_else(|| "rustup".into(), PathBuf::into_os_string),
         candidates,
     }
 }

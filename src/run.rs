@@ -140,8 +140,20 @@ impl Run<'_> {
         // The process table is read while `cargo metadata` runs: the user waits for the two together, not in turn.
         // Not when checking first: the check takes longer than the table stays current, and on a healthy cache
         // the scan would only take the cores from cargo.
-        // Nor for a sweep: it scans once it holds cargo's locks, right before it decides.
-        let background = (!plan.if_broken && plan.mode != Mode::Sweep).then(|| scan::start(&plan.platform, self.me));
+        let background = (!plan.if_broken).then(|| scan::start(&plan.platform, self.me));
+        // A sweep learns the toolchains meanwhile: from the current dir, as cargo's rustup proxy picks its own.
+        let toolchains = (plan.mode == Mode::Sweep).then(|| {
+            let (t, cwd) = (plan.toolchains.clone(), plan.cwd.clone());
+            std::thread::spawn(move || {
+                let request = sweep::toolchain::Request {
+                    rustc: &t.rustc,
+                    rustup: &t.rustup,
+                    candidates: &t.candidates,
+                    cwd: &cwd,
+                };
+                sweep::toolchain::probe(&request)
+            })
+        });
         let Some(dirs) = self.workspace()? else { return self.unlock_cargo_home(background, record) };
         record.dirs = Some(dirs.clone());
         let waited = Cell::new(false);
@@ -166,8 +178,12 @@ impl Run<'_> {
                 return Ok(());
             }
         }
-        if plan.mode == Mode::Sweep {
-            return self.sweep(&dirs, &approved, locked.as_ref().map(|(_, runtime)| runtime), record);
+        if let Some(toolchains) = toolchains {
+            let toolchains = || toolchains.join().unwrap_or_default();
+            // What processes hold was read while cargo metadata ran, as for a clean, unless the run waited since.
+            let early = background.filter(|_| !waited.get());
+            let runtime = locked.as_ref().map(|(_, runtime)| runtime);
+            return self.sweep(&dirs, &approved, runtime, (toolchains, early), record);
         }
         // What to scan, and the locks that must be free at the end: a clean scans the whole dirs; `--unlock` only
         // the lock files, the package cache's in cargo's home included.
@@ -398,6 +414,7 @@ impl Run<'_> {
         dirs: &Dirs,
         approved: &[Anchored],
         runtime: Option<&RuntimeDir>,
+        (toolchains, early): (impl FnOnce() -> sweep::toolchain::Toolchains, Option<scan::Background>),
         record: &mut Record,
     ) -> Result<(), Error> {
         let plan = self.plan;
@@ -417,6 +434,7 @@ impl Run<'_> {
             None => sweep::Roots { build: target, artifact: None },
         };
         let profiles = sweep::profiles(&roots);
+        let mut told_busy = false;
         let (held_locks, busy) = sweep::lock::acquire(
             &profiles,
             Some(owner),
@@ -424,6 +442,7 @@ impl Run<'_> {
             plan.lock_timeout,
             self.interrupt,
             &mut |lock| {
+                told_busy = true;
                 let holder = self.lock_owner(lock);
                 (self.emit)(Event::WaitingForCargoLock {
                     lock: lock.to_path_buf(),
@@ -435,7 +454,9 @@ impl Run<'_> {
         if self.interrupt.is_set() {
             return Err(Interrupted { during: "while waiting for cargo's locks", note: "nothing was deleted" }.into());
         }
-        let (units, choice) = self.sweep_choose(dirs, approved, &roots, &profiles, &busy)?;
+        // A scan from before a wait for a lock is stale.
+        let early = early.filter(|_| busy.is_empty() && !told_busy);
+        let (units, choice) = self.sweep_choose(approved, &roots, &profiles, &busy, (toolchains, early))?;
         (self.emit)(Event::SweepPlanned { plan: choice.plan.clone(), dry_run: plan.dry_run });
         let planned = choice.plan.total();
         let mut swept = Swept {
@@ -496,21 +517,18 @@ impl Run<'_> {
     /// processes hold scanned, the skipped profiles named, and the units chosen.
     fn sweep_choose(
         &self,
-        dirs: &Dirs,
         approved: &[Anchored],
         roots: &sweep::Roots,
         profiles: &[sweep::ProfileDirs],
         busy: &[sweep::lock::Busy],
+        (toolchains, early): (impl FnOnce() -> sweep::toolchain::Toolchains, Option<scan::Background>),
     ) -> Result<(Vec<crate::layout::unit::Unit>, sweep::Choice), Error> {
         let plan = self.plan;
         let criteria = plan.sweep.unwrap_or_default();
+        // What processes hold: read since the run started, or, after a wait, while the units are counted.
+        let scan = early.unwrap_or_else(|| scan::start(&plan.platform, self.me));
         let (units, versions) = sweep::inventory(roots, profiles);
-        let toolchains = sweep::toolchain::probe(&sweep::toolchain::Request {
-            rustc: &plan.toolchains.rustc,
-            rustup: &plan.toolchains.rustup,
-            candidates: &plan.toolchains.candidates,
-            cwd: &dirs.workspace_root,
-        });
+        let toolchains = toolchains();
         if toolchains.current.is_none() {
             (self.emit)(Event::Warning(format!(
                 "could not run `{} -vV`: which toolchain is current is not known, so no unit is judged by its \
@@ -519,7 +537,7 @@ impl Run<'_> {
             )));
         }
         let scan_roots = Roots::exact(approved.iter().filter(|a| a.dir.is_some()).map(|a| a.real.clone()));
-        let found = scan::scan(&plan.platform, &scan_roots, self.me)?.found;
+        let found = scan.finish(&scan_roots)?.found;
         let mut locked = HashMap::new();
         for b in busy {
             let holder = self.lock_owner(&b.lock);

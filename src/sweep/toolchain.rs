@@ -1,10 +1,11 @@
 //! Which toolchains there are: the current one (the rustc cargo runs in this workspace: `$RUSTC`, else `rustc` as
-//! found from the workspace root, where rustup's `rust-toolchain.toml` applies) and every installed one (rustup's
+//! run from the current dir, as cargo's rustup proxy picks its own: `rust-toolchain.toml` applies) and every installed one (rustup's
 //! toolchains, and each rustc on `PATH` and in the usual system places). Each is named by the first line of its
 //! `rustc -vV`, which is what a unit's metadata and rustc's incremental sessions record.
 
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -13,7 +14,7 @@ use std::process::{Command, Stdio};
 pub struct Request<'a> {
     /// The rustc cargo runs (`$RUSTC`, or `rustc`).
     pub rustc: &'a OsStr,
-    /// rustup, to list its toolchains.
+    /// rustup, to list its toolchains (where it is: its proxies, `rustc` among them, are the same file).
     pub rustup: &'a OsStr,
     /// Other rustc executables that may exist (`PATH`'s, `/usr/bin/rustc`).
     pub candidates: &'a [PathBuf],
@@ -69,13 +70,18 @@ fn rustup_toolchains(rustup: &OsStr, cwd: &Path) -> Vec<PathBuf> {
 /// Finds the current and the installed toolchains, running their rustc side by side.
 #[must_use]
 pub fn probe(req: &Request<'_>) -> Toolchains {
-    let mut programs: Vec<OsString> = rustup_toolchains(req.rustup, req.cwd)
-        .into_iter()
-        .map(|t| t.join("bin").join("rustc").into_os_string())
-        .collect();
-    programs.extend(req.candidates.iter().filter(|c| c.is_file()).map(|c| c.clone().into_os_string()));
-    programs.sort();
-    programs.dedup();
+    let mut programs: Vec<PathBuf> =
+        rustup_toolchains(req.rustup, req.cwd).into_iter().map(|t| t.join("bin").join("rustc")).collect();
+    programs.extend(req.candidates.iter().cloned());
+    // Each rustc once (`/bin/rustc` is `/usr/bin/rustc` on a merged /usr), and no rustup proxy: it runs one of
+    // rustup's toolchains, each of which is asked already.
+    let proxy = std::fs::metadata(req.rustup).ok().map(|m| (m.dev(), m.ino()));
+    let mut seen = HashSet::new();
+    programs.retain(|p| {
+        std::fs::metadata(p)
+            .is_ok_and(|m| m.is_file() && Some((m.dev(), m.ino())) != proxy && seen.insert((m.dev(), m.ino())))
+    });
+    let programs: Vec<OsString> = programs.into_iter().map(PathBuf::into_os_string).collect();
     std::thread::scope(|s| {
         let current = s.spawn(|| version(req.rustc, req.cwd));
         let others: Vec<_> = programs.iter().map(|p| s.spawn(move || version(p, req.cwd))).collect();
