@@ -510,10 +510,11 @@ fn a_dry_run_tells_the_plan_per_criterion_and_if_free_below_decides_whether_to_a
     let cs = summary(&clean);
     assert!(cs["removed"].is_null() && cs["free_space"]["below"] == 1, "{cs}");
     assert_eq!(std::fs::metadata(ws.target()).unwrap().ino(), tag, "the target dir was not swapped");
-    // Too little space (a floor above any disk): the sweep runs.
-    let (out, swept, _) = sweep(&ws, &["--older-than", "14d", "--if-free-below", "1000000TiB", "--no-verify"]);
+    // Too little space (a floor above any disk): the sweep runs, and the verifying check after it passes.
+    let (out, swept, s) = sweep(&ws, &["--older-than", "14d", "--if-free-below", "1000000TiB"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(swept["units"].as_u64().unwrap() > 0, "{swept}");
+    assert_eq!(s["verify"]["exit_code"], 0, "{s}");
 }
 
 /// `rustup run nightly cargo ARGS` in the workspace.
