@@ -617,3 +617,74 @@ fn with_detach_a_deleter_deletes_the_swept_units_and_the_build_stays_fresh() {
     );
     all_fresh(&ws, Toolchain::Current);
 }
+
+/// Whether some process holds the lock file `path`.
+fn lock_busy(path: &Path) -> bool {
+    use rustix::fs::{FlockOperation, flock};
+    let Ok(f) = std::fs::File::open(path) else { return false };
+    flock(&f, FlockOperation::NonBlockingLockExclusive).is_err()
+}
+
+#[test]
+fn a_build_started_during_the_sweep_waits_behind_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let ws = workspace();
+    build(&ws, Toolchain::Current, &[]);
+    age(ws.root(), 30);
+    // The sweep asks `$RUSTC -vV` which toolchain is current, and waits for the answer once it holds cargo's locks:
+    // a rustc that answers only when told keeps the sweep inside its locked window for as long as the test needs.
+    let dir = tempfile::tempdir().unwrap();
+    let go = dir.path().join("go");
+    assert!(Command::new("mkfifo").arg(&go).status().unwrap().success());
+    let rustc = dir.path().join("rustc");
+    std::fs::write(&rustc, format!("#!/bin/sh\nread -r _ < '{}'\nexec rustc \"$@\"\n", go.display())).unwrap();
+    std::fs::set_permissions(&rustc, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut rv = Rendezvous::new();
+    let mut sweep_cmd = ws.safeclean(&["--sweep", "--older-than", "14d", "--no-verify", "--message-format", "json"]);
+    sweep_cmd.env("RUSTC", &rustc).stdout(Stdio::piped()).stderr(Stdio::null());
+    let (sweep_pid, sweep_out, _) = rv.start(&mut sweep_cmd);
+    let lock = ws.target().join("debug/.cargo-lock");
+    assert!(holds_within(|| lock_busy(&lock), PATIENCE), "the sweep takes cargo's lock");
+
+    // A build now waits for the sweep, as cargo says.
+    let mut build_cmd = ws.cargo(&["build"]);
+    build_cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+    let (build_pid, _, build_err) = rv.start(&mut build_cmd);
+    let lines = Lines::of(build_err.unwrap());
+    lines.find(|l| l.contains("Blocking waiting for file lock"));
+    assert!(!has_exited(build_pid) && !has_exited(sweep_pid));
+
+    // The sweep goes on, removes what it chose, and lets go; then the build rebuilds it, and succeeds.
+    std::fs::OpenOptions::new().write(true).open(&go).unwrap().write_all(b"go\n").unwrap();
+    let swept = rv.finish_adopted(sweep_pid);
+    assert_eq!(swept.status.code(), Some(0));
+    let text = String::from_utf8_lossy(
+        &sweep_out
+            .map(|mut o| {
+                let mut v = Vec::new();
+                std::io::Read::read_to_end(&mut o, &mut v).unwrap();
+                v
+            })
+            .unwrap_or_default(),
+    )
+    .into_owned();
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert!(last["swept"]["units"].as_u64().unwrap() > 0, "{last}");
+    let rest = lines.rest();
+    assert!(rest.iter().any(|l| l.contains("Compiling app")), "the build ran after the sweep, and rebuilt: {rest:?}");
+    let built = rv.finish_adopted(build_pid);
+    assert!(built.status.success(), "{rest:?}");
+    all_fresh(&ws, Toolchain::Current);
+}
+
+/// Whether `cond` holds within `limit`, checked every millisecond (a state that is waited for, with a deadline).
+fn holds_within(cond: impl Fn() -> bool, limit: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    false
+}
