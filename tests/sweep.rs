@@ -71,6 +71,7 @@ fn workspace() -> Ws {
     write("build.rs", BUILD_RS);
     write("src/lib.rs", LIB_RS);
     write("src/main.rs", "fn main() { println!(\"{}\", app::total()); }\n");
+    write("examples/ex.rs", "fn main() { println!(\"{}\", app::total()); }\n");
     write(
         "mac/Cargo.toml",
         "[package]\nname = \"mac\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[lib]\nproc-macro = true\n",
@@ -211,10 +212,15 @@ fn sweeping_another_toolchain_keeps_every_unit_of_the_current_one_fresh() {
         "needs Debian's cargo and rustc 1.96 (apt-get install cargo-web rustc-web), as .ci/run installs them"
     );
     let ws = workspace();
-    build(&ws, Toolchain::Current, &[]);
+    build(&ws, Toolchain::Current, &["--bins", "--examples"]);
     let current = fingerprints(&ws);
     // Built last: the uplifted `target/debug/app` is 1.96's.
-    build(&ws, Toolchain::Debian, &[]);
+    build(&ws, Toolchain::Debian, &["--bins", "--examples"]);
+    let examples = || {
+        let dir = ws.target().join("debug/examples");
+        std::fs::read_dir(dir).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with("ex-")).count()
+    };
+    assert_eq!(examples(), 4, "each toolchain's example and its .d");
     let both = fingerprints(&ws);
     let other: BTreeSet<String> = both.difference(&current).cloned().collect();
     assert!(other.len() >= 5, "1.96 adds its own units beside 1.95's: {other:?}");
@@ -234,6 +240,7 @@ fn sweeping_another_toolchain_keeps_every_unit_of_the_current_one_fresh() {
     assert!(swept["files"].as_u64().unwrap() > 0 && swept["bytes"].as_u64().unwrap() > 0, "{swept}");
     assert_eq!(s["removed"]["files"], swept["files"], "{s}");
     assert!(!ws.target().join("debug/app").exists(), "the uplifted binary went with its 1.96 unit");
+    assert_eq!(examples(), 2, "1.96's example went with its unit, 1.95's stayed");
     assert!(
         std::fs::read_dir(ws.target()).unwrap().flatten().all(|e| !e.file_name().to_string_lossy().contains("trash"))
     );

@@ -33,6 +33,7 @@ pub const FINGERPRINT: &str = ".fingerprint";
 pub const DEPS: &str = "deps";
 pub const BUILD: &str = "build";
 pub const INCREMENTAL: &str = "incremental";
+pub const EXAMPLES: &str = "examples";
 
 /// `name-0123456789abcdef` (and `libname-…`, with an extension): the crate or package and the unit's hash.
 #[must_use]
@@ -381,12 +382,14 @@ pub fn units_in(build: &OwnedFd, artifact: Option<&OwnedFd>, profile: &Path) -> 
     }
     let mut objects: Vec<(usize, Entry, Tally)> = Vec::new();
     let mut ids: HashMap<FileId, usize> = HashMap::new();
-    if let Some(deps) = open_dir(build, Path::new(DEPS)) {
+    // `deps/`, and `examples/` where examples are built (`<example>-<hash>`, uplifted beside as `<example>`).
+    for area in [DEPS, EXAMPLES] {
+        let Some(deps) = open_dir(build, Path::new(area)) else { continue };
         for (name, st) in listing(&deps) {
             let Some(n) = text(&name) else { continue };
             let Some(hash) = deps_hash(n) else { continue };
             let t = tally(&deps, &name, &st);
-            let rel = Path::new(DEPS).join(n);
+            let rel = Path::new(area).join(n);
             match by_hash.get(hash) {
                 Some(&i) if is_rcgu_object(n) => objects.push((i, Entry { area: Area::Build, path: rel }, t)),
                 Some(&i) => {
@@ -610,7 +613,7 @@ fn incremental_units(build: &OwnedFd, profile: &Path) -> Vec<Unit> {
 /// Final artifacts in the artifact profile dir (and its `examples/`) that are hard links of a unit's files belong
 /// to that unit, with the `.d` file cargo writes beside them.
 fn uplifts(artifact: &OwnedFd, ids: &HashMap<FileId, usize>, units: &mut [Unit]) {
-    for sub in [None, Some("examples")] {
+    for sub in [None, Some(EXAMPLES)] {
         let dir = match sub {
             None => artifact.try_clone().ok(),
             Some(s) => open_dir(artifact, Path::new(s)),
@@ -623,6 +626,10 @@ fn uplifts(artifact: &OwnedFd, ids: &HashMap<FileId, usize>, units: &mut [Unit])
             }
             let Some(&i) = ids.get(&crate::platform::file_id(st)) else { continue };
             let Some(n) = text(name) else { continue };
+            // A unit's own file (`examples/<example>-<hash>`, when the build dir is the target dir) is no uplift.
+            if sub.is_some() && deps_hash(n).is_some() {
+                continue;
+            }
             let rel = sub.map_or_else(|| PathBuf::from(n), |s| Path::new(s).join(n));
             let t = tally(&dir, name, st);
             units[i].add(&t, Area::Artifact, rel.clone());
