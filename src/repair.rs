@@ -11,13 +11,11 @@
 use std::ffi::OsStr;
 use std::os::fd::OwnedFd;
 use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
 
-use rustix::fs::{FlockOperation, Mode, OFlags};
-use rustix::io::Errno;
-
-use crate::layout::PROFILE_LOCKS;
 use crate::layout::unit::{deps_entry_of, is_hash, open_dir, split_unit};
 use crate::purge::{RemoveError, TrashRoot};
+use crate::sweep::lock::{self, ProfileDirs};
 use crate::sweep::trash::Trash;
 
 /// The units a damaged file belongs to, in one profile dir.
@@ -89,23 +87,22 @@ fn list(profile: &OwnedFd, area: &str, keep: impl Fn(&str) -> bool) -> Vec<PathB
         .collect()
 }
 
-/// Cargo's lock files of the profile dir, locked (non-blocking) while the units are moved out: no build of any
-/// cargo version works in it meanwhile. `None` when one is taken (a build started): the repair gives way.
+/// Cargo's lock files of the profile dir, locked (non-blocking, as a sweep locks them, with the rights the caller
+/// acts with) while the units are moved out: no build of any cargo version works in it meanwhile. `None` when one is
+/// taken (a build started): the repair gives way.
 #[must_use]
-pub fn lock_profile(root_fd: &OwnedFd, profile: &Path) -> Option<Vec<OwnedFd>> {
+pub fn lock_profile(root_fd: &OwnedFd, profile: &Path) -> Option<Vec<lock::Held>> {
     let dir = open_dir(root_fd, profile)?;
-    let mut held = Vec::new();
-    for name in PROFILE_LOCKS {
-        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-        if let Ok(fd) = rustix::fs::openat(&dir, name, flags, Mode::empty()) {
-            match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive) {
-                Ok(()) => held.push(fd),
-                Err(Errno::WOULDBLOCK) => return None,
-                Err(_) => {}
-            }
-        }
-    }
-    Some(held)
+    let dirs = vec![(profile.to_path_buf(), dir)];
+    let (held, busy) = lock::acquire(
+        &[ProfileDirs { profile: profile.to_path_buf(), dirs }],
+        None,
+        false,
+        Duration::ZERO,
+        None,
+        &mut |_| {},
+    );
+    busy.is_empty().then_some(held)
 }
 
 /// Moves the units' entries from the profile dir of `root` (held as `root_fd`, at `root`) into a new trash dir of
@@ -129,6 +126,7 @@ pub fn move_out(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustix::fs::{Mode, OFlags};
 
     fn flags() -> OFlags {
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC

@@ -440,7 +440,7 @@ impl Run<'_> {
             Some(owner),
             !plan.dry_run,
             plan.lock_timeout,
-            self.interrupt,
+            Some(self.interrupt),
             &mut |lock| {
                 told_busy = true;
                 let holder = self.lock_owner(lock);

@@ -43,8 +43,9 @@ pub struct Busy {
 
 /// Locks every lock file of `p` (made if missing and `create`), or says which one is taken.
 fn try_lock(p: &ProfileDirs, owner: Option<Owner>, create: bool) -> Result<Vec<OwnedFd>, PathBuf> {
-    // Lock files a cargo would make are made with the tree owner's rights, so that its cargo can open them.
-    let _acting = Acting::as_owner(owner).ok();
+    // Lock files a cargo would make are made with the tree owner's rights, so that its cargo can open them (`None`:
+    // with the rights the caller acts with).
+    let _acting = owner.and_then(|o| Acting::as_owner(Some(o)).ok());
     let mut held = Vec::new();
     for (path, dir) in &p.dirs {
         for name in PROFILE_LOCKS {
@@ -81,7 +82,7 @@ pub fn acquire(
     owner: Option<Owner>,
     create: bool,
     timeout: Duration,
-    interrupt: &Interrupt,
+    interrupt: Option<&Interrupt>,
     on_busy: &mut dyn FnMut(&Path),
 ) -> (Vec<Held>, Vec<Busy>) {
     let deadline = Instant::now() + timeout;
@@ -95,7 +96,7 @@ pub fn acquire(
                 Err(lock) => busy.push(Busy { profile: p.profile.clone(), lock }),
             }
         }
-        if busy.is_empty() || Instant::now() >= deadline || interrupt.is_set() {
+        if busy.is_empty() || Instant::now() >= deadline || interrupt.is_some_and(Interrupt::is_set) {
             return (held, busy);
         }
         drop(held);
@@ -131,9 +132,10 @@ mod tests {
         let mut named = Vec::new();
         let mut pb = profile(&b);
         pb.profile = "release".into();
-        let (held, busy) = acquire(&[profile(&a), pb], None, true, Duration::from_millis(60), &interrupt, &mut |l| {
-            named.push(l.to_path_buf());
-        });
+        let (held, busy) =
+            acquire(&[profile(&a), pb], None, true, Duration::from_millis(60), Some(&interrupt), &mut |l| {
+                named.push(l.to_path_buf());
+            });
         assert_eq!(held.len(), 1);
         assert_eq!(busy, [Busy { profile: "release".into(), lock: b.join(".cargo-lock") }]);
         assert_eq!(named, [b.join(".cargo-lock")], "named once");
