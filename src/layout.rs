@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{AtFlags, FileType, FlockOperation, Mode, OFlags, Stat, flock};
 use rustix::io::Errno;
 
+pub mod unit;
+
 /// The first line of a cache directory tag (<https://bford.info/cachedir/>): the same for every tool.
 pub const CACHEDIR_SIGNATURE: &str = "Signature: 8a477f597d28d172789f06886806bc55";
 
@@ -197,7 +199,7 @@ fn is_regular_at(dir: &OwnedFd, name: &str, keep: &dyn Fn(&Stat) -> bool) -> boo
 }
 
 /// `x86_64-unknown-linux-gnu`, `wasm32-unknown-unknown`, `aarch64-apple-darwin`: at least three parts.
-fn looks_like_triple(name: &str) -> bool {
+pub(crate) fn looks_like_triple(name: &str) -> bool {
     name.split('-').filter(|p| !p.is_empty()).count() >= 3
 }
 
@@ -240,9 +242,19 @@ fn has_cargo_tag(dir: &OwnedFd, keep: &dyn Fn(&Stat) -> bool) -> bool {
 pub fn is_held(lock: &Path) -> bool {
     // Never through a link, never waiting on whatever a name was swapped for (a FIFO blocks an open).
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-    let Ok(file) = rustix::fs::open(lock, flags, Mode::empty()) else { return false };
-    rustix::fs::fstat(&file).is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::RegularFile)
-        && matches!(flock(&file, FlockOperation::NonBlockingLockExclusive), Err(Errno::WOULDBLOCK))
+    rustix::fs::open(lock, flags, Mode::empty()).is_ok_and(|file| held(&file))
+}
+
+/// [`is_held`] for the lock file `name` in the open dir `dir`.
+#[must_use]
+pub fn is_held_at(dir: &OwnedFd, name: &str) -> bool {
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    rustix::fs::openat(dir, name, flags, Mode::empty()).is_ok_and(|file| held(&file))
+}
+
+fn held(file: &OwnedFd) -> bool {
+    rustix::fs::fstat(file).is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::RegularFile)
+        && matches!(flock(file, FlockOperation::NonBlockingLockExclusive), Err(Errno::WOULDBLOCK))
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! tree fast and safely, and verify the build.
 //!
 //! [`cli`] parses, [`plan`] resolves everything into a [`plan::Plan`], and [`run::run`] drives the stages:
-//! [`workspace`] → [`guard`] → [`scan`] → [`policy`] → [`terminate`] → [`swap`] → [`purge`] ∥ [`verify`]. Stages
+//! [`workspace`] → [`guard`] → [`scan`] → [`policy`] → [`terminate`] → [`swap`] (or [`sweep`]) → [`purge`] ∥ [`verify`]. Stages
 //! emit [`event::Event`]s; only [`report`] prints. Everything platform-specific sits behind [`platform`]. See
 //! `ARCHITECTURE.md` for the map.
 
@@ -36,6 +36,7 @@ pub mod run;
 pub mod runlock;
 pub mod scan;
 pub mod swap;
+pub mod sweep;
 pub mod terminate;
 pub mod verify;
 pub mod workspace;
