@@ -537,9 +537,18 @@ impl Run<'_> {
             )));
         }
         let scan_roots = Roots::exact(approved.iter().filter(|a| a.dir.is_some()).map(|a| a.real.clone()));
-        let found = scan.finish(&scan_roots)?.found;
+        let scan::Scan { found, table, .. } = scan.finish(&scan_roots)?;
         let mut locked = HashMap::new();
         for b in busy {
+            if let Some(why) = b.unlockable {
+                (self.emit)(Event::Warning(format!(
+                    "skipped the profile {}: {} cannot be locked as cargo locks it: {why}",
+                    b.profile.display(),
+                    b.lock.display()
+                )));
+                locked.insert(b.profile.clone(), (None, b.lock.clone()));
+                continue;
+            }
             let holder = self.lock_owner(&b.lock);
             let by = holder.as_ref().map_or_else(
                 || "a process that could not be inspected".to_string(),
@@ -564,8 +573,28 @@ impl Run<'_> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let held = sweep::held_units(&units, roots, &found);
+        // A process cargo started from what it built (`cargo test` running a test binary, `cargo run`): cargo let go
+        // of its locks before running it, and runs the profile's other binaries next. Its profile is skipped whole.
+        for (&i, (pid, path)) in &held {
+            // Its parent, not any ancestor: whatever a shell under `cargo run` starts is no test cargo runs.
+            let parent = table.procs.get(pid).and_then(|p| table.procs.get(&p.ppid));
+            let Some(cargo) = parent.filter(|p| policy::kind_of(p, &scan_roots) == Kind::Cargo).map(|p| p.pid) else {
+                continue;
+            };
+            let profile = &units[i].profile;
+            if locked.contains_key(profile) {
+                continue;
+            }
+            (self.emit)(Event::Warning(format!(
+                "skipped the profile {}: cargo (pid {cargo}) runs what it built there ({}), and may run more of it",
+                profile.display(),
+                path.display()
+            )));
+            locked.insert(profile.clone(), (Some(cargo), path.clone()));
+        }
         let facts = sweep::Facts {
-            held: sweep::held_units(&units, roots, &found),
+            held,
             locked,
             current: toolchains.current,
             installed: toolchains.installed,

@@ -695,3 +695,75 @@ fn holds_within(cond: impl Fn() -> bool, limit: std::time::Duration) -> bool {
     }
     false
 }
+
+/// A `cargo test` of the workspace, killed with its process group when dropped.
+struct CargoTest(std::process::Child);
+
+impl Drop for CargoTest {
+    fn drop(&mut self) {
+        let pid = rustix::process::Pid::from_child(&self.0);
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_running_cargo_test_keeps_its_whole_profile() {
+    // Cargo lets go of its locks before it runs the test binaries, and runs the others next: a sweep that kept only
+    // the running one would pull the next one from under it.
+    let ws = workspace();
+    build(&ws, Toolchain::Current, &[]);
+    let mut rv = Rendezvous::new();
+    let mut cmd = ws.cargo(&["test", "-q", "--lib", "tests::hold", "--", "--exact"]);
+    cmd.env(HOLD_ENV, &rv.path).stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut cargo = CargoTest(spawn_retrying(&mut cmd));
+    let test = rv.accept(Some(cargo.0.id()));
+
+    let (out, swept, _) = sweep(&ws, &["--max-size", "0", "--no-verify"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("skipped the profile debug: cargo (pid"), "{}", stderr(&out));
+    assert_eq!(swept["units"], 0, "{swept}");
+    // The test goes on, and cargo test ends well.
+    drop(test);
+    let status = cargo.0.wait().unwrap();
+    let mut said = String::new();
+    std::io::Read::read_to_string(cargo.0.stderr.as_mut().unwrap(), &mut said).unwrap();
+    assert!(status.success(), "{said}");
+}
+
+#[test]
+fn a_planted_unit_that_lies_about_its_rustc_cannot_make_the_current_one_look_uninstalled() {
+    let ws = workspace();
+    build(&ws, Toolchain::Current, &[]);
+    let debug = ws.target().join("debug");
+    let real = std::fs::read_dir(debug.join(".fingerprint"))
+        .unwrap()
+        .flatten()
+        .flat_map(|d| std::fs::read_dir(d.path()).unwrap().flatten())
+        .find(|f| f.path().extension().is_some_and(|e| e == "json"))
+        .map(|f| serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(f.path()).unwrap()).unwrap())
+        .unwrap()["rustc"]
+        .clone();
+    // A profile that sorts before `debug`, with a unit of the current rustc's hash whose metadata names a rustc
+    // that was never installed.
+    let planted = ws.target().join("a");
+    let hash = "00000000deadbeef";
+    let fp = planted.join(format!(".fingerprint/z-{hash}"));
+    std::fs::create_dir_all(&fp).unwrap();
+    std::fs::create_dir_all(planted.join("deps")).unwrap();
+    std::fs::write(planted.join(".cargo-lock"), "").unwrap();
+    std::fs::write(fp.join("lib-z"), "0100000000000000").unwrap();
+    std::fs::write(fp.join("lib-z.json"), format!(r#"{{"rustc":{real},"deps":[],"local":[]}}"#)).unwrap();
+    let version = b"rustc 0.0.1 (deadbeef 2001-01-01)";
+    let mut rmeta = b"rust\0\0\0\x09\0\0\0\0\0\0\0\0".to_vec();
+    rmeta.push(u8::try_from(version.len()).unwrap());
+    rmeta.extend_from_slice(version);
+    std::fs::write(planted.join(format!("deps/libz-{hash}.rmeta")), &rmeta).unwrap();
+    let before = fingerprints(&ws);
+
+    let (out, swept, _) = sweep(&ws, &["--no-verify"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(units(&swept, "uninstalled-toolchain").is_empty(), "{swept}");
+    assert_eq!(fingerprints(&ws), before, "no unit of the current rustc went");
+    all_fresh(&ws, Toolchain::Current);
+}

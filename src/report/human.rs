@@ -121,7 +121,8 @@ impl HumanReporter {
     /// A status line even `-q` shows: the errors cargo printed for a damaged build dir need this one to say they
     /// were the damage's, and were repaired.
     fn line(&self, word: &str, tone: Tone, rest: &str) {
-        let mut lines = words::wrap(rest, self.style.width - INDENT.len()).into_iter();
+        let rest = words::printable(rest);
+        let mut lines = words::wrap(&rest, self.style.width - INDENT.len()).into_iter();
         let first = lines.next().unwrap_or_default();
         self.print(&format!("{} {first}", self.paint(&format!("{word:>12}"), tone)));
         for line in lines {
@@ -130,7 +131,7 @@ impl HumanReporter {
     }
 
     fn warning(&self, message: &str) {
-        self.print(&format!("{}: {message}", self.paint("warning", Tone::Warn)));
+        self.print(&format!("{}: {}", self.paint("warning", Tone::Warn), words::printable(message)));
     }
 
     /// A `note:` that only `-v` shows: true, but nothing to act on in the common case.
@@ -156,7 +157,7 @@ impl HumanReporter {
         self.status(words::holder_word(h, outcome), tone, &words::holder_line(h, dirs.as_ref()));
         if self.style.verbose > 0 && !self.style.quiet {
             for detail in words::holder_details(h) {
-                for line in words::wrap(&detail, self.style.width - INDENT.len()) {
+                for line in words::wrap(&words::printable(&detail), self.style.width - INDENT.len()) {
                     self.print(&format!("{INDENT}{line}"));
                 }
             }

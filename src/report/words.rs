@@ -82,6 +82,16 @@ pub fn process(p: &Process) -> String {
     format!("{} (pid {})", command(p, false), p.pid)
 }
 
+/// `text` with its control characters escaped (`\n`, `\u{1b}`): a file name with a newline or an escape sequence
+/// cannot fake a line of the report or steer the terminal.
+#[must_use]
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+}
+
 /// `path` as the user knows it: relative to the workspace when inside it (`target/debug/x`), else whole.
 #[must_use]
 pub fn path_in(path: &Path, dirs: Option<&Dirs>) -> String {
@@ -702,6 +712,12 @@ mod tests {
             "what was stopped to run the check is said"
         );
         assert_eq!(line(vec![], false, |_| ()), "no process held the target dir; nothing was cleaned");
+    }
+
+    #[test]
+    fn names_cannot_fake_lines() {
+        assert_eq!(printable("a\n     Summary x\u{1b}[2J"), "a\\n     Summary x\\u{1b}[2J");
+        assert_eq!(printable("plain"), "plain");
     }
 
     #[test]

@@ -64,30 +64,34 @@ pub fn profiles(roots: &Roots) -> Vec<ProfileDirs> {
         .collect()
 }
 
-/// The units of every profile, and the toolchain version each rustc hash stands for (read from one unit's metadata
-/// per hash).
+/// The units of every profile, and the toolchain version each rustc hash stands for, read from the metadata of
+/// every unit with that hash. A hash whose units disagree (a planted unit whose `.rmeta` names another rustc) stands
+/// for no known version: its units are never removed for their toolchain.
 #[must_use]
 pub fn inventory(roots: &Roots, profiles: &[ProfileDirs]) -> (Vec<Unit>, HashMap<u64, String>) {
     let mut units = Vec::new();
-    let mut metadata: HashMap<u64, (PathBuf, PathBuf)> = HashMap::new();
+    // Per hash: the version all its units' metadata agree on so far, or `None` once two disagree.
+    let mut said: HashMap<u64, Option<String>> = HashMap::new();
     for p in profiles {
         let Some(build) = unit::open_dir(&roots.build.fd, &p.profile) else { continue };
         let artifact =
             roots.artifact.as_ref().map_or_else(|| build.try_clone().ok(), |a| unit::open_dir(&a.fd, &p.profile));
         for u in unit::units_in(&build, artifact.as_ref(), &p.profile) {
-            if let (Some(rustc), Some(m)) = (u.rustc, &u.metadata) {
-                metadata.entry(rustc).or_insert_with(|| (p.profile.clone(), m.clone()));
+            if let (Some(rustc), Some(m)) = (u.rustc, &u.metadata)
+                && let Some(version) = unit::version_of(&build, m)
+            {
+                said.entry(rustc)
+                    .and_modify(|agreed| {
+                        if agreed.as_ref() != Some(&version) {
+                            *agreed = None;
+                        }
+                    })
+                    .or_insert(Some(version));
             }
             units.push(u);
         }
     }
-    let versions = metadata
-        .into_iter()
-        .filter_map(|(rustc, (profile, file))| {
-            let dir = unit::open_dir(&roots.build.fd, &profile)?;
-            Some((rustc, unit::version_of(&dir, &file)?))
-        })
-        .collect();
+    let versions = said.into_iter().filter_map(|(rustc, version)| Some((rustc, version?))).collect();
     (units, versions)
 }
 
