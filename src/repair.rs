@@ -147,6 +147,8 @@ mod tests {
             format!("debug/.fingerprint/other-{h2}/lib-other"),
             "debug/incremental/dep-1abc/s-x/dep-graph.bin".to_string(),
             "debug/incremental/depx-1abc/s-x/dep-graph.bin".to_string(),
+            // A profile cargo built in has its lock files: a dir without them is never locked.
+            "debug/.cargo-lock".to_string(),
         ] {
             std::fs::create_dir_all(t.join(&f).parent().unwrap()).unwrap();
             std::fs::write(t.join(f), "x").unwrap();
