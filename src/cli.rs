@@ -98,17 +98,19 @@ pub struct Args {
     #[arg(long, conflicts_with_all = ["unlock", "if_broken", "only_if_held", "no_kill", "all_holders"])]
     pub sweep: bool,
 
+    // Each criterion conflicts with --unlock itself: clap checks no `requires` of an argument given with one that
+    // conflicts with what it requires, and `--max-size 0 --unlock` would be run with the criterion ignored.
     /// With --sweep: also the units not used for this long (e.g. 14d, 36h; s, m, h, d, w).
-    #[arg(long, value_name = "DURATION", requires = "sweep", value_parser = parse_age)]
+    #[arg(long, value_name = "DURATION", requires = "sweep", conflicts_with = "unlock", value_parser = parse_age)]
     pub older_than: Option<Duration>,
 
     /// With --sweep: also every unit not built by the current toolchain.
-    #[arg(long, requires = "sweep")]
+    #[arg(long, requires = "sweep", conflicts_with = "unlock")]
     pub other_toolchains: bool,
 
     /// With --sweep: also the least recently used units, until the target and build dirs together fit in this
     /// (e.g. 20GiB).
-    #[arg(long, value_name = "SIZE", requires = "sweep", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", requires = "sweep", conflicts_with = "unlock", value_parser = parse_size)]
     pub max_size: Option<u64>,
 
     /// Do nothing unless the target dir's filesystem has less free space than this (e.g. 20GiB); a sweep or a clean.
@@ -389,6 +391,10 @@ mod tests {
         assert_eq!((a.older_than, a.max_size), (Some(Duration::from_hours(14 * 24)), Some(20 << 30)));
         assert!(sweep(&["cargo-safeclean", "--if-free-below", "20GiB"]).is_ok(), "a clean takes it too");
         assert!(sweep(&["cargo-safeclean", "--sweep", "--unlock"]).is_err());
+        for criterion in [&["--max-size", "0"][..], &["--older-than", "1d"], &["--other-toolchains"]] {
+            let argv = [&["cargo-safeclean", "--unlock"][..], criterion].concat();
+            assert!(sweep(&argv).is_err(), "{criterion:?} is not ignored under --unlock");
+        }
     }
 
     #[test]

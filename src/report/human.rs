@@ -474,17 +474,23 @@ impl Reporter for HumanReporter {
             Event::Measured(sizes) => self.measured(sizes),
             Event::PurgeStarted(progress) => self.purge_started(progress),
             Event::Removed(r) => self.removed(r.files, r.bytes, r.duration_ms),
-            Event::PurgeDetached(d) => self.status(
-                "Detached",
-                Tone::Good,
-                &format!(
-                    "pid {} deletes the old {} in the background, at idle priority; `tail -f {}` follows it \
-                     (the log is removed once all is deleted, kept if something was left)",
-                    d.pid,
-                    self.removed_dirs(),
-                    d.log.display()
-                ),
-            ),
+            Event::PurgeDetached(d) => {
+                let what = if lock(&self.seen).sweeping {
+                    "the swept units".to_string()
+                } else {
+                    format!("the old {}", self.removed_dirs())
+                };
+                self.status(
+                    "Detached",
+                    Tone::Good,
+                    &format!(
+                        "pid {} deletes {what} in the background, at idle priority; `tail -f {}` follows it \
+                         (the log is removed once all is deleted, kept if something was left)",
+                        d.pid,
+                        d.log.display()
+                    ),
+                );
+            }
             Event::CheckStarted { command } => {
                 lock(&self.seen).command = Some(words::cargo_command(command));
                 self.status("Checking", Tone::Good, &format!("the build dir with `{command}`"));
