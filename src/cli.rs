@@ -84,14 +84,38 @@ pub struct Args {
     #[arg(long, hide = true, requires = "purge_detached", value_name = "PATH", value_parser = deleter_log)]
     pub purge_log: Option<PathBuf>,
 
-    /// How long to wait for a lock another process holds: another run's on this target dir, or a purge's on a
-    /// trash dir (e.g. 30s, 10m).
+    /// How long to wait for a lock another process holds: another run's on this target dir, a purge's on a trash
+    /// dir, or, for --sweep, a build's on a profile (then that profile is skipped) (e.g. 30s, 10m).
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration, allow_hyphen_values = true)]
     pub lock_timeout: Duration,
 
     /// Stop the owners of cargo's locks (package cache, build and artifact dirs) and delete nothing.
     #[arg(long, conflicts_with_all = ["only_if_held", "force"])]
     pub unlock: bool,
+
+    /// Remove whole build units instead of the whole tree, under cargo's locks; alone: orphans and units of
+    /// toolchains no longer installed. Criteria add to it.
+    #[arg(long, conflicts_with_all = ["unlock", "if_broken", "only_if_held", "no_kill", "all_holders"])]
+    pub sweep: bool,
+
+    // Each criterion conflicts with --unlock itself: clap checks no `requires` of an argument given with one that
+    // conflicts with what it requires, and `--max-size 0 --unlock` would be run with the criterion ignored.
+    /// With --sweep: also the units not used for this long (e.g. 14d, 36h; s, m, h, d, w).
+    #[arg(long, value_name = "DURATION", requires = "sweep", conflicts_with = "unlock", value_parser = parse_age)]
+    pub older_than: Option<Duration>,
+
+    /// With --sweep: also every unit not built by the current toolchain.
+    #[arg(long, requires = "sweep", conflicts_with = "unlock")]
+    pub other_toolchains: bool,
+
+    /// With --sweep: also the least recently used units, until the target and build dirs together fit in this
+    /// (e.g. 20GiB).
+    #[arg(long, value_name = "SIZE", requires = "sweep", conflicts_with = "unlock", value_parser = parse_size)]
+    pub max_size: Option<u64>,
+
+    /// Do nothing unless the target dir's filesystem has less free space than this (e.g. 20GiB); a sweep or a clean.
+    #[arg(long, value_name = "SIZE", conflicts_with = "unlock", value_parser = parse_size)]
+    pub if_free_below: Option<u64>,
 
     /// Skip the verifying `cargo check`.
     #[arg(long)]
@@ -275,6 +299,33 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 /// representable.
 pub const MAX_DURATION: Duration = Duration::from_hours(24);
 
+/// The longest `--older-than`: a century, a typo beyond it.
+const MAX_AGE: Duration = Duration::from_hours(100 * 365 * 24);
+
+/// Parses an age for `--older-than`: `14d`, `36h`, `2w`, `90m`, `30s` (a bare number is days).
+pub fn parse_age(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if text.starts_with('-') {
+        return Err(format!("`{text}` is negative; write an age like 14d or 36h"));
+    }
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().map_err(|_| format!("`{text}` is not an age; write it like 14d or 36h"))?;
+    let scale = match unit.trim() {
+        "s" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        "" | "d" => 86400.0,
+        "w" => 7.0 * 86400.0,
+        other => return Err(format!("unknown unit `{other}` in `{text}`; use s, m, h, d or w")),
+    };
+    let d = Duration::try_from_secs_f64(value * scale).map_err(|e| format!("`{text}` is out of range: {e}"))?;
+    if d > MAX_AGE {
+        return Err(format!("`{text}` is longer than a century"));
+    }
+    Ok(d)
+}
+
 /// Parses `500ms`, `2s`, `1m`, `1h`, `1.5s` or a bare number of seconds, up to [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -322,6 +373,26 @@ mod tests {
         assert!(parse_duration("9223372036854775807s").unwrap_err().contains("24h"));
         assert!(parse_duration("-1s").unwrap_err().contains("negative"));
         assert_eq!(parse_duration("1440m"), Ok(MAX_DURATION));
+    }
+
+    #[test]
+    fn ages_take_days_and_weeks() {
+        assert_eq!(parse_age("14d"), Ok(Duration::from_hours(14 * 24)));
+        assert_eq!(parse_age("36h"), Ok(Duration::from_hours(36)));
+        assert_eq!(parse_age("2w"), Ok(Duration::from_hours(14 * 24)));
+        assert_eq!(parse_age("3"), Ok(Duration::from_hours(3 * 24)));
+        assert!(parse_age("-1d").unwrap_err().contains("negative"));
+        assert!(parse_age("1y").unwrap_err().contains("use s, m, h, d or w"));
+        let sweep = |argv: &[&str]| Args::try_parse_args(argv.iter().map(OsString::from));
+        assert!(sweep(&["cargo-safeclean", "--older-than", "14d"]).is_err(), "a criterion needs --sweep");
+        let a = sweep(&["cargo-safeclean", "--sweep", "--older-than", "14d", "--max-size", "20GiB"]).unwrap();
+        assert_eq!((a.older_than, a.max_size), (Some(Duration::from_hours(14 * 24)), Some(20 << 30)));
+        assert!(sweep(&["cargo-safeclean", "--if-free-below", "20GiB"]).is_ok(), "a clean takes it too");
+        assert!(sweep(&["cargo-safeclean", "--sweep", "--unlock"]).is_err());
+        for criterion in [&["--max-size", "0"][..], &["--older-than", "1d"], &["--other-toolchains"]] {
+            let argv = [&["cargo-safeclean", "--unlock"][..], criterion].concat();
+            assert!(sweep(&argv).is_err(), "{criterion:?} is not ignored under --unlock");
+        }
     }
 
     #[test]

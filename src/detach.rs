@@ -50,9 +50,16 @@ pub struct LowSpace {
 pub fn too_full(dir: &Path, min_free: Option<u64>) -> Option<LowSpace> {
     let st = rustix::fs::statvfs(dir).ok()?;
     let unit = st.f_frsize.max(1);
-    let free = st.f_bavail.saturating_mul(unit);
+    let free = free_bytes(dir)?;
     let floor = min_free.unwrap_or_else(|| (st.f_blocks.saturating_mul(unit) / FLOOR_SHARE).min(FLOOR_MAX));
     (free < floor).then_some(LowSpace { free, floor })
+}
+
+/// Bytes free for unprivileged users on `dir`'s filesystem (what `df` shows as available).
+#[must_use]
+pub fn free_bytes(dir: &Path) -> Option<u64> {
+    let st = rustix::fs::statvfs(dir).ok()?;
+    Some(st.f_bavail.saturating_mul(st.f_frsize.max(1)))
 }
 
 /// Starts the deleter for `trash` (run `id`'s), its log in `runtime`, with `workers` workers; returns once it holds

@@ -15,8 +15,8 @@ use serde::{Serialize, Serializer};
 
 use crate::layout::{LockName, lock_name};
 use crate::model::{
-    CheckResult, Checked, Detached, DirSize, Handle, Hold, Holder, Left, Mode, Outcome, Progress, Removed, Repaired,
-    Settled, Sig, Uninspectable, Verified,
+    CheckResult, Checked, Detached, DirSize, FreeSpace, Handle, Hold, Holder, Kept, Left, Mode, Outcome, Progress,
+    Removed, Repaired, Settled, Sig, SweepPlan, Swept, Tally, Uninspectable, Verified,
 };
 use crate::workspace::Dirs;
 
@@ -66,6 +66,14 @@ pub enum Event {
     Verified(Verified),
     /// Something worth telling that does not stop the run.
     Warning(String),
+    /// A sweep waits for one of cargo's locks of a profile, held by `holder` (if it could be seen), at most `timeout`.
+    WaitingForCargoLock { lock: PathBuf, holder: Option<crate::model::Process>, timeout: std::time::Duration },
+    /// `--if-free-below`: the free space found, and the floor asked for.
+    FreeSpace(FreeSpace),
+    /// What a sweep chose, under cargo's locks, before it moves anything (in a dry run: what it would remove).
+    SweepPlanned { plan: SweepPlan, dry_run: bool },
+    /// The sweep is done (or, in a dry run, planned). JSON: `swept`, the last line before the summary.
+    Swept(Swept),
 }
 
 impl Event {
@@ -87,6 +95,7 @@ impl Event {
             Event::Checked(c) => Line::Check(CheckLine::from(c)),
             Event::PurgeDetached(d) => Line::PurgeDetached(DetachedLine::from(d)),
             Event::Repaired(r) => Line::Repaired(RepairedLine::from(r)),
+            Event::Swept(s) => Line::Swept(SweptLine::from(s)),
             _ => return None,
         })
     }
@@ -128,6 +137,84 @@ enum Line<'a> {
     #[serde(rename = "purge_detached")]
     PurgeDetached(DetachedLine),
     Repaired(RepairedLine),
+    Swept(SweptLine),
+}
+
+/// A sweep: units, files and bytes removed, per criterion, and the units kept because a process held them or a
+/// build held their profile's lock.
+#[derive(Debug, Serialize)]
+struct SweptLine {
+    units: u64,
+    files: u64,
+    bytes: u64,
+    by_criterion: serde_json::Map<String, serde_json::Value>,
+    kept: Vec<KeptLine>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    free_space: Option<FreeSpaceLine>,
+}
+
+#[derive(Debug, Serialize)]
+struct TallyLine<'a> {
+    units: u64,
+    files: u64,
+    bytes: u64,
+    names: &'a [String],
+}
+
+#[derive(Debug, Serialize)]
+struct KeptLine {
+    /// `null` for a profile skipped whole.
+    unit: Option<String>,
+    profile: String,
+    reason: &'static str,
+    pid: Option<u32>,
+    path: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+struct FreeSpaceLine {
+    free: u64,
+    below: u64,
+}
+
+impl From<&FreeSpace> for FreeSpaceLine {
+    fn from(f: &FreeSpace) -> Self {
+        FreeSpaceLine { free: f.free, below: f.below }
+    }
+}
+
+impl From<&Kept> for KeptLine {
+    fn from(k: &Kept) -> Self {
+        KeptLine {
+            unit: k.unit.clone(),
+            profile: wire_path(&k.profile).0,
+            reason: k.reason.as_str(),
+            pid: k.pid,
+            path: k.path.as_deref().map(|p| wire_path(p).0),
+        }
+    }
+}
+
+impl From<&Swept> for SweptLine {
+    fn from(s: &Swept) -> Self {
+        let by_criterion = s
+            .plan
+            .by_criterion
+            .iter()
+            .map(|(c, t, names): &(crate::model::Criterion, Tally, Vec<String>)| {
+                let line = TallyLine { units: t.units, files: t.files, bytes: t.bytes, names };
+                (c.as_str().to_string(), serde_json::to_value(line).unwrap_or_default())
+            })
+            .collect();
+        SweptLine {
+            units: s.units,
+            files: s.files,
+            bytes: s.bytes,
+            by_criterion,
+            kept: s.plan.kept.iter().map(KeptLine::from).collect(),
+            free_space: s.free_space.as_ref().map(FreeSpaceLine::from),
+        }
+    }
 }
 
 /// The smallest repair: the units removed, what that freed, and the check after it.
@@ -297,6 +384,10 @@ pub struct Summary {
     /// The smallest repair of `--if-broken`, when it was tried.
     pub repaired: Option<Repaired>,
     pub verify: Option<Verified>,
+    /// What a sweep removed (or would).
+    pub swept: Option<Swept>,
+    /// `--if-free-below`: the free space found.
+    pub free_space: Option<FreeSpace>,
     pub exit_code: i32,
     /// Why the run failed; `None` when it did not.
     pub error: Option<Failure>,
@@ -332,6 +423,8 @@ impl Summary {
             left: Vec::new(),
             repaired: None,
             verify: None,
+            swept: None,
+            free_space: None,
             exit_code,
             error: None,
         }
@@ -369,6 +462,10 @@ struct SummaryLine<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     purge_detached: Option<DetachedLine>,
     verify: Option<VerifyLine>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    swept: Option<SweptLine>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    free_space: Option<FreeSpaceLine>,
     exit_code: i32,
     /// `null` when the run succeeded.
     error: Option<ErrorLine<'a>>,
@@ -440,6 +537,8 @@ impl Serialize for Summary {
             repaired: self.repaired.as_ref().map(RepairedLine::from),
             purge_detached: self.purge_detached.as_ref().map(DetachedLine::from),
             verify: self.verify.map(|v| VerifyLine { exit_code: v.exit_code, duration_ms: v.duration_ms }),
+            swept: self.swept.as_ref().map(SweptLine::from),
+            free_space: self.free_space.as_ref().map(FreeSpaceLine::from),
             exit_code: self.exit_code,
             error: self.error.as_ref().map(ErrorLine::from),
         }
@@ -543,6 +642,42 @@ mod tests {
         let bare = Failure { kind: "signals", message: "x".into(), help: None, note: None };
         let v = serde_json::to_value(Summary { error: Some(bare), ..Summary::empty(Mode::Clean, false, 1) }).unwrap();
         assert!(v["error"]["help"].is_null() && v["error"]["note"].is_null(), "{v}");
+    }
+
+    #[test]
+    fn a_sweep_says_what_it_removed_per_criterion_and_what_it_kept() {
+        use crate::model::{Criterion, FreeSpace, KeptReason};
+        let swept = Swept {
+            units: 2,
+            files: 9,
+            bytes: 900,
+            plan: SweepPlan {
+                by_criterion: vec![
+                    (Criterion::Orphan, Tally { units: 1, files: 1, bytes: 100 }, vec!["debug/deps/x.rcgu.o".into()]),
+                    (Criterion::OtherToolchain, Tally { units: 1, files: 8, bytes: 800 }, vec!["debug/dep-1".into()]),
+                ],
+                kept: vec![Kept {
+                    unit: None,
+                    profile: "release".into(),
+                    reason: KeptReason::Locked,
+                    pid: Some(7),
+                    path: Some("/t/release/.cargo-lock".into()),
+                }],
+            },
+            free_space: Some(FreeSpace { free: 5, below: 10 }),
+        };
+        assert_eq!(
+            serde_json::to_value(Event::Swept(swept.clone())).unwrap(),
+            serde_json::json!({"reason":"swept","units":2,"files":9,"bytes":900,
+                "by_criterion":{
+                    "orphan":{"units":1,"files":1,"bytes":100,"names":["debug/deps/x.rcgu.o"]},
+                    "other-toolchain":{"units":1,"files":8,"bytes":800,"names":["debug/dep-1"]}},
+                "kept":[{"unit":null,"profile":"release","reason":"locked","pid":7,"path":"/t/release/.cargo-lock"}],
+                "free_space":{"free":5,"below":10}})
+        );
+        let s = Summary { swept: Some(swept), ..Summary::empty(Mode::Sweep, false, 0) };
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!((&v["mode"], &v["swept"]["units"]), (&"sweep".into(), &2.into()));
     }
 
     #[cfg(unix)]

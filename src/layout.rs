@@ -12,12 +12,16 @@ use std::path::{Path, PathBuf};
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]
-pub use unix::{cargo_locks, cargo_locks_at, is_held, looks_like_target};
+pub use unix::{cargo_locks, cargo_locks_at, is_held, is_held_at, looks_like_target};
 // Windows: names read without following a reparse point, and `LockFileEx` (cargo's lock there) to probe.
 #[cfg(windows)]
 mod windows;
 #[cfg(windows)]
 pub use windows::{cargo_locks, is_held};
+
+// A unit of cargo's build, read through open fds: Unix only so far, as the sweep and the repair that use it.
+#[cfg(unix)]
+pub mod unit;
 
 /// The first line of a cache directory tag (<https://bford.info/cachedir/>): the same for every tool.
 pub const CACHEDIR_SIGNATURE: &str = "Signature: 8a477f597d28d172789f06886806bc55";
@@ -143,7 +147,7 @@ pub fn package_cache_locks(cargo_home: &Path) -> Vec<PathBuf> {
 }
 
 /// `x86_64-unknown-linux-gnu`, `wasm32-unknown-unknown`, `aarch64-apple-darwin`: at least three parts.
-fn looks_like_triple(name: &str) -> bool {
+pub(crate) fn looks_like_triple(name: &str) -> bool {
     name.split('-').filter(|p| !p.is_empty()).count() >= 3
 }
 

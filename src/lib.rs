@@ -2,15 +2,15 @@
 //! tree fast and safely, and verify the build.
 //!
 //! [`cli`] parses, [`plan`] resolves everything into a [`plan::Plan`], and [`run::run`] drives the stages:
-//! [`workspace`] → [`guard`] → [`scan`] → [`policy`] → [`terminate`] → [`swap`] → [`purge`] ∥ [`verify`]. Stages
-//! emit [`event::Event`]s; only [`report`] prints. Everything platform-specific sits behind [`platform`]. See
-//! `ARCHITECTURE.md` for the map.
+//! [`workspace`] → [`guard`] → [`scan`] → [`policy`] → [`terminate`] → [`swap`] (or [`sweep`]) → [`purge`] ∥
+//! [`verify`]. Stages emit [`event::Event`]s; only [`report`] prints. Everything platform-specific sits behind
+//! [`platform`]. See `ARCHITECTURE.md` for the map.
 
 // Linux and macOS each have a native implementation (`platform::linux`, `platform::macos`); the portable one serves
 // both too. Windows has its own (`platform::windows`) for the scan and the stopping; the stages that act on a tree
-// through Unix fds (the guard's anchored checks, the swap, the purge, the run lock, the detached deleter) and the
-// conductor over them are not ported yet, so on Windows the library offers the shared logic and the native pieces
-// (issue #23). Anything else has no native implementation to choose: say so at build time.
+// through Unix fds (the guard's anchored checks, the swap, the sweep, the purge, the run lock, the detached deleter)
+// and the conductor over them are not ported yet, so on Windows the library offers the shared logic and the native
+// pieces (issue #23). Anything else has no native implementation to choose: say so at build time.
 #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
 compile_error!("cargo-safeclean supports Linux, macOS and (in part) Windows; see the README's Platforms section");
 
@@ -47,6 +47,8 @@ pub mod runlock;
 pub mod scan;
 #[cfg(unix)]
 pub mod swap;
+#[cfg(unix)]
+pub mod sweep;
 pub mod terminate;
 #[cfg(unix)]
 pub mod verify;

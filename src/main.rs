@@ -14,13 +14,15 @@ use cargo_safeclean::{
 };
 
 /// On Windows the scan and the stopping are native, but the stages that act on the tree (the guard's anchored
-/// checks, the swap, the purge, the run lock) are not ported yet: say so, change nothing, exit 1 (issue #23).
+/// checks, the swap, the sweep, the purge, the run lock) are not ported yet: say so, change nothing, exit 1 (issue
+/// #23).
 #[cfg(windows)]
 fn main() {
     use cargo_safeclean::{event::Failure, exit, report};
     report::early_error(&Failure {
         kind: "unsupported",
-        message: "cargo safeclean cannot clean a target dir on Windows yet: the swap and the purge are not ported"
+        message: "cargo safeclean cannot clean a target dir on Windows yet: the swap, the sweep and the purge are not \
+                  ported"
             .into(),
         help: Some("see the README's Platforms section for what runs on Windows today".into()),
         note: Some("nothing was changed".into()),

@@ -32,6 +32,8 @@ pub enum Mode {
     Clean,
     /// Stop the owners of cargo's locks (package cache, build and artifact dirs), delete nothing, verify.
     Unlock,
+    /// Remove whole build units chosen by criteria, under cargo's locks; never swap the tree; purge, verify.
+    Sweep,
 }
 
 impl Mode {
@@ -40,6 +42,7 @@ impl Mode {
         match self {
             Mode::Clean => "clean",
             Mode::Unlock => "unlock",
+            Mode::Sweep => "sweep",
         }
     }
 }
@@ -624,4 +627,125 @@ pub struct Repaired {
 pub struct Left {
     pub path: PathBuf,
     pub reason: String,
+}
+
+/// Why a sweep removes a unit; the JSON's `by_criterion` keys. A unit that several criteria pick counts under the
+/// first, in this order; a unit removed because it depends on a removed one counts under that one's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Criterion {
+    /// Nothing refers to it (always, with `--sweep`).
+    Orphan,
+    /// Built by a toolchain that is not installed any more (always, with `--sweep`).
+    UninstalledToolchain,
+    /// `--other-toolchains`: not built by the current toolchain.
+    OtherToolchain,
+    /// `--older-than`: not used for that long.
+    OlderThan,
+    /// `--max-size`: least recently used, until the dirs fit.
+    MaxSize,
+}
+
+impl Criterion {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Criterion::Orphan => "orphan",
+            Criterion::UninstalledToolchain => "uninstalled-toolchain",
+            Criterion::OtherToolchain => "other-toolchain",
+            Criterion::OlderThan => "older-than",
+            Criterion::MaxSize => "max-size",
+        }
+    }
+}
+
+/// Units, and the files and bytes in them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub units: u64,
+    pub files: u64,
+    pub bytes: u64,
+}
+
+impl Tally {
+    pub fn add(&mut self, files: u64, bytes: u64) {
+        self.units += 1;
+        self.files += files;
+        self.bytes += bytes;
+    }
+}
+
+/// Why a unit a criterion picked stays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeptReason {
+    /// A live process holds one of its files (or of a unit that needs it): a running test binary, a mapped
+    /// proc-macro.
+    Held,
+    /// A build held its profile's lock past `--lock-timeout`: the profile was skipped.
+    Locked,
+}
+
+impl KeptReason {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeptReason::Held => "held",
+            KeptReason::Locked => "locked",
+        }
+    }
+}
+
+/// A unit a criterion picked and the sweep kept, or (`unit: None`) a profile it skipped, with the process and the
+/// file (held file, or busy lock) that kept it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kept {
+    pub unit: Option<String>,
+    pub profile: PathBuf,
+    pub reason: KeptReason,
+    pub pid: Option<u32>,
+    pub path: Option<PathBuf>,
+}
+
+/// What a sweep chose, per criterion: how many units, files and bytes, and the units by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SweepPlan {
+    pub by_criterion: Vec<(Criterion, Tally, Vec<String>)>,
+    pub kept: Vec<Kept>,
+}
+
+impl SweepPlan {
+    #[must_use]
+    pub fn total(&self) -> Tally {
+        self.by_criterion.iter().fold(Tally::default(), |mut t, (_, c, _)| {
+            t.units += c.units;
+            t.files += c.files;
+            t.bytes += c.bytes;
+            t
+        })
+    }
+}
+
+/// The free space a sweep or clean was asked to keep (`--if-free-below`), and what there was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FreeSpace {
+    pub free: u64,
+    pub below: u64,
+}
+
+impl FreeSpace {
+    /// Whether the run has something to do: less free space than asked.
+    #[must_use]
+    pub fn wanted(&self) -> bool {
+        self.free < self.below
+    }
+}
+
+/// What a sweep did (or, in a dry run, would do): the JSON's `swept` event.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Units removed; files and bytes as the purge removed them (trash of earlier runs included).
+    pub units: u64,
+    pub files: u64,
+    pub bytes: u64,
+    pub plan: SweepPlan,
+    pub free_space: Option<FreeSpace>,
 }

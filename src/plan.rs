@@ -65,6 +65,21 @@ pub struct Plan {
     /// The longest wait for a lock someone else holds.
     pub lock_timeout: Duration,
     pub output: Output,
+    /// `--sweep`'s criteria (besides the certain garbage every sweep removes).
+    pub sweep: Option<crate::sweep::Criteria>,
+    /// `--if-free-below`: act only when the target dir's filesystem has less free space than this.
+    pub if_free_below: Option<u64>,
+    /// Where a sweep learns the toolchains.
+    pub toolchains: Toolchains,
+}
+
+/// The rustc cargo runs (`$RUSTC`, else `rustc` from `PATH`), rustup, and the other rustc executables that may be
+/// installed (each `rustc` on `PATH`, and the system's).
+#[derive(Debug, Clone, Default)]
+pub struct Toolchains {
+    pub rustc: OsString,
+    pub rustup: OsString,
+    pub candidates: Vec<PathBuf>,
 }
 
 /// How a detached purge runs.
@@ -238,7 +253,13 @@ impl Plan {
         let cargo_home = env.path("CARGO_HOME").or_else(|| protected.homes.first().map(|h| h.join(".cargo")));
         let output = output(&args, env)?;
         Ok(Plan {
-            mode: if args.unlock { Mode::Unlock } else { Mode::Clean },
+            mode: if args.unlock {
+                Mode::Unlock
+            } else if args.sweep {
+                Mode::Sweep
+            } else {
+                Mode::Clean
+            },
             dry_run: args.dry_run,
             manifest_path: args.manifest_path.map(|m| env.cwd.join(m)),
             // `components()` drops the `.` of `--target-dir .` (and of `./t`); a `..` stays, as only the file
@@ -270,7 +291,31 @@ impl Plan {
             runtime_bases: runtime_bases(env),
             lock_timeout: args.lock_timeout,
             output,
+            sweep: args.sweep.then_some(crate::sweep::Criteria {
+                other_toolchains: args.other_toolchains,
+                older_than: args.older_than,
+                max_size: args.max_size,
+            }),
+            if_free_below: args.if_free_below,
+            toolchains: toolchains(env),
         })
+    }
+}
+
+/// The toolchains a sweep may find: `$RUSTC` (as cargo runs it), `rustup`, and every `rustc` on `PATH` and in the
+/// system's dirs.
+fn toolchains(env: &Env) -> Toolchains {
+    let path: Vec<PathBuf> = env.get("PATH").map(|p| std::env::split_paths(p).collect()).unwrap_or_default();
+    let rustup = path.iter().map(|d| d.join("rustup")).find(|r| r.is_file());
+    let mut candidates: Vec<PathBuf> = path.iter().map(|d| d.join("rustc")).collect();
+    candidates.extend(["/usr/bin/rustc", "/usr/local/bin/rustc"].map(PathBuf::from));
+    candidates.extend(env.path("CARGO_HOME").map(|h| h.join("bin/rustc")));
+    candidates.retain(|c| c.is_absolute());
+    candidates.dedup();
+    Toolchains {
+        rustc: env.get("RUSTC").map_or_else(|| "rustc".into(), OsStr::to_os_string),
+        rustup: rustup.map_or_else(|| "rustup".into(), PathBuf::into_os_string),
+        candidates,
     }
 }
 

@@ -6,18 +6,17 @@
 //! `deps/<crate>-<hash>*`, `.fingerprint/<package>-<hash>/`, and `incremental/<crate>-*/` (its sessions: rustc
 //! names them by crate, not by the unit's hash); a build script's run is `build/<package>-<hash>/`. In cargo's new
 //! build-dir layout (the default from 1.100) a unit is one dir, `build/<package>/<hash>/`. Everything is found and
-//! moved relative to the approved target dir's handle, never through a link, into a trash dir of this run.
+//! moved relative to the approved target dir's handle, never through a link, into a trash dir of this run, as a sweep moves them (`sweep::trash`).
 
-use std::ffi::{CString, OsStr};
+use std::ffi::OsStr;
 use std::os::fd::OwnedFd;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
 
-use rustix::fs::{FileType, FlockOperation, Mode, OFlags};
-use rustix::io::Errno;
-
-use crate::layout::{PROFILE_LOCKS, TRASH_PREFIX};
+use crate::layout::unit::{deps_entry_of, is_hash, open_dir, split_unit};
 use crate::purge::{RemoveError, TrashRoot};
+use crate::sweep::lock::{self, ProfileDirs};
+use crate::sweep::trash::Trash;
 
 /// The units a damaged file belongs to, in one profile dir.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,41 +74,6 @@ pub fn units_of(path: &Path, root: &Path, root_fd: &OwnedFd) -> Option<Units> {
     (!entries.is_empty()).then_some(Units { profile, names, entries })
 }
 
-/// `name-0123456789abcdef` (and `libname-…`, with an extension): the crate or package and the unit's hash.
-fn split_unit(file: &str) -> Option<(&str, &str)> {
-    let (stem, ext) = file.split_once('.').unwrap_or((file, ""));
-    let (name, hash) = stem.rsplit_once('-')?;
-    // Libraries carry `lib` before the crate's name; a `.d` file or a binary does not (`libc-….d` is crate `libc`).
-    let library = matches!(ext, "rlib" | "rmeta" | "so" | "dylib" | "a" | "dll");
-    let name = name.strip_prefix("lib").filter(|_| library).unwrap_or(name);
-    is_hash(hash).then_some((name, hash))
-}
-
-fn is_hash(s: &str) -> bool {
-    s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-/// Whether `name` in `deps/` is one of the crate's unit's files: `lib<crate>-<hash>.*` or `<crate>-<hash>[.*]`.
-fn deps_entry_of(name: &str, krate: &str, hash: &str) -> bool {
-    let unit = format!("{krate}-{hash}");
-    let rest = name.strip_prefix("lib").filter(|r| r.starts_with(&unit)).unwrap_or(name);
-    rest.strip_prefix(&unit).is_some_and(|tail| tail.is_empty() || tail.starts_with('.'))
-}
-
-fn flags() -> OFlags {
-    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC
-}
-
-/// Opens `rel` below `dir`, one component at a time, never through a link.
-fn open_dir(dir: &OwnedFd, rel: &Path) -> Option<OwnedFd> {
-    let mut cur = dir.try_clone().ok()?;
-    for c in rel.components() {
-        let name = CString::new(c.as_os_str().as_bytes()).ok()?;
-        cur = rustix::fs::openat(&cur, &name, flags(), Mode::empty()).ok()?;
-    }
-    Some(cur)
-}
-
 /// The entries of `area` (in `profile`) whose names `keep` picks, as `area/name`.
 fn list(profile: &OwnedFd, area: &str, keep: impl Fn(&str) -> bool) -> Vec<PathBuf> {
     let Some(dir) = open_dir(profile, Path::new(area)) else { return Vec::new() };
@@ -123,61 +87,50 @@ fn list(profile: &OwnedFd, area: &str, keep: impl Fn(&str) -> bool) -> Vec<PathB
         .collect()
 }
 
-/// Cargo's lock files of the profile dir, locked (non-blocking) while the units are moved out: no build of any
-/// cargo version works in it meanwhile. `None` when one is taken (a build started): the repair gives way.
+/// Cargo's lock files of the profile dir, locked (non-blocking, as a sweep locks them, with the rights the caller
+/// acts with) while the units are moved out: no build of any cargo version works in it meanwhile. `None` when one is
+/// taken (a build started): the repair gives way.
 #[must_use]
-pub fn lock_profile(root_fd: &OwnedFd, profile: &Path) -> Option<Vec<OwnedFd>> {
+pub fn lock_profile(root_fd: &OwnedFd, profile: &Path) -> Option<Vec<lock::Held>> {
     let dir = open_dir(root_fd, profile)?;
-    let mut held = Vec::new();
-    for name in PROFILE_LOCKS {
-        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-        if let Ok(fd) = rustix::fs::openat(&dir, name, flags, Mode::empty()) {
-            match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive) {
-                Ok(()) => held.push(fd),
-                Err(Errno::WOULDBLOCK) => return None,
-                Err(_) => {}
-            }
-        }
-    }
-    Some(held)
+    let dirs = vec![(profile.to_path_buf(), dir)];
+    let (held, busy) = lock::acquire(
+        &[ProfileDirs { profile: profile.to_path_buf(), dirs }],
+        None,
+        false,
+        Duration::ZERO,
+        None,
+        &mut |_| {},
+    );
+    busy.is_empty().then_some(held)
 }
 
 /// Moves the units' entries from the profile dir of `root` (held as `root_fd`, at `root`) into a new trash dir of
-/// this run inside it, and returns that trash dir for the purge.
-pub fn move_out(units: &Units, root: &Path, root_fd: &OwnedFd, id: &str) -> Result<TrashRoot, RemoveError> {
-    let name = CString::new(format!("{TRASH_PREFIX}{id}-repair")).unwrap_or_default();
-    let trash_path = root.join(OsStr::from_bytes(name.as_bytes()));
-    rustix::fs::mkdirat(root_fd, &name, Mode::RWXU).map_err(|e| RemoveError::new("create", &trash_path, e.into()))?;
-    let trash = rustix::fs::openat(root_fd, &name, flags(), Mode::empty())
-        .map_err(|e| RemoveError::new("open", &trash_path, e.into()))?;
-    let st = rustix::fs::fstat(&trash).map_err(|e| RemoveError::new("inspect", &trash_path, e.into()))?;
-    let me = rustix::process::geteuid().as_raw();
-    if st.st_uid != me || FileType::from_raw_mode(st.st_mode) != FileType::Directory {
-        let e = std::io::Error::other("another file took its place as it was made");
-        return Err(RemoveError::new("create", &trash_path, e));
-    }
+/// this run inside it (checked to be `made_by`'s, whose rights the move is made with), all or none, and returns that
+/// trash dir for the purge.
+pub fn move_out(
+    units: &Units,
+    root: &Path,
+    root_fd: &OwnedFd,
+    id: &str,
+    made_by: u32,
+) -> Result<TrashRoot, RemoveError> {
+    let mut trash = Trash::make(root_fd, root, id, made_by)?;
     let profile = open_dir(root_fd, &units.profile)
         .ok_or_else(|| RemoveError::new("open", root.join(&units.profile), std::io::Error::other("not a dir")))?;
-    for (i, entry) in units.entries.iter().enumerate() {
-        let (Some(parent), Some(file)) = (entry.parent(), entry.file_name()) else { continue };
-        let Some(from) = open_dir(&profile, parent) else { continue };
-        let file = CString::new(file.as_bytes()).unwrap_or_default();
-        // Numbered: two areas may hold entries of one name.
-        let to = CString::new(format!("{i}")).unwrap_or_default();
-        match rustix::fs::renameat(&from, &file, &trash, &to) {
-            Ok(()) | Err(Errno::NOENT) => {}
-            Err(e) => {
-                return Err(RemoveError::new("move into the trash", root.join(&units.profile).join(entry), e.into()));
-            }
-        }
-    }
-    let id = crate::platform::file_id(&st);
-    Ok(TrashRoot { path: trash_path, parent: root_fd.try_clone().ok(), id })
+    let entries: Vec<&Path> = units.entries.iter().map(PathBuf::as_path).collect();
+    trash.take(&profile, &root.join(&units.profile), &entries)?;
+    Ok(trash.into_root())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustix::fs::{Mode, OFlags};
+
+    fn flags() -> OFlags {
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC
+    }
 
     #[test]
     fn a_damaged_rmeta_is_one_units_files_and_nothing_else() {
@@ -194,6 +147,8 @@ mod tests {
             format!("debug/.fingerprint/other-{h2}/lib-other"),
             "debug/incremental/dep-1abc/s-x/dep-graph.bin".to_string(),
             "debug/incremental/depx-1abc/s-x/dep-graph.bin".to_string(),
+            // A profile cargo built in has its lock files: a dir without them is never locked.
+            "debug/.cargo-lock".to_string(),
         ] {
             std::fs::create_dir_all(t.join(&f).parent().unwrap()).unwrap();
             std::fs::write(t.join(f), "x").unwrap();
@@ -213,7 +168,7 @@ mod tests {
                 "incremental/dep-1abc".to_string(),
             ]
         );
-        let trash = move_out(&units, t, &fd, "1-a").unwrap();
+        let trash = move_out(&units, t, &fd, "1-a", rustix::process::geteuid().as_raw()).unwrap();
         assert!(
             t.join(format!("debug/deps/libdep-{h2}.rmeta")).is_file()
                 && t.join(format!("debug/deps/libdepx-{h1}.rmeta")).is_file()

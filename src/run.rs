@@ -18,8 +18,8 @@ use crate::interrupt::{Interrupt, Interrupted};
 use crate::layout::DELETER_LOG_PREFIX;
 use crate::layout::{LockName, cargo_locks, cargo_locks_at, is_held, package_cache_locks};
 use crate::model::{
-    CheckResult, Checked, DirSize, HandleKind, Hold, Holder, Kind, Left, Mode, Outcome, Removed, Repaired, Roots,
-    Settled, SpareReason, Uninspectable, Verdict, Verified,
+    CheckResult, Checked, DirSize, FreeSpace, HandleKind, Hold, Holder, Kind, Left, Mode, Outcome, Removed, Repaired,
+    Roots, Settled, SpareReason, Swept, Uninspectable, Verdict, Verified,
 };
 use crate::plan::Plan;
 use crate::platform::{self, Identity};
@@ -32,7 +32,7 @@ use crate::terminate::{self, BusyLock, HoldersRemain, LockStand, Named};
 use crate::verify::{self, Blocked, RunAs, VerifyError};
 use crate::workspace::{self, Dirs, WorkspaceError};
 use crate::{check, repair};
-use crate::{guard, runlock, swap};
+use crate::{guard, runlock, swap, sweep};
 
 /// What the check of `--if-broken` says the build dir needs.
 enum Health {
@@ -90,6 +90,8 @@ struct Record {
     left: Vec<Left>,
     repaired: Option<Repaired>,
     verified: Option<Verified>,
+    swept: Option<Swept>,
+    free_space: Option<FreeSpace>,
 }
 
 impl Record {
@@ -115,6 +117,8 @@ impl Record {
             left: self.left,
             repaired: self.repaired,
             verify: self.verified,
+            swept: self.swept,
+            free_space: self.free_space,
             exit_code: error::exit_code(result),
             error: result.as_ref().err().map(Error::failure),
         }
@@ -137,6 +141,19 @@ impl Run<'_> {
         // Not when checking first: the check takes longer than the table stays current, and on a healthy cache
         // the scan would only take the cores from cargo.
         let background = (!plan.if_broken).then(|| scan::start(&plan.platform, self.me));
+        // A sweep learns the toolchains meanwhile: from the current dir, as cargo's rustup proxy picks its own.
+        let toolchains = (plan.mode == Mode::Sweep).then(|| {
+            let (t, cwd) = (plan.toolchains.clone(), plan.cwd.clone());
+            std::thread::spawn(move || {
+                let request = sweep::toolchain::Request {
+                    rustc: &t.rustc,
+                    rustup: &t.rustup,
+                    candidates: &t.candidates,
+                    cwd: &cwd,
+                };
+                sweep::toolchain::probe(&request)
+            })
+        });
         let Some(dirs) = self.workspace()? else { return self.unlock_cargo_home(background, record) };
         record.dirs = Some(dirs.clone());
         let waited = Cell::new(false);
@@ -147,12 +164,33 @@ impl Run<'_> {
         if !plan.dry_run && (plan.verify || plan.if_broken) {
             verify::validate(&self.verify_request(&dirs))?;
         }
+        if let Some(below) = plan.if_free_below {
+            let free = dirs.roots().filter_map(detach::free_bytes).min().unwrap_or(u64::MAX);
+            let space = FreeSpace { free, below };
+            record.free_space = Some(space);
+            (self.emit)(Event::FreeSpace(space));
+            if !space.wanted() {
+                if plan.mode == Mode::Sweep {
+                    let swept = Swept { free_space: Some(space), ..Swept::default() };
+                    (self.emit)(Event::Swept(swept.clone()));
+                    record.swept = Some(swept);
+                }
+                return Ok(());
+            }
+        }
+        if let Some(toolchains) = toolchains {
+            let toolchains = || toolchains.join().unwrap_or_default();
+            // What processes hold was read while cargo metadata ran, as for a clean, unless the run waited since.
+            let early = background.filter(|_| !waited.get());
+            let runtime = locked.as_ref().map(|(_, runtime)| runtime);
+            return self.sweep(&dirs, &approved, runtime, (toolchains, early), record);
+        }
         // What to scan, and the locks that must be free at the end: a clean scans the whole dirs; `--unlock` only
         // the lock files, the package cache's in cargo's home included.
         // A clean works from the approved dirs as opened, never from what their names lead to by now: a name
         // swapped for a link to `/` must not make every process a holder.
         let locks: Vec<PathBuf> = match plan.mode {
-            Mode::Clean => {
+            Mode::Clean | Mode::Sweep => {
                 approved.iter().filter_map(|a| Some(cargo_locks_at(&a.dir.as_ref()?.fd, &a.real))).flatten().collect()
             }
             Mode::Unlock => {
@@ -161,7 +199,7 @@ impl Run<'_> {
             }
         };
         let roots = match plan.mode {
-            Mode::Clean => Roots::exact(approved.iter().map(|a| a.real.clone())),
+            Mode::Clean | Mode::Sweep => Roots::exact(approved.iter().map(|a| a.real.clone())),
             Mode::Unlock => Roots::new(locks.iter().map(PathBuf::as_path)),
         };
         let damaged = if plan.if_broken {
@@ -348,10 +386,224 @@ impl Run<'_> {
             }
         }
         drop(approved);
-        if let Some(detached) = runtime.and_then(|rt| self.detach(dirs, &swapped, rt, &id)) {
+        self.purge_or_detach(dirs, swapped, runtime, &id, record)
+    }
+
+    /// The end of a clean or a sweep: the trash handed to a detached deleter (`--detach`) or purged while the
+    /// verify runs.
+    fn purge_or_detach(
+        &self,
+        dirs: &Dirs,
+        swapped: swap::Swapped,
+        runtime: Option<&RuntimeDir>,
+        id: &str,
+        record: &mut Record,
+    ) -> Result<(), Error> {
+        if let Some(detached) = runtime.and_then(|rt| self.detach(dirs, &swapped, rt, id)) {
             return self.verify_after_detaching(dirs, detached, swapped.mounts, record);
         }
-        self.purge_and_verify(dirs, swapped, locks(), record)
+        let locks = runtime.and_then(|rt| rt.trash_locks().ok());
+        self.purge_and_verify(dirs, swapped, locks, record)
+    }
+
+    /// `--sweep`: cargo's locks of every profile taken (waiting for a build at most `--lock-timeout`, then skipping
+    /// its profile), the units taken stock of, the toolchains learnt, the holders scanned, the units chosen and moved
+    /// into a trash dir, the locks let go; then the purge and the verify, as after a clean's swap.
+    fn sweep(
+        &self,
+        dirs: &Dirs,
+        approved: &[Anchored],
+        runtime: Option<&RuntimeDir>,
+        (toolchains, early): (impl FnOnce() -> sweep::toolchain::Toolchains, Option<scan::Background>),
+        record: &mut Record,
+    ) -> Result<(), Error> {
+        let plan = self.plan;
+        let opened = |a: &Anchored| {
+            let d = a.dir.as_ref()?;
+            Some((sweep::Root { path: a.real.clone(), fd: d.fd.try_clone().ok()? }, d.owner))
+        };
+        // The target dir, and a separate build dir where units are built.
+        let Some((target, owner)) = approved.first().and_then(opened) else {
+            let swept = Swept { free_space: record.free_space, ..Swept::default() };
+            (self.emit)(Event::Swept(swept.clone()));
+            record.swept = Some(swept);
+            return Ok(());
+        };
+        let roots = match approved.get(1).and_then(opened) {
+            Some((build, _)) => sweep::Roots { build, artifact: Some(target) },
+            None => sweep::Roots { build: target, artifact: None },
+        };
+        let profiles = sweep::profiles(&roots);
+        let mut told_busy = false;
+        let (held_locks, busy) = sweep::lock::acquire(
+            &profiles,
+            Some(owner),
+            !plan.dry_run,
+            plan.lock_timeout,
+            Some(self.interrupt),
+            &mut |lock| {
+                told_busy = true;
+                let holder = self.lock_owner(lock);
+                (self.emit)(Event::WaitingForCargoLock {
+                    lock: lock.to_path_buf(),
+                    holder,
+                    timeout: plan.lock_timeout,
+                });
+            },
+        );
+        if self.interrupt.is_set() {
+            return Err(Interrupted { during: "while waiting for cargo's locks", note: "nothing was deleted" }.into());
+        }
+        // A scan from before a wait for a lock is stale.
+        let early = early.filter(|_| busy.is_empty() && !told_busy);
+        let (units, choice) = self.sweep_choose(approved, &roots, &profiles, &busy, (toolchains, early))?;
+        (self.emit)(Event::SweepPlanned { plan: choice.plan.clone(), dry_run: plan.dry_run });
+        let planned = choice.plan.total();
+        let mut swept = Swept {
+            units: planned.units,
+            files: planned.files,
+            bytes: planned.bytes,
+            plan: choice.plan.clone(),
+            free_space: record.free_space,
+        };
+        if plan.dry_run {
+            drop(held_locks);
+            (self.emit)(Event::Swept(swept.clone()));
+            record.swept = Some(swept);
+            return Ok(());
+        }
+        let id = swap::run_id();
+        // The moves, and the earlier trash lifted, with the rights of the tree's owner.
+        let acting = platform::Acting::as_owner(Some(owner)).map_err(|e| {
+            PurgeError::from(RemoveError::new("act with the rights of the owner of", &dirs.target_dir, e))
+        })?;
+        let moved = if choice.remove.is_empty() {
+            sweep::Moved::default()
+        } else {
+            sweep::move_out(&units, &choice.remove, &roots, &id, acting.uid())
+        };
+        // Everything chosen is out: cargo may build again while the trash is deleted.
+        drop(held_locks);
+        for (unit, e) in &moved.left {
+            (self.emit)(Event::Warning(format!("left {unit} in place: {e}")));
+        }
+        swept.units = moved.units;
+        let mut trash = moved.trash;
+        // Trash an earlier run left in these dirs goes too (this run's is among it).
+        let locks = runtime.and_then(|rt| rt.trash_locks().ok());
+        for root in std::iter::once(&roots.build).chain(roots.artifact.as_ref()) {
+            let mine: Vec<crate::model::FileId> = trash.iter().map(|t| t.id).collect();
+            if let Ok(found) = swap::trash_inside(&root.fd, &root.path, locks.as_ref()) {
+                trash.extend(found.into_iter().filter(|t| !mine.contains(&t.id)));
+            }
+        }
+        drop(acting);
+        if trash.is_empty() {
+            // Nothing was changed: nothing to delete, nothing to verify.
+            (self.emit)(Event::Swept(swept.clone()));
+            record.swept = Some(swept);
+            return Ok(());
+        }
+        let result = self.purge_or_detach(dirs, swap::Swapped { trash, mounts: Vec::new() }, runtime, &id, record);
+        if let Some(removed) = record.removed {
+            (swept.files, swept.bytes) = (removed.files, removed.bytes);
+        }
+        (self.emit)(Event::Swept(swept.clone()));
+        record.swept = Some(swept);
+        result
+    }
+
+    /// The sweep's decision, under cargo's locks: the units taken stock of, the toolchains learnt, what live
+    /// processes hold scanned, the skipped profiles named, and the units chosen.
+    fn sweep_choose(
+        &self,
+        approved: &[Anchored],
+        roots: &sweep::Roots,
+        profiles: &[sweep::ProfileDirs],
+        busy: &[sweep::lock::Busy],
+        (toolchains, early): (impl FnOnce() -> sweep::toolchain::Toolchains, Option<scan::Background>),
+    ) -> Result<(Vec<crate::layout::unit::Unit>, sweep::Choice), Error> {
+        let plan = self.plan;
+        let criteria = plan.sweep.unwrap_or_default();
+        // What processes hold: read since the run started, or, after a wait, while the units are counted.
+        let scan = early.unwrap_or_else(|| scan::start(&plan.platform, self.me));
+        let (units, versions) = sweep::inventory(roots, profiles);
+        let toolchains = toolchains();
+        if toolchains.current.is_none() {
+            (self.emit)(Event::Warning(format!(
+                "could not run `{} -vV`: which toolchain is current is not known, so no unit is judged by its \
+                 toolchain",
+                plan.toolchains.rustc.to_string_lossy()
+            )));
+        }
+        let scan_roots = Roots::exact(approved.iter().filter(|a| a.dir.is_some()).map(|a| a.real.clone()));
+        let scan::Scan { found, table, .. } = scan.finish(&scan_roots)?;
+        let mut locked = HashMap::new();
+        for b in busy {
+            if let Some(why) = b.unlockable {
+                (self.emit)(Event::Warning(format!(
+                    "skipped the profile {}: {} cannot be locked as cargo locks it: {why}",
+                    b.profile.display(),
+                    b.lock.display()
+                )));
+                locked.insert(b.profile.clone(), (None, b.lock.clone()));
+                continue;
+            }
+            let holder = self.lock_owner(&b.lock);
+            let by = holder.as_ref().map_or_else(
+                || "a process that could not be inspected".to_string(),
+                |p| format!("pid {} {} ({})", p.pid, p.display_name(), shell_words::join(&p.cmdline)),
+            );
+            (self.emit)(Event::Warning(format!(
+                "skipped the profile {}: {} was still held after {}s (--lock-timeout), by {by}",
+                b.profile.display(),
+                b.lock.display(),
+                plan.lock_timeout.as_secs_f64()
+            )));
+            locked.insert(b.profile.clone(), (holder.map(|p| p.pid), b.lock.clone()));
+        }
+        let total_bytes = if criteria.max_size.is_some() {
+            let count = |r: &sweep::Root| {
+                purge::count(&r.fd, &r.path, plan.purge.files, plan.purge.workers, self.interrupt).bytes
+            };
+            count(&roots.build) + roots.artifact.as_ref().map_or(0, count)
+        } else {
+            0
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let held = sweep::held_units(&units, roots, &found);
+        // A process cargo started from what it built (`cargo test` running a test binary, `cargo run`): cargo let go
+        // of its locks before running it, and runs the profile's other binaries next. Its profile is skipped whole.
+        for (&i, (pid, path)) in &held {
+            // Its parent, not any ancestor: whatever a shell under `cargo run` starts is no test cargo runs.
+            let parent = table.procs.get(pid).and_then(|p| table.procs.get(&p.ppid));
+            let Some(cargo) = parent.filter(|p| policy::kind_of(p, &scan_roots) == Kind::Cargo).map(|p| p.pid) else {
+                continue;
+            };
+            let profile = &units[i].profile;
+            if locked.contains_key(profile) {
+                continue;
+            }
+            (self.emit)(Event::Warning(format!(
+                "skipped the profile {}: cargo (pid {cargo}) runs what it built there ({}), and may run more of it",
+                profile.display(),
+                path.display()
+            )));
+            locked.insert(profile.clone(), (Some(cargo), path.clone()));
+        }
+        let facts = sweep::Facts {
+            held,
+            locked,
+            current: toolchains.current,
+            installed: toolchains.installed,
+            versions,
+            now,
+            total_bytes,
+        };
+        let choice = sweep::choose::choose(&units, &facts, criteria);
+        Ok((units, choice))
     }
 
     /// A dry run's measure of what the run would remove: each approved dir's files and bytes, counted by the
@@ -428,6 +680,19 @@ impl Run<'_> {
             gid: user.as_ref().map_or(st.st_gid, |u| u.gid.as_raw()),
             home: user.map(|u| u.dir),
         })
+    }
+
+    /// The process that owns one of cargo's lock files (holds it exclusively; else one that holds it at all).
+    fn lock_owner(&self, lock: &Path) -> Option<crate::model::Process> {
+        let found = scan::scan(&self.plan.platform, &Roots::new([lock]), self.me).ok()?.found;
+        let holds = |f: &crate::model::Found, how: Option<Hold>| {
+            f.handles.iter().any(|h| h.kind == HandleKind::Lock && (how.is_none() || h.hold == how))
+        };
+        let owner = found
+            .iter()
+            .position(|f| holds(f, Some(Hold::Exclusive)))
+            .or_else(|| found.iter().position(|f| holds(f, None)));
+        owner.or((!found.is_empty()).then_some(0)).map(|i| found[i].process.clone())
     }
 
     /// Who holds the run lock file `lock`, in words.
@@ -566,13 +831,13 @@ impl Run<'_> {
     ) -> Result<bool, Error> {
         let Some(d) = &a.dir else { return Ok(false) };
         let trash = {
-            let _acting = platform::Acting::as_owner(Some(d.owner))
+            let acting = platform::Acting::as_owner(Some(d.owner))
                 .map_err(|e| PurgeError::from(RemoveError::new("act with the rights of the owner of", &a.path, e)))?;
             let Some(_cargo_locks) = repair::lock_profile(&d.fd, &units.profile) else {
                 (self.emit)(Event::Warning("a build took the build dir's lock: cleaning the whole tree".into()));
                 return Ok(false);
             };
-            repair::move_out(units, &a.real, &d.fd, &swap::run_id()).map_err(PurgeError::from)?
+            repair::move_out(units, &a.real, &d.fd, &swap::run_id(), acting.uid()).map_err(PurgeError::from)?
         };
         let progress = Progress::default();
         let purged = purge::purge(&[trash], self.plan.purge, None, &progress, self.interrupt);

@@ -436,7 +436,7 @@ fn is_busy(dir: &OwnedFd, name: &CStr, locks: Option<&TrashLocks>) -> bool {
 /// Every trash entry inside the target dir `target` (at `path`). Trash that a failed run left inside the tree it
 /// swapped (it then sits inside this run's trash) is lifted back to the top first, so paths never grow from run to
 /// run.
-fn trash_inside(target: &OwnedFd, path: &Path, locks: Option<&TrashLocks>) -> Result<Vec<TrashRoot>> {
+pub fn trash_inside(target: &OwnedFd, path: &Path, locks: Option<&TrashLocks>) -> Result<Vec<TrashRoot>> {
     let mut names = trash_entries(target).map_err(|e| io_error("list", path, e))?;
     let mut queue: Vec<CString> = names.iter().filter(|n| is_dir_at(target, n)).cloned().collect();
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;

@@ -69,6 +69,9 @@ fn plan_for(ws: &Ws) -> Plan {
             format: Format::Human,
             style: Style { color: false, progress: false, quiet: true, verbose: 0, width: 100 },
         },
+        sweep: None,
+        if_free_below: None,
+        toolchains: cargo_safeclean::plan::Toolchains::default(),
     }
 }
 

@@ -160,6 +160,8 @@ fn summary(events: &[Event]) -> Summary {
         }],
         repaired: None,
         verify: Some(Verified { exit_code: Some(0), duration_ms: 1250, interrupted: false }),
+        swept: None,
+        free_space: None,
         exit_code: 5,
         // The run's own error, as `run` builds it: a message, a note and a help line.
         error: Some(
@@ -408,6 +410,103 @@ fn unlock_stops_the_owner_and_spares_the_waiter() {
 fn lines_fit_a_hundred_columns() {
     let (_, text) = replay(Format::Human, PLAIN);
     for line in text.lines().filter(|l| !l.starts_with("error:") && !l.starts_with("warning:")) {
+        assert!(line.chars().count() <= 100, "{} columns: {line}", line.chars().count());
+    }
+}
+
+/// A sweep: waiting for a build's lock, the plan per criterion (a dry run, then the run), a held unit kept, a
+/// skipped profile, the purge and the verify; human, JSON and GitHub's step summary.
+#[test]
+fn a_sweep_says_per_criterion_what_it_removes_and_what_it_keeps() {
+    use cargo_safeclean::model::{Criterion, Kept, KeptReason, SweepPlan, Swept, Tally};
+    let cargo = process(4300, 1, "/usr/bin/cargo", &["cargo", "build", "--release"]);
+    let plan = SweepPlan {
+        by_criterion: vec![
+            (
+                Criterion::Orphan,
+                Tally { units: 2, files: 2, bytes: 81_920 },
+                vec![
+                    "debug/deps/app-1d2f3a4b5c6d7e8f.app.3ub6-cgu.0.rcgu.o".into(),
+                    "debug/deps/libold-0a1b2c3d4e5f6a7b.rlib".into(),
+                ],
+            ),
+            (Criterion::UninstalledToolchain, Tally::default(), vec![]),
+            (
+                Criterion::OtherToolchain,
+                Tally { units: 6, files: 47, bytes: 43_576_398 },
+                (1..=6).map(|i| format!("debug/dep{i}-5dac3488317744{i:02}")).collect(),
+            ),
+            (
+                Criterion::OlderThan,
+                Tally { units: 1, files: 9, bytes: 1_048_576 },
+                vec!["debug/incremental/app-0itxg373mx06j".into()],
+            ),
+        ],
+        kept: vec![
+            Kept {
+                unit: Some("debug/app-9517d73897b5767e".into()),
+                profile: "debug".into(),
+                reason: KeptReason::Held,
+                pid: Some(4242),
+                path: Some("/w/target/debug/deps/app-9517d73897b5767e".into()),
+            },
+            Kept {
+                unit: None,
+                profile: "release".into(),
+                reason: KeptReason::Locked,
+                pid: Some(4300),
+                path: Some("/w/target/release/.cargo-lock".into()),
+            },
+        ],
+    };
+    let swept = Swept { units: 9, files: 58, bytes: 44_706_894, plan: plan.clone(), free_space: None };
+    let run = |dry_run: bool| {
+        let mut events = vec![
+            Event::Dirs(dirs(None)),
+            Event::WaitingForCargoLock {
+                lock: "/w/target/release/.cargo-lock".into(),
+                holder: Some(cargo.clone()),
+                timeout: Duration::from_secs(30),
+            },
+            Event::Warning(
+                "skipped the profile release: /w/target/release/.cargo-lock was still held after 30s \
+                 (--lock-timeout), by pid 4300 cargo (cargo build --release)"
+                    .into(),
+            ),
+            Event::SweepPlanned { plan: plan.clone(), dry_run },
+        ];
+        let mut summary =
+            Summary { dirs: Some(dirs(None)), swept: Some(swept.clone()), ..Summary::empty(Mode::Sweep, dry_run, 0) };
+        if !dry_run {
+            let removed = Removed { files: 58, bytes: 44_706_894, duration_ms: 41 };
+            let verified = Verified { exit_code: Some(0), duration_ms: 310, interrupted: false };
+            events.extend([
+                Event::VerifyStarted { command: "cargo check".into() },
+                Event::Removed(removed),
+                Event::Verified(verified),
+            ]);
+            summary.removed = Some(removed);
+            summary.verify = Some(verified);
+        }
+        events.push(Event::Swept(swept.clone()));
+        (events, summary)
+    };
+    let (events, summary) = run(true);
+    insta::assert_snapshot!("sweep_dry_run_human", human(&events, &summary).0);
+    let verbose = replay_run(Format::Human, Style { verbose: 1, ..PLAIN }, &events, &summary).1;
+    assert!(verbose.contains("debug/dep3-5dac348831774403"), "-v names each unit: {verbose}");
+    let (events, summary) = run(false);
+    let (text, quiet) = human(&events, &summary);
+    insta::assert_snapshot!("sweep_human", text);
+    assert!(quiet.starts_with("warning: skipped the profile release"), "{quiet}");
+    let (stdout, _) = replay_run(Format::Json, PLAIN, &events, &summary);
+    let lines: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines[lines.len() - 2]["reason"], "swept", "the swept line comes right before the summary");
+    insta::assert_snapshot!("sweep_json_stdout", stdout);
+    let step = tempfile::NamedTempFile::new().unwrap();
+    replay_run(Format::Github { step_summary: Some(step.path().to_path_buf()) }, PLAIN, &events, &summary);
+    insta::assert_snapshot!("sweep_github_step_summary", std::fs::read_to_string(step.path()).unwrap());
+    for line in text.lines().filter(|l| !l.starts_with("warning:")) {
         assert!(line.chars().count() <= 100, "{} columns: {line}", line.chars().count());
     }
 }

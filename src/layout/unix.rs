@@ -108,9 +108,19 @@ fn has_cargo_tag(dir: &OwnedFd, keep: &dyn Fn(&Stat) -> bool) -> bool {
 pub fn is_held(lock: &Path) -> bool {
     // Never through a link, never waiting on whatever a name was swapped for (a FIFO blocks an open).
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-    let Ok(file) = rustix::fs::open(lock, flags, Mode::empty()) else { return false };
-    rustix::fs::fstat(&file).is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::RegularFile)
-        && matches!(flock(&file, FlockOperation::NonBlockingLockExclusive), Err(Errno::WOULDBLOCK))
+    rustix::fs::open(lock, flags, Mode::empty()).is_ok_and(|file| held(&file))
+}
+
+/// [`is_held`] for the lock file `name` in the open dir `dir`.
+#[must_use]
+pub fn is_held_at(dir: &OwnedFd, name: &str) -> bool {
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    rustix::fs::openat(dir, name, flags, Mode::empty()).is_ok_and(|file| held(&file))
+}
+
+fn held(file: &OwnedFd) -> bool {
+    rustix::fs::fstat(file).is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::RegularFile)
+        && matches!(flock(file, FlockOperation::NonBlockingLockExclusive), Err(Errno::WOULDBLOCK))
 }
 
 #[cfg(test)]

@@ -159,7 +159,8 @@ impl Places {
         for root in roots.paths() {
             let (id, spelling) = crate::platform::root_spelling(root);
             ids.extend(id.map(|id| (id, root.clone())));
-            spelled.extend(spelling.filter(|p| p != root));
+            // A spelling already among the roots would only be compared twice for every handle of every process.
+            spelled.extend(spelling.filter(|p| !roots.paths().contains(p) && !spelled.contains(p)));
         }
         Places { roots: Roots::exact(roots.paths().iter().cloned().chain(spelled)), ids }
     }
@@ -388,6 +389,8 @@ mod tests {
         assert!(places.roots.contains(&real.join("debug/x")), "{places:?}");
         let id = crate::platform::file_id(&rustix::fs::stat(&dir).unwrap());
         assert_eq!(places.place(Path::new("/elsewhere"), Some(id)), Some(given));
+        let once = Places::of(&Roots::exact([real.clone()]));
+        assert_eq!(once.roots.paths(), [real], "a root already in the kernel's spelling is compared once");
     }
 
     /// What the Windows scan reads: the handle table's names (true case, `\\?\` taken off), a cwd as a dir handle,

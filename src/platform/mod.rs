@@ -2,10 +2,10 @@
 //! calls OS-specific syscalls. One module per implementation, chosen whole with `#[cfg]` on the `mod` line, as std's
 //! `sys/` and nextest's `runner/{unix,windows}.rs` are, so that each compiles as a whole and none is half-compiled:
 //!
-//! - [`linux`] (the native implementation on Linux): `/proc` for the process table and what each process holds
+//! - `linux` (the native implementation on Linux): `/proc` for the process table and what each process holds
 //!   (with `/proc/locks`), pidfds for signals, `openat2`/`statx`/mountinfo for mount points and `/proc/self/fd` for
 //!   a chmod that cannot follow a symlink;
-//! - [`macos`] (the native implementation on macOS): libproc for the process table and what each process holds,
+//! - `macos` (the native implementation on macOS): libproc for the process table and what each process holds,
 //!   kqueue (`EVFILT_PROC`/`NOTE_EXIT`) for exits, an identity check before each `kill(2)`;
 //! - [`windows`] (the native implementation on Windows): the system handle table and module snapshots for what each
 //!   process holds, sysinfo for the table, process handles (`OpenProcess`, `TerminateProcess`, a wait on the handle)

@@ -1,9 +1,11 @@
 //! The seam on Unix: which implementation, native or [`portable`], serves each piece, chosen at run time.
 
+/// This OS's own implementation, by one name on every Unix.
 #[cfg(target_os = "linux")]
-pub(crate) use super::linux as native;
+pub use super::linux as native;
+/// This OS's own implementation, by one name on every Unix.
 #[cfg(target_os = "macos")]
-pub(crate) use super::macos as native;
+pub use super::macos as native;
 use super::{Identity, Waited, held, portable};
 
 use std::collections::HashSet;
@@ -280,7 +282,7 @@ pub fn lower_priority() -> Vec<String> {
 /// Makes the calling thread act on files with `owner`'s rights, or its own again (`None`), and returns the uid whose
 /// rights it uses now: how a root run keeps a name another user controls from leading it anywhere that user could
 /// not reach. Only a root process changes anything. Linux: the thread's fs uid, fs gid and groups
-/// ([`linux::creds`]); macOS keeps the run's own rights (anchored by open handles all the same; see the README).
+/// (`linux::creds`); macOS keeps the run's own rights (anchored by open handles all the same; see the README).
 pub use native::{act_as, with_own_rights};
 
 /// Acts with `owner`'s rights until dropped, then with the thread's own again.

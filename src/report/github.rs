@@ -11,7 +11,7 @@ use std::sync::{Mutex, PoisonError};
 use super::human::HumanReporter;
 use super::{Reporter, words};
 use crate::event::{Event, Summary};
-use crate::model::{CheckResult, Checked, Holder, Outcome, Verdict};
+use crate::model::{CheckResult, Checked, Holder, Mode, Outcome, Verdict};
 
 /// Escapes a workflow command's message as the runner expects (`%`, CR, LF).
 #[must_use]
@@ -69,7 +69,9 @@ impl GithubReporter {
             let _ = writeln!(md, "Target dir: `{}`\n", d.target_dir.display());
         }
         let uninspectable = summary.uninspectable.count();
-        if summary.holders.is_empty() && uninspectable == 0 {
+        if summary.mode == Mode::Sweep {
+            // A sweep stops nothing: what held a unit is in its `kept`.
+        } else if summary.holders.is_empty() && uninspectable == 0 {
             md.push_str("No process held the target dir.\n\n");
         } else if summary.holders.is_empty() {
             md.push_str("No process that could be inspected held the target dir.\n\n");
@@ -92,7 +94,19 @@ impl GithubReporter {
             let who = words::things(uninspectable as u64, "process", "processes");
             let _ = writeln!(md, "{who} could not be inspected; what they hold is not known.\n");
         }
-        if let Some(r) = summary.removed {
+        if let Some(w) = &summary.swept {
+            let verb = if summary.dry_run { "Would sweep" } else { "Swept" };
+            let units = words::things(w.units, "unit", "units");
+            let _ = writeln!(md, "{verb} {units} ({}).\n", words::files_and_bytes(w.files, w.bytes));
+            for (c, t, _) in w.plan.by_criterion.iter().filter(|(_, t, _)| t.units > 0) {
+                let _ = writeln!(md, "- {}: {}", c.as_str(), words::things(t.units, "unit", "units"));
+            }
+            let held = w.plan.kept.iter().filter(|k| k.unit.is_some()).count();
+            if held > 0 {
+                let _ = writeln!(md, "- kept: {held} (held by a live process, or in a profile a build held)");
+            }
+            md.push('\n');
+        } else if let Some(r) = summary.removed {
             let _ = writeln!(md, "Removed {}.\n", words::files_and_bytes(r.files, r.bytes));
         }
         if let Some(d) = &summary.purge_detached {

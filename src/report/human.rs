@@ -15,7 +15,8 @@ use super::words::{self, files_and_bytes};
 use super::{Reporter, Style, failure_lines};
 use crate::event::{Event, Summary};
 use crate::model::{
-    CheckResult, Checked, DirSize, Holder, Mode, Outcome, Progress, Sig, Uninspectable, Verdict, Verified,
+    CheckResult, Checked, DirSize, FreeSpace, Holder, KeptReason, Mode, Outcome, Progress, Sig, SweepPlan,
+    Uninspectable, Verdict, Verified,
 };
 use crate::workspace::Dirs;
 
@@ -47,6 +48,8 @@ struct Seen {
     foreseen: words::Foreseen,
     /// The processes a countdown waits for.
     waiting: Arc<Mutex<Vec<(u32, String)>>>,
+    /// A sweep: the purge removes swept units, not the whole tree.
+    sweeping: bool,
 }
 
 pub struct HumanReporter {
@@ -117,7 +120,8 @@ impl HumanReporter {
     /// A status line even `-q` shows: the errors cargo printed for a damaged build dir need this one to say they
     /// were the damage's, and were repaired.
     fn line(&self, word: &str, tone: Tone, rest: &str) {
-        let mut lines = words::wrap(rest, self.style.width - INDENT.len()).into_iter();
+        let rest = words::printable(rest);
+        let mut lines = words::wrap(&rest, self.style.width - INDENT.len()).into_iter();
         let first = lines.next().unwrap_or_default();
         self.print(&format!("{} {first}", self.paint(&format!("{word:>12}"), tone)));
         for line in lines {
@@ -126,7 +130,7 @@ impl HumanReporter {
     }
 
     fn warning(&self, message: &str) {
-        self.print(&format!("{}: {message}", self.paint("warning", Tone::Warn)));
+        self.print(&format!("{}: {}", self.paint("warning", Tone::Warn), words::printable(message)));
     }
 
     /// A `note:` that only `-v` shows: true, but nothing to act on in the common case.
@@ -152,7 +156,7 @@ impl HumanReporter {
         self.status(words::holder_word(h, outcome), tone, &words::holder_line(h, dirs.as_ref()));
         if self.style.verbose > 0 && !self.style.quiet {
             for detail in words::holder_details(h) {
-                for line in words::wrap(&detail, self.style.width - INDENT.len()) {
+                for line in words::wrap(&words::printable(&detail), self.style.width - INDENT.len()) {
                     self.print(&format!("{INDENT}{line}"));
                 }
             }
@@ -163,7 +167,7 @@ impl HumanReporter {
     /// in every sandbox: a note under `-v`, and a count in the summary where it qualifies "nothing held it".
     fn scanned(&self, mode: Mode, u: &Uninspectable) {
         let held = match mode {
-            Mode::Clean => "the target dir",
+            Mode::Clean | Mode::Sweep => "the target dir",
             Mode::Unlock => "cargo's locks",
         };
         if u.other_users > 0 {
@@ -297,7 +301,11 @@ impl HumanReporter {
 
     fn removed(&self, files: u64, bytes: u64, ms: u64) {
         self.untick();
-        let what = format!("{} ({})", self.removed_dirs(), files_and_bytes(files, bytes));
+        let what = if lock(&self.seen).sweeping {
+            format!("the swept units ({})", files_and_bytes(files, bytes))
+        } else {
+            format!("{} ({})", self.removed_dirs(), files_and_bytes(files, bytes))
+        };
         self.status("Removed", Tone::Good, &format!("{what} in {}", words::duration_ms(ms)));
     }
 
@@ -309,6 +317,80 @@ impl HumanReporter {
         }
         let total = sizes.iter().fold((0, 0), |(f, b), s| (f + s.files, b + s.bytes));
         lock(&self.seen).foreseen.removes = Some(total);
+    }
+
+    /// What a sweep chose: a line per criterion that picked something (with `-v`, each unit under it), and what it
+    /// keeps although a criterion picked it.
+    fn sweep_planned(&self, plan: &SweepPlan, dry_run: bool) {
+        let dirs = self.dirs();
+        {
+            let mut seen = lock(&self.seen);
+            seen.sweeping = true;
+            seen.foreseen.sweeps = Some(plan.total().units);
+        }
+        let word = if dry_run { "Would sweep" } else { "Sweeping" };
+        for (c, t, names) in plan.by_criterion.iter().filter(|(_, t, _)| t.units > 0) {
+            let what = format!("{} ({})", words::things(t.units, "unit", "units"), files_and_bytes(t.files, t.bytes));
+            self.status(word, Tone::Warn, &format!("{what}: {}", words::criterion(*c)));
+            if self.style.verbose > 0 && !self.style.quiet {
+                for n in names {
+                    self.print(&format!("{INDENT}{n}"));
+                }
+            }
+        }
+        for k in &plan.kept {
+            let by = k.pid.map_or_else(|| "a process that could not be inspected".into(), |p| self.who(p));
+            let path = k.path.as_deref().map(|p| words::path_in(p, dirs.as_ref())).unwrap_or_default();
+            match (&k.unit, k.reason) {
+                (Some(unit), KeptReason::Held) => {
+                    self.status("Keeping", Tone::Good, &format!("{unit}: {by} holds {path}"));
+                }
+                (Some(unit), KeptReason::Locked) => {
+                    self.status("Keeping", Tone::Good, &format!("{unit}: a build holds {path}"));
+                }
+                (None, _) => self.status(
+                    "Skipped",
+                    Tone::Warn,
+                    &format!("the profile {}: {by} holds {path}", k.profile.display()),
+                ),
+            }
+        }
+        if plan.total().units == 0 && plan.kept.is_empty() {
+            self.status("Fresh", Tone::Good, "nothing to sweep");
+        }
+    }
+
+    /// A sweep waits for one of cargo's locks: which, who holds it and for how long, and how long it waits.
+    fn waiting_for_lock(&self, file: &std::path::Path, holder: Option<&crate::model::Process>, timeout: Duration) {
+        let dirs = self.dirs();
+        let by = holder.map_or_else(
+            || "a process that could not be inspected".to_string(),
+            |p| {
+                let age = p.started_at.and_then(words::running_for);
+                format!("{}{}", words::process(p), age.map(|a| format!(", running for {a}")).unwrap_or_default())
+            },
+        );
+        let at_most = words::duration_ms(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
+        let lock = words::path_in(file, dirs.as_ref());
+        self.status(
+            "Blocking",
+            Tone::Warn,
+            &format!("waiting for {lock}, held by {by} (at most {at_most}, --lock-timeout)"),
+        );
+    }
+
+    /// `--if-free-below`: enough space is nothing to do; too little is why the run goes on.
+    fn free_space(&self, f: FreeSpace) {
+        let (free, below) = (crate::report::human_bytes(f.free), crate::report::human_bytes(f.below));
+        if f.wanted() {
+            self.status("Low", Tone::Warn, &format!("only {free} free, below {below} (--if-free-below)"));
+        } else {
+            self.status(
+                "Skipping",
+                Tone::Good,
+                &format!("{free} free, not below {below} (--if-free-below): nothing to do"),
+            );
+        }
     }
 
     /// The check or verify command that ran last, as cargo's subcommand.
@@ -391,17 +473,23 @@ impl Reporter for HumanReporter {
             Event::Measured(sizes) => self.measured(sizes),
             Event::PurgeStarted(progress) => self.purge_started(progress),
             Event::Removed(r) => self.removed(r.files, r.bytes, r.duration_ms),
-            Event::PurgeDetached(d) => self.status(
-                "Detached",
-                Tone::Good,
-                &format!(
-                    "pid {} deletes the old {} in the background, at idle priority; `tail -f {}` follows it \
-                     (the log is removed once all is deleted, kept if something was left)",
-                    d.pid,
-                    self.removed_dirs(),
-                    d.log.display()
-                ),
-            ),
+            Event::PurgeDetached(d) => {
+                let what = if lock(&self.seen).sweeping {
+                    "the swept units".to_string()
+                } else {
+                    format!("the old {}", self.removed_dirs())
+                };
+                self.status(
+                    "Detached",
+                    Tone::Good,
+                    &format!(
+                        "pid {} deletes {what} in the background, at idle priority; `tail -f {}` follows it \
+                         (the log is removed once all is deleted, kept if something was left)",
+                        d.pid,
+                        d.log.display()
+                    ),
+                );
+            }
             Event::CheckStarted { command } => {
                 lock(&self.seen).command = Some(words::cargo_command(command));
                 self.status("Checking", Tone::Good, &format!("the build dir with `{command}`"));
@@ -438,7 +526,12 @@ impl Reporter for HumanReporter {
             Event::CargoLine(line) => self.print(line),
             Event::Verified(v) => self.verified(v),
             Event::Warning(message) => self.warning(message),
-            Event::Signal { .. } => {}
+            Event::WaitingForCargoLock { lock: file, holder, timeout } => {
+                self.waiting_for_lock(file, holder.as_ref(), *timeout);
+            }
+            Event::FreeSpace(f) => self.free_space(*f),
+            Event::SweepPlanned { plan, dry_run } => self.sweep_planned(plan, *dry_run),
+            Event::Signal { .. } | Event::Swept(_) => {}
         }
     }
 
@@ -452,7 +545,8 @@ impl Reporter for HumanReporter {
             || summary.removed.is_some()
             || summary.verify.is_some()
             || summary.check.is_some()
-            || summary.purge_detached.is_some();
+            || summary.purge_detached.is_some()
+            || summary.swept.is_some();
         if !failed || acted {
             self.status("Summary", if failed { Tone::Bad } else { Tone::Good }, &line);
         }

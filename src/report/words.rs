@@ -6,8 +6,8 @@ use std::path::Path;
 use crate::event::Summary;
 use crate::layout::{LockName, lock_name};
 use crate::model::{
-    CheckResult, Handle, HandleKind, Hold, Holder, Kind, Mode, Outcome, Process, Relation, Settled, SpareReason,
-    Verdict,
+    CheckResult, Criterion, FreeSpace, Handle, HandleKind, Hold, Holder, KeptReason, Kind, Mode, Outcome, Process,
+    Relation, Settled, SpareReason, Verdict,
 };
 use crate::workspace::Dirs;
 
@@ -80,6 +80,16 @@ pub fn command(p: &Process, full: bool) -> String {
 #[must_use]
 pub fn process(p: &Process) -> String {
     format!("{} (pid {})", command(p, false), p.pid)
+}
+
+/// `text` with its control characters escaped (`\n`, `\u{1b}`): a file name with a newline or an escape sequence
+/// cannot fake a line of the report or steer the terminal.
+#[must_use]
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
 }
 
 /// `path` as the user knows it: relative to the workspace when inside it (`target/debug/x`), else whole.
@@ -242,7 +252,7 @@ pub fn holder_details(h: &Holder) -> Vec<String> {
 }
 
 /// How long a process started at `started` (seconds since the epoch) has been running: `3h 12m`, `5m 3s`, `4s`.
-fn running_for(started: u64) -> Option<String> {
+pub fn running_for(started: u64) -> Option<String> {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
     let s = now.checked_sub(started)?;
     Some(match (s / 3600, s / 60 % 60, s % 60) {
@@ -356,18 +366,27 @@ pub struct Foreseen {
     pub removes: Option<(u64, u64)>,
     /// The units a repair would remove.
     pub repairs: Option<Vec<String>>,
+    /// The units a sweep would remove.
+    pub sweeps: Option<u64>,
 }
 
 /// What the closing `Summary` line says, from the run's summary; `checked`: the cargo command of the check or the
 /// verify (`cargo check`).
 #[must_use]
 pub fn summary_line(s: &Summary, foreseen: &Foreseen, checked: &str) -> String {
+    if s.mode == Mode::Sweep {
+        return sweep_summary(s, checked);
+    }
+    if let Some(f) = s.free_space.filter(|f| !f.wanted()) {
+        return plenty(f);
+    }
     let mut parts = Vec::new();
     let outcome = |o: Outcome| s.holders.iter().filter(move |h| h.outcome == Some(o)).map(|h| &h.holder);
     let held = match (s.mode, &s.dirs) {
         (Mode::Unlock, _) => "cargo's locks".to_string(),
         (Mode::Clean, Some(d)) => d.roots().map(|r| dir_in(r, Some(d))).collect::<Vec<_>>().join(" or "),
-        (Mode::Clean, None) => "the target dir".to_string(),
+        (Mode::Clean | Mode::Sweep, None) => "the target dir".to_string(),
+        (Mode::Sweep, Some(d)) => d.roots().map(|r| dir_in(r, Some(d))).collect::<Vec<_>>().join(" or "),
     };
     // Never "nothing held it" when some processes could not be looked at.
     let none_held = match s.uninspectable.count() {
@@ -438,6 +457,76 @@ pub fn summary_line(s: &Summary, foreseen: &Foreseen, checked: &str) -> String {
     parts.join("; ")
 }
 
+/// `--if-free-below` found enough space.
+fn plenty(f: FreeSpace) -> String {
+    format!("nothing to do: {} free, not below {}", super::human_bytes(f.free), super::human_bytes(f.below))
+}
+
+/// A criterion as the summary counts by it: `3 orphans`, `9 of another toolchain`.
+#[must_use]
+pub fn by_criterion(c: Criterion, units: u64) -> String {
+    match c {
+        Criterion::Orphan => things(units, "orphan", "orphans"),
+        Criterion::UninstalledToolchain => format!("{} of a toolchain no longer installed", count(units)),
+        Criterion::OtherToolchain => format!("{} of another toolchain", count(units)),
+        Criterion::OlderThan => format!("{} unused for longer than --older-than", count(units)),
+        Criterion::MaxSize => format!("{} least recently used over --max-size", count(units)),
+    }
+}
+
+/// What a criterion removes, for the plan's lines.
+#[must_use]
+pub fn criterion(c: Criterion) -> &'static str {
+    match c {
+        Criterion::Orphan => "orphans that no build uses",
+        Criterion::UninstalledToolchain => "built by a toolchain no longer installed",
+        Criterion::OtherToolchain => "built by another toolchain (--other-toolchains)",
+        Criterion::OlderThan => "unused for longer than --older-than",
+        Criterion::MaxSize => "least recently used over --max-size",
+    }
+}
+
+/// The summary of a sweep.
+fn sweep_summary(s: &Summary, checked: &str) -> String {
+    if let Some(f) = s.free_space.filter(|f| !f.wanted()) {
+        return plenty(f);
+    }
+    let Some(w) = &s.swept else { return "nothing was swept".into() };
+    let mut parts = Vec::new();
+    let by: Vec<String> =
+        w.plan.by_criterion.iter().filter(|(_, t, _)| t.units > 0).map(|(c, t, _)| by_criterion(*c, t.units)).collect();
+    let by = if by.is_empty() { String::new() } else { format!(": {}", by.join(", ")) };
+    let units = things(w.units, "unit", "units");
+    parts.push(match (s.dry_run, w.units) {
+        (_, 0) => "nothing to sweep".to_string(),
+        (true, _) => format!("dry run: would sweep {units} ({}){by}", files_and_bytes(w.files, w.bytes)),
+        (false, _) => format!("swept {units} ({}){by}", files_and_bytes(w.files, w.bytes)),
+    });
+    let held = w.plan.kept.iter().filter(|k| k.unit.is_some() && k.reason == KeptReason::Held).count();
+    if held > 0 {
+        parts.push(format!("kept {} that live processes hold or need", things(held as u64, "unit", "units")));
+    }
+    let skipped = w.plan.kept.iter().filter(|k| k.unit.is_none()).count();
+    if skipped > 0 {
+        parts.push(format!("skipped {} a build held", things(skipped as u64, "profile", "profiles")));
+    }
+    if s.dry_run {
+        parts.push("nothing was deleted".into());
+    }
+    if let Some(d) = &s.purge_detached {
+        parts.push(format!("deleting them in the background (pid {})", d.pid));
+    }
+    if let Some(v) = &s.verify {
+        let took = duration_ms(v.duration_ms);
+        parts.push(match (v.success(), v.exit_code) {
+            (true, _) => format!("`{checked}` passed in {took}"),
+            (false, Some(code)) => format!("`{checked}` failed (exit code {code}) after {took}"),
+            (false, None) => format!("`{checked}` was killed after {took}"),
+        });
+    }
+    parts.join("; ")
+}
+
 /// What became of the holders of a run, in words: `stopped 2 processes (1 killed)`, `spared 1 still running: …`.
 fn settled_words(s: &Summary) -> Vec<String> {
     let count = |o: Outcome| s.holders.iter().filter(|h| h.outcome == Some(o)).count();
@@ -478,7 +567,9 @@ fn settled_words(s: &Summary) -> Vec<String> {
 /// The `help:` lines for the next step a finished run leaves, if any.
 #[must_use]
 pub fn helps(summary: &Summary, foreseen: &Foreseen) -> Vec<String> {
-    let would_remove = foreseen.removes.is_some_and(|(files, _)| files > 0) || foreseen.repairs.is_some();
+    let would_remove = foreseen.removes.is_some_and(|(files, _)| files > 0)
+        || foreseen.repairs.is_some()
+        || foreseen.sweeps.is_some_and(|units| units > 0);
     let mut helps = Vec::new();
     // Only a spared holder that still runs is worth stopping.
     let spared = |reason| summary.holders.iter().any(|h| h.holder.spare_reason == Some(reason) && !h.gone);
@@ -621,6 +712,12 @@ mod tests {
             "what was stopped to run the check is said"
         );
         assert_eq!(line(vec![], false, |_| ()), "no process held the target dir; nothing was cleaned");
+    }
+
+    #[test]
+    fn names_cannot_fake_lines() {
+        assert_eq!(printable("a\n     Summary x\u{1b}[2J"), "a\\n     Summary x\\u{1b}[2J");
+        assert_eq!(printable("plain"), "plain");
     }
 
     #[test]
