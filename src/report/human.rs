@@ -431,15 +431,8 @@ impl HumanReporter {
     }
 
     fn verified(&self, v: &Verified) {
-        let took = words::duration_ms(v.duration_ms);
-        let command = self.command();
-        match (v.success(), v.exit_code) {
-            (true, _) => self.status("Verified", Tone::Good, &format!("`{command}` passed in {took}")),
-            (false, Some(code)) => {
-                self.status("Failed", Tone::Bad, &format!("`{command}` failed (exit code {code}) after {took}"));
-            }
-            (false, None) => self.status("Failed", Tone::Bad, &format!("`{command}` was killed after {took}")),
-        }
+        let (word, tone) = if v.success() { ("Verified", Tone::Good) } else { ("Failed", Tone::Bad) };
+        self.status(word, tone, &words::verified(v, &self.command()));
     }
 }
 

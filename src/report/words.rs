@@ -446,14 +446,7 @@ pub fn summary_line(s: &Summary, foreseen: &Foreseen, checked: &str) -> String {
         }
         (None, None) => {}
     }
-    if let Some(v) = &s.verify {
-        let took = duration_ms(v.duration_ms);
-        parts.push(match (v.success(), v.exit_code) {
-            (true, _) => format!("`{checked}` passed in {took}"),
-            (false, Some(code)) => format!("`{checked}` failed (exit code {code}) after {took}"),
-            (false, None) => format!("`{checked}` was killed after {took}"),
-        });
-    }
+    parts.extend(s.verify.as_ref().map(|v| verified(v, checked)));
     parts.join("; ")
 }
 
@@ -516,15 +509,19 @@ fn sweep_summary(s: &Summary, checked: &str) -> String {
     if let Some(d) = &s.purge_detached {
         parts.push(format!("deleting them in the background (pid {})", d.pid));
     }
-    if let Some(v) = &s.verify {
-        let took = duration_ms(v.duration_ms);
-        parts.push(match (v.success(), v.exit_code) {
-            (true, _) => format!("`{checked}` passed in {took}"),
-            (false, Some(code)) => format!("`{checked}` failed (exit code {code}) after {took}"),
-            (false, None) => format!("`{checked}` was killed after {took}"),
-        });
-    }
+    parts.extend(s.verify.as_ref().map(|v| verified(v, checked)));
     parts.join("; ")
+}
+
+/// How the verify went: `` `cargo check` passed in 1.25s ``.
+#[must_use]
+pub fn verified(v: &crate::model::Verified, checked: &str) -> String {
+    let took = duration_ms(v.duration_ms);
+    match (v.success(), v.exit_code) {
+        (true, _) => format!("`{checked}` passed in {took}"),
+        (false, Some(code)) => format!("`{checked}` failed (exit code {code}) after {took}"),
+        (false, None) => format!("`{checked}` was killed after {took}"),
+    }
 }
 
 /// What became of the holders of a run, in words: `stopped 2 processes (1 killed)`, `spared 1 still running: …`.
