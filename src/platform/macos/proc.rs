@@ -36,18 +36,8 @@ impl From<Info> for Process {
 /// pids are split among the cores, as on Linux: each process costs a few calls per open file and mapped region.
 pub fn snapshot(exclude: u32, with_handles: bool) -> Result<Snapshot, ScanError> {
     let pids = libproc::all_pids().map_err(ScanError::Libproc)?;
-    let workers = std::thread::available_parallelism().map_or(1, usize::from).min(8);
-    let chunk = pids.len().div_ceil(workers).max(1);
-    let parts: Vec<Snapshot> = std::thread::scope(|s| {
-        let handles: Vec<_> =
-            pids.chunks(chunk).map(|part| s.spawn(|| snapshot_part(part, exclude, with_handles))).collect();
-        handles.into_iter().map(|h| h.join().expect("a scan thread panicked")).collect()
-    });
-    let mut out = Snapshot::new(rustix::process::geteuid().as_raw());
-    for part in parts {
-        out.merge(part);
-    }
-    Ok(out)
+    let uid = rustix::process::geteuid().as_raw();
+    Ok(Snapshot::in_parallel(&pids, uid, |part| snapshot_part(part, exclude, with_handles)))
 }
 
 fn snapshot_part(pids: &[u32], exclude: u32, with_handles: bool) -> Snapshot {
