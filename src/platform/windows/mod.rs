@@ -17,6 +17,7 @@
 //! counted as uninspectable.
 #![expect(unsafe_code, reason = "the Win32 and NT system-call layer: each call says why it is sound")]
 
+pub mod fs;
 pub mod handles;
 pub mod modules;
 pub mod stop;
@@ -268,6 +269,25 @@ pub fn normalise(path: &Path) -> PathBuf {
 #[must_use]
 pub fn wide(s: &std::ffi::OsStr) -> Vec<u16> {
     s.encode_wide().chain([0]).collect()
+}
+
+/// The version of Wine this runs under, if it does (`wine_get_version`, which only Wine's ntdll exports): tests of
+/// what Wine does differently from Windows skip there, saying why.
+#[must_use]
+pub fn wine_version() -> Option<String> {
+    use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleW, GetProcAddress};
+    let ntdll = wide(std::ffi::OsStr::new("ntdll.dll"));
+    // SAFETY: a NUL-terminated module name; ntdll is loaded in every process and never unloaded.
+    let module = unsafe { GetModuleHandleW(ntdll.as_ptr()) };
+    if module.is_null() {
+        return None;
+    }
+    // SAFETY: a loaded module and a NUL-terminated export name.
+    let f = unsafe { GetProcAddress(module, c"wine_get_version".as_ptr().cast()) }?;
+    // SAFETY: Wine's `const char *wine_get_version(void)`, returning a static NUL-terminated string.
+    let get: extern "C" fn() -> *const std::ffi::c_char = unsafe { std::mem::transmute(f) };
+    // SAFETY: the static string just returned.
+    Some(unsafe { std::ffi::CStr::from_ptr(get()) }.to_string_lossy().into_owned())
 }
 
 /// This process's pseudo-handle (needs no closing).
