@@ -1,22 +1,36 @@
 //! What a run acts on, opened once. Each dir to clean is held as an open handle, with its parent's, from the moment
-//! it is checked: the guard judges the opened dir (device and inode, owner, mode, real path, contents), the run lock
-//! is keyed on it, and after the lock [`Anchored::changed`] says whether its name still leads to it. The swap and the
-//! purge then work relative to these handles, never by a name looked up again.
+//! it is checked: the guard judges the opened dir (identity, owner, real path, contents), the run lock is keyed on
+//! it, and after the lock [`Anchored::changed`] says whether its name still leads to it. The swap and the purge then
+//! work relative to these handles, never by a name looked up again.
 //!
-//! A symlink is followed only where the user put one on the way: in the path to the parent, and as the dir itself
-//! (a user's own `target -> /fast/disk/…`); nothing below the dir is ever followed.
+//! A symlink (on Windows: a junction or a symlink) is followed only where the user put one on the way: in the path
+//! to the parent, and as the dir itself (a user's own `target -> /fast/disk/…`); nothing below the dir is ever
+//! followed. How a dir is opened is each OS's own (`unix.rs`: `openat` with `O_NOFOLLOW`; `windows.rs`:
+//! `NtCreateFile` relative to the parent's handle, reparse points opened as themselves).
 
-use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags};
-use rustix::io::Errno;
+use crate::model::FileId;
+#[cfg(unix)]
+use crate::model::Owner;
+use crate::platform::{Dir, Files};
 
-use crate::model::{FileId, Owner};
-use crate::platform::{self, Files};
+#[cfg(unix)]
+mod unix;
+#[cfg(windows)]
+mod windows;
+#[cfg(unix)]
+pub use unix::open;
+#[cfg(windows)]
+pub use windows::open;
+
+/// A name in a dir, as the OS's calls take it.
+#[cfg(unix)]
+pub type Name = std::ffi::CString;
+/// A name in a dir, as the OS's calls take it.
+#[cfg(windows)]
+pub type Name = std::ffi::OsString;
 
 /// A dir to clean, as opened.
 #[derive(Debug)]
@@ -26,9 +40,9 @@ pub struct Anchored {
     /// Where the dir really is: the opened dir's path as the kernel names it (for a symlink, where it leads).
     pub real: PathBuf,
     /// The dir that holds its name, opened through the given path.
-    pub parent: OwnedFd,
+    pub parent: Dir,
     pub parent_id: FileId,
-    pub name: CString,
+    pub name: Name,
     /// `None`: nothing by that name yet (cargo will make it).
     pub dir: Option<Opened>,
 }
@@ -36,11 +50,13 @@ pub struct Anchored {
 /// An existing dir to clean, open.
 #[derive(Debug)]
 pub struct Opened {
-    pub fd: OwnedFd,
+    pub fd: Dir,
     pub id: FileId,
+    #[cfg(unix)]
     pub owner: Owner,
     /// Permission bits and setuid/setgid/sticky (not the file type), as the recreated dir gets them.
-    pub mode: Mode,
+    #[cfg(unix)]
+    pub mode: rustix::fs::Mode,
     pub kind: Kind,
 }
 
@@ -64,81 +80,6 @@ pub enum AnchorError {
     /// A symlink to nothing: cleaning it would create whatever it names.
     DanglingSymlink,
     Io(io::Error),
-}
-
-impl From<Errno> for AnchorError {
-    fn from(e: Errno) -> Self {
-        AnchorError::Io(e.into())
-    }
-}
-
-fn dir_flags() -> OFlags {
-    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC
-}
-
-/// Opens `path` and its parent. `Ok(None)` when not even the parent exists: there is nothing to clean, and nothing
-/// to recreate.
-pub fn open(path: &Path, files: Files) -> Result<Option<Anchored>, AnchorError> {
-    // A path ending in `..` names no entry of a parent dir: what it leads to is held by its own name instead.
-    let resolved;
-    let split = if path.file_name().is_some() {
-        path
-    } else {
-        resolved = path.canonicalize().map_err(AnchorError::Io)?;
-        &resolved
-    };
-    let (Some(parent_path), Some(name)) = (split.parent(), split.file_name()) else {
-        return Err(AnchorError::FilesystemRoot);
-    };
-    let parent_path = if parent_path.as_os_str().is_empty() { Path::new(".") } else { parent_path };
-    let parent = match rustix::fs::open(parent_path, dir_flags(), Mode::empty()) {
-        Ok(fd) => fd,
-        Err(Errno::NOENT) => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    let parent_id = platform::file_id(&rustix::fs::fstat(&parent)?);
-    let name = CString::new(name.as_bytes()).map_err(|e| AnchorError::Io(io::Error::other(e)))?;
-    let dir = match rustix::fs::openat(&parent, &name, dir_flags() | OFlags::NOFOLLOW, Mode::empty()) {
-        Ok(fd) => {
-            let kind = if files.mounts(parent_path).crosses(parent.as_fd(), fd.as_fd()) {
-                Kind::MountPoint
-            } else {
-                Kind::Plain
-            };
-            Some(opened(fd, kind)?)
-        }
-        Err(Errno::LOOP | Errno::NOTDIR) => {
-            let st = rustix::fs::statat(&parent, &name, AtFlags::SYMLINK_NOFOLLOW)?;
-            if FileType::from_raw_mode(st.st_mode) != FileType::Symlink {
-                return Err(AnchorError::NotADirectory);
-            }
-            match rustix::fs::openat(&parent, &name, dir_flags(), Mode::empty()) {
-                Ok(fd) => Some(opened(fd, Kind::Symlink)?),
-                Err(Errno::NOENT) => return Err(AnchorError::DanglingSymlink),
-                Err(Errno::NOTDIR) => return Err(AnchorError::NotADirectory),
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(Errno::NOENT) => None,
-        Err(e) => return Err(e.into()),
-    };
-    let real = match &dir {
-        Some(d) => platform::real_path(d.fd.as_fd()),
-        None => platform::real_path(parent.as_fd()).map(|p| p.join(split.file_name().unwrap_or_default())),
-    };
-    let real = real.unwrap_or_else(|| split.to_path_buf());
-    Ok(Some(Anchored { path: path.to_path_buf(), real, parent, parent_id, name, dir }))
-}
-
-fn opened(fd: OwnedFd, kind: Kind) -> Result<Opened, AnchorError> {
-    let st = rustix::fs::fstat(&fd)?;
-    Ok(Opened {
-        id: platform::file_id(&st),
-        owner: platform::owner(&st),
-        mode: Mode::from_raw_mode(st.st_mode),
-        fd,
-        kind,
-    })
 }
 
 impl Anchored {
@@ -174,9 +115,10 @@ impl Anchored {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn files() -> Files {
         crate::platform::Platform::native().files

@@ -7,17 +7,16 @@
 //! not lie inside cargo's home; `--force` overrides only these last rules.
 
 use std::fmt;
-use std::os::fd::OwnedFd;
 use std::path::{Component, Path, PathBuf};
 
-use rustix::fs::AtFlags;
-
-use crate::anchor::{self, AnchorError, Anchored, Kind};
+use crate::anchor::{self, AnchorError, Anchored, Kind, Opened};
 use crate::layout::looks_like_target;
-use crate::platform::Files;
+use crate::platform::{Dir, Files};
 use crate::workspace::Dirs;
 
-/// Top-level dirs of the system (Linux and macOS), refused whatever the flags.
+/// Top-level dirs of the system (Linux and macOS), refused whatever the flags. Windows' are where its environment
+/// says ([`Protected::for_user`]).
+#[cfg(unix)]
 const SYSTEM_DIRS: &[&str] = &[
     "/bin",
     "/boot",
@@ -56,6 +55,9 @@ const SYSTEM_DIRS: &[&str] = &[
     "/private/tmp",
     "/private/var",
 ];
+
+#[cfg(windows)]
+const SYSTEM_DIRS: &[&str] = &[];
 
 /// Entries cargo never writes at the top of a target dir, but people keep in dirs that matter to them.
 const FOREIGN: &[&str] = &[
@@ -231,11 +233,15 @@ pub struct Protected {
     pub homes: Vec<PathBuf>,
     /// `$CARGO_HOME`, or `.cargo` in each home.
     pub cargo_homes: Vec<PathBuf>,
+    /// Windows' own dirs (`%SystemRoot%`, `%ProgramFiles%`, `%ProgramData%`…): neither they nor an ancestor of one.
+    /// Empty on Unix, whose system dirs do not move.
+    pub system: Vec<PathBuf>,
 }
 
 impl Protected {
     /// What this process must protect: `home` (`$HOME`), the passwd entries of this process's users and of
     /// `sudo_user`, and `cargo_home` (`$CARGO_HOME`) or `.cargo` in each of those homes.
+    #[cfg(unix)]
     #[must_use]
     pub fn for_user(home: Option<PathBuf>, sudo_user: Option<&str>, cargo_home: Option<PathBuf>) -> Self {
         let mut homes: Vec<PathBuf> = home.into_iter().collect();
@@ -244,6 +250,24 @@ impl Protected {
         if let Some(Ok(Some(entry))) = sudo_user.map(nix::unistd::User::from_name) {
             homes.push(entry.dir);
         }
+        Self::with_homes(homes, cargo_home, Vec::new())
+    }
+
+    /// What this process must protect on Windows: `home` (`%USERPROFILE%`), `cargo_home` (`%CARGO_HOME%`) or
+    /// `.cargo` in the home, and the system's dirs as its environment names them (`%SystemRoot%`, `%ProgramFiles%`,
+    /// `%ProgramFiles(x86)%`, `%ProgramW6432%`, `%ProgramData%`, `%PUBLIC%`). A drive's root is refused as every
+    /// filesystem root is. There is no `sudo` to ask about.
+    #[cfg(windows)]
+    #[must_use]
+    pub fn for_user(home: Option<PathBuf>, _sudo_user: Option<&str>, cargo_home: Option<PathBuf>) -> Self {
+        let vars =
+            ["SystemRoot", "windir", "ProgramFiles", "ProgramFiles(x86)", "ProgramW6432", "ProgramData", "PUBLIC"];
+        let system = vars.iter().filter_map(std::env::var_os).map(PathBuf::from).collect();
+        Self::with_homes(home.into_iter().collect(), cargo_home, system)
+    }
+
+    fn with_homes(mut homes: Vec<PathBuf>, cargo_home: Option<PathBuf>, mut system: Vec<PathBuf>) -> Self {
+        system.retain(|s| s.is_absolute());
         homes.retain(|h| h.is_absolute() && h.parent().is_some());
         // `$HOME` stays first: it is where cargo looks for its home.
         let mut unique: Vec<PathBuf> = Vec::new();
@@ -257,7 +281,7 @@ impl Protected {
             Some(c) => vec![c],
             None => homes.iter().map(|h| h.join(".cargo")).collect(),
         };
-        Protected { homes, cargo_homes }
+        Protected { homes, cargo_homes, system }
     }
 }
 
@@ -347,14 +371,14 @@ fn check(
         return if explicit { refuse(Reason::Missing) } else { Ok(()) };
     };
     if dir.kind == Kind::Symlink
-        && let Some(by) = foreign_link(a, dir.owner.uid)
+        && let Some((by, owner)) = foreign_link(a, dir)
     {
-        return refuse(Reason::ForeignLink { by, owner: dir.owner.uid });
+        return refuse(Reason::ForeignLink { by, owner });
     }
     if force {
         return Ok(());
     }
-    let inside = protected.cargo_homes.iter().find(|c| real.starts_with(resolve(c)) || lex.starts_with(c));
+    let inside = protected.cargo_homes.iter().find(|c| real.starts_with(resolve(c)) || lex.starts_with(lexical(c)));
     if let Some(cargo_home) = inside {
         return refuse(Reason::InsideCargoHome { cargo_home: cargo_home.clone() });
     }
@@ -367,22 +391,27 @@ fn check(
 /// For a root run on a target dir that is a symlink: who else, besides root and the owner `owner` of the dir it leads
 /// to, can change where it leads (the owner of the dir the link is in, the link's owner in a sticky dir, anybody in
 /// a dir anybody may write). A root run never follows such a link: it would let that user point root at a tree
-/// they could not touch themselves.
-fn foreign_link(a: &Anchored, owner: u32) -> Option<String> {
+/// they could not touch themselves. Returns who, and the owner.
+#[cfg(unix)]
+fn foreign_link(a: &Anchored, dir: &Opened) -> Option<(String, u32)> {
+    use rustix::fs::AtFlags;
+    let owner = dir.owner.uid;
     if !rustix::process::geteuid().is_root() {
         return None;
     }
     let trusted = |uid: u32| uid == 0 || uid == owner;
-    let Ok(parent) = rustix::fs::fstat(&a.parent) else { return Some("a dir that cannot be inspected".into()) };
+    let Ok(parent) = rustix::fs::fstat(&a.parent) else {
+        return Some(("a dir that cannot be inspected".into(), owner));
+    };
     let sticky = parent.st_mode & 0o1000 != 0;
     if parent.st_mode & 0o002 != 0 && !sticky {
-        return Some("anybody (its dir may be written by all)".into());
+        return Some(("anybody (its dir may be written by all)".into(), owner));
     }
     if !trusted(parent.st_uid) {
-        return Some(format!("uid {}, the owner of the dir it is in", parent.st_uid));
+        return Some((format!("uid {}, the owner of the dir it is in", parent.st_uid), owner));
     }
     let link = rustix::fs::statat(&a.parent, &a.name, AtFlags::SYMLINK_NOFOLLOW).ok()?;
-    (sticky && !trusted(link.st_uid)).then(|| format!("uid {}, the owner of the link", link.st_uid))
+    (sticky && !trusted(link.st_uid)).then(|| (format!("uid {}, the owner of the link", link.st_uid), owner))
 }
 
 /// The rules that need no more than what `path` names, `real` being where it really is: never `/`, the workspace, a
@@ -405,24 +434,41 @@ fn check_names(path: &Path, real: &Path, workspace_root: &Path, protected: &Prot
     if let Some(cargo_home) = protected.cargo_homes.iter().find(|c| within(c)) {
         return refuse(Reason::CargoHome { cargo_home: cargo_home.clone() });
     }
-    if SYSTEM_DIRS.iter().any(|s| is(Path::new(s))) {
+    if SYSTEM_DIRS.iter().any(|s| is(Path::new(s))) || protected.system.iter().any(|s| within(s)) {
         return refuse(Reason::SystemDir);
     }
     Ok(())
 }
 
-/// The first entry of [`FOREIGN`] that the open dir `dir` holds (a symlink by that name counts too).
-fn foreign_entry(dir: &OwnedFd) -> Option<String> {
-    FOREIGN
-        .iter()
-        .find(|name| rustix::fs::statat(dir, **name, AtFlags::SYMLINK_NOFOLLOW).is_ok())
-        .map(|n| (*n).to_string())
+/// A junction on Windows: nobody but the user can change where it leads in the user's own dirs, and a run there has
+/// no root to steer.
+#[cfg(windows)]
+fn foreign_link(_a: &Anchored, _dir: &Opened) -> Option<(String, u32)> {
+    None
 }
 
-/// The canonical path, or for a path that does not exist, its canonical parent joined with the rest.
+/// The first entry of [`FOREIGN`] that the open dir `dir` holds (a symlink by that name counts too).
+fn foreign_entry(dir: &Dir) -> Option<String> {
+    FOREIGN.iter().find(|name| exists_at(dir, name)).map(|n| (*n).to_string())
+}
+
+/// Whether `name` is in the open dir `dir`, as itself (a symlink or junction by that name counts).
+#[cfg(unix)]
+fn exists_at(dir: &Dir, name: &str) -> bool {
+    rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).is_ok()
+}
+
+#[cfg(windows)]
+fn exists_at(dir: &Dir, name: &str) -> bool {
+    use crate::platform::windows::fs::{self, Access, Follow, Want};
+    fs::open_at(dir, std::ffi::OsStr::new(name), Access::Read, Want::Any, Follow::No).is_ok()
+}
+
+/// The canonical path, or for a path that does not exist, its canonical parent joined with the rest. On Windows in
+/// one spelling (no `\\?\`, lower case: NTFS names are case-insensitive), so that comparisons mean the same dir.
 fn resolve(path: &Path) -> PathBuf {
     if let Ok(p) = path.canonicalize() {
-        return p;
+        return fold(p);
     }
     match (path.parent(), path.file_name()) {
         (Some(parent), Some(name)) => resolve(parent).join(name),
@@ -430,7 +476,18 @@ fn resolve(path: &Path) -> PathBuf {
     }
 }
 
-/// `.` and `..` folded away without touching the filesystem.
+#[cfg(unix)]
+fn fold(path: PathBuf) -> PathBuf {
+    path
+}
+
+#[cfg(windows)]
+#[expect(clippy::needless_pass_by_value, reason = "one signature with Unix's, which hands it back as it is")]
+fn fold(path: PathBuf) -> PathBuf {
+    PathBuf::from(crate::platform::windows::normalise(&path).to_string_lossy().to_lowercase())
+}
+
+/// `.` and `..` folded away without touching the filesystem (and the case, on Windows).
 fn lexical(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in path.components() {
@@ -442,7 +499,7 @@ fn lexical(path: &Path) -> PathBuf {
             other => out.push(other),
         }
     }
-    out
+    fold(out)
 }
 
 #[cfg(test)]
@@ -450,7 +507,7 @@ mod tests {
     use super::*;
 
     fn protect(home: &Path) -> Protected {
-        Protected { homes: vec![home.to_path_buf()], cargo_homes: vec![home.join(".cargo")] }
+        Protected { homes: vec![home.to_path_buf()], cargo_homes: vec![home.join(".cargo")], system: Vec::new() }
     }
 
     #[test]
@@ -462,9 +519,23 @@ mod tests {
         let home = d.join("home/me");
         std::fs::create_dir_all(home.join(".cargo/registry")).unwrap();
         let r = |dir: &Path| check_dir(dir, &ws, &protect(&home), false, true).map_err(|e| e.reason);
-        assert_eq!(r(Path::new("/")), Err(Reason::FilesystemRoot));
-        for sys in ["/usr", "/etc", "/var", "/proc", "/home", "/opt", "/srv", "/boot", "/dev", "/sys"] {
-            assert_eq!(r(Path::new(sys)), Err(Reason::SystemDir), "{sys}");
+        #[cfg(unix)]
+        {
+            assert_eq!(r(Path::new("/")), Err(Reason::FilesystemRoot));
+            for sys in ["/usr", "/etc", "/var", "/proc", "/home", "/opt", "/srv", "/boot", "/dev", "/sys"] {
+                assert_eq!(r(Path::new(sys)), Err(Reason::SystemDir), "{sys}");
+            }
+        }
+        #[cfg(windows)]
+        {
+            assert_eq!(r(Path::new(r"C:\")), Err(Reason::FilesystemRoot));
+            let system = d.join("Windows");
+            std::fs::create_dir_all(system.join("System32")).unwrap();
+            let protected = Protected { system: vec![system.clone()], ..protect(&home) };
+            let r = |dir: &Path| check_dir(dir, &ws, &protected, false, true).map_err(|e| e.reason);
+            assert_eq!(r(&system), Err(Reason::SystemDir));
+            assert_eq!(r(&PathBuf::from(system.to_string_lossy().to_uppercase())), Err(Reason::SystemDir), "any case");
+            assert!(r(&system.join("System32")).is_ok(), "inside a system dir is not the system dir");
         }
         assert!(matches!(r(&home), Err(Reason::Home { .. })));
         assert!(matches!(r(&d.join("home")), Err(Reason::Home { .. })), "an ancestor of a home");

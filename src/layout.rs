@@ -8,20 +8,24 @@
 
 use std::path::{Path, PathBuf};
 
-// Reading a target dir through open fds: Unix only so far (Windows opens handles; see `platform::windows`).
+// Reading a target dir through open fds.
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]
 pub use unix::{cargo_locks, cargo_locks_at, is_held, is_held_at, looks_like_target};
-// Windows: names read without following a reparse point, and `LockFileEx` (cargo's lock there) to probe.
+// Windows: through open handles, names read without following a reparse point, and `LockFileEx` (cargo's lock
+// there) to probe.
 #[cfg(windows)]
 mod windows;
 #[cfg(windows)]
-pub use windows::{cargo_locks, is_held};
+pub use windows::{cargo_locks, cargo_locks_at, is_held, looks_like_target};
 
 // A unit of cargo's build, read through open fds: Unix only so far, as the sweep and the repair that use it.
 #[cfg(unix)]
 pub mod unit;
+
+/// What only cargo's own tag says: the signature line alone is shared by every tool that writes a tag.
+const CARGO_TAG_COMMENT: &str = "# This file is a cache directory tag created by cargo.";
 
 /// The first line of a cache directory tag (<https://bford.info/cachedir/>): the same for every tool.
 pub const CACHEDIR_SIGNATURE: &str = "Signature: 8a477f597d28d172789f06886806bc55";

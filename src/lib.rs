@@ -14,7 +14,6 @@
 #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
 compile_error!("cargo-safeclean supports Linux, macOS and (in part) Windows; see the README's Platforms section");
 
-#[cfg(unix)]
 pub mod anchor;
 #[cfg(unix)]
 pub mod check;
@@ -26,7 +25,6 @@ pub mod diagnose;
 pub mod error;
 pub mod event;
 pub mod exit;
-#[cfg(unix)]
 pub mod guard;
 pub mod interrupt;
 pub mod layout;
@@ -35,17 +33,14 @@ pub mod model;
 pub mod plan;
 pub mod platform;
 pub mod policy;
-#[cfg(unix)]
 pub mod purge;
 #[cfg(unix)]
 pub mod repair;
 pub mod report;
 #[cfg(unix)]
 pub mod run;
-#[cfg(unix)]
 pub mod runlock;
 pub mod scan;
-#[cfg(unix)]
 pub mod swap;
 #[cfg(unix)]
 pub mod sweep;

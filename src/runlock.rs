@@ -1,30 +1,42 @@
 //! Where this tool keeps what is its own, and the lock that serialises runs on one target dir.
 //!
 //! The runtime dir is the runner's own: `cargo-safeclean-UID` in `$XDG_RUNTIME_DIR`, else in `$TMPDIR`, else in
-//! `/tmp`, made with mode 0700 and used only if it is a dir owned by the runner that nobody else may enter. Nothing
+//! `/tmp`, made with mode 0700 and used only if it is a dir owned by the runner that nobody else may enter; on
+//! Windows `cargo-safeclean` in `%LOCALAPPDATA%` (else `%TEMP%`), the user's own by Windows' rules, never a reparse
+//! point. Nothing
 //! there can be replaced, opened or locked by another user. The run lock is a file there named by the target dir's
 //! identity (device and inode, not its name), so every spelling of one target dir serialises, and the workspace
 //! and the dir beside the target stay as they were. The detached deleter's logs live there too.
 //!
-//! Waiting is bounded: a run waits for the lock at most `--lock-timeout`, naming the process that holds it.
+//! Waiting is bounded: a run waits for the lock at most `--lock-timeout`, naming the process that holds it. The
+//! locks are std's (`flock` on Unix, `LockFileEx` on Windows), released when the process dies; how a lock file is
+//! opened, and how an old one is removed without taking it from a run that holds it, is each OS's (`unix.rs`,
+//! `windows.rs`).
 
 use std::fs::File;
 use std::io;
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rustix::fs::{AtFlags, FileType, FlockOperation, Mode, OFlags, flock};
-use rustix::io::Errno;
-
 use crate::interrupt::Interrupt;
 use crate::model::FileId;
-use crate::platform;
+use crate::platform::Dir;
+
+#[cfg(unix)]
+mod unix;
+#[cfg(windows)]
+mod windows;
+#[cfg(unix)]
+use unix as sys;
+#[cfg(unix)]
+pub use unix::id_of;
+#[cfg(windows)]
+use windows as sys;
 
 /// The runner's own dir for locks and logs, open.
 #[derive(Debug)]
 pub struct RuntimeDir {
-    fd: OwnedFd,
+    fd: Dir,
     pub path: PathBuf,
 }
 
@@ -92,11 +104,10 @@ impl RunLockError {
 impl RuntimeDir {
     /// The first of `bases` that holds (or can hold) a private dir of this user's: see the module docs.
     pub fn open(bases: &[PathBuf]) -> Result<Self, RunLockError> {
-        let me = rustix::process::geteuid().as_raw();
-        let name = format!("cargo-safeclean-{me}");
+        let name = sys::dir_name();
         let mut why = vec![];
         for base in bases {
-            match private_dir(base, &name, me) {
+            match sys::private_dir(base, &name) {
                 Ok(fd) => return Ok(RuntimeDir { fd, path: base.join(&name) }),
                 Err(e) => why.push(format!("{}: {e}", base.join(&name).display())),
             }
@@ -106,30 +117,14 @@ impl RuntimeDir {
 
     /// Creates the file `name` here for writing; it must not exist yet.
     pub fn create(&self, name: &str) -> io::Result<File> {
-        let flags = OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        Ok(File::from(rustix::fs::openat(&self.fd, name, flags, Mode::from_raw_mode(0o600))?))
+        sys::create(&self.fd, &self.path, name)
     }
 
     /// Removes the files whose names start with `prefix`, untouched for a minute, that no live process holds
-    /// locked (logs of deleters that are gone, locks of dirs that are gone). A lock file in use is either held or
-    /// new; one taken here for the moment of the check makes a locker retry ([`QUIET`]).
+    /// (logs of deleters that are gone, locks of dirs that are gone), without ever taking a lock from a run that
+    /// holds it or is about to.
     pub fn remove_unlocked(&self, prefix: &str) {
-        let Ok(listing) = rustix::fs::Dir::read_from(&self.fd) else { return };
-        let a_minute_ago = std::time::SystemTime::now() - Duration::from_mins(1);
-        for entry in listing.flatten() {
-            let name = entry.file_name();
-            if !name.to_bytes().starts_with(prefix.as_bytes()) {
-                continue;
-            }
-            let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-            let Ok(fd) = rustix::fs::openat(&self.fd, name, flags, Mode::empty()) else { continue };
-            let old = File::from(fd);
-            if old.metadata().and_then(|m| m.modified()).is_ok_and(|t| t < a_minute_ago)
-                && flock(&old, FlockOperation::NonBlockingLockExclusive).is_ok()
-            {
-                let _ = rustix::fs::unlinkat(&self.fd, name, AtFlags::empty());
-            }
-        }
+        sys::remove_unlocked(&self.fd, &self.path, prefix, std::time::SystemTime::now() - Duration::from_mins(1));
     }
 }
 
@@ -142,12 +137,13 @@ pub const QUIET: Duration = Duration::from_millis(200);
 /// dir, keyed by the trash dir's identity: nobody else can take them, whatever they hold open.
 #[derive(Debug)]
 pub struct TrashLocks {
-    fd: OwnedFd,
+    fd: Dir,
+    path: PathBuf,
 }
 
 impl RuntimeDir {
     pub fn trash_locks(&self) -> io::Result<TrashLocks> {
-        Ok(TrashLocks { fd: self.fd.try_clone()? })
+        Ok(TrashLocks { fd: self.fd.try_clone()?, path: self.path.clone() })
     }
 }
 
@@ -157,15 +153,10 @@ impl TrashLocks {
         let name = format!("{TRASH_LOCK_PREFIX}{}-{}.lock", id.dev, id.ino);
         let deadline = Instant::now() + wait.max(QUIET);
         loop {
-            let flags = OFlags::CREATE | OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-            let file = File::from(rustix::fs::openat(&self.fd, name.as_str(), flags, Mode::from_raw_mode(0o600))?);
-            match flock(&file, FlockOperation::NonBlockingLockExclusive) {
-                // A run removes the lock files nobody holds: one removed between the open and the lock is no lock.
-                Ok(()) if still_named(&self.fd, &name, &file) => return Ok(Some(file)),
-                Ok(()) => {}
-                Err(Errno::WOULDBLOCK) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
-                Err(Errno::WOULDBLOCK) => return Ok(None),
-                Err(e) => return Err(e.into()),
+            match sys::open_locked(&self.fd, &self.path, &name)? {
+                Some(file) => return Ok(Some(file)),
+                None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+                None => return Ok(None),
             }
         }
     }
@@ -177,47 +168,11 @@ impl TrashLocks {
     }
 }
 
-/// Whether `name` in `dir` is still the file `file`.
-fn still_named(dir: &OwnedFd, name: &str, file: &File) -> bool {
-    let there = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).map(|st| platform::file_id(&st));
-    there.is_ok() && there.ok() == id_of_file(file)
-}
-
-fn id_of_file(file: &File) -> Option<FileId> {
-    rustix::fs::fstat(file).ok().map(|st| platform::file_id(&st))
-}
-
 /// The name prefix of the run locks in the runtime dir.
 pub const RUN_LOCK_PREFIX: &str = "run-";
 
 /// The name prefix of the trash locks in the runtime dir.
 pub const TRASH_LOCK_PREFIX: &str = "trash-";
-
-/// Opens (making it if need be) the dir `name` in `base`, and checks that it is this user's alone.
-fn private_dir(base: &Path, name: &str, me: u32) -> io::Result<OwnedFd> {
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    let base_fd = rustix::fs::open(base, flags, Mode::empty())?;
-    let st = rustix::fs::fstat(&base_fd)?;
-    // A base someone else may write could have the name taken by them: only if its sticky bit stops that.
-    let shared_unsafely = st.st_mode & 0o022 != 0 && st.st_mode & 0o1000 == 0;
-    if (st.st_uid != me && st.st_uid != 0) || shared_unsafely {
-        return Err(io::Error::other("others may write the dir it would be in"));
-    }
-    match rustix::fs::mkdirat(&base_fd, name, Mode::from_raw_mode(0o700)) {
-        Ok(()) | Err(Errno::EXIST) => {}
-        Err(e) => return Err(e.into()),
-    }
-    let fd = rustix::fs::openat(&base_fd, name, flags | OFlags::NOFOLLOW, Mode::empty())?;
-    let st = rustix::fs::fstat(&fd)?;
-    if FileType::from_raw_mode(st.st_mode) != FileType::Directory || st.st_uid != me || st.st_mode & 0o077 != 0 {
-        return Err(io::Error::other(format!(
-            "it is not a private dir of uid {me} (owner {}, mode {:o}); remove it",
-            st.st_uid,
-            st.st_mode & 0o7777
-        )));
-    }
-    Ok(fd)
-}
 
 /// What a run lock is keyed on: a dir's identity, or, for a dir that does not exist yet, its parent's and its
 /// name.
@@ -262,27 +217,13 @@ pub fn take(
     for key in keys {
         let name = key.file_name();
         let lock = runtime.path.join(&name);
-        let io_error = |e: Errno| RunLockError::Io { dir: dir.to_path_buf(), lock: lock.clone(), source: e.into() };
-        let flags = OFlags::CREATE | OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let file = File::from(
-            rustix::fs::openat(&runtime.fd, name.as_str(), flags, Mode::from_raw_mode(0o600)).map_err(io_error)?,
-        );
         let start = Instant::now();
         let mut holder = None;
-        let mut file = file;
-        loop {
-            match flock(&file, FlockOperation::NonBlockingLockExclusive) {
-                // A run removes the lock files nobody holds: one removed between the open and the lock is no lock.
-                Ok(()) if still_named(&runtime.fd, &name, &file) => break,
-                Ok(()) => {
-                    file = File::from(
-                        rustix::fs::openat(&runtime.fd, name.as_str(), flags, Mode::from_raw_mode(0o600))
-                            .map_err(io_error)?,
-                    );
-                    continue;
-                }
-                Err(Errno::WOULDBLOCK) => waited = true,
-                Err(e) => return Err(io_error(e)),
+        let file = loop {
+            match sys::open_locked(&runtime.fd, &runtime.path, &name) {
+                Ok(Some(file)) => break file,
+                Ok(None) => waited = true,
+                Err(source) => return Err(RunLockError::Io { dir: dir.to_path_buf(), lock, source }),
             }
             // Held for longer than a cleanup's glance: somebody waits on it, and is told who.
             if start.elapsed() < QUIET {
@@ -297,26 +238,22 @@ pub fn take(
                 let (holder, waited) = (holder.clone(), start.elapsed());
                 return Err(RunLockError::Timeout { dir: dir.to_path_buf(), lock, holder, waited });
             }
-            // Short naps: a blocking flock would notice neither Ctrl-C (signal-hook restarts syscalls) nor the time.
+            // Short naps: a blocking lock would notice neither Ctrl-C (signal-hook restarts syscalls) nor the time.
             std::thread::sleep(Duration::from_millis(20));
-        }
+        };
         files.push((key, file));
     }
     Ok(RunLock { files, waited })
 }
 
-/// The identity the open dir or file `fd` has, for keys and for telling a dir from its replacement.
-pub fn id_of(fd: &OwnedFd) -> io::Result<FileId> {
-    Ok(platform::file_id(&rustix::fs::fstat(fd)?))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
 
+    #[cfg(unix)]
     #[test]
     fn the_runtime_dir_is_private_or_not_used() {
+        use std::os::unix::fs::PermissionsExt;
         let tmp = tempfile::tempdir().unwrap();
         let base = tmp.path().to_path_buf();
         let rt = RuntimeDir::open(std::slice::from_ref(&base)).unwrap();
@@ -337,9 +274,9 @@ mod tests {
         let rt = RuntimeDir::open(&[tmp.path().to_path_buf()]).unwrap();
         let interrupt = Interrupt::manual().unwrap();
         let key = [Key::Dir(FileId { dev: 1, ino: 2 })];
-        let held = take(&rt, Path::new("/w/target"), &key, Duration::ZERO, &interrupt, |_| unreachable!()).unwrap();
+        let held = take(&rt, Path::new("w/target"), &key, Duration::ZERO, &interrupt, |_| unreachable!()).unwrap();
         let mut asked = 0;
-        let e = take(&rt, Path::new("/w/target"), &key, Duration::from_millis(50), &interrupt, |lock| {
+        let e = take(&rt, Path::new("w/target"), &key, Duration::from_millis(50), &interrupt, |lock| {
             asked += 1;
             format!("pid 1 ({})", lock.display())
         })
@@ -347,6 +284,6 @@ mod tests {
         assert_eq!(asked, 1);
         assert!(matches!(&e, RunLockError::Timeout { holder, .. } if holder.starts_with("pid 1")), "{e}");
         drop(held);
-        assert!(take(&rt, Path::new("/w/target"), &key, Duration::ZERO, &interrupt, |_| unreachable!()).is_ok());
+        assert!(take(&rt, Path::new("w/target"), &key, Duration::ZERO, &interrupt, |_| unreachable!()).is_ok());
     }
 }

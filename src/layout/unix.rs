@@ -10,10 +10,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{AtFlags, FileType, FlockOperation, Mode, OFlags, Stat, flock};
 use rustix::io::Errno;
 
-use super::{CACHEDIR_SIGNATURE, PROFILE_LOCKS, looks_like_triple};
-
-/// What only cargo's own tag says: the signature line alone is shared by every tool that writes a tag.
-const CARGO_TAG_COMMENT: &str = "# This file is a cache directory tag created by cargo.";
+use super::{CACHEDIR_SIGNATURE, CARGO_TAG_COMMENT, PROFILE_LOCKS, looks_like_triple};
 
 /// Cargo's lock files in `dir`: `<profile>/<lock>`, and `<triple>/<profile>/<lock>` under dirs named like a target
 /// triple. Only those dirs are listed: a target dir's `deps/`, `build/` and `doc/` hold thousands of entries, and

@@ -35,7 +35,7 @@ pub mod windows;
 #[cfg(unix)]
 pub use unix::*;
 #[cfg(windows)]
-pub use windows::{Platform, ProcHandle, ScanError, Snapshot, root_spelling};
+pub use windows::{Dir, Files, Platform, ProcHandle, ScanError, Snapshot, root_spelling};
 
 use crate::model::Process;
 

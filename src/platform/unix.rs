@@ -17,6 +17,9 @@ use std::time::Instant;
 use crate::interrupt::Interrupt;
 use crate::model::{Found, Owner, Process, Roots, Sig, SignalError, Table, Uninspectable};
 
+/// An open dir that file work is done relative to.
+pub type Dir = OwnedFd;
+
 /// Where the process table (parents, groups, start times, command lines) comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Processes {

@@ -6,19 +6,20 @@
 //! last task ends. It never crosses into another filesystem, makes read-only dirs writable, handles names that are
 //! not UTF-8 and trees deeper than `PATH_MAX`, and tolerates entries that vanish underneath it.
 
+// The walk, on each OS's calls: `openat`/`unlinkat` on Unix, handle-relative `NtCreateFile` and deletes by handle
+// on Windows (reparse points deleted as themselves, read-only attributes ignored).
+#[cfg_attr(unix, path = "pool/unix.rs")]
+#[cfg_attr(windows, path = "pool/windows.rs")]
 mod pool;
 
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use rustix::io::Errno;
-
 use crate::interrupt::Interrupt;
 pub use crate::model::Progress;
 use crate::model::{FileId, Removed};
-use crate::platform::Files;
+use crate::platform::{Dir, Files};
 use crate::runlock::TrashLocks;
 use pool::Pool;
 
@@ -48,9 +49,16 @@ impl RemoveError {
 /// append-only file, usually.
 fn hint(e: &std::io::Error) -> &'static str {
     match (e.raw_os_error(), e.kind()) {
-        (Some(code), _) if code == Errno::PERM.raw_os_error() => {
+        #[cfg(unix)]
+        (Some(code), _) if code == rustix::io::Errno::PERM.raw_os_error() => {
             "it may be immutable or append-only (`lsattr` shows an `i` or `a`): clear that with `chattr -i -a` as \
              root, or it belongs to another user in a sticky dir; then run cargo safeclean again"
+        }
+        // A sharing violation (32), or a running image or a file open without share-delete (5).
+        #[cfg(windows)]
+        (Some(32 | 5), _) => {
+            "a process still has it open or runs it: stop it (cargo safeclean names the holders it finds), then run \
+             cargo safeclean again; it finishes what this run left"
         }
         (_, std::io::ErrorKind::PermissionDenied) => "check the owner and permissions, or run as the owner",
         _ => "fix the cause and run cargo safeclean again; it finishes what this run left",
@@ -149,7 +157,7 @@ pub struct TrashRoot {
     /// Where it is: for messages, and for a purge that opens its parent by this path.
     pub path: PathBuf,
     /// Its parent, open, when the caller holds it (the swap does); otherwise the parent of `path` is opened.
-    pub parent: Option<OwnedFd>,
+    pub parent: Option<Dir>,
     pub id: FileId,
 }
 
@@ -189,11 +197,12 @@ impl Purge {
     pub fn lock(roots: &[TrashRoot], settings: Settings, locks: Option<TrashLocks>) -> Self {
         pool::raise_fd_limit();
         let probe = roots.first().and_then(|r| r.path.parent()).unwrap_or(Path::new("/"));
-        let pool = Pool::new(settings.files.mounts(probe), settings.busy, settings.lock_timeout, locks);
+        let pool = Pool::new(settings.files, probe, settings.busy, settings.lock_timeout, locks);
         for root in roots {
             pool.start_root(root);
         }
         // The workers start from this thread: with its own rights, which they inherit.
+        #[cfg(unix)]
         let _ = crate::platform::act_as(None);
         Purge { pool, workers: settings.workers, start: Instant::now() }
     }
@@ -221,9 +230,9 @@ impl Purge {
 
 /// What purging the open dir `fd` (at `path`) would remove: its files and bytes, mount points left out as a purge
 /// leaves them. The purge's own walk, on `workers` threads, changing nothing; a dir it cannot read is not counted.
-pub fn count(fd: &OwnedFd, path: &Path, files: Files, workers: usize, interrupt: &Interrupt) -> Removed {
+pub fn count(fd: &Dir, path: &Path, files: Files, workers: usize, interrupt: &Interrupt) -> Removed {
     let start = Instant::now();
-    let pool = Pool::counting(files.mounts(path));
+    let pool = Pool::counting(files, path);
     match fd.try_clone() {
         Ok(fd) => pool.start_count(fd, path.to_path_buf()),
         Err(_) => return Removed::default(),
@@ -241,7 +250,7 @@ pub fn count(fd: &OwnedFd, path: &Path, files: Files, workers: usize, interrupt:
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
     use rustix::fs::{Mode, OFlags};

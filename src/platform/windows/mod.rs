@@ -42,19 +42,28 @@ use super::{Identity, Waited};
 use crate::interrupt::Interrupt;
 use crate::model::{FileId, Found, Process, Roots, Sig, SignalError, Table, Uninspectable};
 
+/// An open dir that file work is done relative to.
+pub type Dir = OwnedHandle;
+
+/// How a walk treats what it finds: on Windows there is one way. A mount point, a junction and a symlink are all
+/// reparse points, opened as themselves and never descended into (see [`fs`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Files;
+
 /// Which implementation serves each piece: on Windows there is one, the native one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Platform {
     /// Whether holders are read from the handle table and module snapshots (`false`: the table only, as a run
     /// that only needs parents and names would ask).
     pub holders: bool,
+    pub files: Files,
 }
 
 impl Platform {
     /// This OS's own implementation of every piece.
     #[must_use]
     pub fn native() -> Self {
-        Platform { holders: true }
+        Platform { holders: true, files: Files }
     }
 
     /// Reads the process table and what every process holds, before anyone knows which dirs matter (see

@@ -22,7 +22,7 @@ use super::{Busy, Problems, Progress, TrashRoot};
 use crate::interrupt::Interrupt;
 use crate::layout::TRASH_PREFIX;
 use crate::model::{FileId, Owner};
-use crate::platform::{self, Mounts, OpenDirError};
+use crate::platform::{self, Files, Mounts, OpenDirError};
 use crate::runlock::TrashLocks;
 
 /// How many names one unlink task takes, so that one huge directory is shared among all workers.
@@ -76,7 +76,7 @@ enum Task {
     Unlink { dir: Arc<Dir>, names: Vec<CString> },
 }
 
-pub(super) struct Pool {
+pub(in crate::purge) struct Pool {
     /// The task stack (LIFO keeps the number of open dirs near the tree depth) and the count of tasks in flight.
     queue: Mutex<(Vec<Task>, usize)>,
     ready: Condvar,
@@ -93,13 +93,20 @@ pub(super) struct Pool {
 }
 
 impl Pool {
-    pub(super) fn new(mounts: Mounts, busy: Busy, lock_timeout: Duration, locks: Option<TrashLocks>) -> Self {
-        Pool::with(mounts, busy, lock_timeout, locks, false)
+    /// `probe`: a dir on the filesystem to be walked, where mount points are looked up.
+    pub(in crate::purge) fn new(
+        files: Files,
+        probe: &Path,
+        busy: Busy,
+        lock_timeout: Duration,
+        locks: Option<TrashLocks>,
+    ) -> Self {
+        Pool::with(files.mounts(probe), busy, lock_timeout, locks, false)
     }
 
     /// A pool that only counts what is below the dirs it is given ([`Pool::start_count`]).
-    pub(super) fn counting(mounts: Mounts) -> Self {
-        Pool::with(mounts, Busy::Skip, Duration::ZERO, None, true)
+    pub(in crate::purge) fn counting(files: Files, probe: &Path) -> Self {
+        Pool::with(files.mounts(probe), Busy::Skip, Duration::ZERO, None, true)
     }
 
     fn with(mounts: Mounts, busy: Busy, lock_timeout: Duration, locks: Option<TrashLocks>, count_only: bool) -> Self {
@@ -117,7 +124,7 @@ impl Pool {
     }
 
     /// Counts everything below the open dir `fd` (at `path`, for messages).
-    pub(super) fn start_count(&self, fd: OwnedFd, path: PathBuf) {
+    pub(in crate::purge) fn start_count(&self, fd: OwnedFd, path: PathBuf) {
         let dir = Arc::new(Dir {
             owner: None,
             _lock: None,
@@ -151,7 +158,7 @@ impl Pool {
         self.borrow_rights.then(|| rustix::fs::fstat(fd).ok().map(|st| platform::owner(&st))).flatten()
     }
 
-    pub(super) fn into_problems(self) -> Problems {
+    pub(in crate::purge) fn into_problems(self) -> Problems {
         self.problems.into_inner().unwrap_or_default()
     }
 
@@ -167,7 +174,7 @@ impl Pool {
         self.problems.lock().expect("purge problems poisoned").errors.push((path, e.into()));
     }
 
-    pub(super) fn start_root(&self, root: &TrashRoot) {
+    pub(in crate::purge) fn start_root(&self, root: &TrashRoot) {
         let (Some(parent_path), Some(name)) = (root.path.parent(), root.path.file_name()) else {
             self.error(root.path.clone(), std::io::Error::other("not a removable path"));
             return;
@@ -221,7 +228,7 @@ impl Pool {
         self.error(path.to_path_buf(), e);
     }
 
-    pub(super) fn work(&self, progress: &Progress, interrupt: &Interrupt, stop: &AtomicBool) {
+    pub(in crate::purge) fn work(&self, progress: &Progress, interrupt: &Interrupt, stop: &AtomicBool) {
         loop {
             let task = {
                 let mut q = self.queue.lock().expect("purge queue poisoned");
@@ -541,7 +548,7 @@ fn cstring(name: &OsStr) -> CString {
 
 /// Deep trees keep one fd per level open; lift the soft limit to the hard one. macOS refuses an unlimited soft
 /// limit (its hard limit often is), so there the most a process may have, `OPEN_MAX`, is asked for instead.
-pub(super) fn raise_fd_limit() {
+pub(in crate::purge) fn raise_fd_limit() {
     use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
     const OPEN_MAX: u64 = 10_240;
     let limit = getrlimit(Resource::Nofile);
