@@ -108,6 +108,17 @@ impl Anchored {
         }
     }
 
+    /// Its name's bytes as the OS keeps them (UTF-16 little-endian on Windows), for a key that must be exact.
+    #[must_use]
+    pub fn name_bytes(&self) -> Vec<u8> {
+        #[cfg(unix)]
+        return self.name.as_bytes().to_vec();
+        #[cfg(windows)]
+        return std::os::windows::ffi::OsStrExt::encode_wide(self.name.as_os_str())
+            .flat_map(u16::to_le_bytes)
+            .collect();
+    }
+
     /// The identity of the dir, if there is one.
     #[must_use]
     pub fn id(&self) -> Option<FileId> {

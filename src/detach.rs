@@ -58,8 +58,7 @@ pub fn too_full(dir: &Path, min_free: Option<u64>) -> Option<LowSpace> {
 /// Bytes free for unprivileged users on `dir`'s filesystem (what `df` shows as available).
 #[must_use]
 pub fn free_bytes(dir: &Path) -> Option<u64> {
-    let st = rustix::fs::statvfs(dir).ok()?;
-    Some(st.f_bavail.saturating_mul(st.f_frsize.max(1)))
+    platform::free_bytes(dir)
 }
 
 /// Starts the deleter for `trash` (run `id`'s), its log in `runtime`, with `workers` workers; returns once it holds

@@ -187,7 +187,10 @@ mod tests {
             }
             .into(),
             RunLockError::Interrupted { dir: "/w/target".into() }.into(),
+            #[cfg(unix)]
             ScanError::Proc(io()).into(),
+            #[cfg(windows)]
+            ScanError::Handles(io()).into(),
             HoldersRemain::NoKill { dir: "/w/target".into(), pids: vec![7] }.into(),
             SwapError::Io(RemoveError::new("rename", "/w/target", io())).into(),
             PurgeError::MountsLeft { mounts: vec!["/w/target/.safeclean-trash-1/m".into()] }.into(),

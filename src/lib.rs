@@ -15,13 +15,11 @@
 compile_error!("cargo-safeclean supports Linux, macOS and (in part) Windows; see the README's Platforms section");
 
 pub mod anchor;
-#[cfg(unix)]
 pub mod check;
 pub mod cli;
 #[cfg(unix)]
 pub mod detach;
 pub mod diagnose;
-#[cfg(unix)]
 pub mod error;
 pub mod event;
 pub mod exit;
@@ -29,7 +27,6 @@ pub mod guard;
 pub mod interrupt;
 pub mod layout;
 pub mod model;
-#[cfg(unix)]
 pub mod plan;
 pub mod platform;
 pub mod policy;
@@ -37,7 +34,6 @@ pub mod purge;
 #[cfg(unix)]
 pub mod repair;
 pub mod report;
-#[cfg(unix)]
 pub mod run;
 pub mod runlock;
 pub mod scan;
@@ -45,11 +41,8 @@ pub mod swap;
 #[cfg(unix)]
 pub mod sweep;
 pub mod terminate;
-#[cfg(unix)]
 pub mod verify;
 pub mod workspace;
 
-#[cfg(unix)]
 pub use error::Error;
-#[cfg(unix)]
 pub use run::run;

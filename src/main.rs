@@ -1,38 +1,20 @@
 //! The `cargo-safeclean` binary: parse, resolve the plan, run the library, map the outcome to an exit code.
 
-#[cfg(unix)]
 use cargo_safeclean::{
     cli::Args,
-    detach,
     error::Error,
     event::Summary,
     exit,
     interrupt::Interrupt,
     plan::{Env, Plan},
     report,
-    runlock::RuntimeDir,
 };
-
-/// On Windows the scan and the stopping are native, but the stages that act on the tree (the guard's anchored
-/// checks, the swap, the sweep, the purge, the run lock) are not ported yet: say so, change nothing, exit 1 (issue
-/// #23).
-#[cfg(windows)]
-fn main() {
-    use cargo_safeclean::{event::Failure, exit, report};
-    report::early_error(&Failure {
-        kind: "unsupported",
-        message: "cargo safeclean cannot clean a target dir on Windows yet: the swap, the sweep and the purge are not \
-                  ported"
-            .into(),
-        help: Some("see the README's Platforms section for what runs on Windows today".into()),
-        note: Some("nothing was changed".into()),
-    });
-    std::process::exit(exit::UNEXPECTED);
-}
-
 #[cfg(unix)]
+use cargo_safeclean::{detach, runlock::RuntimeDir};
+
 fn main() {
     let args = Args::parse_from_env();
+    #[cfg(unix)]
     let deleter = (!args.purge_detached.is_empty()).then(|| (args.purge_detached.clone(), args.purge_log.clone()));
     let plan = match Env::current().and_then(|env| Plan::resolve(args, &env)) {
         Ok(plan) => plan,
@@ -42,6 +24,8 @@ fn main() {
             std::process::exit(e.exit_code());
         }
     };
+    // The detached deleter `--detach` starts (Unix only so far: the plan refuses `--detach` on Windows).
+    #[cfg(unix)]
     if let Some((trash, log)) = deleter {
         // The runner's runtime dir, found as the run that started it found it: where trash dirs are locked.
         let locks = RuntimeDir::open(&plan.runtime_bases).ok().and_then(|rt| rt.trash_locks().ok());

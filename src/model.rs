@@ -534,7 +534,7 @@ impl Process {
 }
 
 // Used by the tests of the Unix-only stages.
-#[cfg(all(test, unix))]
+#[cfg(test)]
 impl Holder {
     /// A holder of nothing in particular, to be terminated, for tests.
     pub(crate) fn sample(process: Process) -> Self {
@@ -627,6 +627,32 @@ pub struct Repaired {
 pub struct Left {
     pub path: PathBuf,
     pub reason: String,
+}
+
+/// What `--sweep` is asked for besides the certain garbage (orphans, toolchains no longer installed).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Criteria {
+    pub other_toolchains: bool,
+    pub older_than: Option<std::time::Duration>,
+    pub max_size: Option<u64>,
+}
+
+impl Criteria {
+    /// The criteria in effect, in the order they are applied.
+    #[must_use]
+    pub fn in_effect(&self) -> Vec<Criterion> {
+        let mut out = vec![Criterion::Orphan, Criterion::UninstalledToolchain];
+        if self.other_toolchains {
+            out.push(Criterion::OtherToolchain);
+        }
+        if self.older_than.is_some() {
+            out.push(Criterion::OlderThan);
+        }
+        if self.max_size.is_some() {
+            out.push(Criterion::MaxSize);
+        }
+        out
+    }
 }
 
 /// Why a sweep removes a unit; the JSON's `by_criterion` keys. A unit that several criteria pick counts under the

@@ -15,7 +15,9 @@ use clap::ValueEnum;
 use crate::cli::{Args, Color, MessageFormat, MountCheckChoice, ScanBackend, SignalBackend, SwapChoice};
 use crate::guard::Protected;
 use crate::model::Mode;
-use crate::platform::{Holders, MountCheck, Platform, Signals, Source};
+use crate::platform::Platform;
+#[cfg(unix)]
+use crate::platform::{Holders, MountCheck, Signals, Source};
 
 /// A piece this OS does not have, asked for by name.
 fn unavailable(what: &'static str) -> PlanError {
@@ -66,7 +68,7 @@ pub struct Plan {
     pub lock_timeout: Duration,
     pub output: Output,
     /// `--sweep`'s criteria (besides the certain garbage every sweep removes).
-    pub sweep: Option<crate::sweep::Criteria>,
+    pub sweep: Option<crate::model::Criteria>,
     /// `--if-free-below`: act only when the target dir's filesystem has less free space than this.
     pub if_free_below: Option<u64>,
     /// Where a sweep learns the toolchains.
@@ -104,6 +106,9 @@ pub enum PlanError {
     CurrentDir(String),
     #[error("{what} is not available on this platform")]
     Unavailable { what: &'static str },
+    /// An option not built for this OS yet.
+    #[error("{what} is not available on this OS yet")]
+    NotOnThisOs { what: &'static str, instead: &'static str },
 }
 
 impl PlanError {
@@ -113,7 +118,9 @@ impl PlanError {
         match self {
             PlanError::BadEnv { name, expected, .. } => Some(format!("unset {name}, or set it to {expected}")),
             PlanError::CurrentDir(_) => None,
+            PlanError::Unavailable { .. } if cfg!(windows) => Some("leave the option or variable unset".into()),
             PlanError::Unavailable { .. } => Some("leave the variable unset or use `portable`".into()),
+            PlanError::NotOnThisOs { instead, .. } => Some((*instead).into()),
         }
     }
 }
@@ -136,7 +143,7 @@ impl Env {
         Ok(Env {
             vars: std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v))).collect(),
             stderr_is_terminal: std::io::stderr().is_terminal(),
-            columns: rustix::termios::tcgetwinsize(std::io::stderr()).ok().map(|w| w.ws_col).filter(|&c| c > 0),
+            columns: crate::platform::terminal_columns(),
             cores: std::thread::available_parallelism().map_or(2, usize::from),
             cwd: std::env::current_dir().map_err(|e| PlanError::CurrentDir(e.to_string()))?,
         })
@@ -207,40 +214,8 @@ enum PlatformChoice {
 impl Plan {
     /// Decides everything `args` leave open, from `env`.
     pub fn resolve(args: Args, env: &Env) -> Result<Plan, PlanError> {
-        let lsof = env.get("SAFECLEAN_LSOF").map_or_else(|| "lsof".into(), OsStr::to_os_string);
-        let mut platform = match env.choice("SAFECLEAN_PLATFORM")?.unwrap_or(PlatformChoice::Native) {
-            PlatformChoice::Native => Platform::native(),
-            PlatformChoice::Portable => Platform::portable(lsof.clone()),
-        };
-        match args.scan_backend.or(env.choice("SAFECLEAN_SCAN_BACKEND")?) {
-            Some(ScanBackend::Proc) => {
-                platform = platform.with_native_holders(Source::Proc).ok_or(unavailable("the /proc scan"))?;
-            }
-            Some(ScanBackend::Libproc) => {
-                platform = platform.with_native_holders(Source::Libproc).ok_or(unavailable("the libproc scan"))?;
-            }
-            Some(ScanBackend::Lsof) => platform.holders = Holders::Lsof { program: lsof },
-            Some(ScanBackend::Auto) | None => {}
-        }
-        match args.signal_backend.or(env.choice("SAFECLEAN_SIGNAL_BACKEND")?) {
-            Some(SignalBackend::Pidfd) => {
-                platform = platform.with_native_signals(Source::Pidfd).ok_or(unavailable("pidfd"))?;
-            }
-            Some(SignalBackend::Kqueue) => {
-                platform = platform.with_native_signals(Source::Kqueue).ok_or(unavailable("kqueue"))?;
-            }
-            Some(SignalBackend::Kill) => platform.signals = Signals::Kill,
-            Some(SignalBackend::Auto) | None => {}
-        }
-        let forced = match args.mount_check.or(env.choice("SAFECLEAN_MOUNT_CHECK")?) {
-            Some(MountCheckChoice::Openat2) => Some(MountCheck::Openat2),
-            Some(MountCheckChoice::Statx) => Some(MountCheck::Statx),
-            Some(MountCheckChoice::Mountinfo) => Some(MountCheck::Mountinfo),
-            Some(MountCheckChoice::Auto) | None => None,
-        };
-        if let Some(check) = forced {
-            platform = platform.with_mount_check(check).ok_or(unavailable("that mount check"))?;
-        }
+        let platform = platform(&args, env)?;
+        refuse_unported(&args)?;
         let swap = match args.swap.or(env.choice("SAFECLEAN_SWAP")?) {
             Some(SwapChoice::Rename) => SwapMethod::Rename,
             Some(SwapChoice::Exchange | SwapChoice::Auto) | None => SwapMethod::Exchange,
@@ -249,7 +224,10 @@ impl Plan {
         // Fewer than the foreground purge: nobody waits for the deleter, and it should leave the machine to others.
         let detached_workers = env.threads("SAFECLEAN_DETACH_THREADS")?.unwrap_or_else(|| env.cores.clamp(2, 8));
         let sudo_user = env.get("SUDO_USER").map(|u| u.to_string_lossy().into_owned());
-        let protected = Protected::for_user(env.path("HOME"), sudo_user.as_deref(), env.path("CARGO_HOME"));
+        // Windows' home is `%USERPROFILE%` (where cargo looks for its home there); `HOME` is unusual, and may be a
+        // Unix-like shell's.
+        let home = if cfg!(windows) { env.path("USERPROFILE") } else { env.path("HOME") };
+        let protected = Protected::for_user(home, sudo_user.as_deref(), env.path("CARGO_HOME"));
         let cargo_home = env.path("CARGO_HOME").or_else(|| protected.homes.first().map(|h| h.join(".cargo")));
         let output = output(&args, env)?;
         Ok(Plan {
@@ -291,7 +269,7 @@ impl Plan {
             runtime_bases: runtime_bases(env),
             lock_timeout: args.lock_timeout,
             output,
-            sweep: args.sweep.then_some(crate::sweep::Criteria {
+            sweep: args.sweep.then_some(crate::model::Criteria {
                 other_toolchains: args.other_toolchains,
                 older_than: args.older_than,
                 max_size: args.max_size,
@@ -300,6 +278,89 @@ impl Plan {
             toolchains: toolchains(env),
         })
     }
+}
+
+/// Which implementation serves each piece: see the module docs.
+#[cfg(unix)]
+fn platform(args: &Args, env: &Env) -> Result<Platform, PlanError> {
+    let lsof = env.get("SAFECLEAN_LSOF").map_or_else(|| "lsof".into(), OsStr::to_os_string);
+    let mut platform = match env.choice("SAFECLEAN_PLATFORM")?.unwrap_or(PlatformChoice::Native) {
+        PlatformChoice::Native => Platform::native(),
+        PlatformChoice::Portable => Platform::portable(lsof.clone()),
+    };
+    match args.scan_backend.or(env.choice("SAFECLEAN_SCAN_BACKEND")?) {
+        Some(ScanBackend::Proc) => {
+            platform = platform.with_native_holders(Source::Proc).ok_or(unavailable("the /proc scan"))?;
+        }
+        Some(ScanBackend::Libproc) => {
+            platform = platform.with_native_holders(Source::Libproc).ok_or(unavailable("the libproc scan"))?;
+        }
+        Some(ScanBackend::Lsof) => platform.holders = Holders::Lsof { program: lsof },
+        Some(ScanBackend::Auto) | None => {}
+    }
+    match args.signal_backend.or(env.choice("SAFECLEAN_SIGNAL_BACKEND")?) {
+        Some(SignalBackend::Pidfd) => {
+            platform = platform.with_native_signals(Source::Pidfd).ok_or(unavailable("pidfd"))?;
+        }
+        Some(SignalBackend::Kqueue) => {
+            platform = platform.with_native_signals(Source::Kqueue).ok_or(unavailable("kqueue"))?;
+        }
+        Some(SignalBackend::Kill) => platform.signals = Signals::Kill,
+        Some(SignalBackend::Auto) | None => {}
+    }
+    let forced = match args.mount_check.or(env.choice("SAFECLEAN_MOUNT_CHECK")?) {
+        Some(MountCheckChoice::Openat2) => Some(MountCheck::Openat2),
+        Some(MountCheckChoice::Statx) => Some(MountCheck::Statx),
+        Some(MountCheckChoice::Mountinfo) => Some(MountCheck::Mountinfo),
+        Some(MountCheckChoice::Auto) | None => None,
+    };
+    if let Some(check) = forced {
+        platform = platform.with_mount_check(check).ok_or(unavailable("that mount check"))?;
+    }
+    Ok(platform)
+}
+
+/// On Windows there is one implementation: a switch that names another is refused, `auto` and `native` are fine.
+#[cfg(windows)]
+fn platform(args: &Args, env: &Env) -> Result<Platform, PlanError> {
+    if env.choice("SAFECLEAN_PLATFORM")? == Some(PlatformChoice::Portable) {
+        return Err(unavailable("the portable implementation (it is Unix's)"));
+    }
+    if args.scan_backend.or(env.choice("SAFECLEAN_SCAN_BACKEND")?).is_some_and(|b| b != ScanBackend::Auto) {
+        return Err(unavailable("another scan than the handle table"));
+    }
+    if args.signal_backend.or(env.choice("SAFECLEAN_SIGNAL_BACKEND")?).is_some_and(|b| b != SignalBackend::Auto) {
+        return Err(unavailable("another way to stop processes than process handles"));
+    }
+    if args.mount_check.or(env.choice("SAFECLEAN_MOUNT_CHECK")?).is_some_and(|c| c != MountCheckChoice::Auto) {
+        return Err(unavailable("a mount check (a Windows walk never enters a reparse point)"));
+    }
+    Ok(Platform::native())
+}
+
+/// What is not built for this OS yet, refused before anything is done.
+#[cfg(unix)]
+#[expect(clippy::unnecessary_wraps, reason = "one signature with Windows', which refuses some")]
+fn refuse_unported(_args: &Args) -> Result<(), PlanError> {
+    Ok(())
+}
+
+/// What is not built for Windows yet (issue #23), refused before anything is done, saying what runs instead.
+#[cfg(windows)]
+fn refuse_unported(args: &Args) -> Result<(), PlanError> {
+    if args.sweep {
+        return Err(PlanError::NotOnThisOs {
+            what: "--sweep",
+            instead: "run without it to clean the target dir whole",
+        });
+    }
+    if args.detach {
+        return Err(PlanError::NotOnThisOs {
+            what: "--detach",
+            instead: "run without it: the purge runs in the foreground",
+        });
+    }
+    Ok(())
 }
 
 /// The toolchains a sweep may find: `$RUSTC` (as cargo runs it), `rustup`, and every `rustc` on `PATH` and in the
@@ -322,6 +383,7 @@ fn toolchains(env: &Env) -> Toolchains {
 /// Where the runner's own runtime dir may go, best first: `$XDG_RUNTIME_DIR` (the user's own), for root `/run`
 /// (nobody else may write there), `$TMPDIR`, `/tmp`, and the home dir's `.cache` last, where another user who made
 /// the name in a shared dir first cannot keep the runner from having one.
+#[cfg(unix)]
 fn runtime_bases(env: &Env) -> Vec<PathBuf> {
     let root = rustix::process::geteuid().is_root();
     let mut bases: Vec<PathBuf> = env.path("XDG_RUNTIME_DIR").into_iter().collect();
@@ -330,6 +392,15 @@ fn runtime_bases(env: &Env) -> Vec<PathBuf> {
     bases.push(PathBuf::from("/tmp"));
     bases.extend(env.path("HOME").map(|h| h.join(".cache")));
     bases.retain(|b| b.is_absolute());
+    bases
+}
+
+/// On Windows: the user's own `%LOCALAPPDATA%`, else `%TEMP%` (also the user's own by default).
+#[cfg(windows)]
+fn runtime_bases(env: &Env) -> Vec<PathBuf> {
+    let mut bases: Vec<PathBuf> = ["LOCALAPPDATA", "TEMP", "TMP"].iter().filter_map(|v| env.path(v)).collect();
+    bases.retain(|b| b.is_absolute());
+    bases.dedup();
     bases
 }
 
@@ -380,6 +451,7 @@ mod tests {
         Plan::resolve(parsed.unwrap(), &Env::with_vars(vars.iter().copied(), "/w".into()))
     }
 
+    #[cfg(unix)]
     #[test]
     fn the_specific_switch_beats_the_platform() {
         let native = plan(&[], &[]).unwrap();
@@ -412,9 +484,18 @@ mod tests {
             "unset SAFECLEAN_PURGE_THREADS, or set it to a number of threads, 1 or more"
         );
         assert!(plan(&["--detach"], &[("SAFECLEAN_DETACH_THREADS", "0")]).is_err());
-        let detached = plan(&["--detach"], &[("SAFECLEAN_DETACH_THREADS", "5")]).unwrap().detach.unwrap();
-        assert_eq!(detached.workers, 5);
-        assert_eq!(plan(&["--detach"], &[]).unwrap().detach.unwrap().workers, 2, "one per core, at least 2");
+        #[cfg(unix)]
+        {
+            let detached = plan(&["--detach"], &[("SAFECLEAN_DETACH_THREADS", "5")]).unwrap().detach.unwrap();
+            assert_eq!(detached.workers, 5);
+            assert_eq!(plan(&["--detach"], &[]).unwrap().detach.unwrap().workers, 2, "one per core, at least 2");
+        }
+        #[cfg(windows)]
+        for option in ["--detach", "--sweep"] {
+            let e = plan(&[option], &[]).unwrap_err();
+            assert!(matches!(e, PlanError::NotOnThisOs { .. }), "{option}: {e}");
+            assert!(e.help().unwrap().starts_with("run without it"), "{option}: {e}");
+        }
         assert!(plan(&[], &[("SAFECLEAN_SWAP", "twice")]).is_err());
     }
 

@@ -38,8 +38,8 @@ pub fn kind_of(p: &Process, roots: &Roots) -> Kind {
     {
         return if is_build_script(exe) { Kind::BuildScript } else { Kind::TargetBinary };
     }
-    let name = p.display_name();
-    let arg0 = p.cmdline.first().map_or("", |a| a.rsplit('/').next().unwrap_or(a));
+    let name = program(p.display_name());
+    let arg0 = program(p.cmdline.first().map_or("", |a| a.rsplit(['/', '\\']).next().unwrap_or(a)));
     match name {
         "cargo" => Kind::Cargo,
         "rustc" | "rustdoc" | "clippy-driver" => Kind::Rustc,
@@ -50,6 +50,17 @@ pub fn kind_of(p: &Process, roots: &Roots) -> Kind {
         _ if arg0.starts_with("rust-analyzer") => Kind::Ide,
         _ => Kind::Other,
     }
+}
+
+/// A program's name as the kinds know it: on Windows without its `.exe` (`cargo.exe` is cargo).
+fn program(name: &str) -> &str {
+    if cfg!(windows) {
+        let cut = name.len().saturating_sub(4);
+        if name.is_char_boundary(cut) && name[cut..].eq_ignore_ascii_case(".exe") {
+            return &name[..cut];
+        }
+    }
+    name
 }
 
 /// `…/build/<pkg>-<hash>/build-script-<name>`.
@@ -234,6 +245,12 @@ mod tests {
         assert_eq!(k("bash", "/bin/bash"), Kind::Other);
         // A program named cargo that lives in target/ is a target binary: where it runs from wins.
         assert_eq!(k("cargo", "/w/target/debug/cargo"), Kind::TargetBinary);
+        if cfg!(windows) {
+            // Windows names its programs with `.exe`, in any case.
+            assert_eq!(k("cargo.exe", r"C:\u\.cargo\bin\cargo.exe"), Kind::Cargo);
+            assert_eq!(k("rustc.EXE", r"C:\t\bin\rustc.EXE"), Kind::Rustc);
+            assert_eq!(k("rust-analyzer.exe", r"C:\t\rust-analyzer.exe"), Kind::Ide);
+        }
     }
 
     #[test]

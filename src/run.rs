@@ -10,13 +10,16 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::anchor::{self, Anchored};
-use crate::detach::{self, Detached};
+use crate::check;
+#[cfg(unix)]
+use crate::detach;
 use crate::diagnose::{self, Diagnosis};
 use crate::error::{self, Error};
 use crate::event::{Event, Summary};
 use crate::interrupt::{Interrupt, Interrupted};
 use crate::layout::DELETER_LOG_PREFIX;
 use crate::layout::{LockName, cargo_locks, cargo_locks_at, is_held, package_cache_locks};
+use crate::model::Detached;
 use crate::model::{
     CheckResult, Checked, DirSize, FreeSpace, HandleKind, Hold, Holder, Kind, Left, Mode, Outcome, Removed, Repaired,
     Roots, Settled, SpareReason, Swept, Uninspectable, Verdict, Verified,
@@ -25,14 +28,16 @@ use crate::plan::Plan;
 use crate::platform::{self, Identity};
 use crate::policy::{self, Policy};
 use crate::purge::{self, Progress, PurgeError, RemoveError};
-use crate::report::{Format, Reporter, human_bytes};
+use crate::report::{Format, Reporter};
 use crate::runlock::{Key, RUN_LOCK_PREFIX, RuntimeDir, TRASH_LOCK_PREFIX, TrashLocks};
 use crate::scan::{self, Scan};
 use crate::terminate::{self, BusyLock, HoldersRemain, LockStand, Named};
 use crate::verify::{self, Blocked, RunAs, VerifyError};
 use crate::workspace::{self, Dirs, WorkspaceError};
-use crate::{check, repair};
-use crate::{guard, runlock, swap, sweep};
+use crate::{guard, runlock, swap};
+// What is not built for Windows yet (the plan refuses `--sweep` and `--detach` there; `--if-broken` cleans whole).
+#[cfg(unix)]
+use crate::{repair, sweep};
 
 /// What the check of `--if-broken` says the build dir needs.
 enum Health {
@@ -141,19 +146,8 @@ impl Run<'_> {
         // Not when checking first: the check takes longer than the table stays current, and on a healthy cache
         // the scan would only take the cores from cargo.
         let background = (!plan.if_broken).then(|| scan::start(&plan.platform, self.me));
-        // A sweep learns the toolchains meanwhile: from the current dir, as cargo's rustup proxy picks its own.
-        let toolchains = (plan.mode == Mode::Sweep).then(|| {
-            let (t, cwd) = (plan.toolchains.clone(), plan.cwd.clone());
-            std::thread::spawn(move || {
-                let request = sweep::toolchain::Request {
-                    rustc: &t.rustc,
-                    rustup: &t.rustup,
-                    candidates: &t.candidates,
-                    cwd: &cwd,
-                };
-                sweep::toolchain::probe(&request)
-            })
-        });
+        #[cfg(unix)]
+        let toolchains = (plan.mode == Mode::Sweep).then(|| self.learn_toolchains());
         let Some(dirs) = self.workspace()? else { return self.unlock_cargo_home(background, record) };
         record.dirs = Some(dirs.clone());
         let waited = Cell::new(false);
@@ -165,7 +159,7 @@ impl Run<'_> {
             verify::validate(&self.verify_request(&dirs))?;
         }
         if let Some(below) = plan.if_free_below {
-            let free = dirs.roots().filter_map(detach::free_bytes).min().unwrap_or(u64::MAX);
+            let free = dirs.roots().filter_map(platform::free_bytes).min().unwrap_or(u64::MAX);
             let space = FreeSpace { free, below };
             record.free_space = Some(space);
             (self.emit)(Event::FreeSpace(space));
@@ -178,6 +172,7 @@ impl Run<'_> {
                 return Ok(());
             }
         }
+        #[cfg(unix)]
         if let Some(toolchains) = toolchains {
             let toolchains = || toolchains.join().unwrap_or_default();
             // What processes hold was read while cargo metadata ran, as for a clean, unless the run waited since.
@@ -211,17 +206,22 @@ impl Run<'_> {
             None
         };
         // The smallest repair first (unless `--full`): the damaged units, found in the approved dirs.
+        #[cfg(unix)]
         let repair = damaged.filter(|_| !plan.full).and_then(|path| {
             approved.iter().find_map(|a| {
                 let d = a.dir.as_ref()?;
                 Some((a, repair::units_of(&path, &a.real, &d.fd)?))
             })
         });
+        // Windows makes no smaller repair yet: a damaged cache is cleaned whole.
+        #[cfg(windows)]
+        let repair: Option<std::convert::Infallible> = damaged.and(None);
         // After waiting for another run, or for the check, what the early scan saw is stale.
         let first = match background {
             Some(early) if !waited.get() => early.finish(&roots)?,
             _ => scan::scan(&plan.platform, &roots, self.me)?,
         };
+        #[cfg(unix)]
         if plan.dry_run
             && let Some((_, units)) = &repair
         {
@@ -239,6 +239,7 @@ impl Run<'_> {
         if plan.mode == Mode::Unlock {
             return self.verify_only(&dirs, record);
         }
+        #[cfg(unix)]
         if let Some((a, units)) = repair
             && self.repair(&dirs, a, &units, &roots, &locks, record)?
         {
@@ -399,16 +400,32 @@ impl Run<'_> {
         id: &str,
         record: &mut Record,
     ) -> Result<(), Error> {
+        #[cfg(unix)]
         if let Some(detached) = runtime.and_then(|rt| self.detach(dirs, &swapped, rt, id)) {
             return self.verify_after_detaching(dirs, detached, swapped.mounts, record);
         }
+        #[cfg(windows)]
+        let _ = id;
         let locks = runtime.and_then(|rt| rt.trash_locks().ok());
         self.purge_and_verify(dirs, swapped, locks, record)
+    }
+
+    /// A sweep learns the toolchains while cargo metadata runs: from the current dir, as cargo's rustup proxy picks
+    /// its own.
+    #[cfg(unix)]
+    fn learn_toolchains(&self) -> std::thread::JoinHandle<sweep::toolchain::Toolchains> {
+        let (t, cwd) = (self.plan.toolchains.clone(), self.plan.cwd.clone());
+        std::thread::spawn(move || {
+            let request =
+                sweep::toolchain::Request { rustc: &t.rustc, rustup: &t.rustup, candidates: &t.candidates, cwd: &cwd };
+            sweep::toolchain::probe(&request)
+        })
     }
 
     /// `--sweep`: cargo's locks of every profile taken (waiting for a build at most `--lock-timeout`, then skipping
     /// its profile), the units taken stock of, the toolchains learnt, the holders scanned, the units chosen and moved
     /// into a trash dir, the locks let go; then the purge and the verify, as after a clean's swap.
+    #[cfg(unix)]
     fn sweep(
         &self,
         dirs: &Dirs,
@@ -515,6 +532,7 @@ impl Run<'_> {
 
     /// The sweep's decision, under cargo's locks: the units taken stock of, the toolchains learnt, what live
     /// processes hold scanned, the skipped profiles named, and the units chosen.
+    #[cfg(unix)]
     fn sweep_choose(
         &self,
         approved: &[Anchored],
@@ -666,6 +684,7 @@ impl Run<'_> {
     /// Who cargo runs as: a root run in a workspace another user owns runs it as that user. Cargo runs the
     /// workspace's code (build scripts, proc macros): root must not run another user's code with root's rights, and
     /// what the check builds must stay the owner's, so that their next build can write over it.
+    #[cfg(unix)]
     fn owner_to_run_as(dirs: &Dirs) -> Option<RunAs> {
         if !rustix::process::geteuid().is_root() {
             return None;
@@ -682,7 +701,14 @@ impl Run<'_> {
         })
     }
 
+    /// Windows has no root to hand the check to another user: cargo runs as the user who runs this.
+    #[cfg(windows)]
+    fn owner_to_run_as(_dirs: &Dirs) -> Option<RunAs> {
+        None
+    }
+
     /// The process that owns one of cargo's lock files (holds it exclusively; else one that holds it at all).
+    #[cfg(unix)]
     fn lock_owner(&self, lock: &Path) -> Option<crate::model::Process> {
         let found = scan::scan(&self.plan.platform, &Roots::new([lock]), self.me).ok()?.found;
         let holds = |f: &crate::model::Found, how: Option<Hold>| {
@@ -723,6 +749,7 @@ impl Run<'_> {
 
     /// `--detach`: hands the trash to a detached deleter, unless the disk is too full to wait (then, or if it does
     /// not start, the purge stays in the foreground, and the report says why).
+    #[cfg(unix)]
     fn detach(&self, dirs: &Dirs, swapped: &swap::Swapped, runtime: &RuntimeDir, id: &str) -> Option<Detached> {
         let settings = self.plan.detach?;
         if swapped.trash.is_empty() {
@@ -732,8 +759,8 @@ impl Run<'_> {
             (self.emit)(Event::Warning(format!(
                 "only {} free on the target's filesystem (under {}): deleting in the foreground to get the space \
                  back now",
-                human_bytes(low.free),
-                human_bytes(low.floor)
+                crate::report::human_bytes(low.free),
+                crate::report::human_bytes(low.floor)
             )));
             return None;
         }
@@ -750,6 +777,7 @@ impl Run<'_> {
     }
 
     /// After detaching: the check, in the foreground; the deleter reports to its log.
+    #[cfg(unix)]
     fn verify_after_detaching(
         &self,
         dirs: &Dirs,
@@ -820,6 +848,7 @@ impl Run<'_> {
     /// The smallest repair: the damaged units are moved out under cargo's own locks (as the tree's owner) and
     /// purged, and the check runs again. True when it passes; false (the whole tree is then cleaned) when a build
     /// holds the profile's locks or the check still shows damage.
+    #[cfg(unix)]
     fn repair(
         &self,
         dirs: &Dirs,
@@ -1208,7 +1237,7 @@ type Locked = (runlock::RunLock, RuntimeDir);
 fn run_key(a: &Anchored) -> Key {
     match a.id() {
         Some(id) => Key::Dir(id),
-        None => Key::Missing(a.parent_id, a.name.as_bytes().to_vec()),
+        None => Key::Missing(a.parent_id, a.name_bytes()),
     }
 }
 

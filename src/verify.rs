@@ -159,8 +159,7 @@ impl Request<'_> {
             .current_dir(&self.dirs.workspace_root)
             .env("CARGO_TERM_COLOR", if self.color { "always" } else { "never" });
         if let Some(user) = &self.run_as {
-            std::os::unix::process::CommandExt::uid(&mut cmd, user.uid);
-            std::os::unix::process::CommandExt::gid(&mut cmd, user.gid);
+            crate::platform::run_as(&mut cmd, user.uid, user.gid);
             if let Some(home) = &user.home {
                 cmd.env("HOME", home);
             }
@@ -204,15 +203,14 @@ pub fn run(
     let mut cmd = req.command();
     // A process group of its own, so that Ctrl-C reaches cargo and everything it started (build scripts,
     // rustc) through us, and the run can wait for them to stop.
-    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    crate::platform::own_group(&mut cmd);
     cmd.stdin(Stdio::null()).stderr(Stdio::piped());
     let run_as = req.run_as.as_ref().map(|u| u.uid);
     let spawn_error = |source| VerifyError::Spawn { program: req.cargo.clone(), run_as, source };
     if req.read_stdout {
         cmd.stdout(Stdio::piped());
     } else if req.stdout_to_stderr {
-        let stderr = std::os::fd::AsFd::as_fd(&std::io::stderr()).try_clone_to_owned().map_err(spawn_error)?;
-        cmd.stdout(Stdio::from(stderr));
+        cmd.stdout(crate::platform::stderr_stdio().map_err(spawn_error)?);
     }
     let mut child = cmd.spawn().map_err(spawn_error)?;
     let stderr = child.stderr.take().expect("stderr is piped");
@@ -241,10 +239,7 @@ pub fn run(
                     interrupted = waited.interrupted;
                     // The group is cargo's own (see above): its id is cargo's pid, which cannot be reused before
                     // we reap cargo.
-                    let _ = rustix::process::kill_process_group(
-                        rustix::process::Pid::from_child(&child),
-                        rustix::process::Signal::INT,
-                    );
+                    crate::platform::interrupt_group(&mut child);
                     break;
                 }
                 if !waited.exited.is_empty() {

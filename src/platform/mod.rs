@@ -35,7 +35,10 @@ pub mod windows;
 #[cfg(unix)]
 pub use unix::*;
 #[cfg(windows)]
-pub use windows::{Dir, Files, Platform, ProcHandle, ScanError, Snapshot, root_spelling};
+pub use windows::{
+    Dir, Files, Platform, ProcHandle, ScanError, Snapshot, free_bytes, interrupt_group, own_group, root_spelling,
+    run_as, stderr_stdio, terminal_columns, with_own_rights,
+};
 
 use crate::model::Process;
 

@@ -20,6 +20,40 @@ use crate::model::{Found, Owner, Process, Roots, Sig, SignalError, Table, Uninsp
 /// An open dir that file work is done relative to.
 pub type Dir = OwnedFd;
 
+/// The bytes this user may still write on the filesystem of `dir`.
+#[must_use]
+pub fn free_bytes(dir: &Path) -> Option<u64> {
+    let st = rustix::fs::statvfs(dir).ok()?;
+    Some(st.f_bavail.saturating_mul(st.f_frsize.max(1)))
+}
+
+/// Starts `cmd` in a process group of its own (its id is the child's pid).
+pub fn own_group(cmd: &mut std::process::Command) {
+    std::os::unix::process::CommandExt::process_group(cmd, 0);
+}
+
+/// SIGINT to the group [`own_group`] made for `child`, not yet reaped (so its pid is still its own).
+pub fn interrupt_group(child: &mut std::process::Child) {
+    let _ = rustix::process::kill_process_group(rustix::process::Pid::from_child(child), rustix::process::Signal::INT);
+}
+
+/// Runs `cmd` as `uid` and `gid` (a root run giving the verify to the workspace's owner).
+pub fn run_as(cmd: &mut std::process::Command, uid: u32, gid: u32) {
+    std::os::unix::process::CommandExt::uid(cmd, uid);
+    std::os::unix::process::CommandExt::gid(cmd, gid);
+}
+
+/// This process's stderr, for a child's stdout.
+pub fn stderr_stdio() -> std::io::Result<std::process::Stdio> {
+    Ok(std::os::fd::AsFd::as_fd(&std::io::stderr()).try_clone_to_owned()?.into())
+}
+
+/// The width of the terminal on stderr, if it is one and says.
+#[must_use]
+pub fn terminal_columns() -> Option<u16> {
+    rustix::termios::tcgetwinsize(std::io::stderr()).ok().map(|w| w.ws_col).filter(|&c| c > 0)
+}
+
 /// Where the process table (parents, groups, start times, command lines) comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Processes {

@@ -5,36 +5,10 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::time::Duration;
 
 use crate::layout::unit::{Unit, UnitKind};
+pub use crate::model::Criteria;
 use crate::model::{Criterion, Kept, KeptReason, SweepPlan, Tally};
-
-/// What the user asked for besides the certain garbage (orphans, toolchains no longer installed).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Criteria {
-    pub other_toolchains: bool,
-    pub older_than: Option<Duration>,
-    pub max_size: Option<u64>,
-}
-
-impl Criteria {
-    /// The criteria in effect, in the order they are applied.
-    #[must_use]
-    pub fn in_effect(&self) -> Vec<Criterion> {
-        let mut out = vec![Criterion::Orphan, Criterion::UninstalledToolchain];
-        if self.other_toolchains {
-            out.push(Criterion::OtherToolchain);
-        }
-        if self.older_than.is_some() {
-            out.push(Criterion::OlderThan);
-        }
-        if self.max_size.is_some() {
-            out.push(Criterion::MaxSize);
-        }
-        out
-    }
-}
 
 /// What is known besides the units.
 #[derive(Debug, Clone, Default)]
@@ -272,6 +246,7 @@ fn used_through_dependents(units: &[Unit], dependents: &[Vec<usize>]) -> Vec<i64
 mod tests {
     use super::*;
     use crate::layout::unit::{Area, Entry};
+    use std::time::Duration;
 
     fn unit(name: &str, fp: u64, deps: &[u64], version: &str, used: i64, bytes: u64) -> Unit {
         Unit {

@@ -280,6 +280,62 @@ pub fn wide(s: &std::ffi::OsStr) -> Vec<u16> {
     s.encode_wide().chain([0]).collect()
 }
 
+/// The bytes this user may still write on the volume of `dir` (quotas counted).
+#[must_use]
+pub fn free_bytes(dir: &Path) -> Option<u64> {
+    use windows_sys::Win32::Storage::FileSystem::GetDiskFreeSpaceExW;
+    let wide = wide(dir.as_os_str());
+    let mut available = 0u64;
+    // SAFETY: a NUL-terminated path and one out-parameter; the others may be null.
+    let ok =
+        unsafe { GetDiskFreeSpaceExW(wide.as_ptr(), &raw mut available, std::ptr::null_mut(), std::ptr::null_mut()) };
+    (ok != 0).then_some(available)
+}
+
+/// No rights are borrowed on Windows: `f` runs as it is.
+pub fn with_own_rights<T>(f: impl FnOnce() -> T) -> T {
+    f()
+}
+
+/// Starts `cmd` in a console process group of its own (`CREATE_NEW_PROCESS_GROUP`), which a Ctrl-Break can be sent
+/// to without reaching this process.
+pub fn own_group(cmd: &mut std::process::Command) {
+    use windows_sys::Win32::System::Threading::CREATE_NEW_PROCESS_GROUP;
+    std::os::windows::process::CommandExt::creation_flags(cmd, CREATE_NEW_PROCESS_GROUP);
+}
+
+/// Ctrl-Break to the group [`own_group`] made for `child` (cargo stops, and its job object takes what it started
+/// with it); where no console can carry it, the child is terminated.
+pub fn interrupt_group(child: &mut std::process::Child) {
+    use windows_sys::Win32::System::Console::{CTRL_BREAK_EVENT, GenerateConsoleCtrlEvent};
+    // SAFETY: no pointers; the group id is the pid of our own child, not reaped yet.
+    if unsafe { GenerateConsoleCtrlEvent(CTRL_BREAK_EVENT, child.id()) } == 0 {
+        let _ = child.kill();
+    }
+}
+
+/// Windows has no uids: a run never gives the verify to another user.
+pub fn run_as(_cmd: &mut std::process::Command, _uid: u32, _gid: u32) {}
+
+/// This process's stderr, for a child's stdout.
+pub fn stderr_stdio() -> std::io::Result<std::process::Stdio> {
+    use std::os::windows::io::AsHandle;
+    Ok(std::io::stderr().as_handle().try_clone_to_owned()?.into())
+}
+
+/// The width of the console on stderr, if it is one.
+#[must_use]
+pub fn terminal_columns() -> Option<u16> {
+    use windows_sys::Win32::System::Console::{
+        CONSOLE_SCREEN_BUFFER_INFO, GetConsoleScreenBufferInfo, GetStdHandle, STD_ERROR_HANDLE,
+    };
+    let mut info = CONSOLE_SCREEN_BUFFER_INFO::default();
+    // SAFETY: a standard handle (not owned, never closed) and a struct of the size the call writes.
+    let ok = unsafe { GetConsoleScreenBufferInfo(GetStdHandle(STD_ERROR_HANDLE), &raw mut info) };
+    let width = i32::from(info.srWindow.Right) - i32::from(info.srWindow.Left) + 1;
+    (ok != 0).then(|| u16::try_from(width).ok()).flatten().filter(|&c| c > 0)
+}
+
 /// The version of Wine this runs under, if it does (`wine_get_version`, which only Wine's ntdll exports): tests of
 /// what Wine does differently from Windows skip there, saying why.
 #[must_use]
