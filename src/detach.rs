@@ -2,7 +2,9 @@
 //! goes on. It runs this binary again (`--purge-detached DEV:INO:TRASH…`) in a session of its own (it survives the
 //! terminal closing and the parent's exit), with stdin and stdout away from the terminal and stderr on a log in the
 //! runner's own runtime dir (made there with `O_EXCL|O_NOFOLLOW`, so no name another user controls is ever
-//! written), at the idle IO class and nice 19, with fewer workers than a purge someone waits for.
+//! written), at the idle IO class and nice 19, with fewer workers than a purge someone waits for. On Windows: no
+//! console and a console group of its own, out of the run's job where the job allows it, in background mode (the
+//! lowest CPU and IO priority), its log made in the runtime dir by its handle (see `platform::detached`).
 //!
 //! It is given each trash dir with its identity (device and inode) and deletes only a dir that still is what it was
 //! given. It holds no run lock, only the lock of each trash dir it deletes (so two purges never work on one) and of
@@ -11,14 +13,11 @@
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::Duration;
-
-use rustix::fs::{AtFlags, FlockOperation, Mode, OFlags};
 
 use crate::interrupt::Interrupt;
 use crate::layout::{DELETER_LOG_PREFIX, LOG_SUFFIX};
@@ -48,17 +47,15 @@ pub struct LowSpace {
 /// and 5 GiB), so that the space is wanted back now. A filesystem that cannot be measured is not too full.
 #[must_use]
 pub fn too_full(dir: &Path, min_free: Option<u64>) -> Option<LowSpace> {
-    let st = rustix::fs::statvfs(dir).ok()?;
-    let unit = st.f_frsize.max(1);
-    let free = free_bytes(dir)?;
-    let floor = min_free.unwrap_or_else(|| (st.f_blocks.saturating_mul(unit) / FLOOR_SHARE).min(FLOOR_MAX));
+    let (free, total) = platform::disk_space(dir)?;
+    let floor = min_free.unwrap_or_else(|| (total / FLOOR_SHARE).min(FLOOR_MAX));
     (free < floor).then_some(LowSpace { free, floor })
 }
 
 /// Bytes free for unprivileged users on `dir`'s filesystem (what `df` shows as available).
 #[must_use]
 pub fn free_bytes(dir: &Path) -> Option<u64> {
-    platform::free_bytes(dir)
+    platform::disk_space(dir).map(|(free, _)| free)
 }
 
 /// Starts the deleter for `trash` (run `id`'s), its log in `runtime`, with `workers` workers; returns once it holds
@@ -74,21 +71,27 @@ pub fn spawn(
     let name = format!("{DELETER_LOG_PREFIX}{id}{LOG_SUFFIX}");
     let log_file = runtime.create(&name)?;
     // Locked before the deleter exists, and by it through the same open file: a run removes only logs nobody holds.
-    rustix::fs::flock(&log_file, FlockOperation::NonBlockingLockExclusive)?;
+    #[cfg(unix)]
+    log_file.try_lock().map_err(std::io::Error::from)?;
     let log = runtime.path.join(&name);
-    let mut cmd = Command::new(exe);
+    let mut cmd = Command::new(&exe);
     cmd.arg("--purge-log").arg(&log).arg("--lock-timeout").arg(format!("{}ms", lock_timeout.as_millis()));
     cmd.arg("--purge-detached").args(trash.iter().map(|t| {
         let mut arg = OsString::from(format!("{}:", t.id));
         arg.push(&t.path);
         arg
     }));
-    let mut child = cmd
-        .env("SAFECLEAN_PURGE_THREADS", workers.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(log_file)
-        .spawn()?;
+    cmd.env("SAFECLEAN_PURGE_THREADS", workers.to_string()).stdin(Stdio::null()).stdout(Stdio::piped());
+    platform::detached(&mut cmd, true);
+    let mut child = match cmd.stderr(log_file.try_clone()?).spawn() {
+        Ok(child) => child,
+        // A job that forbids breaking away (Windows): started inside it, as the purge would have run anyway.
+        Err(e) if cfg!(windows) && e.kind() == std::io::ErrorKind::PermissionDenied => {
+            platform::detached(&mut cmd, false);
+            cmd.stderr(log_file).spawn()?
+        }
+        Err(e) => return Err(e),
+    };
     let stdout = child.stdout.take().expect("stdout is piped");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -135,28 +138,17 @@ pub fn deleter(
     locks: Option<TrashLocks>,
     log: &dyn Log,
 ) -> bool {
-    // A session of its own: no terminal to lose. The hang-up signal is ignored too, in case one comes anyway.
-    let _ = rustix::process::setsid();
-    let _ = signal_hook::flag::register(signal_hook::consts::SIGHUP, std::sync::Arc::default());
-    let _ = std::env::set_current_dir("/");
+    platform::leave_session();
     let not_lowered = platform::lower_priority();
     // Held until it exits: a run removes only logs nobody holds.
-    let _ = rustix::fs::flock(std::io::stderr().as_fd(), FlockOperation::NonBlockingLockExclusive);
+    platform::hold_log();
     let roots: Vec<TrashRoot> =
         trash.iter().map(|(id, path)| TrashRoot { path: path.clone(), parent: None, id: *id }).collect();
     let purge = Purge::lock(&roots, purge::Settings { busy: purge::Busy::Wait, ..settings }, locks);
     let paths: Vec<PathBuf> = trash.iter().map(|(_, p)| p.clone()).collect();
     let trash = &paths[..];
     log.started(trash, &not_lowered);
-    // The parent reads one line from the pipe on stdout and is gone soon after: stdout goes to /dev/null first,
-    // and the line through a copy of the pipe, closed once written.
-    let pipe = rustix::io::dup(std::io::stdout()).map(std::fs::File::from);
-    if let Ok(null) = std::fs::File::options().write(true).open("/dev/null") {
-        let _ = rustix::stdio::dup2_stdout(null);
-    }
-    if let Ok(mut pipe) = pipe {
-        log.ready(&mut pipe);
-    }
+    platform::say_ready(|pipe| log.ready(pipe));
     // Nobody interrupts it: a killed deleter leaves trash the next run finishes.
     let interrupt = Interrupt::manual().expect("a socket pair");
     let progress = Progress::default();
@@ -176,19 +168,8 @@ pub fn deleter(
     let p = &purged.problems;
     let clean = p.errors.is_empty() && p.skipped_mounts.is_empty() && p.busy.is_empty();
     if clean && let Some(log_path) = log_path {
-        remove_own_log(log_path);
+        // Only if that name still leads to this process's stderr.
+        platform::remove_own_stderr(log_path);
     }
     clean
-}
-
-/// Removes the log at `path` if that name still leads to this process's stderr.
-fn remove_own_log(path: &Path) {
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else { return };
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    let Ok(dir) = rustix::fs::open(dir, flags, Mode::empty()) else { return };
-    let mine = rustix::fs::fstat(std::io::stderr().as_fd()).map(|st| platform::file_id(&st));
-    let there = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW).map(|st| platform::file_id(&st));
-    if mine.is_ok() && mine == there {
-        let _ = rustix::fs::unlinkat(&dir, name, AtFlags::empty());
-    }
 }

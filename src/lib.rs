@@ -7,17 +7,15 @@
 //! [`platform`]. See `ARCHITECTURE.md` for the map.
 
 // Linux and macOS each have a native implementation (`platform::linux`, `platform::macos`); the portable one serves
-// both too. Windows has its own (`platform::windows`) for the scan and the stopping; the stages that act on a tree
-// through Unix fds (the guard's anchored checks, the swap, the sweep, the purge, the run lock, the detached deleter)
-// and the conductor over them are not ported yet, so on Windows the library offers the shared logic and the native
-// pieces (issue #23). Anything else has no native implementation to choose: say so at build time.
+// both too. Windows has its own (`platform::windows`); the stages that act on a tree split their system calls into
+// one file per OS. The sweep and the smallest repair of `--if-broken` read build units through Unix fds and are not
+// built for Windows yet (issue #23). Anything else has no native implementation to choose: say so at build time.
 #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
 compile_error!("cargo-safeclean supports Linux, macOS and (in part) Windows; see the README's Platforms section");
 
 pub mod anchor;
 pub mod check;
 pub mod cli;
-#[cfg(unix)]
 pub mod detach;
 pub mod diagnose;
 pub mod error;

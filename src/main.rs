@@ -2,19 +2,18 @@
 
 use cargo_safeclean::{
     cli::Args,
+    detach,
     error::Error,
     event::Summary,
     exit,
     interrupt::Interrupt,
     plan::{Env, Plan},
     report,
+    runlock::RuntimeDir,
 };
-#[cfg(unix)]
-use cargo_safeclean::{detach, runlock::RuntimeDir};
 
 fn main() {
     let args = Args::parse_from_env();
-    #[cfg(unix)]
     let deleter = (!args.purge_detached.is_empty()).then(|| (args.purge_detached.clone(), args.purge_log.clone()));
     let plan = match Env::current().and_then(|env| Plan::resolve(args, &env)) {
         Ok(plan) => plan,
@@ -24,8 +23,6 @@ fn main() {
             std::process::exit(e.exit_code());
         }
     };
-    // The detached deleter `--detach` starts (Unix only so far: the plan refuses `--detach` on Windows).
-    #[cfg(unix)]
     if let Some((trash, log)) = deleter {
         // The runner's runtime dir, found as the run that started it found it: where trash dirs are locked.
         let locks = RuntimeDir::open(&plan.runtime_bases).ok().and_then(|rt| rt.trash_locks().ok());

@@ -11,15 +11,13 @@ use std::time::Duration;
 
 use crate::anchor::{self, Anchored};
 use crate::check;
-#[cfg(unix)]
-use crate::detach;
+use crate::detach::{self, Detached};
 use crate::diagnose::{self, Diagnosis};
 use crate::error::{self, Error};
 use crate::event::{Event, Summary};
 use crate::interrupt::{Interrupt, Interrupted};
 use crate::layout::DELETER_LOG_PREFIX;
 use crate::layout::{LockName, cargo_locks, cargo_locks_at, is_held, package_cache_locks};
-use crate::model::Detached;
 use crate::model::{
     CheckResult, Checked, DirSize, FreeSpace, HandleKind, Hold, Holder, Kind, Left, Mode, Outcome, Removed, Repaired,
     Roots, Settled, SpareReason, Swept, Uninspectable, Verdict, Verified,
@@ -35,7 +33,7 @@ use crate::terminate::{self, BusyLock, HoldersRemain, LockStand, Named};
 use crate::verify::{self, Blocked, RunAs, VerifyError};
 use crate::workspace::{self, Dirs, WorkspaceError};
 use crate::{guard, runlock, swap};
-// What is not built for Windows yet (the plan refuses `--sweep` and `--detach` there; `--if-broken` cleans whole).
+// What is not built for Windows yet (the plan refuses `--sweep` there; `--if-broken` cleans whole).
 #[cfg(unix)]
 use crate::{repair, sweep};
 
@@ -159,7 +157,7 @@ impl Run<'_> {
             verify::validate(&self.verify_request(&dirs))?;
         }
         if let Some(below) = plan.if_free_below {
-            let free = dirs.roots().filter_map(platform::free_bytes).min().unwrap_or(u64::MAX);
+            let free = dirs.roots().filter_map(detach::free_bytes).min().unwrap_or(u64::MAX);
             let space = FreeSpace { free, below };
             record.free_space = Some(space);
             (self.emit)(Event::FreeSpace(space));
@@ -400,12 +398,9 @@ impl Run<'_> {
         id: &str,
         record: &mut Record,
     ) -> Result<(), Error> {
-        #[cfg(unix)]
         if let Some(detached) = runtime.and_then(|rt| self.detach(dirs, &swapped, rt, id)) {
             return self.verify_after_detaching(dirs, detached, swapped.mounts, record);
         }
-        #[cfg(windows)]
-        let _ = id;
         let locks = runtime.and_then(|rt| rt.trash_locks().ok());
         self.purge_and_verify(dirs, swapped, locks, record)
     }
@@ -749,7 +744,6 @@ impl Run<'_> {
 
     /// `--detach`: hands the trash to a detached deleter, unless the disk is too full to wait (then, or if it does
     /// not start, the purge stays in the foreground, and the report says why).
-    #[cfg(unix)]
     fn detach(&self, dirs: &Dirs, swapped: &swap::Swapped, runtime: &RuntimeDir, id: &str) -> Option<Detached> {
         let settings = self.plan.detach?;
         if swapped.trash.is_empty() {
@@ -777,7 +771,6 @@ impl Run<'_> {
     }
 
     /// After detaching: the check, in the foreground; the deleter reports to its log.
-    #[cfg(unix)]
     fn verify_after_detaching(
         &self,
         dirs: &Dirs,

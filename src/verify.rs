@@ -274,7 +274,9 @@ pub fn validate(req: &Request<'_>) -> Result<(), VerifyError> {
     let mut with_help = args;
     with_help.insert(at, "--help".into());
     let mut check = Command::new(cmd.get_program());
-    check.args(with_help).current_dir(&req.dirs.workspace_root).stdin(Stdio::null()).stdout(Stdio::null());
+    // Both outputs piped (the help text is dropped): std reads one lone pipe on Windows with a synchronous read of a
+    // handle it opened for overlapped IO, which Wine answers with "pending" and std then aborts the process.
+    check.args(with_help).current_dir(&req.dirs.workspace_root).stdin(Stdio::null()).stdout(Stdio::piped());
     for (k, v) in cmd.get_envs() {
         match v {
             Some(v) => check.env(k, v),

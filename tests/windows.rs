@@ -139,8 +139,25 @@ fn summary(out: &Output) -> serde_json::Value {
     s
 }
 
+/// What the run said: its stderr, and its stdout when that is not the JSON the test reads.
 fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    format!("{}\nstdout:\n{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout))
+}
+
+/// Waits (at most two minutes: a bound, not a guess) for the process `pid` to exit; false if it did not.
+fn exits(pid: u32) -> bool {
+    use windows_sys::Win32::Foundation::{CloseHandle, WAIT_OBJECT_0};
+    use windows_sys::Win32::System::Threading::{OpenProcess, PROCESS_SYNCHRONIZE, WaitForSingleObject};
+    // SAFETY: no pointers; the handle, if any, is closed right after.
+    unsafe {
+        let h = OpenProcess(PROCESS_SYNCHRONIZE, 0, pid);
+        if h.is_null() {
+            return true;
+        }
+        let exited = WaitForSingleObject(h, 120_000) == WAIT_OBJECT_0;
+        CloseHandle(h);
+        exited
+    }
 }
 
 /// Whether the process `pid` is still running: it can be opened and waiting on it would block.
@@ -228,6 +245,35 @@ fn what_a_crashed_run_left_is_finished() {
     let names: Vec<String> =
         std::fs::read_dir(&ws.root).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert!(names.iter().all(|n| !n.contains(".safeclean-")), "nothing of the run is left beside: {names:?}");
+}
+
+#[test]
+fn a_detached_deleter_finishes_the_purge_after_the_run() {
+    let ws = Ws::new();
+    let out = ws.run(&["--detach"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let s = summary(&out);
+    let detached = &s["purge_detached"];
+    let pid = u32::try_from(detached["pid"].as_u64().unwrap_or_else(|| panic!("no deleter: {s}"))).unwrap();
+    let _reaper = Reaper(vec![pid]);
+    assert!(exits(pid), "the deleter finished");
+    assert_eq!(ws.entries("target"), ["CACHEDIR.TAG", "debug"], "the trash is gone");
+    let log = PathBuf::from(detached["log"].as_str().unwrap());
+    assert!(!log.exists(), "a deleter that removed everything removes its log: {}", log.display());
+}
+
+#[test]
+fn unlock_stops_the_cargo_holding_a_lock_and_keeps_the_tree() {
+    let ws = Ws::new();
+    let mut reaper = Reaper::default();
+    let (_cargo, pids) = ws.hold(&mut reaper, r"bin\cargo.exe", &["--lock", r"target\debug\.cargo-lock"]);
+    let out = ws.run(&["--unlock"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let s = summary(&out);
+    let holder = s["holders"].as_array().unwrap().iter().find(|h| h["pid"] == pids[0]).cloned();
+    assert_eq!(holder.unwrap_or_else(|| panic!("the lock's holder is reported: {s}"))["kind"], "cargo");
+    assert!(exits(pids[0]), "the cargo holding the lock was stopped");
+    assert!(ws.target().join(r"debug\read-only.txt").is_file(), "--unlock removes nothing");
 }
 
 #[test]

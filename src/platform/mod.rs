@@ -36,8 +36,9 @@ pub mod windows;
 pub use unix::*;
 #[cfg(windows)]
 pub use windows::{
-    Dir, Files, Platform, ProcHandle, ScanError, Snapshot, free_bytes, interrupt_group, own_group, root_spelling,
-    run_as, stderr_stdio, terminal_columns, with_own_rights,
+    Dir, Files, Platform, ProcHandle, ScanError, Snapshot, detached, disk_space, hold_log, interrupt_group,
+    leave_session, lower_priority, own_group, remove_own_stderr, root_spelling, run_as, say_ready, stderr_stdio,
+    terminal_columns, with_own_rights,
 };
 
 use crate::model::Process;

@@ -20,11 +20,54 @@ use crate::model::{Found, Owner, Process, Roots, Sig, SignalError, Table, Uninsp
 /// An open dir that file work is done relative to.
 pub type Dir = OwnedFd;
 
-/// The bytes this user may still write on the filesystem of `dir`.
+/// The bytes this user may still write on the filesystem of `dir` (what `df` shows as available), and its size.
 #[must_use]
-pub fn free_bytes(dir: &Path) -> Option<u64> {
+pub fn disk_space(dir: &Path) -> Option<(u64, u64)> {
     let st = rustix::fs::statvfs(dir).ok()?;
-    Some(st.f_bavail.saturating_mul(st.f_frsize.max(1)))
+    let unit = st.f_frsize.max(1);
+    Some((st.f_bavail.saturating_mul(unit), st.f_blocks.saturating_mul(unit)))
+}
+
+/// Nothing to add to a deleter's start: it leaves the run's session itself ([`leave_session`]).
+pub fn detached(_cmd: &mut std::process::Command, _breakaway: bool) {}
+
+/// The deleter leaves the run's session (no terminal to lose; a hang-up is ignored too, in case one comes anyway)
+/// and the target dir's tree (`/`).
+pub fn leave_session() {
+    let _ = rustix::process::setsid();
+    let _ = signal_hook::flag::register(signal_hook::consts::SIGHUP, std::sync::Arc::default());
+    let _ = std::env::set_current_dir("/");
+}
+
+/// Says the deleter is ready on the pipe its parent reads one line from. The parent is gone soon after: stdout goes
+/// to `/dev/null` first, and the line through a copy of the pipe, closed once written.
+pub fn say_ready(ready: impl FnOnce(&mut dyn std::io::Write)) {
+    let pipe = rustix::io::dup(std::io::stdout()).map(std::fs::File::from);
+    if let Ok(null) = std::fs::File::options().write(true).open("/dev/null") {
+        let _ = rustix::stdio::dup2_stdout(null);
+    }
+    if let Ok(mut pipe) = pipe {
+        ready(&mut pipe);
+    }
+}
+
+/// Removes the file at `path` if that name still leads to this process's stderr (a deleter's own log).
+pub fn remove_own_stderr(path: &Path) {
+    use rustix::fs::{AtFlags, Mode, OFlags};
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else { return };
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let Ok(dir) = rustix::fs::open(dir, flags, Mode::empty()) else { return };
+    let mine = rustix::fs::fstat(std::io::stderr()).map(|st| file_id(&st));
+    let there = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW).map(|st| file_id(&st));
+    if mine.is_ok() && mine == there {
+        let _ = rustix::fs::unlinkat(&dir, name, AtFlags::empty());
+    }
+}
+
+/// The deleter holds the lock of its log (its stderr) until it exits: a run removes only logs nobody holds.
+pub fn hold_log() {
+    use std::os::fd::AsFd;
+    let _ = rustix::fs::flock(std::io::stderr().as_fd(), rustix::fs::FlockOperation::NonBlockingLockExclusive);
 }
 
 /// Starts `cmd` in a process group of its own (its id is the child's pid).

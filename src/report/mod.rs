@@ -95,16 +95,13 @@ fn failure_lines(failure: &Failure, color: bool) -> Vec<String> {
 }
 
 /// The detached deleter's voice: "ready" to its parent (the one line the parent waits for), and its log on its
-/// stderr, which is the log file. (The detached deleter is Unix only so far.)
-#[cfg(unix)]
+/// stderr, which is the log file.
 pub struct DeleterLog;
 
-#[cfg(unix)]
 fn log_line(line: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
 }
 
-#[cfg(unix)]
 impl crate::detach::Log for DeleterLog {
     fn ready(&self, parent: &mut dyn Write) {
         let _ = writeln!(parent, "ready");

@@ -86,7 +86,7 @@ pub(super) fn remove_unlocked(_dir: &Dir, path: &Path, prefix: &str, before: Sys
             .open(entry.path());
         let Ok(file) = alone else { continue };
         if file.metadata().is_ok_and(|m| m.is_file() && m.modified().is_ok_and(|t| t < before)) {
-            let _ = fs::delete(&file.into());
+            let _ = fs::delete(&file);
         }
     }
 }

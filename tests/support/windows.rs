@@ -4,8 +4,8 @@
 //!   its current dir (`--target-dir`, `--manifest-path` and `CARGO_TARGET_DIR` honoured), and "builds" for `check`:
 //!   it makes `<target>\debug\.fingerprint\` with a file in it, and says `Finished` on stderr; `--help` succeeds;
 //!   `SAFECLEAN_TEST_CHECK_EXIT=N` makes the check exit N;
-//! - as a holder (`hold [--open F]… [--cwd D] [--child] [--exit | --forever]`): opens each F and keeps it open
-//!   (without share-delete, as most programs do), changes into D, with `--child` starts another holder of the same
+//! - as a holder (`hold [--open F]… [--lock F] [--cwd D] [--child] [--exit | --forever]`): opens each F and keeps it open
+//!   (without share-delete, as most programs do), locks each `--lock` F as cargo does, changes into D, with `--child` starts another holder of the same
 //!   files first (one that waits forever), writes `ready PID…` (its pid, then its child's) on stdout, and waits for
 //!   stdin to close; with `--exit` it exits at once instead, leaving its child an orphan; with `--forever` it waits
 //!   to be stopped.
@@ -100,6 +100,13 @@ fn hold(args: &[OsString]) {
                 let file = std::fs::OpenOptions::new().read(true).open(f).expect("open the file to hold");
                 held.push(file);
                 child_args.extend(["--open".into(), f.clone()]);
+            }
+            "--lock" => {
+                let f = rest.next().expect("--lock F");
+                // As cargo locks its lock files on Windows: LockFileEx, exclusive, over the whole file.
+                let file = std::fs::OpenOptions::new().read(true).write(true).open(f).expect("open the lock file");
+                file.lock().expect("lock the file");
+                held.push(file);
             }
             "--cwd" => std::env::set_current_dir(rest.next().expect("--cwd D")).expect("change into the dir"),
             "--child" => with_child = true,

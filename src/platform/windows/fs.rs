@@ -229,7 +229,7 @@ fn nt_error(status: i32) -> io::Error {
 }
 
 /// The attributes, identity and size of an open file.
-pub fn info(h: &OwnedHandle) -> io::Result<Info> {
+pub fn info(h: &impl AsRawHandle) -> io::Result<Info> {
     let mut i = BY_HANDLE_FILE_INFORMATION::default();
     // SAFETY: a valid handle and a struct of the size the call writes.
     if unsafe { GetFileInformationByHandle(h.as_raw_handle() as HANDLE, &raw mut i) } == 0 {
@@ -332,7 +332,7 @@ pub fn rename_into(h: &OwnedHandle, parent: &OwnedHandle, name: &OsStr) -> io::R
 
 /// Deletes the open file or (empty) dir `h`, opened with [`Access::Delete`], as the module docs say. A reparse point
 /// opened as itself is deleted as itself: what it points to is not touched.
-pub fn delete(h: &OwnedHandle) -> io::Result<()> {
+pub fn delete(h: &impl AsRawHandle) -> io::Result<()> {
     let raw = h.as_raw_handle() as HANDLE;
     let posix = FILE_DISPOSITION_INFO_EX {
         Flags: FILE_DISPOSITION_FLAG_DELETE
@@ -368,7 +368,7 @@ pub fn delete(h: &OwnedHandle) -> io::Result<()> {
 }
 
 /// Sets the attributes of the open file `h` (0 would mean "leave them": a file with none is `NORMAL`).
-fn set_attributes(h: &OwnedHandle, attributes: u32) -> io::Result<()> {
+fn set_attributes(h: &impl AsRawHandle, attributes: u32) -> io::Result<()> {
     let basic = FILE_BASIC_INFO {
         FileAttributes: if attributes == 0 { FILE_ATTRIBUTE_NORMAL } else { attributes },
         ..FILE_BASIC_INFO::default()

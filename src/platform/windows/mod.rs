@@ -20,8 +20,14 @@
 pub mod fs;
 pub mod handles;
 pub mod modules;
+mod session;
 pub mod stop;
 pub mod table;
+
+pub use session::{
+    detached, disk_space, hold_log, interrupt_group, leave_session, lower_priority, own_group, remove_own_stderr,
+    run_as, say_ready, stderr_stdio, terminal_columns, with_own_rights,
+};
 
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -40,7 +46,7 @@ use windows_sys::Win32::Storage::FileSystem::{
 use super::held::{self, Places};
 use super::{Identity, Waited};
 use crate::interrupt::Interrupt;
-use crate::model::{FileId, Found, Process, Roots, Sig, SignalError, Table, Uninspectable};
+use crate::model::{FileId, Found, HandleKind, Process, Roots, Sig, SignalError, Table, Uninspectable};
 
 /// An open dir that file work is done relative to.
 pub type Dir = OwnedHandle;
@@ -142,10 +148,39 @@ pub struct Snapshot {
 impl Snapshot {
     /// What is held under `roots`, with the process table and the processes that could not be inspected.
     pub fn holders(self, roots: &Roots, _exclude: u32) -> Result<(Vec<Found>, Table, Uninspectable), ScanError> {
-        // No lock state is visible per handle (a `LockFileEx` range is not in the handle table): a lock file is an
-        // open file, and the run probes cargo's locks itself.
-        let held::Scanned { found, table, uninspectable } = self.raw.holders(&Places::of(roots), |_, _| None);
+        // No lock state is visible per handle (a `LockFileEx` range is not in the handle table): see `lock_evidence`.
+        let held::Scanned { mut found, table, uninspectable } = self.raw.holders(&Places::of(roots), |_, _| None);
+        lock_evidence(&mut found);
         Ok((found, table, uninspectable))
+    }
+}
+
+/// Cargo's locks are `LockFileEx` locks, which the handle table does not show; it shows who has each lock file open.
+/// A lock is taken through an open handle, so when one of cargo's lock files is locked now and exactly one process
+/// has it open, that process holds the lock (shared or exclusive, as a probe says). When two or more have it open
+/// (one holds, others wait), which one holds it cannot be known, and none is named its owner.
+fn lock_evidence(found: &mut [Found]) {
+    use std::collections::HashMap;
+    let mut openers: HashMap<PathBuf, Vec<(usize, usize)>> = HashMap::new();
+    for (i, f) in found.iter().enumerate() {
+        for (j, h) in f.handles.iter().enumerate() {
+            if h.kind == HandleKind::Fd && crate::layout::lock_name(&h.path).is_some() {
+                openers.entry(h.path.clone()).or_default().push((i, j));
+            }
+        }
+    }
+    for (path, at) in openers {
+        let pids: HashSet<usize> = at.iter().map(|&(i, _)| i).collect();
+        if pids.len() != 1 {
+            continue;
+        }
+        if let Some(hold) = crate::layout::lock_state(&path) {
+            for (i, j) in at {
+                let h = &mut found[i].handles[j];
+                h.kind = HandleKind::Lock;
+                h.hold = Some(hold);
+            }
+        }
     }
 }
 
@@ -280,62 +315,6 @@ pub fn wide(s: &std::ffi::OsStr) -> Vec<u16> {
     s.encode_wide().chain([0]).collect()
 }
 
-/// The bytes this user may still write on the volume of `dir` (quotas counted).
-#[must_use]
-pub fn free_bytes(dir: &Path) -> Option<u64> {
-    use windows_sys::Win32::Storage::FileSystem::GetDiskFreeSpaceExW;
-    let wide = wide(dir.as_os_str());
-    let mut available = 0u64;
-    // SAFETY: a NUL-terminated path and one out-parameter; the others may be null.
-    let ok =
-        unsafe { GetDiskFreeSpaceExW(wide.as_ptr(), &raw mut available, std::ptr::null_mut(), std::ptr::null_mut()) };
-    (ok != 0).then_some(available)
-}
-
-/// No rights are borrowed on Windows: `f` runs as it is.
-pub fn with_own_rights<T>(f: impl FnOnce() -> T) -> T {
-    f()
-}
-
-/// Starts `cmd` in a console process group of its own (`CREATE_NEW_PROCESS_GROUP`), which a Ctrl-Break can be sent
-/// to without reaching this process.
-pub fn own_group(cmd: &mut std::process::Command) {
-    use windows_sys::Win32::System::Threading::CREATE_NEW_PROCESS_GROUP;
-    std::os::windows::process::CommandExt::creation_flags(cmd, CREATE_NEW_PROCESS_GROUP);
-}
-
-/// Ctrl-Break to the group [`own_group`] made for `child` (cargo stops, and its job object takes what it started
-/// with it); where no console can carry it, the child is terminated.
-pub fn interrupt_group(child: &mut std::process::Child) {
-    use windows_sys::Win32::System::Console::{CTRL_BREAK_EVENT, GenerateConsoleCtrlEvent};
-    // SAFETY: no pointers; the group id is the pid of our own child, not reaped yet.
-    if unsafe { GenerateConsoleCtrlEvent(CTRL_BREAK_EVENT, child.id()) } == 0 {
-        let _ = child.kill();
-    }
-}
-
-/// Windows has no uids: a run never gives the verify to another user.
-pub fn run_as(_cmd: &mut std::process::Command, _uid: u32, _gid: u32) {}
-
-/// This process's stderr, for a child's stdout.
-pub fn stderr_stdio() -> std::io::Result<std::process::Stdio> {
-    use std::os::windows::io::AsHandle;
-    Ok(std::io::stderr().as_handle().try_clone_to_owned()?.into())
-}
-
-/// The width of the console on stderr, if it is one.
-#[must_use]
-pub fn terminal_columns() -> Option<u16> {
-    use windows_sys::Win32::System::Console::{
-        CONSOLE_SCREEN_BUFFER_INFO, GetConsoleScreenBufferInfo, GetStdHandle, STD_ERROR_HANDLE,
-    };
-    let mut info = CONSOLE_SCREEN_BUFFER_INFO::default();
-    // SAFETY: a standard handle (not owned, never closed) and a struct of the size the call writes.
-    let ok = unsafe { GetConsoleScreenBufferInfo(GetStdHandle(STD_ERROR_HANDLE), &raw mut info) };
-    let width = i32::from(info.srWindow.Right) - i32::from(info.srWindow.Left) + 1;
-    (ok != 0).then(|| u16::try_from(width).ok()).flatten().filter(|&c| c > 0)
-}
-
 /// The version of Wine this runs under, if it does (`wine_get_version`, which only Wine's ntdll exports): tests of
 /// what Wine does differently from Windows skip there, saying why.
 #[must_use]
@@ -364,7 +343,6 @@ fn current_process() -> HANDLE {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::HandleKind;
 
     #[test]
     fn verbatim_and_drive_forms_are_one_spelling() {
