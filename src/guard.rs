@@ -11,7 +11,8 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::anchor::{self, AnchorError, Anchored, Kind, Opened};
 use crate::layout::looks_like_target;
-use crate::platform::{Dir, Files};
+use crate::model::FileId;
+use crate::platform::{self, Dir, Files};
 use crate::workspace::Dirs;
 
 /// Top-level dirs of the system (Linux and macOS), refused whatever the flags. Windows' are where its environment
@@ -253,17 +254,21 @@ impl Protected {
         Self::with_homes(homes, cargo_home, Vec::new())
     }
 
-    /// What this process must protect on Windows: `home` (`%USERPROFILE%`), `cargo_home` (`%CARGO_HOME%`) or
-    /// `.cargo` in the home, and the system's dirs as its environment names them (`%SystemRoot%`, `%ProgramFiles%`,
-    /// `%ProgramFiles(x86)%`, `%ProgramW6432%`, `%ProgramData%`, `%PUBLIC%`). A drive's root is refused as every
+    /// What this process must protect on Windows: `home` (`%USERPROFILE%`) and the profile the shell knows,
+    /// `cargo_home` (`%CARGO_HOME%`) or `.cargo` in each home, and the system's dirs as the environment names them
+    /// (`%SystemRoot%`, `%ProgramFiles%`, `%ProgramFiles(x86)%`, `%ProgramW6432%`, `%ProgramData%`, `%PUBLIC%`) and as
+    /// the shell knows them: the environment is the caller's to change. A drive's root is refused as every
     /// filesystem root is. There is no `sudo` to ask about.
     #[cfg(windows)]
     #[must_use]
     pub fn for_user(home: Option<PathBuf>, _sudo_user: Option<&str>, cargo_home: Option<PathBuf>) -> Self {
+        use crate::platform::windows::places;
         let vars =
             ["SystemRoot", "windir", "ProgramFiles", "ProgramFiles(x86)", "ProgramW6432", "ProgramData", "PUBLIC"];
-        let system = vars.iter().filter_map(std::env::var_os).map(PathBuf::from).collect();
-        Self::with_homes(home.into_iter().collect(), cargo_home, system)
+        let mut system: Vec<PathBuf> = vars.iter().filter_map(std::env::var_os).map(PathBuf::from).collect();
+        system.extend(places::system());
+        let homes = home.into_iter().chain(places::profile()).collect();
+        Self::with_homes(homes, cargo_home, system)
     }
 
     fn with_homes(mut homes: Vec<PathBuf>, cargo_home: Option<PathBuf>, mut system: Vec<PathBuf>) -> Self {
@@ -370,6 +375,7 @@ fn check(
     let Some(dir) = &a.dir else {
         return if explicit { refuse(Reason::Missing) } else { Ok(()) };
     };
+    check_identity(&a.path, dir.id, workspace_root, protected)?;
     if dir.kind == Kind::Symlink
         && let Some((by, owner)) = foreign_link(a, dir)
     {
@@ -447,21 +453,46 @@ fn foreign_link(_a: &Anchored, _dir: &Opened) -> Option<(String, u32)> {
     None
 }
 
+/// The rules of [`check_names`] by identity: the opened dir must not be the workspace, a home, cargo's home or a
+/// system dir, nor an ancestor of one, whatever spelling led to it (another case, a short name, a UNC path to a local
+/// share, a link or a mount). Each protected path and its ancestors are looked up as they are now.
+fn check_identity(path: &Path, id: FileId, workspace_root: &Path, protected: &Protected) -> Result<(), Refusal> {
+    let refuse = |reason| Err(Refusal { path: path.to_path_buf(), reason });
+    let holds = |p: &Path| p.ancestors().filter_map(platform::id_of_path).any(|a| a == id);
+    if holds(workspace_root) {
+        return refuse(Reason::WorkspaceOrAncestor { workspace_root: workspace_root.to_path_buf() });
+    }
+    if let Some(home) = protected.homes.iter().find(|h| holds(h)) {
+        return refuse(Reason::Home { home: home.clone() });
+    }
+    if let Some(cargo_home) = protected.cargo_homes.iter().find(|c| holds(c)) {
+        return refuse(Reason::CargoHome { cargo_home: cargo_home.clone() });
+    }
+    if protected.system.iter().any(|s| holds(s)) {
+        return refuse(Reason::SystemDir);
+    }
+    Ok(())
+}
+
 /// The first entry of [`FOREIGN`] that the open dir `dir` holds (a symlink by that name counts too).
-fn foreign_entry(dir: &Dir) -> Option<String> {
-    FOREIGN.iter().find(|name| exists_at(dir, name)).map(|n| (*n).to_string())
-}
-
-/// Whether `name` is in the open dir `dir`, as itself (a symlink or junction by that name counts).
 #[cfg(unix)]
-fn exists_at(dir: &Dir, name: &str) -> bool {
-    rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).is_ok()
+fn foreign_entry(dir: &Dir) -> Option<String> {
+    let exists = |name: &&&str| rustix::fs::statat(dir, **name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).is_ok();
+    FOREIGN.iter().find(exists).map(|n| (*n).to_string())
 }
 
+/// On Windows from the dir's listing, case-insensitively as NTFS names are: a name that cannot be opened (held
+/// without sharing, closed by its ACL) is still there. A dir that cannot be listed is refused as holding what it
+/// may hide.
 #[cfg(windows)]
-fn exists_at(dir: &Dir, name: &str) -> bool {
-    use crate::platform::windows::fs::{self, Access, Follow, Want};
-    fs::open_at(dir, std::ffi::OsStr::new(name), Access::Read, Want::Any, Follow::No).is_ok()
+fn foreign_entry(dir: &Dir) -> Option<String> {
+    let Ok(entries) = crate::platform::windows::fs::list(dir) else {
+        return Some("entries that cannot be listed".into());
+    };
+    FOREIGN
+        .iter()
+        .find(|f| entries.iter().any(|e| e.name.to_string_lossy().eq_ignore_ascii_case(f)))
+        .map(|n| (*n).to_string())
 }
 
 /// The canonical path, or for a path that does not exist, its canonical parent joined with the rest. On Windows in

@@ -240,9 +240,7 @@ impl Plan {
             },
             dry_run: args.dry_run,
             manifest_path: args.manifest_path.map(|m| env.cwd.join(m)),
-            // `components()` drops the `.` of `--target-dir .` (and of `./t`); a `..` stays, as only the file
-            // system knows where it leads.
-            target_dir: args.target_dir.map(|t| env.cwd.join(t).components().collect()),
+            target_dir: args.target_dir.map(|t| target_dir_path(&env.cwd, &t)),
             cwd: env.cwd.clone(),
             cargo: env.get("CARGO").map_or_else(|| "cargo".into(), OsStr::to_os_string),
             cargo_home,
@@ -355,6 +353,23 @@ fn refuse_unported(args: &Args) -> Result<(), PlanError> {
         });
     }
     Ok(())
+}
+
+/// `--target-dir` made absolute. `components()` drops the `.` of `--target-dir .` (and of `./t`); a `..` stays, as
+/// only the file system knows where it leads.
+#[cfg(unix)]
+fn target_dir_path(cwd: &std::path::Path, t: &std::path::Path) -> PathBuf {
+    cwd.join(t).components().collect()
+}
+
+/// `--target-dir` made absolute as Windows reads a path (`GetFullPathNameW`, through `std::path::absolute`): a
+/// drive-relative `C:t` against that drive's current dir, `\\?\` forms kept whole (collecting components would
+/// turn `\\?\GLOBALROOT\…\Z:\x` into `Z:x`).
+#[cfg(windows)]
+fn target_dir_path(cwd: &std::path::Path, t: &std::path::Path) -> PathBuf {
+    // `join` keeps a path with a drive or a root as it is.
+    let joined = cwd.join(t);
+    std::path::absolute(&joined).unwrap_or(joined)
 }
 
 /// The toolchains a sweep may find: `$RUSTC` (as cargo runs it), `rustup`, and every `rustc` on `PATH` and in the
@@ -494,7 +509,9 @@ mod tests {
     fn defaults_come_from_the_environment_once() {
         let p = plan(&["--target-dir", "t", "--color", "auto"], &[("CARGO", "/opt/cargo"), ("CI", "true")]).unwrap();
         assert_eq!(p.cargo, OsString::from("/opt/cargo"));
-        assert_eq!(p.target_dir, Some(PathBuf::from("/w/t")));
+        // Windows reads `/w/t` as Win32 does: on the current drive.
+        let t = if cfg!(windows) { std::path::absolute("/w/t").unwrap() } else { PathBuf::from("/w/t") };
+        assert_eq!(p.target_dir, Some(t));
         assert!(!p.output.style.color && !p.output.style.progress);
         assert_eq!(p.purge.workers, 16, "8 per core on 2 cores");
         let style = |argv: &[&str], vars: &[(&str, &str)]| plan(argv, vars).unwrap().output.style;

@@ -36,7 +36,7 @@ pub mod windows;
 pub use unix::*;
 #[cfg(windows)]
 pub use windows::{
-    Dir, Files, Platform, ProcHandle, ScanError, Snapshot, detached, disk_space, hold_log, interrupt_group,
+    Dir, Files, Platform, ProcHandle, ScanError, Snapshot, detached, disk_space, hold_log, id_of_path, interrupt_group,
     leave_session, lower_priority, own_group, remove_own_stderr, root_spelling, run_as, say_ready, stderr_stdio,
     terminal_columns, with_own_rights,
 };

@@ -20,6 +20,12 @@ use crate::model::{Found, Owner, Process, Roots, Sig, SignalError, Table, Uninsp
 /// An open dir that file work is done relative to.
 pub type Dir = OwnedFd;
 
+/// The identity of what `path` leads to now (links followed), if it exists.
+#[must_use]
+pub fn id_of_path(path: &Path) -> Option<crate::model::FileId> {
+    rustix::fs::stat(path).ok().map(|st| file_id(&st))
+}
+
 /// The bytes this user may still write on the filesystem of `dir` (what `df` shows as available), and its size.
 #[must_use]
 pub fn disk_space(dir: &Path) -> Option<(u64, u64)> {

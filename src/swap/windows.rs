@@ -157,8 +157,17 @@ fn recreate(a: &Anchored, d: &Opened, id: &str, claim: &mut dyn FnMut(FileId) ->
     if let Err(e) = fs::rename_into(&stage.new, &a.parent, &a.name) {
         // A build made its own dir in the instant without one: put the old tree back if the name is free, or
         // leave it in the stage, where the next run adopts it.
-        let back = fs::rename_into(&old, &a.parent, &a.name);
-        stage.discard(back.is_ok());
+        if let Err(back) = fs::rename_into(&old, &a.parent, &a.name) {
+            // Neither in place: say where the old tree is (the next run takes it as trash).
+            let aside = beside(a, &sibling(a, id, NEW_SUFFIX)).join(OLD);
+            let why = io::Error::new(
+                e.kind(),
+                format!("{e}; putting the old tree back failed too ({back}): it is at {}", aside.display()),
+            );
+            stage.discard(false);
+            return Err(io_error("move into place", &a.path, why));
+        }
+        stage.discard(true);
         return Err(if e.kind() == io::ErrorKind::AlreadyExists {
             changed(a, "a dir appeared by its name while the old one was moved aside")
         } else {
@@ -341,6 +350,17 @@ mod tests {
         let left: Vec<String> =
             fs::list(&root).unwrap().into_iter().map(|e| e.name.to_string_lossy().into_owned()).collect();
         assert_eq!(left, ["CACHEDIR.TAG"]);
+    }
+
+    #[test]
+    fn a_one_letter_target_dir_is_swapped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let t = tmp.path().join("t");
+        std::fs::create_dir_all(t.join("debug")).unwrap();
+        let a = anchored(&t);
+        let trash = swap(&a, "7-e", SwapMethod::Exchange, None, &mut |_| Ok(())).unwrap().trash;
+        assert_eq!(names(&trash), [".safeclean-trash-7-e"]);
+        assert!(t.join("CACHEDIR.TAG").is_file() && t.join(r".safeclean-trash-7-e\debug").is_dir());
     }
 
     #[test]

@@ -12,8 +12,13 @@
 
 use std::ffi::OsString;
 use std::io::{Read, Write};
+use std::os::windows::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+
+// std's `FILE_SHARE_READ | FILE_SHARE_WRITE`, without `FILE_SHARE_DELETE` (which std's default adds).
+const FILE_SHARE_READ: u32 = 1;
+const FILE_SHARE_WRITE: u32 = 2;
 
 fn main() {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
@@ -97,7 +102,11 @@ fn hold(args: &[OsString]) {
             "--open" => {
                 let f = rest.next().expect("--open F");
                 // No share-delete, as most programs open files: the file cannot be removed while it is open.
-                let file = std::fs::OpenOptions::new().read(true).open(f).expect("open the file to hold");
+                let file = std::fs::OpenOptions::new()
+                    .read(true)
+                    .share_mode(FILE_SHARE_READ | FILE_SHARE_WRITE)
+                    .open(f)
+                    .expect("open the file to hold");
                 held.push(file);
                 child_args.extend(["--open".into(), f.clone()]);
             }

@@ -73,6 +73,8 @@ pub struct Info {
     pub id: FileId,
     pub attributes: u32,
     pub size: u64,
+    /// Hard links to it: its attributes are every link's.
+    pub links: u32,
 }
 
 impl Info {
@@ -242,6 +244,7 @@ pub fn info(h: &impl AsRawHandle) -> io::Result<Info> {
         },
         attributes: i.dwFileAttributes,
         size: (u64::from(i.nFileSizeHigh) << 32) | u64::from(i.nFileSizeLow),
+        links: i.nNumberOfLinks,
     })
 }
 
@@ -303,7 +306,8 @@ pub fn rename_into(h: &OwnedHandle, parent: &OwnedHandle, name: &OsStr) -> io::R
     // The NT call, not `SetFileInformationByHandle`: Wine's kernelbase turns the name into a path from the current
     // dir first, which a rename relative to `RootDirectory` must not have.
     let header = std::mem::offset_of!(FILE_RENAME_INFORMATION, FileName);
-    let size = header + wide.len() * 2;
+    // Never less than the struct itself: a one-letter name ends inside its padding, and NT refuses a shorter length.
+    let size = (header + wide.len() * 2).max(std::mem::size_of::<FILE_RENAME_INFORMATION>());
     // u64 words: the struct holds a handle, so it is 8-byte aligned.
     let mut buf = vec![0u64; size.div_ceil(8) + 1];
     let info = buf.as_mut_ptr().cast::<FILE_RENAME_INFORMATION>();
@@ -349,22 +353,22 @@ pub fn delete(h: &impl AsRawHandle) -> io::Result<()> {
     if !unsupported.iter().any(|&c| e.raw_os_error() == Some(c.cast_signed())) {
         return Err(e);
     }
-    let attributes = info(h)?.attributes;
-    if attributes & FILE_ATTRIBUTE_READONLY != 0 {
+    let Info { attributes, links, .. } = info(h)?;
+    let read_only = attributes & FILE_ATTRIBUTE_READONLY != 0;
+    if read_only {
         set_attributes(h, attributes & !FILE_ATTRIBUTE_READONLY)?;
     }
     let classic = FILE_DISPOSITION_INFO { DeleteFile: true };
     let size = u32::try_from(std::mem::size_of_val(&classic)).unwrap_or(u32::MAX);
     // SAFETY: a valid handle and a struct of the size given.
-    if unsafe { SetFileInformationByHandle(raw, FileDispositionInfo, (&raw const classic).cast(), size) } == 0 {
-        let e = io::Error::last_os_error();
-        // Put the attribute back: a file that stays keeps what its owner set.
-        if attributes & FILE_ATTRIBUTE_READONLY != 0 {
-            let _ = set_attributes(h, attributes);
-        }
-        return Err(e);
+    let deleted = unsafe { SetFileInformationByHandle(raw, FileDispositionInfo, (&raw const classic).cast(), size) };
+    let result = if deleted == 0 { Err(io::Error::last_os_error()) } else { Ok(()) };
+    // The attribute is the file's, not the name's: a file that stays, or that other links outside the tree still
+    // name, keeps what its owner set.
+    if read_only && (result.is_err() || links > 1) {
+        let _ = set_attributes(h, attributes);
     }
-    Ok(())
+    result
 }
 
 /// Sets the attributes of the open file `h` (0 would mean "leave them": a file with none is `NORMAL`).
@@ -438,6 +442,35 @@ mod tests {
         std::io::Write::write_all(&mut f, b"tag").unwrap();
         drop(f);
         assert_eq!(std::fs::read(tmp.path().join("trash/CACHEDIR.TAG")).unwrap(), b"tag");
+    }
+
+    #[test]
+    fn a_one_letter_name_is_moved() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("t")).unwrap();
+        let root = open_dir(tmp.path(), Access::Read).unwrap();
+        let t = open_at(&root, os("t"), Access::Delete, Want::Dir, Follow::No).unwrap();
+        rename_into(&t, &root, os("u")).unwrap();
+        rename_into(&t, &root, os("t")).unwrap();
+        assert!(tmp.path().join("t").is_dir());
+    }
+
+    #[test]
+    fn a_read_only_file_linked_elsewhere_keeps_its_attribute() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (inside, outside) = (tmp.path().join("in"), tmp.path().join("keep.txt"));
+        std::fs::create_dir(&inside).unwrap();
+        std::fs::write(&outside, "keep").unwrap();
+        std::fs::hard_link(&outside, inside.join("link.txt")).unwrap();
+        let mut perms = std::fs::metadata(&outside).unwrap().permissions();
+        perms.set_readonly(true);
+        std::fs::set_permissions(&outside, perms).unwrap();
+        let dir = open_dir(&inside, Access::Read).unwrap();
+        let h = open_at(&dir, os("link.txt"), Access::Delete, Want::NotDir, Follow::No).unwrap();
+        delete(&h).unwrap();
+        drop(h);
+        assert!(!inside.join("link.txt").exists());
+        assert!(std::fs::metadata(&outside).unwrap().permissions().readonly(), "the other link's file stays read-only");
     }
 
     #[test]

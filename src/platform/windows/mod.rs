@@ -20,6 +20,7 @@
 pub mod fs;
 pub mod handles;
 pub mod modules;
+pub mod places;
 mod session;
 pub mod stop;
 pub mod table;
@@ -250,6 +251,12 @@ fn owned(h: HANDLE) -> std::io::Result<OwnedHandle> {
     }
     // SAFETY: a valid handle just returned to us and owned by nothing else.
     Ok(unsafe { OwnedHandle::from_raw_handle(h as RawHandle) })
+}
+
+/// The identity of the dir `path` leads to now (reparse points followed), if it exists.
+#[must_use]
+pub fn id_of_path(path: &Path) -> Option<FileId> {
+    fs::open_dir(path, fs::Access::Read).and_then(|h| fs::info(&h)).ok().map(|i| i.id)
 }
 
 /// The volume serial number and file index of an open file: what identifies it whatever its name.

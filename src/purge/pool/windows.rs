@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
+use windows_sys::Win32::Foundation::ERROR_DIR_NOT_EMPTY;
+
 use super::{Busy, Problems, Progress, TrashRoot};
 use crate::interrupt::Interrupt;
 use crate::layout::TRASH_PREFIX;
@@ -322,6 +324,23 @@ impl Pool {
         }
     }
 
+    /// A dir that could not be deleted: where it is not empty, what is left in it is named, each entry a file that was
+    /// deleted while another process has it open (with share-delete, where deletes are classic): it goes when that
+    /// process closes it.
+    fn not_empty(&self, path: &Path, h: &Dir, e: std::io::Error) {
+        let left = match e.raw_os_error() {
+            Some(code) if code == ERROR_DIR_NOT_EMPTY.cast_signed() => fs::list(h).unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        if left.is_empty() {
+            return self.error(path.to_path_buf(), e);
+        }
+        for entry in left {
+            let why = "deleted, but another process still has it open: it goes when that process closes it";
+            self.error(path.join(&entry.name), std::io::Error::other(why));
+        }
+    }
+
     /// Drops one reference to `dir`; the last one deletes it (and closes it), then releases its parent.
     fn release(&self, dir: Arc<Open>) {
         if dir.pending.fetch_sub(1, Ordering::AcqRel) != 1 {
@@ -336,7 +355,7 @@ impl Pool {
             } else if let Some(h) = handle
                 && let Err(e) = fs::delete(&h)
             {
-                self.error(dir.path.clone(), e);
+                self.not_empty(&dir.path, &h, e);
                 if let Some(parent) = &dir.parent {
                     parent.blocked.store(true, Ordering::Relaxed);
                 }
