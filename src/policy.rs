@@ -52,8 +52,10 @@ pub fn kind_of(p: &Process, roots: &Roots) -> Kind {
     }
 }
 
-/// A program's name as the kinds know it: on Windows without its `.exe` (`cargo.exe` is cargo).
-fn program(name: &str) -> &str {
+/// A program's name as the kinds know it, and as the report shows it: on Windows without its `.exe` (`cargo.exe` is
+/// cargo).
+#[must_use]
+pub fn program(name: &str) -> &str {
     if cfg!(windows) {
         let cut = name.len().saturating_sub(4);
         if name.is_char_boundary(cut) && name[cut..].eq_ignore_ascii_case(".exe") {

@@ -716,6 +716,28 @@ impl Run<'_> {
         owner.or((!found.is_empty()).then_some(0)).map(|i| found[i].process.clone())
     }
 
+    /// Windows' Restart Manager on the files a delete failed on: who Windows says uses them, beside what the scan
+    /// saw. Only said when it names someone; a session it cannot have is said too.
+    #[cfg(windows)]
+    fn cross_check(&self, errors: &[(PathBuf, std::io::Error)]) {
+        let files: Vec<PathBuf> = errors.iter().map(|(p, _)| p.clone()).filter(|p| p.is_file()).collect();
+        if files.is_empty() {
+            return;
+        }
+        match platform::windows::restart::users_of(&files) {
+            Ok(users) if users.is_empty() => {}
+            Ok(users) => {
+                let named: Vec<String> = users.iter().map(|(pid, name)| format!("{name} (pid {pid})")).collect();
+                (self.emit)(Event::Warning(format!(
+                    "Windows' Restart Manager says {} still {} what could not be removed",
+                    named.join(", "),
+                    if users.len() == 1 { "uses" } else { "use" }
+                )));
+            }
+            Err(e) => (self.emit)(Event::Warning(format!("cannot ask Windows' Restart Manager who uses it: {e}"))),
+        }
+    }
+
     /// Who holds the run lock file `lock`, in words.
     fn lock_holder(&self, lock: &Path) -> String {
         self.holders_of(lock).0
@@ -1095,6 +1117,8 @@ impl Run<'_> {
         for (path, e) in &purged.problems.errors {
             (self.emit)(Event::Warning(format!("could not remove {}: {e}", path.display())));
         }
+        #[cfg(windows)]
+        self.cross_check(&purged.problems.errors);
         let mut foreign = Vec::new();
         for path in &purged.problems.busy {
             let (holders, ours) = self.holders_of(path);

@@ -62,8 +62,8 @@ pub fn command(p: &Process, full: bool) -> String {
     if full {
         return shell_words::join(&p.cmdline);
     }
-    let base = program.rsplit('/').next().filter(|b| !b.is_empty()).unwrap_or(p.display_name());
-    let mut out = base.to_string();
+    let base = program.rsplit(['/', std::path::MAIN_SEPARATOR]).next().filter(|b| !b.is_empty());
+    let mut out = crate::policy::program(base.unwrap_or(p.display_name())).to_string();
     for arg in args {
         let word = shell_words::quote(arg);
         if out.chars().count() + 1 + word.chars().count() > COMMAND_WIDTH {
@@ -104,7 +104,8 @@ pub fn path_in(path: &Path, dirs: Option<&Dirs>) -> String {
 /// A dir the run removes, as the user knows it: `target/`, `build dir /fast/b/`.
 #[must_use]
 pub fn dir_in(path: &Path, dirs: Option<&Dirs>) -> String {
-    let shown = format!("{}/", path_in(path, dirs).trim_end_matches('/'));
+    let sep = std::path::MAIN_SEPARATOR;
+    let shown = format!("{}{sep}", path_in(path, dirs).trim_end_matches(sep));
     match dirs.and_then(|d| d.build_dir.as_deref()) {
         Some(build) if build == path => format!("build dir {shown}"),
         _ => shown,
@@ -128,13 +129,14 @@ fn elide(path: String) -> String {
     if path.chars().count() <= PATH_WIDTH {
         return path;
     }
-    let parts: Vec<&str> = path.split('/').collect();
+    let sep = std::path::MAIN_SEPARATOR;
+    let parts: Vec<&str> = path.split(sep).collect();
     let [first, middle @ .., last] = parts.as_slice() else { return path };
     if middle.is_empty() {
         return path;
     }
     let mut tail = vec![*last];
-    let mut width = first.chars().count() + "/…/".len() + last.chars().count();
+    let mut width = first.chars().count() + format!("{sep}…{sep}").len() + last.chars().count();
     for part in middle.iter().rev().take(middle.len() - 1) {
         width += part.chars().count() + 1;
         if width > PATH_WIDTH {
@@ -143,7 +145,7 @@ fn elide(path: String) -> String {
         tail.push(part);
     }
     tail.reverse();
-    format!("{first}/…/{}", tail.join("/"))
+    format!("{first}{sep}…{sep}{}", tail.join(std::path::MAIN_SEPARATOR_STR))
 }
 
 /// What a handle is, in words: `holds the build-dir lock`, `runs target/debug/x`. `full`: with whole paths.
@@ -352,7 +354,7 @@ pub fn damage(signature: &str) -> &str {
 #[must_use]
 pub fn cargo_command(shown: &str) -> String {
     let words: Vec<&str> = shown.split_whitespace().take(2).collect();
-    let program = words.first().map_or("cargo", |p| p.rsplit('/').next().unwrap_or(p));
+    let program = words.first().map_or("cargo", |p| p.rsplit(['/', std::path::MAIN_SEPARATOR]).next().unwrap_or(p));
     match words.get(1) {
         Some(sub) => format!("{program} {sub}"),
         None => program.to_string(),
@@ -626,6 +628,11 @@ mod tests {
         assert_eq!(command(&proc(&[]), false), "cargo", "a process without a command line goes by its name");
     }
 
+    /// `path` with this OS's separator.
+    fn native(path: &str) -> String {
+        path.replace('/', std::path::MAIN_SEPARATOR_STR)
+    }
+
     #[test]
     fn paths_are_relative_to_the_workspace() {
         let dirs = Dirs {
@@ -637,8 +644,11 @@ mod tests {
         };
         assert_eq!(path_in(Path::new("/w/target/debug/x"), Some(&dirs)), "target/debug/x");
         assert_eq!(path_in(Path::new("/elsewhere/x"), Some(&dirs)), "/elsewhere/x");
-        assert_eq!(dir_in(Path::new("/w/target"), Some(&dirs)), "target/");
-        assert_eq!(dir_in(Path::new("/fast/b"), Some(&dirs)), "build dir /fast/b/");
+        assert_eq!(dir_in(Path::new("/w/target"), Some(&dirs)), native("target/"));
+        assert_eq!(
+            dir_in(Path::new("/fast/b"), Some(&dirs)),
+            format!("build dir /fast/b{}", std::path::MAIN_SEPARATOR)
+        );
         let lock =
             Handle { kind: HandleKind::Lock, path: "/w/target/debug/.cargo-lock".into(), hold: Some(Hold::Exclusive) };
         assert_eq!(handle(&lock, Some(&dirs), false), "holds the build-dir lock");
@@ -655,10 +665,14 @@ mod tests {
         assert_eq!(wrap("`a, b` c", 3), ["`a, b` c"], "never inside quotes");
         assert_eq!(wrap("can't, aaaa", 6), ["can't,", "aaaa"], "an apostrophe is no quote");
         assert_eq!(
-            elide("target/debug/build/app-1d2f3a4b5c6d7e8f/out/generated/bindings.rs".into()),
-            "target/…/out/generated/bindings.rs"
+            elide(native("target/debug/build/app-1d2f3a4b5c6d7e8f/out/generated/bindings.rs")),
+            native("target/…/out/generated/bindings.rs")
         );
-        assert_eq!(elide(format!("target/{}/x", "d".repeat(60))), "target/…/x", "the last always stays");
+        assert_eq!(
+            elide(native(&format!("target/{}/x", "d".repeat(60)))),
+            native("target/…/x"),
+            "the last always stays"
+        );
     }
 
     fn settled(pid: u32, outcome: Outcome, note: Option<&str>, gone: bool) -> Settled {

@@ -21,6 +21,7 @@ pub mod fs;
 pub mod handles;
 pub mod modules;
 pub mod places;
+pub mod restart;
 mod session;
 pub mod stop;
 pub mod table;
