@@ -7,17 +7,22 @@
 //!
 //! Run with `bench/scan.sh` (it builds the holder fixture and the release binary first).
 
-#![cfg_attr(unix, expect(clippy::print_stdout, reason = "a benchmark prints its figures"))]
+//!
+//! On Windows (`bench/scan-wine.sh` runs it under Wine here) it times the native scan's parts instead, with
+//! [`win::PROCESSES`] holders of the Windows fixture: the system handle table, the module snapshots, the process
+//! table alone, and the whole stage that reads them all.
 
-// Unix only: what it does needs Unix fds, signals and users.
+#![expect(clippy::print_stdout, reason = "a benchmark prints its figures")]
+
 #[cfg(unix)]
 fn main() {
     imp::main();
 }
 
-/// These benchmarks time Unix tools and Unix paths; there is nothing to time elsewhere (yet).
-#[cfg(not(unix))]
-fn main() {}
+#[cfg(windows)]
+fn main() {
+    win::main();
+}
 
 #[cfg(unix)]
 #[path = "../tests/common/mod.rs"]
@@ -145,6 +150,118 @@ mod imp {
     fn median_of(mut f: impl FnMut() -> Duration) -> Duration {
         f(); // warm-up
         let mut times: Vec<Duration> = (0..RUNS).map(|_| f()).collect();
+        times.sort();
+        times[RUNS / 2]
+    }
+
+    fn ms(d: Duration) -> f64 {
+        d.as_secs_f64() * 1000.0
+    }
+}
+
+#[cfg(windows)]
+mod win {
+    use std::io::{BufRead, BufReader};
+    use std::path::PathBuf;
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use cargo_safeclean::model::Roots;
+    use cargo_safeclean::platform::Platform;
+    use cargo_safeclean::platform::windows::{handles, modules};
+    use cargo_safeclean::scan::scan;
+
+    /// Holders started; each holds [`FILES`] files, [`INSIDE`] of them inside the target dir.
+    pub const PROCESSES: usize = 60;
+    const FILES: usize = 4;
+    const INSIDE: usize = 10;
+    const RUNS: usize = 9;
+    const NOT_A_PID: u32 = u32::MAX;
+
+    /// Stops the holders by pid when the benchmark ends.
+    struct Holders(Vec<Child>);
+
+    impl Drop for Holders {
+        fn drop(&mut self) {
+            for c in &mut self.0 {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+
+    /// The Windows fixture, beside this benchmark's exe (`target/<triple>/release/examples/`).
+    fn fixture() -> PathBuf {
+        let me = std::env::current_exe().unwrap();
+        let dir = me.parent().unwrap().parent().unwrap();
+        let path = dir.join(r"examples\safeclean-test-windows.exe");
+        assert!(path.is_file(), "{} is missing: build the examples first", path.display());
+        path
+    }
+
+    pub fn main() {
+        let tmp = tempfile::tempdir().unwrap();
+        let target = tmp.path().join("target");
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir_all(target.join("debug")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        let exe = fixture();
+        let mut holders = Holders(Vec::new());
+        for i in 0..PROCESSES {
+            let dir = if i < INSIDE { target.join("debug") } else { outside.clone() };
+            let mut cmd = Command::new(&exe);
+            cmd.arg("hold").arg("--forever");
+            for j in 0..FILES {
+                let f = dir.join(format!("held-{i}-{j}"));
+                std::fs::write(&f, "x").unwrap();
+                cmd.arg("--open").arg(&f);
+            }
+            let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).spawn().unwrap();
+            let mut line = String::new();
+            BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+            assert!(line.starts_with("ready"), "holder {i} did not start: {line:?}");
+            holders.0.push(child);
+        }
+        let roots = Roots::new([target.as_path()]);
+        let native = Platform::native();
+        let found = scan(&native, &roots, NOT_A_PID).unwrap().found;
+        assert_eq!(found.len(), INSIDE, "the scan finds exactly the holders inside target");
+
+        let pids: Vec<u32> = holders.0.iter().map(Child::id).collect();
+        let handle_count = handles::table().unwrap().len();
+        let stage = median(|| drop(scan(&native, &roots, NOT_A_PID).unwrap()));
+        let table = median(|| drop(Platform { holders: false, ..native.clone() }.snapshot(NOT_A_PID).unwrap()));
+        let handle_table = median(|| {
+            let entries = handles::table().unwrap();
+            for &pid in &pids {
+                let mine: Vec<handles::Entry> = entries.iter().filter(|e| e.pid == pid).copied().collect();
+                drop(handles::held_by(pid, &mine, None));
+            }
+        });
+        let module_snapshots = median(|| {
+            for &pid in &pids {
+                drop(modules::images(pid));
+            }
+        });
+        println!(
+            "holder scan on Windows UNDER WINE 8.0 (not Windows): {PROCESSES} processes holding {FILES} files each, \
+             {INSIDE} inside target; {handle_count} handles in the system table; medians of {RUNS} runs"
+        );
+        println!("  scan stage, whole (table + handles + modules): {:>8.2} ms", ms(stage));
+        println!("  process table alone (sysinfo):                 {:>8.2} ms", ms(table));
+        println!("  handle table, the holders' handles named:      {:>8.2} ms", ms(handle_table));
+        println!("  module snapshots of the holders:               {:>8.2} ms", ms(module_snapshots));
+    }
+
+    fn median(mut f: impl FnMut()) -> Duration {
+        f();
+        let mut times: Vec<Duration> = (0..RUNS)
+            .map(|_| {
+                let start = Instant::now();
+                f();
+                start.elapsed()
+            })
+            .collect();
         times.sort();
         times[RUNS / 2]
     }
