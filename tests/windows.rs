@@ -298,6 +298,22 @@ fn unlock_stops_the_cargo_holding_a_lock_and_keeps_the_tree() {
 }
 
 #[test]
+fn if_broken_leaves_a_healthy_cache_and_sweep_is_refused() {
+    let ws = Ws::new();
+    let out = ws.run(&["--if-broken"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(ws.target().join(r"debug\read-only.txt").is_file(), "a healthy cache is kept");
+    let out = ws.run(&["--sweep"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--sweep is not available on this OS yet"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(ws.target().join(r"debug\read-only.txt").is_file(), "nothing is changed");
+}
+
+#[test]
 fn a_refused_dir_is_left_as_it_is() {
     let ws = Ws::new();
     std::fs::create_dir(ws.target().join(".git")).unwrap();

@@ -38,6 +38,8 @@ struct Open {
     pending: AtomicUsize,
     /// An error below: this dir cannot become empty, so do not try to delete it.
     blocked: AtomicBool,
+    /// Its volume's serial number: a dir on another volume is never entered.
+    volume: u64,
     /// For a trash dir: its lock, held while this purge works on it.
     _lock: Option<File>,
 }
@@ -239,6 +241,13 @@ impl Pool {
             }
         };
         let Ok(info) = fs::info(&h) else { return None };
+        // Another volume under a plain dir name (a mount reached without its reparse point, a share's server-side
+        // link): never entered, left as it is, as a Unix purge never leaves its filesystem.
+        if info.id.dev != parent.volume {
+            self.problems.lock().expect("purge problems poisoned").skipped_mounts.push(path);
+            parent.blocked.store(true, Ordering::Relaxed);
+            return None;
+        }
         let Ok(lock) = self.trash_lock(name, info.id, &path) else {
             parent.blocked.store(true, Ordering::Relaxed);
             return None;
@@ -369,12 +378,14 @@ impl Pool {
 }
 
 fn open(h: Dir, path: PathBuf, parent: Option<Arc<Open>>, lock: Option<File>) -> Open {
+    let volume = fs::info(&h).map_or(0, |i| i.id.dev);
     Open {
         handle: Mutex::new(Some(h)),
         path,
         parent,
         pending: AtomicUsize::new(1),
         blocked: AtomicBool::new(false),
+        volume,
         _lock: lock,
     }
 }
