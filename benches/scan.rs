@@ -232,10 +232,11 @@ mod win {
         let stage = median(|| drop(scan(&native, &roots, NOT_A_PID).unwrap()));
         let table = median(|| drop(Platform { holders: false, ..native.clone() }.snapshot(NOT_A_PID).unwrap()));
         let handle_table = median(|| {
+            let mut namer = handles::Namer::start();
             let entries = handles::table().unwrap();
             for &pid in &pids {
                 let mine: Vec<handles::Entry> = entries.iter().filter(|e| e.pid == pid).copied().collect();
-                drop(handles::held_by(pid, &mine, None));
+                drop(handles::held_by(pid, &mine, None, &mut namer));
             }
         });
         let module_snapshots = median(|| {

@@ -384,7 +384,13 @@ fn check(
     if force {
         return Ok(());
     }
-    let inside = protected.cargo_homes.iter().find(|c| real.starts_with(resolve(c)) || lex.starts_with(lexical(c)));
+    // By name, and by identity: a dir above the opened one (as Windows or the kernel names it) that is cargo's home.
+    let above: Vec<FileId> = a.real.ancestors().skip(1).filter_map(platform::id_of_path).collect();
+    let inside = protected.cargo_homes.iter().find(|c| {
+        real.starts_with(resolve(c))
+            || lex.starts_with(lexical(c))
+            || platform::id_of_path(c).is_some_and(|id| above.contains(&id))
+    });
     if let Some(cargo_home) = inside {
         return refuse(Reason::InsideCargoHome { cargo_home: cargo_home.clone() });
     }

@@ -18,7 +18,7 @@ pub use unix::{cargo_locks, cargo_locks_at, is_held, is_held_at, looks_like_targ
 #[cfg(windows)]
 mod windows;
 #[cfg(windows)]
-pub use windows::{cargo_locks, cargo_locks_at, is_held, lock_state, looks_like_target};
+pub use windows::{cargo_locks, cargo_locks_at, is_held, looks_like_target};
 
 // A unit of cargo's build, read through open fds: Unix only so far, as the sweep and the repair that use it.
 #[cfg(unix)]

@@ -16,7 +16,6 @@ use windows_sys::Win32::Storage::FileSystem::{
 use windows_sys::Win32::System::IO::OVERLAPPED;
 
 use super::{CACHEDIR_SIGNATURE, CARGO_TAG_COMMENT, PROFILE_LOCKS, looks_like_triple};
-use crate::model::Hold;
 use crate::platform::Dir;
 use crate::platform::windows::fs::{self, Access, Follow, Want};
 
@@ -90,29 +89,6 @@ fn has_cargo_tag(dir: &Dir) -> bool {
     read.is_ok() && text.starts_with(CACHEDIR_SIGNATURE) && text.lines().any(|l| l.trim_end() == CARGO_TAG_COMMENT)
 }
 
-/// How `lock` is held right now, by whom cannot be seen: `None` when free; `Shared` when a shared lock can still be
-/// had (someone holds it shared); `Exclusive` when not even that. Each probe is released at once.
-#[must_use]
-pub fn lock_state(lock: &Path) -> Option<Hold> {
-    if !is_held(lock) {
-        return None;
-    }
-    let Ok(file) = OpenOptions::new().read(true).custom_flags(FILE_FLAG_OPEN_REPARSE_POINT).open(lock) else {
-        return Some(Hold::Exclusive);
-    };
-    let h = file.as_raw_handle() as HANDLE;
-    let mut overlapped = OVERLAPPED::default();
-    // SAFETY: a valid file handle and a zeroed OVERLAPPED that outlives the call.
-    let shared = unsafe { LockFileEx(h, LOCKFILE_FAIL_IMMEDIATELY, 0, u32::MAX, u32::MAX, &raw mut overlapped) };
-    if shared == 0 {
-        return Some(Hold::Exclusive);
-    }
-    let mut overlapped = OVERLAPPED::default();
-    // SAFETY: the range just locked through this handle.
-    unsafe { UnlockFileEx(h, 0, u32::MAX, u32::MAX, &raw mut overlapped) };
-    Some(Hold::Shared)
-}
-
 /// Whether some process holds `lock` right now: an exclusive `LockFileEx` over the whole file that fails at once,
 /// released at once when it succeeds. Opened as itself, sharing everything; a file someone opened without sharing
 /// is held too.
@@ -179,8 +155,6 @@ mod tests {
         let holder = std::fs::File::open(&locks[0]).unwrap();
         lock(&holder);
         assert!(is_held(&locks[0]), "a LockFileEx lock through another handle is seen");
-        assert_eq!(lock_state(&locks[0]), Some(Hold::Exclusive));
-        assert_eq!(lock_state(&locks[1]), None);
         assert!(!is_held(&locks[1]));
         drop(holder);
         assert!(!is_held(&locks[0]), "closing the handle releases the lock");

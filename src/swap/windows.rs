@@ -45,7 +45,9 @@ pub fn swap(
         }
     };
     adopt_leftovers_beside(a, &target, locks)?;
-    Ok(Swapped { trash: trash_inside(&target, &a.path, locks)?, mounts: Vec::new() })
+    // Trash is named under the dir's real path, as Windows spells it: a detached deleter opens it by that path,
+    // and the spelling given (a trailing space in a parent's name) may lead nowhere when read again.
+    Ok(Swapped { trash: trash_inside(&target, &a.real, locks)?, mounts: Vec::new() })
 }
 
 /// `NAME.safeclean-ID` plus `suffix`: the names beside the target dir.

@@ -4,10 +4,18 @@
 //! Only disk files are named: `GetFileType` is asked first and only `FILE_TYPE_DISK` goes on to
 //! `GetFinalPathNameByHandleW`, because naming a synchronous pipe can block for ever. Where this process's own file
 //! handle shows which object type index files have, other types are skipped without being duplicated.
+//!
+//! A duplicate shares its file object with the holder's handle, and a query waits while a synchronous request is
+//! pending on that object (a cargo blocked in `LockFileEx` on a lock file it opened for synchronous IO). So handles
+//! are asked on a thread of their own ([`Namer`]): one that does not answer within [`PATIENCE`] is counted as a file
+//! whose name could not be read (the process then counts as not fully inspected), and its thread is left to end when
+//! that wait does, or with this process.
 
 use std::io;
-use std::os::windows::io::{AsRawHandle, RawHandle};
-use std::path::Path;
+use std::os::windows::io::{AsRawHandle, OwnedHandle};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::time::Duration;
 
 use windows_sys::Wdk::System::SystemInformation::{NtQuerySystemInformation, SYSTEM_INFORMATION_CLASS};
 use windows_sys::Win32::Foundation::{DUPLICATE_SAME_ACCESS, DuplicateHandle, HANDLE};
@@ -15,8 +23,8 @@ use windows_sys::Win32::Storage::FileSystem::{FILE_TYPE_DISK, GetFileType};
 use windows_sys::Win32::System::Threading::{OpenProcess, PROCESS_DUP_HANDLE};
 
 use super::{current_process, file_id, final_path, owned};
-use crate::model::HandleKind;
-use crate::platform::held::Held;
+use crate::model::{FileId, HandleKind};
+use crate::platform::held::{Held, Place};
 
 /// `SystemExtendedHandleInformation`: every handle with a pid and handle value of pointer width.
 const SYSTEM_EXTENDED_HANDLE_INFORMATION: SYSTEM_INFORMATION_CLASS = 64;
@@ -92,9 +100,53 @@ fn read() -> io::Result<Vec<Entry>> {
     }
 }
 
-/// The disk files among `entries` (all of process `pid`), each duplicated and named. The current dir `cwd` is told
-/// from other open dirs by its path. An error when the process cannot be opened to duplicate its handles.
-pub fn held_by(pid: u32, entries: &[Entry], cwd: Option<&Path>) -> io::Result<Vec<Held>> {
+/// How long one handle may take to say what it is before it is given up.
+pub const PATIENCE: Duration = Duration::from_millis(300);
+
+/// What a disk file's handle says it is.
+type Named = Option<(PathBuf, Option<FileId>)>;
+
+/// Asks duplicated handles what they are, on a thread of its own (see the module docs).
+pub struct Namer {
+    jobs: Sender<OwnedHandle>,
+    answers: Receiver<Named>,
+}
+
+impl Namer {
+    #[must_use]
+    pub fn start() -> Self {
+        let (jobs, asked) = channel::<OwnedHandle>();
+        let (answer, answers) = channel();
+        std::thread::spawn(move || {
+            for h in asked {
+                if answer.send(name(&h)).is_err() {
+                    break;
+                }
+            }
+        });
+        Namer { jobs, answers }
+    }
+
+    /// What `h` is; `Err` when it did not say within [`PATIENCE`] (this namer is then replaced by a new one).
+    fn ask(&mut self, h: OwnedHandle) -> Result<Named, ()> {
+        let answered = self.jobs.send(h).ok().and_then(|()| self.answers.recv_timeout(PATIENCE).ok());
+        answered.ok_or_else(|| *self = Namer::start())
+    }
+}
+
+/// The path and identity of a disk file's handle; `None` for anything else.
+fn name(h: &OwnedHandle) -> Named {
+    // SAFETY: a valid handle we own.
+    if unsafe { GetFileType(h.as_raw_handle() as HANDLE) } != FILE_TYPE_DISK {
+        return None;
+    }
+    Some((final_path(h.as_raw_handle())?, file_id(h)))
+}
+
+/// The disk files among `entries` (all of process `pid`), each duplicated and named by `namer`. The current dir
+/// `cwd` is told from other open dirs by its path. An error when the process cannot be opened to duplicate its
+/// handles.
+pub fn held_by(pid: u32, entries: &[Entry], cwd: Option<&Path>, namer: &mut Namer) -> io::Result<Vec<Held>> {
     // SAFETY: plain arguments; the result is checked by `owned`.
     let process = owned(unsafe { OpenProcess(PROCESS_DUP_HANDLE, 0, pid) })?;
     let mut out = Vec::new();
@@ -115,13 +167,22 @@ pub fn held_by(pid: u32, entries: &[Entry], cwd: Option<&Path>) -> io::Result<Ve
             )
         };
         let Ok(dup) = owned(if ok == 0 { std::ptr::null_mut() } else { dup }) else { continue };
-        // SAFETY: a valid handle we own; GetFileType never blocks.
-        if unsafe { GetFileType(dup.as_raw_handle() as HANDLE) } != FILE_TYPE_DISK {
-            continue;
+        match namer.ask(dup) {
+            Ok(Some((path, id))) => {
+                let kind = if cwd.is_some_and(|c| same_path(c, &path)) { HandleKind::Cwd } else { HandleKind::Fd };
+                out.extend(Held::named(kind, path, id, None));
+            }
+            Ok(None) => {}
+            Err(()) => out.push(Held {
+                kind: HandleKind::Fd,
+                place: Place::Unnamed {
+                    chain: Vec::new(),
+                    complete: false,
+                    why: "holds a file that did not say its name in time (a request is pending on it, such as a wait for a lock)",
+                },
+                fd: None,
+            }),
         }
-        let Some(path) = final_path(dup.as_raw_handle() as RawHandle) else { continue };
-        let kind = if cwd.is_some_and(|c| same_path(c, &path)) { HandleKind::Cwd } else { HandleKind::Fd };
-        out.extend(Held::named(kind, path, file_id(&dup), None));
     }
     Ok(out)
 }

@@ -48,7 +48,7 @@ use windows_sys::Win32::Storage::FileSystem::{
 use super::held::{self, Places};
 use super::{Identity, Waited};
 use crate::interrupt::Interrupt;
-use crate::model::{FileId, Found, HandleKind, Process, Roots, Sig, SignalError, Table, Uninspectable};
+use crate::model::{FileId, Found, Process, Roots, Sig, SignalError, Table, Uninspectable};
 
 /// An open dir that file work is done relative to.
 pub type Dir = OwnedHandle;
@@ -150,39 +150,11 @@ pub struct Snapshot {
 impl Snapshot {
     /// What is held under `roots`, with the process table and the processes that could not be inspected.
     pub fn holders(self, roots: &Roots, _exclude: u32) -> Result<(Vec<Found>, Table, Uninspectable), ScanError> {
-        // No lock state is visible per handle (a `LockFileEx` range is not in the handle table): see `lock_evidence`.
-        let held::Scanned { mut found, table, uninspectable } = self.raw.holders(&Places::of(roots), |_, _| None);
-        lock_evidence(&mut found);
+        // No lock state is visible per handle: a `LockFileEx` range is not in the handle table, and a process that
+        // has a locked lock file open may be waiting for the lock while its owner is one this scan cannot see (an
+        // elevated process, another machine on a share). A lock file is an open file; the run probes the locks.
+        let held::Scanned { found, table, uninspectable } = self.raw.holders(&Places::of(roots), |_, _| None);
         Ok((found, table, uninspectable))
-    }
-}
-
-/// Cargo's locks are `LockFileEx` locks, which the handle table does not show; it shows who has each lock file open.
-/// A lock is taken through an open handle, so when one of cargo's lock files is locked now and exactly one process
-/// has it open, that process holds the lock (shared or exclusive, as a probe says). When two or more have it open
-/// (one holds, others wait), which one holds it cannot be known, and none is named its owner.
-fn lock_evidence(found: &mut [Found]) {
-    use std::collections::HashMap;
-    let mut openers: HashMap<PathBuf, Vec<(usize, usize)>> = HashMap::new();
-    for (i, f) in found.iter().enumerate() {
-        for (j, h) in f.handles.iter().enumerate() {
-            if h.kind == HandleKind::Fd && crate::layout::lock_name(&h.path).is_some() {
-                openers.entry(h.path.clone()).or_default().push((i, j));
-            }
-        }
-    }
-    for (path, at) in openers {
-        let pids: HashSet<usize> = at.iter().map(|&(i, _)| i).collect();
-        if pids.len() != 1 {
-            continue;
-        }
-        if let Some(hold) = crate::layout::lock_state(&path) {
-            for (i, j) in at {
-                let h = &mut found[i].handles[j];
-                h.kind = HandleKind::Lock;
-                h.hold = Some(hold);
-            }
-        }
     }
 }
 
@@ -351,6 +323,7 @@ fn current_process() -> HANDLE {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::HandleKind;
 
     #[test]
     fn verbatim_and_drive_forms_are_one_spelling() {

@@ -69,6 +69,7 @@ pub fn snapshot(exclude: u32, holders: bool) -> Result<Snapshot, ScanError> {
         }
     }
     let mut out = Snapshot::new(NO_UID);
+    let mut namer = handles::Namer::start();
     for (pid, p) in sys.processes() {
         let pid = pid.as_u32();
         let process = to_process(pid, p);
@@ -77,7 +78,7 @@ pub fn snapshot(exclude: u32, holders: bool) -> Result<Snapshot, ScanError> {
             Holds::NotRead
         } else {
             let entries = by_pid.remove(&pid).unwrap_or_default();
-            match (handles::held_by(pid, &entries, process.cwd.as_deref()), modules::images(pid)) {
+            match (handles::held_by(pid, &entries, process.cwd.as_deref(), &mut namer), modules::images(pid)) {
                 (Ok(mut files), Ok(images)) => {
                     files.extend(images);
                     Holds::Read(files)
