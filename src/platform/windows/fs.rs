@@ -31,10 +31,10 @@ use windows_sys::Win32::Storage::FileSystem::{
     BY_HANDLE_FILE_INFORMATION, DELETE, FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_NORMAL, FILE_ATTRIBUTE_READONLY,
     FILE_ATTRIBUTE_REPARSE_POINT, FILE_BASIC_INFO, FILE_DISPOSITION_FLAG_DELETE,
     FILE_DISPOSITION_FLAG_IGNORE_READONLY_ATTRIBUTE, FILE_DISPOSITION_FLAG_POSIX_SEMANTICS, FILE_DISPOSITION_INFO,
-    FILE_DISPOSITION_INFO_EX, FILE_GENERIC_READ, FILE_GENERIC_WRITE, FILE_ID_BOTH_DIR_INFO, FILE_READ_ATTRIBUTES,
-    FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE, FILE_WRITE_ATTRIBUTES, FileBasicInfo, FileDispositionInfo,
-    FileDispositionInfoEx, FileIdBothDirectoryInfo, FileIdBothDirectoryRestartInfo, GetFileInformationByHandle,
-    GetFileInformationByHandleEx, SYNCHRONIZE, SetFileInformationByHandle,
+    FILE_DISPOSITION_INFO_EX, FILE_GENERIC_READ, FILE_GENERIC_WRITE, FILE_ID_BOTH_DIR_INFO, FILE_ID_INFO,
+    FILE_READ_ATTRIBUTES, FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE, FILE_WRITE_ATTRIBUTES, FileBasicInfo,
+    FileDispositionInfo, FileDispositionInfoEx, FileIdBothDirectoryInfo, FileIdBothDirectoryRestartInfo, FileIdInfo,
+    GetFileInformationByHandle, GetFileInformationByHandleEx, SYNCHRONIZE, SetFileInformationByHandle,
 };
 use windows_sys::Win32::System::IO::IO_STATUS_BLOCK;
 
@@ -237,15 +237,33 @@ pub fn info(h: &impl AsRawHandle) -> io::Result<Info> {
     if unsafe { GetFileInformationByHandle(h.as_raw_handle() as HANDLE, &raw mut i) } == 0 {
         return Err(io::Error::last_os_error());
     }
+    let index = (u64::from(i.nFileIndexHigh) << 32) | u64::from(i.nFileIndexLow);
     Ok(Info {
-        id: FileId {
-            dev: u64::from(i.dwVolumeSerialNumber),
-            ino: (u64::from(i.nFileIndexHigh) << 32) | u64::from(i.nFileIndexLow),
-        },
+        id: FileId { dev: u64::from(i.dwVolumeSerialNumber), ino: file_id_128(h).unwrap_or(index) },
         attributes: i.dwFileAttributes,
         size: (u64::from(i.nFileSizeHigh) << 32) | u64::from(i.nFileSizeLow),
         links: i.nNumberOfLinks,
     })
+}
+
+/// The file's 128-bit id (`FileIdInfo`), folded into 64 bits. NTFS's ids fit in the low half, which is kept as it
+/// is (the same number as `nFileIndex`); `ReFS` (a Dev Drive) uses the whole 128 bits and does not promise the 64-bit
+/// index is unique, so the high half is mixed in, scrambled, rather than dropped: two small structured halves
+/// (a table and a row) do not cancel out as a plain XOR would let them. `None` where the call is refused (FAT, older
+/// systems): the 64-bit index is the id there, for every file of that volume alike.
+fn file_id_128(h: &impl AsRawHandle) -> Option<u64> {
+    let mut info = FILE_ID_INFO::default();
+    let size = u32::try_from(std::mem::size_of::<FILE_ID_INFO>()).unwrap_or(u32::MAX);
+    // SAFETY: a valid handle and a struct of the size given.
+    let ok =
+        unsafe { GetFileInformationByHandleEx(h.as_raw_handle() as HANDLE, FileIdInfo, (&raw mut info).cast(), size) };
+    if ok == 0 {
+        return None;
+    }
+    let bytes = info.FileId.Identifier;
+    let low = u64::from_le_bytes(bytes[..8].try_into().ok()?);
+    let high = u64::from_le_bytes(bytes[8..].try_into().ok()?);
+    Some(if high == 0 { low } else { low ^ high.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29) })
 }
 
 /// The entries of the open dir `dir` (not `.` and `..`), read from the handle.
@@ -442,6 +460,19 @@ mod tests {
         std::io::Write::write_all(&mut f, b"tag").unwrap();
         drop(f);
         assert_eq!(std::fs::read(tmp.path().join("trash/CACHEDIR.TAG")).unwrap(), b"tag");
+    }
+
+    #[test]
+    fn an_id_is_the_files_whatever_handle_asks() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("f"), "x").unwrap();
+        std::fs::write(tmp.path().join("g"), "x").unwrap();
+        let root = open_dir(tmp.path(), Access::Read).unwrap();
+        let id = |name: &str| info(&open_at(&root, os(name), Access::Read, Want::Any, Follow::No).unwrap()).unwrap().id;
+        assert_eq!(id("f"), id("f"));
+        assert_ne!(id("f"), id("g"));
+        let by_std = info(&std::fs::File::open(tmp.path().join("f")).unwrap()).unwrap().id;
+        assert_eq!(by_std, id("f"), "every way of opening it gives one id");
     }
 
     #[test]

@@ -40,9 +40,8 @@ use std::time::Instant;
 
 use windows_sys::Win32::Foundation::{HANDLE, INVALID_HANDLE_VALUE};
 use windows_sys::Win32::Storage::FileSystem::{
-    BY_HANDLE_FILE_INFORMATION, CreateFileW, FILE_FLAG_BACKUP_SEMANTICS, FILE_FLAG_OPEN_REPARSE_POINT,
-    FILE_NAME_NORMALIZED, FILE_READ_ATTRIBUTES, FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE,
-    GetFileInformationByHandle, GetFinalPathNameByHandleW, OPEN_EXISTING, VOLUME_NAME_DOS,
+    CreateFileW, FILE_FLAG_BACKUP_SEMANTICS, FILE_FLAG_OPEN_REPARSE_POINT, FILE_NAME_NORMALIZED, FILE_READ_ATTRIBUTES,
+    FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE, GetFinalPathNameByHandleW, OPEN_EXISTING, VOLUME_NAME_DOS,
 };
 
 use super::held::{self, Places};
@@ -235,13 +234,7 @@ pub fn id_of_path(path: &Path) -> Option<FileId> {
 /// The volume serial number and file index of an open file: what identifies it whatever its name.
 #[must_use]
 pub fn file_id(h: &OwnedHandle) -> Option<FileId> {
-    let mut info = BY_HANDLE_FILE_INFORMATION::default();
-    // SAFETY: a valid handle and a struct of the size the call writes.
-    if unsafe { GetFileInformationByHandle(h.as_raw_handle() as HANDLE, &raw mut info) } == 0 {
-        return None;
-    }
-    let index = (u64::from(info.nFileIndexHigh) << 32) | u64::from(info.nFileIndexLow);
-    Some(FileId { dev: u64::from(info.dwVolumeSerialNumber), ino: index })
+    fs::info(h).ok().map(|i| i.id)
 }
 
 /// The path of an open file as Windows names it now (normalised, DOS volume names), `\\?\` taken off.
