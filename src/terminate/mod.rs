@@ -154,7 +154,8 @@ impl fmt::Display for BusyLock {
         let Some((who, kind, reason)) = &self.holder else {
             return write!(
                 f,
-                "{path} is locked by a process that could not be inspected (another user's? run as root to see it)"
+                "{path} is locked by a process that could not be inspected (another user's? run {} to see it)",
+                if cfg!(windows) { "as an administrator" } else { "as root" }
             );
         };
         // Advice only where it is true for the flags given: `--all-holders` stops what the policy spares, nothing
@@ -162,7 +163,8 @@ impl fmt::Display for BusyLock {
         let advice = match reason {
             Some(SpareReason::Policy) => " (--all-holders stops it)".to_string(),
             Some(SpareReason::NotOwner) => format!(
-                " (--unlock stops only a lock's owner; it lets go when its work ends, or stop it yourself: kill {})",
+                " (--unlock stops only a lock's owner; it lets go when its work ends, or stop it yourself: {} {})",
+                if cfg!(windows) { "taskkill /PID" } else { "kill" },
                 who.pid
             ),
             Some(SpareReason::Protected) => " (this run never signals pid 1 or its own family)".to_string(),
