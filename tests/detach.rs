@@ -58,14 +58,15 @@ fn detached(out: &Output, rv: &mut Rendezvous) -> Deleter {
     let event = json_lines(out).into_iter().find(|l| l["reason"] == "purge_detached").expect("a purge_detached line");
     assert_eq!(&event["pid"], &d["pid"]);
     let trash: Vec<PathBuf> = d["trash"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().into()).collect();
-    // Alive when the run returned: even a 10,000-file tree takes its deleter longer than the run takes to exit.
+    // Alive when the run returned: a 40,000-file tree takes its deleter longer than the run takes to exit, even on a
+    // machine busy with the other tests (10,000 files once did not).
     let id = identity(pid).unwrap_or_else(|| panic!("deleter {pid} is gone already"));
     Deleter { id, trash, log: d["log"].as_str().unwrap().into() }
 }
 
-/// A 10,000-file target dir handed to a deleter, which is stopped (SIGSTOP) at once: mid-way, however fast it is.
+/// A 40,000-file target dir handed to a deleter, which is stopped (SIGSTOP) at once: mid-way, however fast it is.
 fn stopped_mid_way() -> (Ws, Rendezvous, Deleter) {
-    let ws = workspace(10);
+    let ws = workspace(40);
     let mut rv = Rendezvous::new();
     let d = detached(&ws.run(&["--detach", "--no-verify", "--message-format", "json"]), &mut rv);
     send(d.id.pid, rustix::process::Signal::STOP);
