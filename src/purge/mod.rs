@@ -11,6 +11,7 @@
 #[cfg_attr(unix, path = "pool/unix.rs")]
 #[cfg_attr(windows, path = "pool/windows.rs")]
 mod pool;
+mod queue;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};

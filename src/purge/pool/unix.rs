@@ -12,12 +12,13 @@ use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
+use super::queue::Queue;
 use super::{Busy, Problems, Progress, TrashRoot};
 use crate::interrupt::Interrupt;
 use crate::layout::TRASH_PREFIX;
@@ -77,9 +78,7 @@ enum Task {
 }
 
 pub(in crate::purge) struct Pool {
-    /// The task stack (LIFO keeps the number of open dirs near the tree depth) and the count of tasks in flight.
-    queue: Mutex<(Vec<Task>, usize)>,
-    ready: Condvar,
+    queue: Queue<Task>,
     problems: Mutex<Problems>,
     mounts: Mounts,
     busy: Busy,
@@ -111,8 +110,7 @@ impl Pool {
 
     fn with(mounts: Mounts, busy: Busy, lock_timeout: Duration, locks: Option<TrashLocks>, count_only: bool) -> Self {
         Pool {
-            queue: Mutex::new((Vec::new(), 0)),
-            ready: Condvar::new(),
+            queue: Queue::new(),
             problems: Mutex::default(),
             mounts,
             busy,
@@ -163,11 +161,7 @@ impl Pool {
     }
 
     fn push(&self, task: Task) {
-        let mut q = self.queue.lock().expect("purge queue poisoned");
-        q.0.push(task);
-        q.1 += 1;
-        drop(q);
-        self.ready.notify_one();
+        self.queue.push(task);
     }
 
     fn error(&self, path: PathBuf, e: impl Into<std::io::Error>) {
@@ -229,25 +223,7 @@ impl Pool {
     }
 
     pub(in crate::purge) fn work(&self, progress: &Progress, interrupt: &Interrupt, stop: &AtomicBool) {
-        loop {
-            let task = {
-                let mut q = self.queue.lock().expect("purge queue poisoned");
-                loop {
-                    if interrupt.is_set() || stop.load(Ordering::Relaxed) {
-                        stop.store(true, Ordering::Relaxed);
-                        self.ready.notify_all();
-                        return;
-                    }
-                    if let Some(t) = q.0.pop() {
-                        break t;
-                    }
-                    if q.1 == 0 {
-                        self.ready.notify_all();
-                        return;
-                    }
-                    q = self.ready.wait(q).expect("purge queue poisoned");
-                }
-            };
+        while let Some(task) = self.queue.next(interrupt, stop) {
             match task {
                 Task::Open { parent, name, root } => self.open_and_list(&parent, &name, root, progress),
                 Task::List { dir } => {
@@ -261,11 +237,7 @@ impl Pool {
                     self.release(&dir);
                 }
             }
-            let mut q = self.queue.lock().expect("purge queue poisoned");
-            q.1 -= 1;
-            if q.1 == 0 {
-                self.ready.notify_all();
-            }
+            self.queue.done();
         }
     }
 

@@ -11,11 +11,12 @@ use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use windows_sys::Win32::Foundation::ERROR_DIR_NOT_EMPTY;
 
+use super::queue::Queue;
 use super::{Busy, Problems, Progress, TrashRoot};
 use crate::interrupt::Interrupt;
 use crate::layout::TRASH_PREFIX;
@@ -60,9 +61,7 @@ enum Task {
 }
 
 pub(in crate::purge) struct Pool {
-    /// The task stack and the count of tasks in flight.
-    queue: Mutex<(Vec<Task>, usize)>,
-    ready: Condvar,
+    queue: Queue<Task>,
     problems: Mutex<Problems>,
     busy: Busy,
     lock_timeout: Duration,
@@ -87,15 +86,7 @@ impl Pool {
     }
 
     fn with(busy: Busy, lock_timeout: Duration, locks: Option<TrashLocks>, count_only: bool) -> Self {
-        Pool {
-            queue: Mutex::new((Vec::new(), 0)),
-            ready: Condvar::new(),
-            problems: Mutex::default(),
-            busy,
-            lock_timeout,
-            locks,
-            count_only,
-        }
+        Pool { queue: Queue::new(), problems: Mutex::default(), busy, lock_timeout, locks, count_only }
     }
 
     /// Counts everything below the open dir `dir` (at `path`, for messages).
@@ -108,11 +99,7 @@ impl Pool {
     }
 
     fn push(&self, task: Task) {
-        let mut q = self.queue.lock().expect("purge queue poisoned");
-        q.0.push(task);
-        q.1 += 1;
-        drop(q);
-        self.ready.notify_one();
+        self.queue.push(task);
     }
 
     fn error(&self, path: PathBuf, e: std::io::Error) {
@@ -180,25 +167,7 @@ impl Pool {
     }
 
     pub(in crate::purge) fn work(&self, progress: &Progress, interrupt: &Interrupt, stop: &AtomicBool) {
-        loop {
-            let task = {
-                let mut q = self.queue.lock().expect("purge queue poisoned");
-                loop {
-                    if interrupt.is_set() || stop.load(Ordering::Relaxed) {
-                        stop.store(true, Ordering::Relaxed);
-                        self.ready.notify_all();
-                        return;
-                    }
-                    if let Some(t) = q.0.pop() {
-                        break t;
-                    }
-                    if q.1 == 0 {
-                        self.ready.notify_all();
-                        return;
-                    }
-                    q = self.ready.wait(q).expect("purge queue poisoned");
-                }
-            };
+        while let Some(task) = self.queue.next(interrupt, stop) {
             match task {
                 Task::Open { parent, name } => {
                     if let Some(dir) = self.open_child(&parent, &name) {
@@ -218,11 +187,7 @@ impl Pool {
                     self.release(dir);
                 }
             }
-            let mut q = self.queue.lock().expect("purge queue poisoned");
-            q.1 -= 1;
-            if q.1 == 0 {
-                self.ready.notify_all();
-            }
+            self.queue.done();
         }
     }
 
